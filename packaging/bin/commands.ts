@@ -1,0 +1,41 @@
+/** A sub-command: loaded only when run, so `fedvm seal` never loads FUSE or SQLite. */
+export interface Command {
+  readonly name: string
+  readonly usage: string
+  readonly summary: string
+  readonly load: () => Promise<{ run (argv: string[]): Promise<number> }>
+}
+
+/** Every fedvm sub-command, in the order `fedvm --help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'guestfs',
+    usage: 'fedvm guestfs mount MOUNTPOINT --db FILE [--sync normal|full]',
+    summary: 'serve the KPI filesystem inside a VM',
+    load: () => import('../../guestfs/cli.js'),
+  },
+  {
+    name: 'keygen',
+    usage: 'fedvm keygen --out DIR',
+    summary: 'make a site\'s sealing key pair (seal.key, seal.pub); prints the public key',
+    load: () => import('../../protocol/crypto/keygen-command.js'),
+  },
+  {
+    name: 'seal',
+    usage: 'fedvm seal --to PRIMARY_PUBLIC_KEY|FILE < value > sealed',
+    summary: 'seal a value for the primary site (for encrypted/)',
+    load: () => import('../../protocol/crypto/seal-command.js'),
+  },
+  {
+    name: 'unseal',
+    usage: 'fedvm unseal --key PRIMARY_SECRET_KEY_FILE < sealed > value',
+    summary: 'open a sealed value with the primary site\'s secret key',
+    load: () => import('../../protocol/crypto/unseal-command.js'),
+  },
+  {
+    name: 'demo',
+    usage: 'fedvm demo',
+    summary: 'mount guestfs on a temporary directory, write KPIs, print the rows',
+    load: () => import('../demo/demo.js'),
+  },
+]
