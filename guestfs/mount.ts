@@ -24,13 +24,13 @@ export async function mountGuestfs (options: GuestfsOptions): Promise<MountedGue
   const log = options.log ?? ((line: string) => process.stderr.write(`guestfs: ${line}\n`))
   await recoverStaleMount(options.mountpoint, log)
   await mkdir(options.mountpoint, { recursive: true })
-  const store = KpiStore.open(options.dbFile, { sync: options.sync })
+  const store = KpiStore.open(options.dbFile, { sync: options.sync, backgroundCheckpoints: true, log })
   const state = createGuestfsState(store, log)
   let fuse
   try {
     fuse = await mountFuse(options.mountpoint, adaptOperations(operations, state))
   } catch (err) {
-    store.close()
+    await store.close()
     throw err
   }
   const mounted = fuse
@@ -38,7 +38,7 @@ export async function mountGuestfs (options: GuestfsOptions): Promise<MountedGue
     state,
     async close () {
       await mounted.unmount()
-      store.close()
+      await store.close()
     },
   }
 }

@@ -4,6 +4,7 @@ import { FsError, toFsError } from '../errors'
 import { parseKpiCsv, type KpiSample } from '../csv/parse-kpi-csv'
 import { checkKpiName, type KpiDir } from '../kpi-names'
 import { foldCase, quoteIdentifier } from '../sql-names'
+import { Checkpointer } from './checkpointer'
 import { prepareDatabase, type SyncMode } from './schema'
 
 /** A KPI file as the filesystem shows it: the bytes and time of its last commit. */
@@ -33,6 +34,9 @@ interface QueuedCommit {
 
 export interface KpiStoreOptions {
   sync?: SyncMode
+  /** Checkpoint the WAL on a background thread instead of inside commits (needs the compiled worker). */
+  backgroundCheckpoints?: boolean
+  log?: (line: string) => void
   /** Most rows grouped into one transaction. */
   maxBatch?: number
 }
@@ -54,30 +58,34 @@ export class KpiStore {
   private readonly inserts = new Map<string, Statement>()
   private readonly upsertFile: Statement
   private readonly hideFile: Statement
-  private readonly appendJournal: Statement
   private readonly writeBatch: (batch: QueuedCommit[], ts: number) => void
   private readonly maxBatch: number
   private queue: QueuedCommit[] = []
   private flushScheduled = false
   private lastTs = 0
+  /** The last rowid handed out: one sequence across all KPI tables, in commit order. */
+  private lastSeq = 0n
 
-  private constructor (private readonly db: Db, options: KpiStoreOptions) {
+  private readonly checkpointer?: Checkpointer
+
+  private constructor (private readonly db: Db, file: string, options: KpiStoreOptions) {
     this.maxBatch = options.maxBatch ?? 512
     this.upsertFile = db.prepare(`INSERT INTO _fedvm_files (name, encrypted, visible, ts, content) VALUES (?, ?, 1, ?, ?)
       ON CONFLICT (name) DO UPDATE SET visible = 1, ts = excluded.ts, content = excluded.content`)
     this.hideFile = db.prepare('UPDATE _fedvm_files SET visible = 0 WHERE name = ?')
-    this.appendJournal = db.prepare('INSERT INTO _fedvm_journal (kpi, row) VALUES (?, ?)')
     this.writeBatch = db.transaction((batch: QueuedCommit[], ts: number) => {
-      for (const item of batch) this.writeRow(item, ts)
+      let seq = this.lastSeq
+      for (const item of batch) this.writeRow(item, ts, ++seq)
     })
     this.loadFiles()
+    if (options.backgroundCheckpoints) this.checkpointer = new Checkpointer(file, options.log ?? (() => {}))
   }
 
   static open (file: string, options: KpiStoreOptions = {}): KpiStore {
     const db = new Database(file)
     try {
-      prepareDatabase(db, options.sync ?? 'normal')
-      return new KpiStore(db, options)
+      prepareDatabase(db, options.sync ?? 'normal', options.backgroundCheckpoints ?? false)
+      return new KpiStore(db, file, options)
     } catch (err) {
       db.close()
       throw err
@@ -133,9 +141,11 @@ export class KpiStore {
     file.visible = false
   }
 
-  /** Commits whatever is queued, then closes the database. */
-  close (): void {
+  /** Commits whatever is queued, checkpoints the WAL into the database file, and closes it. */
+  async close (): Promise<void> {
     this.flush()
+    await this.checkpointer?.stop()
+    this.db.pragma('wal_checkpoint(TRUNCATE)')
     this.db.close()
   }
 
@@ -176,18 +186,18 @@ export class KpiStore {
   }
 
   private settle (item: QueuedCommit, ts: number): void {
+    this.lastSeq++
     this.files.set(foldCase(item.name), { name: item.name, dir: item.dir, visible: true, ts, content: item.content })
     this.stats.committed++
     item.resolve(ts)
   }
 
-  private writeRow (item: QueuedCommit, ts: number): void {
+  private writeRow (item: QueuedCommit, ts: number, seq: bigint): void {
     const shape = this.tableFor(item)
     const columns = item.sample ? this.ensureColumns(shape, item.sample.columns) : ['data']
     const values = item.sample ? item.sample.values : [item.content]
-    const { lastInsertRowid } = this.insertFor(shape.name, columns).run(BigInt(ts), ...values)
+    this.insertFor(shape.name, columns).run(seq, BigInt(ts), ...values)
     this.upsertFile.run(item.name, shape.encrypted ? 1 : 0, BigInt(ts), item.content)
-    this.appendJournal.run(item.name, lastInsertRowid)
   }
 
   private tableFor (item: QueuedCommit): TableShape {
@@ -226,8 +236,8 @@ export class KpiStore {
     const key = [table, ...columns].join('\u0000')
     let insert = this.inserts.get(key)
     if (!insert) {
-      const names = ['ts', ...columns].map(quoteIdentifier).join(', ')
-      const params = ['?', ...columns.map(() => '?')].join(', ')
+      const names = ['rowid', 'ts', ...columns].map(quoteIdentifier).join(', ')
+      const params = ['?', '?', ...columns.map(() => '?')].join(', ')
       insert = this.db.prepare(`INSERT INTO ${quoteIdentifier(table)} (${names}) VALUES (${params})`)
       this.inserts.set(key, insert)
     }
@@ -260,6 +270,8 @@ export class KpiStore {
       if (info.length === 0) continue
       const columns = new Map(info.map((column) => [foldCase(column.name), column.name]))
       this.shapes.set(foldCase(file.name), { name: file.name, encrypted: file.dir === 'encrypted', columns })
+      const maxRowid = this.db.prepare(`SELECT max(rowid) FROM ${quoteIdentifier(file.name)}`).safeIntegers().pluck().get() as bigint | null
+      if (maxRowid !== null && maxRowid > this.lastSeq) this.lastSeq = maxRowid
     }
   }
 }

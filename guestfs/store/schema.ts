@@ -4,10 +4,12 @@ import type { Database } from 'better-sqlite3'
 export const SCHEMA_VERSION = 1
 
 /**
- * Internal tables (the `_fedvm_` prefix is refused as a KPI name, so they never collide):
- * - `_fedvm_files`: one row per KPI name: its directory, whether it is listed, and the bytes and
- *   time of its last commit, so reading a file returns exactly what was last written.
- * - `_fedvm_journal`: every committed row in commit order; `seq` is the cursor the KPI feed uses.
+ * The internal table (the `_fedvm_` prefix is refused as a KPI name, so it never collides):
+ * `_fedvm_files` has one row per KPI name: its directory, whether it is listed, and the bytes and
+ * time of its last commit, so reading a file returns exactly what was last written.
+ *
+ * Commit order needs no table of its own: every KPI row's rowid is drawn from one sequence across
+ * all tables, so rowid is both the row's identity and the KPI feed's cursor.
  */
 const DDL = `
 CREATE TABLE IF NOT EXISTS _fedvm_files (
@@ -17,20 +19,17 @@ CREATE TABLE IF NOT EXISTS _fedvm_files (
   ts        INTEGER NOT NULL,
   content   BLOB    NOT NULL
 );
-CREATE TABLE IF NOT EXISTS _fedvm_journal (
-  seq  INTEGER PRIMARY KEY,
-  kpi  TEXT    NOT NULL,
-  row  INTEGER NOT NULL
-);
 `
 
 export type SyncMode = 'normal' | 'full'
 
 /** WAL with synchronous=NORMAL survives the process being killed; FULL also survives power loss. */
-export function prepareDatabase (db: Database, sync: SyncMode): void {
+export function prepareDatabase (db: Database, sync: SyncMode, backgroundCheckpoints: boolean): void {
   db.pragma('journal_mode = WAL')
   db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('busy_timeout = 5000')
+  // With a background checkpointer (checkpointer.ts), no commit ever runs a checkpoint (which fsyncs).
+  if (backgroundCheckpoints) db.pragma('wal_autocheckpoint = 0')
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > SCHEMA_VERSION) {
     throw new Error(`database schema version ${version} is newer than this fedvm understands (${SCHEMA_VERSION})`)

@@ -1,0 +1,22 @@
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+
+/** A background thread that checkpoints the WAL of one database file (the commit path never does). */
+export class Checkpointer {
+  private readonly worker: Worker
+
+  constructor (file: string, log: (line: string) => void, intervalMs = 500) {
+    this.worker = new Worker(join(__dirname, 'checkpoint-worker.js'), { workerData: { file, intervalMs } })
+    this.worker.on('message', (message: { error?: string }) => {
+      if (message.error) log(`checkpoint failed (will retry): ${message.error}`)
+    })
+    this.worker.on('error', (err) => log(`checkpoint thread died: ${err.message}`))
+    this.worker.unref()
+  }
+
+  async stop (): Promise<void> {
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve))
+    this.worker.postMessage('stop')
+    await exited
+  }
+}
