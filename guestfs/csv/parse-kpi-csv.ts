@@ -9,7 +9,8 @@ export interface KpiSample {
   values: KpiValue[]
 }
 
-const RESERVED_COLUMN = 'ts'
+// The commit time, and SQLite's names for the rowid (which carries the commit sequence).
+const RESERVED_COLUMNS = new Set(['ts', 'rowid', 'oid', '_rowid_'])
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -47,7 +48,7 @@ function columnNames (labels: string[], count: number): string[] {
   for (let i = 0; i < count; i++) {
     const name = unlabelled || labels[i] === '' ? `column${i + 1}` : labels[i]
     const folded = foldCase(name)
-    if (folded === RESERVED_COLUMN) throw new FsError('EINVAL', `column name "${name}" is reserved for the commit timestamp`)
+    if (RESERVED_COLUMNS.has(folded)) throw new FsError('EINVAL', `column name "${name}" is reserved (ts is the commit time; rowid, oid, _rowid_ the commit sequence)`)
     if (CONTROL_CHARACTER.test(name)) throw new FsError('EINVAL', `column name ${JSON.stringify(name)} has a control character`)
     if (seen.has(folded)) throw new FsError('EINVAL', `duplicate column name "${name}"`)
     seen.add(folded)

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import { FsError, toFsError } from '../errors'
 import { parseKpiCsv, type KpiSample } from '../csv/parse-kpi-csv'
+import type { KpiValue } from '../csv/typed-value'
 import { checkKpiName, type KpiDir } from '../kpi-names'
 import { foldCase, quoteIdentifier } from '../sql-names'
 import { Checkpointer } from './checkpointer'
@@ -23,11 +24,25 @@ interface TableShape {
   readonly columns: Map<string, string>
 }
 
+/** A committed row as the KPI feed sends it: `seq` is its rowid, one sequence across all tables. */
+export interface CommittedRow {
+  readonly seq: bigint
+  readonly name: string
+  readonly ts: number
+  /** Unencrypted: the table's column names for this row's values (the table's own spelling). */
+  readonly columns: string[] | null
+  readonly values: KpiValue[] | null
+  /** Encrypted: the sealed bytes, as stored. */
+  readonly sealed: Buffer | null
+}
+
 interface QueuedCommit {
   readonly dir: KpiDir
   readonly name: string
   readonly content: Buffer
   readonly sample: KpiSample | null
+  /** Filled when written: the table columns the sample's values went into. */
+  columns?: string[]
   resolve: (ts: number) => void
   reject: (err: FsError) => void
 }
@@ -60,6 +75,7 @@ export class KpiStore {
   private readonly hideFile: Statement
   private readonly writeBatch: (batch: QueuedCommit[], ts: number) => void
   private readonly maxBatch: number
+  private readonly listeners = new Set<(row: CommittedRow) => void>()
   private queue: QueuedCommit[] = []
   private flushScheduled = false
   private lastTs = 0
@@ -133,6 +149,30 @@ export class KpiStore {
     })
   }
 
+  /** The sequence of the last committed row (0 when there is none). */
+  get lastCommittedSeq (): bigint {
+    return this.lastSeq
+  }
+
+  /** Calls listener with every row once it is durable, in commit order; returns the unsubscribe function. */
+  onCommit (listener: (row: CommittedRow) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Up to `limit` committed rows after `after`, in commit order, read back from the tables (catch-up). */
+  rowsAfter (after: bigint, limit: number): CommittedRow[] {
+    const rows: CommittedRow[] = []
+    for (const shape of this.shapes.values()) {
+      const read = this.db.prepare(`SELECT rowid AS "rowid", * FROM ${quoteIdentifier(shape.name)} WHERE rowid > ? ORDER BY rowid LIMIT ?`).safeIntegers()
+      for (const record of read.all(after, BigInt(limit)) as Array<Record<string, KpiValue | Buffer>>) {
+        rows.push(rowFromRecord(shape, record))
+      }
+    }
+    rows.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
+    return rows.slice(0, limit)
+  }
+
   /** Hides a file from listings; its table and history stay, and writing the name again continues them. */
   hide (dir: KpiDir, name: string): void {
     const file = this.visibleFile(dir, name)
@@ -186,10 +226,15 @@ export class KpiStore {
   }
 
   private settle (item: QueuedCommit, ts: number): void {
-    this.lastSeq++
+    const seq = ++this.lastSeq
     this.files.set(foldCase(item.name), { name: item.name, dir: item.dir, visible: true, ts, content: item.content })
     this.stats.committed++
     item.resolve(ts)
+    if (this.listeners.size === 0) return
+    const row: CommittedRow = item.sample
+      ? { seq, name: item.name, ts, columns: item.columns ?? item.sample.columns, values: item.sample.values, sealed: null }
+      : { seq, name: item.name, ts, columns: null, values: null, sealed: item.content }
+    for (const listener of this.listeners) listener(row)
   }
 
   private writeRow (item: QueuedCommit, ts: number, seq: bigint): void {
@@ -197,6 +242,7 @@ export class KpiStore {
     const columns = item.sample ? this.ensureColumns(shape, item.sample.columns) : ['data']
     const values = item.sample ? item.sample.values : [item.content]
     this.insertFor(shape.name, columns).run(seq, BigInt(ts), ...values)
+    item.columns = columns
     this.upsertFile.run(item.name, shape.encrypted ? 1 : 0, BigInt(ts), item.content)
   }
 
@@ -274,4 +320,14 @@ export class KpiStore {
       if (maxRowid !== null && maxRowid > this.lastSeq) this.lastSeq = maxRowid
     }
   }
+}
+
+/** A table row read with safeIntegers (INTEGER as bigint) back into a CommittedRow. */
+function rowFromRecord (shape: TableShape, record: Record<string, KpiValue | Buffer>): CommittedRow {
+  const { rowid, ts, ...rest } = record
+  const seq = rowid as bigint
+  const time = Number(ts as bigint)
+  if (shape.encrypted) return { seq, name: shape.name, ts: time, columns: null, values: null, sealed: rest.data as Buffer }
+  const columns = Object.keys(rest)
+  return { seq, name: shape.name, ts: time, columns, values: columns.map((column) => rest[column] as KpiValue), sealed: null }
 }

@@ -1,0 +1,102 @@
+/**
+ * The KPI feed's wire format (DESIGN.md Contract 2): newline-delimited JSON frames, each with a
+ * version `v`. The host sends `hello` (on every (re)connect, with the cursor it has persisted);
+ * the guest answers with `row` frames in commit order from that cursor on, then follows new
+ * commits, and sends `stats` now and then. Sequences travel as decimal strings (they are 64-bit).
+ */
+export const FEED_VERSION = 1
+/** A sealed KPI is at most 1 MiB: base64 plus the frame fits well under this. */
+export const MAX_FRAME_BYTES = 2 * 1024 * 1024
+
+export type FeedValue = number | string | null
+
+export interface HelloFrame { v: 1, t: 'hello', after: string }
+export interface RowFrame {
+  v: 1
+  t: 'row'
+  seq: string
+  kpi: string
+  ts: number
+  /** Unencrypted rows: column names and values in the same order. */
+  cols?: string[]
+  vals?: FeedValue[]
+  /** Encrypted rows: the sealed bytes as base64, opaque to the host. */
+  sealed?: string
+}
+export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number }
+export type FeedFrame = HelloFrame | RowFrame | StatsFrame
+
+export class FeedFrameError extends Error {
+  readonly code = 'FEED_BAD_FRAME'
+}
+
+export function encodeFrame (frame: FeedFrame): string {
+  return JSON.stringify(frame) + '\n'
+}
+
+const SEQ = /^(0|[1-9][0-9]{0,19})$/
+
+/** Parses and checks one line; throws FeedFrameError naming what is wrong. */
+export function decodeFrame (line: string): FeedFrame {
+  let frame: unknown
+  try {
+    frame = JSON.parse(line)
+  } catch (err) {
+    throw new FeedFrameError(`frame is not JSON: ${(err as Error).message}`)
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) throw new FeedFrameError('frame is not an object')
+  const f = frame as Record<string, unknown>
+  if (f.v !== FEED_VERSION) throw new FeedFrameError(`unsupported frame version ${JSON.stringify(f.v)} (this side speaks ${FEED_VERSION})`)
+  switch (f.t) {
+    case 'hello':
+      if (typeof f.after !== 'string' || !SEQ.test(f.after)) throw new FeedFrameError('hello.after must be a decimal sequence string')
+      return f as unknown as HelloFrame
+    case 'row':
+      return checkRow(f)
+    case 'stats':
+      if (!Number.isSafeInteger(f.committed) || !Number.isSafeInteger(f.refused)) throw new FeedFrameError('stats.committed and stats.refused must be integers')
+      return f as unknown as StatsFrame
+    default:
+      throw new FeedFrameError(`unknown frame type ${JSON.stringify(f.t)}`)
+  }
+}
+
+function checkRow (f: Record<string, unknown>): RowFrame {
+  if (typeof f.seq !== 'string' || !SEQ.test(f.seq)) throw new FeedFrameError('row.seq must be a decimal sequence string')
+  if (typeof f.kpi !== 'string' || f.kpi === '') throw new FeedFrameError('row.kpi must be a non-empty string')
+  if (!Number.isSafeInteger(f.ts)) throw new FeedFrameError('row.ts must be an integer (ms)')
+  if (f.sealed !== undefined) {
+    if (typeof f.sealed !== 'string' || f.cols !== undefined || f.vals !== undefined) throw new FeedFrameError('row.sealed must be a base64 string and stand alone')
+    return f as unknown as RowFrame
+  }
+  const { cols, vals } = f
+  if (!Array.isArray(cols) || !cols.every((c) => typeof c === 'string')) throw new FeedFrameError('row.cols must be an array of strings')
+  if (!Array.isArray(vals) || vals.length !== cols.length) throw new FeedFrameError('row.vals must be an array as long as row.cols')
+  if (!vals.every((v) => v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
+    throw new FeedFrameError('row.vals holds numbers, strings or null only')
+  }
+  return f as unknown as RowFrame
+}
+
+/**
+ * Splits a byte stream into lines. A line longer than MAX_FRAME_BYTES is an error (the peer is
+ * broken or hostile); the caller closes that connection.
+ */
+export class LineSplitter {
+  private pending = ''
+
+  push (chunk: string, onLine: (line: string) => void): void {
+    this.pending += chunk
+    let newline: number
+    while ((newline = this.pending.indexOf('\n')) >= 0) {
+      const line = this.pending.slice(0, newline)
+      this.pending = this.pending.slice(newline + 1)
+      if (line !== '') onLine(line)
+    }
+    if (this.pending.length > MAX_FRAME_BYTES) throw new FeedFrameError(`frame longer than ${MAX_FRAME_BYTES} bytes`)
+  }
+
+  reset (): void {
+    this.pending = ''
+  }
+}
