@@ -2,14 +2,13 @@ import { parseArgs } from 'node:util'
 import { UsageError } from '../packaging/bin/usage-error'
 import { mountGuestfs } from './mount'
 
-export const usage = 'fedvm guestfs mount MOUNTPOINT --db FILE [--sync normal|full]'
 
 /** `fedvm guestfs mount`: serves the KPI filesystem in the foreground until SIGINT or SIGTERM. */
 export async function run (argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { db: { type: 'string' }, sync: { type: 'string', default: 'normal' } },
+    options: { db: { type: 'string' }, sync: { type: 'string', default: 'normal' }, feed: { type: 'string' } },
   })
   const [verb, mountpoint, ...extra] = positionals
   if (verb !== 'mount') throw new UsageError(`unknown guestfs command "${verb ?? ''}"`)
@@ -17,7 +16,7 @@ export async function run (argv: string[]): Promise<number> {
   if (!values.db) throw new UsageError('--db FILE is required')
   if (values.sync !== 'normal' && values.sync !== 'full') throw new UsageError(`--sync must be normal or full, not "${values.sync}"`)
 
-  const guestfs = await mountGuestfs({ mountpoint, dbFile: values.db, sync: values.sync })
+  const guestfs = await mountGuestfs({ mountpoint, dbFile: values.db, sync: values.sync, feed: values.feed })
   process.stderr.write(`guestfs: mounted ${mountpoint} (database ${values.db})\n`)
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)

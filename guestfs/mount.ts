@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises'
 import { adaptOperations } from './fuse/adapter'
-import { mountFuse } from './fuse/guestfs-fuse'
+import { startFeed, type FeedEndpoint } from './feed/feed-endpoint'
+import { mountFuse, type FuseMount } from './fuse/guestfs-fuse'
 import { recoverStaleMount } from './fuse/stale-mount'
 import { createGuestfsState, type GuestfsState } from './fs/guestfs-state'
 import { operations } from './fs/operations'
@@ -11,6 +12,8 @@ export interface GuestfsOptions {
   mountpoint: string
   dbFile: string
   sync?: SyncMode
+  /** Serve the KPI feed: `unix:PATH` or `dev:PATH` (a virtio-serial port). */
+  feed?: string
   log?: (line: string) => void
 }
 
@@ -26,18 +29,21 @@ export async function mountGuestfs (options: GuestfsOptions): Promise<MountedGue
   await mkdir(options.mountpoint, { recursive: true })
   const store = KpiStore.open(options.dbFile, { sync: options.sync, backgroundCheckpoints: true, log })
   const state = createGuestfsState(store, log)
-  let fuse
+  let feed: FeedEndpoint | undefined
+  let fuse: FuseMount
   try {
+    if (options.feed) feed = await startFeed(options.feed, store, log)
     fuse = await mountFuse(options.mountpoint, adaptOperations(operations, state))
   } catch (err) {
+    await feed?.close()
     await store.close()
     throw err
   }
-  const mounted = fuse
   return {
     state,
     async close () {
-      await mounted.unmount()
+      await fuse.unmount()
+      await feed?.close()
       await store.close()
     },
   }

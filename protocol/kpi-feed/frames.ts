@@ -23,7 +23,8 @@ export interface RowFrame {
   /** Encrypted rows: the sealed bytes as base64, opaque to the host. */
   sealed?: string
 }
-export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number }
+/** The guest's counters, and its last committed sequence (a host cursor beyond it means the guest's database was replaced). */
+export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string }
 export type FeedFrame = HelloFrame | RowFrame | StatsFrame
 
 export class FeedFrameError extends Error {
@@ -55,6 +56,7 @@ export function decodeFrame (line: string): FeedFrame {
       return checkRow(f)
     case 'stats':
       if (!Number.isSafeInteger(f.committed) || !Number.isSafeInteger(f.refused)) throw new FeedFrameError('stats.committed and stats.refused must be integers')
+      if (typeof f.last !== 'string' || !SEQ.test(f.last)) throw new FeedFrameError('stats.last must be a decimal sequence string')
       return f as unknown as StatsFrame
     default:
       throw new FeedFrameError(`unknown frame type ${JSON.stringify(f.t)}`)

@@ -1,0 +1,102 @@
+import type { Readable, Writable } from 'node:stream'
+import { decodeFrame, encodeFrame, FEED_VERSION, LineSplitter, type RowFrame } from '../../protocol/kpi-feed/frames'
+import type { CommittedRow, KpiStore } from '../store/kpi-store'
+
+const CATCH_UP_PAGE = 256
+const STATS_INTERVAL_MS = 1000
+
+/**
+ * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
+ * cursor; then rows after the cursor go out in commit order: new commits straight from the
+ * store's commit events while the stream keeps up, and from the tables (catch-up) after a
+ * reconnect or whenever the stream pushed back.
+ */
+export class FeedSession {
+  private lastSent: bigint | null = null
+  private blocked = false
+  private readonly lines = new LineSplitter()
+  private readonly unsubscribe: () => void
+  private readonly statsTimer: NodeJS.Timeout
+  private lastStats = ''
+
+  constructor (
+    private readonly store: KpiStore,
+    input: Readable,
+    private readonly output: Writable,
+    private readonly onBadFrame: (reason: string) => void,
+  ) {
+    input.setEncoding('utf8')
+    input.on('data', (chunk: string) => this.receive(chunk))
+    output.on('drain', () => {
+      this.blocked = false
+      this.pump()
+    })
+    this.unsubscribe = store.onCommit((row) => this.onCommit(row))
+    this.statsTimer = setInterval(() => this.sendStats(false), STATS_INTERVAL_MS)
+    this.statsTimer.unref()
+  }
+
+  close (): void {
+    this.unsubscribe()
+    clearInterval(this.statsTimer)
+  }
+
+  /** Forget the cursor (a bad frame or a lost host): nothing more is sent until the next hello. */
+  reset (): void {
+    this.lastSent = null
+    this.lines.reset()
+  }
+
+  private receive (chunk: string): void {
+    try {
+      this.lines.push(chunk, (line) => {
+        const frame = decodeFrame(line)
+        if (frame.t !== 'hello') throw new Error(`the host may only send hello, not ${frame.t}`)
+        this.lastSent = BigInt(frame.after)
+        this.sendStats(true)
+        this.pump()
+      })
+    } catch (err) {
+      this.reset()
+      this.onBadFrame((err as Error).message)
+    }
+  }
+
+  private onCommit (row: CommittedRow): void {
+    if (this.lastSent === null) return
+    if (!this.blocked && row.seq === this.lastSent + 1n) this.send(row)
+    else this.pump()
+  }
+
+  private pump (): void {
+    while (this.lastSent !== null && !this.blocked) {
+      const rows = this.store.rowsAfter(this.lastSent, CATCH_UP_PAGE)
+      for (const row of rows) {
+        if (this.blocked) break
+        this.send(row)
+      }
+      if (rows.length < CATCH_UP_PAGE) return
+    }
+  }
+
+  private send (row: CommittedRow): void {
+    this.lastSent = row.seq
+    if (!this.output.write(encodeFrame(rowFrame(row)))) this.blocked = true
+  }
+
+  private sendStats (always: boolean): void {
+    if (this.lastSent === null) return
+    const { committed, refused } = this.store.stats
+    const stats = encodeFrame({ v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString() })
+    if (!always && stats === this.lastStats) return
+    this.lastStats = stats
+    this.output.write(stats)
+  }
+}
+
+function rowFrame (row: CommittedRow): RowFrame {
+  const base = { v: FEED_VERSION, t: 'row', seq: row.seq.toString(), kpi: row.name, ts: row.ts } as const
+  if (row.sealed) return { ...base, sealed: row.sealed.toString('base64') }
+  const vals = (row.values ?? []).map((value) => typeof value === 'bigint' ? Number(value) : value)
+  return { ...base, cols: row.columns ?? [], vals }
+}
