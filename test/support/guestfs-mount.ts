@@ -124,8 +124,29 @@ export class TestMount {
     return this.processes.map((process) => process.log()).join('')
   }
 
+  /**
+   * The log lines that match, once there are at least `count` of them: the log arrives on a pipe
+   * of its own, so it may trail the reply an application got by a few milliseconds.
+   */
+  async logLines (pattern: RegExp, count: number, timeoutMs = 3000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const lines = this.log().split('\n').filter((line) => pattern.test(line))
+      if (lines.length >= count || Date.now() > deadline) return lines
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+
   path (dir: KpiDir, name: string): string {
     return join(this.mountpoint, dir, name)
+  }
+
+  private sharedWorker: FsWorker | undefined
+
+  /** One fs-worker child shared by the calls of a test (started on first use). */
+  get app (): FsWorker {
+    this.sharedWorker ??= this.worker()
+    return this.sharedWorker
   }
 
   /** A new fs-worker child, stopped at teardown before the mount goes away. */
