@@ -1,0 +1,120 @@
+/**
+ * The real Hypervisor: libvirtd's remote protocol over its unix socket, one connection kept open
+ * and opened again on the next call after libvirtd went away (restart, crash). Bulk statistics
+ * are one CONNECT_GET_ALL_DOMAIN_STATS call, as `virsh domstats` makes.
+ */
+import { HypervisorError } from '../errors.js'
+import type { ControlState, DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor.js'
+import { domainStateName } from '../hypervisor.js'
+import { parseDomainStatsReply } from './parse-domain-stats.js'
+import { Proc } from './rpc/protocol.js'
+import { RpcConnection, type CallOptions } from './rpc/rpc-connection.js'
+import {
+  decodeControlInfo, decodeDomainInfo, decodeListAllDomains, decodeLookupByUuid,
+  encodeDomainArg, encodeGetAllDomainStats, encodeListAllDomains, encodeLookupByUuid
+} from './rpc/remote-types.js'
+
+/** VIR_DOMAIN_STATS_ STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK: the groups fedvm exports. */
+export const STATS_GROUPS = 1 | 2 | 4 | 8 | 16 | 32
+const CONTROL_STATES: ControlState[] = ['ok', 'job', 'occupied', 'error']
+
+export interface LibvirtOptions {
+  /** Default: the read-only socket, enough for statistics (no write access to domains needed). */
+  socketPath?: string
+  /** Default qemu:///system. */
+  uri?: string
+  /** Bound on connecting + handshake. Default 5000 ms. */
+  connectTimeoutMs?: number
+  /**
+   * libvirtd serves 5 calls at once per client (max_client_requests): once this many calls
+   * were given up and are still unanswered, the next call opens a fresh connection. Default 3.
+   */
+  maxAbandonedCalls?: number
+}
+
+export const DEFAULT_SOCKET = '/run/libvirt/libvirt-sock-ro'
+
+export class LibvirtHypervisor implements Hypervisor {
+  private readonly socketPath: string
+  private readonly uri: string
+  private readonly connectTimeoutMs: number
+  private readonly maxAbandonedCalls: number
+  private connection: Promise<RpcConnection> | undefined
+  private closed = false
+
+  constructor (options: LibvirtOptions = {}) {
+    this.socketPath = options.socketPath ?? DEFAULT_SOCKET
+    this.uri = options.uri ?? 'qemu:///system'
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
+    this.maxAbandonedCalls = options.maxAbandonedCalls ?? 3
+  }
+
+  async listDomains (signal?: AbortSignal): Promise<DomainRef[]> {
+    return decodeListAllDomains(await this.call(Proc.CONNECT_LIST_ALL_DOMAINS, encodeListAllDomains(0), { signal }))
+  }
+
+  async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
+    const body = encodeGetAllDomainStats(request.domains ?? [], STATS_GROUPS, 0)
+    return parseDomainStatsReply(await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, body, { signal: request.signal }))
+  }
+
+  /** The reply body of one bulk call, undecoded: for capturing fixtures and for bench/collect. */
+  async getDomainStatsReply (signal?: AbortSignal): Promise<Buffer> {
+    return await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, encodeGetAllDomainStats([], STATS_GROUPS, 0), { signal })
+  }
+
+  async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {
+    const ref = decodeLookupByUuid(await this.call(Proc.DOMAIN_LOOKUP_BY_UUID, encodeLookupByUuid(uuid), { signal }))
+    const [info, control] = await Promise.all([
+      this.call(Proc.DOMAIN_GET_INFO, encodeDomainArg(ref, false), { signal }).then(decodeDomainInfo),
+      this.call(Proc.DOMAIN_GET_CONTROL_INFO, encodeDomainArg(ref, true), { signal }).then(decodeControlInfo)
+    ])
+    return {
+      ...ref,
+      state: { code: info.state, name: domainStateName(info.state) },
+      maxMemoryKiB: info.maxMemKiB,
+      memoryKiB: info.memoryKiB,
+      vcpus: info.vcpus,
+      cpuTimeNs: info.cpuTimeNs,
+      control: { state: CONTROL_STATES[control.state] ?? 'unknown', sinceMs: control.stateTimeMs }
+    }
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    const pending = this.connection
+    this.connection = undefined
+    if (pending !== undefined) await pending.then(c => c.close(), () => {})
+  }
+
+  /** One call on the kept connection; a connection that died before the call is replaced once. */
+  private async call (proc: number, body: Buffer, options: CallOptions): Promise<Buffer> {
+    const conn = await this.connect(options.signal)
+    try {
+      return await conn.call(proc, body, options)
+    } catch (err) {
+      if (err instanceof HypervisorError && err.code === 'CONNECTION_LOST' && conn.closed) {
+        const fresh = await this.connect(options.signal)
+        return await fresh.call(proc, body, options)
+      }
+      throw err
+    }
+  }
+
+  private async connect (signal?: AbortSignal): Promise<RpcConnection> {
+    if (this.closed) throw new HypervisorError('CLOSED', 'hypervisor connection was closed')
+    if (this.connection !== undefined) {
+      const conn = await this.connection.catch(() => undefined)
+      if (conn !== undefined && !conn.closed && conn.abandoned < this.maxAbandonedCalls) return conn
+      if (conn !== undefined && !conn.closed) void conn.close(true)
+    }
+    const opening = RpcConnection.open(this.socketPath, this.uri, { signal, timeoutMs: this.connectTimeoutMs })
+    this.connection = opening
+    opening.then(conn => conn.onClose(() => {
+      if (this.connection === opening) this.connection = undefined
+    }), () => {
+      if (this.connection === opening) this.connection = undefined
+    })
+    return await opening
+  }
+}
