@@ -58,8 +58,10 @@ export class FsWorker {
     return Buffer.from(await this.value<string>({ op: 'read', path }), 'base64')
   }
 
-  async stat (path: string): Promise<{ size: number, mtimeMs: number, isFile: boolean, isDirectory: boolean }> {
-    return this.value({ op: 'stat', path })
+  /** size, mtime as exact nanoseconds (bigint), and the file type. */
+  async stat (path: string): Promise<{ size: number, mtimeNs: bigint, isFile: boolean, isDirectory: boolean }> {
+    const stat = await this.value<{ size: number, mtimeNs: string, isFile: boolean, isDirectory: boolean }>({ op: 'stat', path })
+    return { ...stat, mtimeNs: BigInt(stat.mtimeNs) }
   }
 
   /** Ends the worker (which closes any file it still holds open) and waits for it to exit. */

@@ -95,8 +95,9 @@ function handle (request: WorkerRequest): unknown {
       }
     }
     case 'stat': {
-      const stat = step('stat', () => fs.statSync(toPath(request.path)))
-      return { size: stat.size, mtimeMs: stat.mtimeMs, isFile: stat.isFile(), isDirectory: stat.isDirectory() }
+      // bigint: the exact nanoseconds, so mtime can be compared with a row's ts in milliseconds.
+      const stat = step('stat', () => fs.statSync(toPath(request.path), { bigint: true }))
+      return { size: Number(stat.size), mtimeNs: stat.mtimeNs.toString(), isFile: stat.isFile(), isDirectory: stat.isDirectory() }
     }
     case 'readdir': return step('readdir', () => fs.readdirSync(toPath(request.path)))
     case 'rename': return step('rename', () => fs.renameSync(toPath(request.from), toPath(request.to)))
