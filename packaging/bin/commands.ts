@@ -10,9 +10,15 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   {
     name: 'guestfs',
-    usage: 'fedvm guestfs mount MOUNTPOINT --db FILE [--sync normal|full]',
+    usage: 'fedvm guestfs mount MOUNTPOINT --db FILE [--sync normal|full] [--feed unix:PATH|dev:PATH]',
     summary: 'serve the KPI filesystem inside a VM',
     load: () => import('../../guestfs/cli.js'),
+  },
+  {
+    name: 'agent',
+    usage: 'fedvm agent run --config FILE',
+    summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery',
+    load: () => import('../../agent/cli.js'),
   },
   {
     name: 'keygen',

@@ -52,3 +52,9 @@ export async function publicKeyOf (secretKey: Uint8Array): Promise<Uint8Array> {
 function checkKey (what: string, key: Uint8Array): void {
   if (key.length !== KEY_BYTES) throw new Error(`${what} must be ${KEY_BYTES} bytes, got ${key.length}`)
 }
+
+/** Synchronous sealing, for use inside a database transaction; `await ready()` must have run first. */
+export function sealSync (value: Uint8Array, publicKey: Uint8Array): Buffer {
+  checkKey('public key', publicKey)
+  return Buffer.from(sodium.crypto_box_seal(value, publicKey))
+}

@@ -1,0 +1,176 @@
+import { readFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { ready as sodiumReady } from '../protocol/crypto/sealed-box'
+import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './config/agent-config'
+import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
+import { VmMonitor } from './engine/vm-monitor'
+import { FeedClient } from './feed/feed-client'
+import { createAgentRegistry } from './outputs/agent-metrics'
+import { HttpConsumer } from './outputs/http-consumer'
+import { startMetricsServer } from './outputs/metrics-server'
+import { AgentStore } from './state/agent-store'
+
+const { version } = require('../../package.json') as { version: string }
+
+interface RunningVm {
+  config: VmConfig
+  monitor: VmMonitor
+  feed?: FeedClient
+}
+
+/**
+ * The host agent: follows each VM's KPI feed, runs its descriptor's monitoring specifiers, serves
+ * /metrics and pushes deliveries through the durable outbox. `reload()` (SIGHUP) re-reads the
+ * config and descriptors; changed specifiers take effect at once, nothing queued is lost.
+ */
+export class Agent {
+  private readonly vms = new Map<string, RunningVm>()
+  private readonly consumers = new Map<string, HttpConsumer>()
+  private config: AgentConfig
+
+  private constructor (
+    private readonly configFile: string,
+    config: AgentConfig,
+    private readonly store: AgentStore,
+    private readonly server: Server,
+    private readonly log: (line: string) => void,
+  ) {
+    this.config = config
+  }
+
+  static async start (configFile: string, log: (line: string) => void): Promise<Agent> {
+    const config = await loadConfig(configFile)
+    const descriptors = await readDescriptors(config)
+    await sodiumReady()
+    const store = new AgentStore(config.stateDir)
+    const { host, port } = listenAddress(config.listen)
+    const holder: { agent?: Agent } = {}
+    const registry = createAgentRegistry({
+      monitors: () => [...(holder.agent?.vms.values() ?? [])].map((vm) => vm.monitor),
+      consumers: () => holder.agent?.consumers.values() ?? [],
+      store,
+      version,
+    })
+    const server = await startMetricsServer(registry, host, port)
+    const agent = new Agent(configFile, config, store, server, log)
+    holder.agent = agent
+    agent.apply(config, descriptors)
+    log(`agent: serving /metrics on ${agent.metricsUrl}, ${config.vms.length} VM(s), ${config.consumers.length} consumer(s)`)
+    return agent
+  }
+
+  get metricsUrl (): string {
+    const { address, port } = this.server.address() as AddressInfo
+    return `http://${address.includes(':') ? `[${address}]` : address}:${port}/metrics`
+  }
+
+  /** Re-reads the config and the descriptors; a bad one is logged and the running set-up kept. */
+  async reload (): Promise<void> {
+    try {
+      const config = await loadConfig(this.configFile)
+      const descriptors = await readDescriptors(config)
+      if (config.listen !== this.config.listen || config.stateDir !== this.config.stateDir) {
+        this.log('agent: listen and stateDir changes take effect at the next restart')
+      }
+      this.apply(config, descriptors)
+      this.config = config
+      this.log('agent: configuration reloaded')
+    } catch (err) {
+      this.log(`agent: reload refused, keeping the running configuration: ${(err as Error).message}`)
+    }
+  }
+
+  async stop (): Promise<void> {
+    for (const vm of this.vms.values()) this.stopVm(vm)
+    for (const consumer of this.consumers.values()) consumer.stop()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.server.closeAllConnections()
+    this.store.close()
+  }
+
+  private apply (config: AgentConfig, descriptors: Map<string, VmDescriptor>): void {
+    this.applyConsumers(config)
+    for (const [name, running] of this.vms) {
+      if (!config.vms.some((vm) => vm.name === name)) {
+        this.stopVm(running)
+        this.vms.delete(name)
+      }
+    }
+    for (const vmConfig of config.vms) {
+      let running = this.vms.get(vmConfig.name)
+      if (!running) {
+        const monitor = new VmMonitor(vmConfig.name, {
+          store: this.store,
+          consumers: () => [...this.consumers.keys()],
+          delivered: () => this.kickConsumers(),
+        })
+        running = { config: vmConfig, monitor }
+        this.vms.set(vmConfig.name, running)
+      }
+      running.monitor.configure(descriptors.get(vmConfig.name)!)
+      if (!running.feed || running.config.feed !== vmConfig.feed) {
+        running.feed?.stop()
+        running.feed = vmConfig.feed ? this.startFeed(vmConfig.name, vmConfig.feed, running.monitor) : undefined
+      }
+      running.config = vmConfig
+    }
+  }
+
+  private applyConsumers (config: AgentConfig): void {
+    const wanted = new Map(config.consumers.map((c) => [c.name ?? c.url, c]))
+    for (const [name, consumer] of this.consumers) {
+      if (!wanted.has(name)) {
+        consumer.stop()
+        this.consumers.delete(name)
+      }
+    }
+    for (const [name, c] of wanted) {
+      if (this.consumers.has(name)) continue
+      const consumer = new HttpConsumer(name, c.url, this.store, this.log)
+      this.consumers.set(name, consumer)
+      consumer.start()
+    }
+  }
+
+  private startFeed (vm: string, endpoint: string, monitor: VmMonitor): FeedClient {
+    const feed = new FeedClient({
+      endpoint,
+      cursor: () => this.store.cursor(vm),
+      onRows: (rows) => {
+        this.store.transaction(() => {
+          monitor.ingest(rows)
+          this.store.setCursor(vm, BigInt(rows[rows.length - 1].seq))
+        })
+      },
+      onStats: (stats) => monitor.view.recordStats(stats),
+      onConnected: (connected) => { monitor.view.feedConnected = connected },
+      log: this.log,
+    })
+    feed.start()
+    return feed
+  }
+
+  private stopVm (vm: RunningVm): void {
+    vm.feed?.stop()
+    vm.monitor.stop()
+  }
+
+  private kickConsumers (): void {
+    for (const consumer of this.consumers.values()) consumer.kick()
+  }
+}
+
+async function readDescriptors (config: AgentConfig): Promise<Map<string, VmDescriptor>> {
+  const descriptors = new Map<string, VmDescriptor>()
+  for (const [i, vm] of config.vms.entries()) {
+    let json: unknown
+    try {
+      json = JSON.parse(await readFile(vm.descriptor, 'utf8'))
+    } catch (err) {
+      throw new Error(`vms[${i}].descriptor: cannot read ${vm.descriptor}: ${(err as Error).message}`, { cause: err })
+    }
+    descriptors.set(vm.name, parseDescriptor(json, `vms[${i}].descriptor (${vm.descriptor})`))
+  }
+  return descriptors
+}

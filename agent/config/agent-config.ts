@@ -1,0 +1,76 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { z } from 'zod'
+import { AgentError } from '../errors'
+import { describeIssues } from './zod-issues'
+
+const LISTEN = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:9464',
+  stateDir: '/var/lib/fedvm/agent',
+} as const
+
+const VmSchema = z.object({
+  name: z.string().min(1).regex(/^[^/\0]+$/, 'must not contain / or NUL'),
+  descriptor: z.string().min(1),
+  feed: z.string().regex(/^unix:.+$/, 'must be unix:PATH (a guestfs feed socket, or the VM\'s virtio-serial channel socket)').optional(),
+  /** The libvirt domain, for hypervisor metrics (defaults to the VM name). */
+  domain: z.string().min(1).optional(),
+}).strict()
+
+const ConsumerSchema = z.object({
+  type: z.literal('http'),
+  url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL'),
+  name: z.string().min(1).optional(),
+}).strict()
+
+const ConfigSchema = z.object({
+  listen: z.string().regex(LISTEN, 'must be HOST:PORT').default(DEFAULTS.listen),
+  stateDir: z.string().min(1).default(DEFAULTS.stateDir),
+  vms: z.array(VmSchema).default([]),
+  consumers: z.array(ConsumerSchema).default([]),
+}).strict().superRefine((config, ctx) => {
+  const names = new Set<string>()
+  config.vms.forEach((vm, i) => {
+    if (names.has(vm.name)) ctx.addIssue({ code: 'custom', path: ['vms', i, 'name'], message: `duplicate VM name "${vm.name}"` })
+    names.add(vm.name)
+  })
+})
+
+export type AgentConfig = z.infer<typeof ConfigSchema>
+export type VmConfig = z.infer<typeof VmSchema>
+export type ConsumerConfig = z.infer<typeof ConsumerSchema>
+
+/** Parses and validates; relative paths (descriptors, state, sockets) are taken from the config file's folder. */
+export function parseConfig (json: unknown, file: string): AgentConfig {
+  const result = ConfigSchema.safeParse(json)
+  if (!result.success) throw new AgentError('CONFIG_INVALID', `${file}: ${describeIssues(result.error)}`)
+  const base = dirname(resolve(file))
+  const config = result.data
+  return {
+    ...config,
+    stateDir: resolve(base, config.stateDir),
+    vms: config.vms.map((vm) => ({
+      ...vm,
+      descriptor: resolve(base, vm.descriptor),
+      feed: vm.feed && `unix:${resolve(base, vm.feed.slice(5))}`,
+    })),
+  }
+}
+
+export async function loadConfig (file: string): Promise<AgentConfig> {
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw new AgentError('CONFIG_INVALID', `${file}: ${(err as Error).message}`, { cause: err })
+  }
+  return parseConfig(json, file)
+}
+
+export function listenAddress (listen: string): { host: string, port: number } {
+  const match = LISTEN.exec(listen)
+  if (!match) throw new AgentError('CONFIG_INVALID', `listen: must be HOST:PORT, not "${listen}"`)
+  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+}

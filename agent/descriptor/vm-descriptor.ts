@@ -1,0 +1,56 @@
+import { z } from 'zod'
+import { AgentError } from '../errors'
+import { describeIssues } from '../config/zod-issues'
+import { PROCESSING_FUNCTIONS } from '../processing/functions'
+import { PREDICATE_OPS } from '../processing/predicate'
+
+const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/
+
+/** `kpi:TABLE.COLUMN` (split at the last dot), `kpi:TABLE` for an encrypted KPI, or a hypervisor data point. */
+const METRIC = /^(kpi:.+|[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)$/
+
+export const SpecifierSchema = z.object({
+  metric: z.string().regex(METRIC, 'must be kpi:TABLE.COLUMN, kpi:TABLE, or a hypervisor data point such as cpu.time'),
+  monitoringIntervalMs: z.number().int().min(0),
+  deliveryIntervalMs: z.number().int().min(0),
+  format: z.enum(['raw', 'processed']),
+  function: z.enum(PROCESSING_FUNCTIONS).optional(),
+  when: z.object({ op: z.enum(PREDICATE_OPS), value: z.number() }).strict().optional(),
+  encrypt: z.boolean().default(false),
+}).strict().superRefine((spec, ctx) => {
+  if (spec.format === 'processed' && !spec.function) {
+    ctx.addIssue({ code: 'custom', path: ['function'], message: 'processed format needs a function (min, max, mean or median)' })
+  }
+  if (spec.format === 'raw' && spec.function) {
+    ctx.addIssue({ code: 'custom', path: ['function'], message: 'a raw specifier takes no function' })
+  }
+})
+
+/** The VM descriptor's parts the monitoring side reads; other parts (placement, resources) pass through. */
+export const DescriptorSchema = z.object({
+  id: z.string().min(1),
+  primarySite: z.object({
+    id: z.string().min(1),
+    /** The primary site's sealing public key (X25519, base64): `encrypt` seals for it. */
+    publicKey: z.string().regex(BASE64_KEY, 'must be a base64 32-byte key'),
+  }).passthrough(),
+  monitoring: z.array(SpecifierSchema).default([]),
+}).passthrough()
+
+export type Specifier = z.infer<typeof SpecifierSchema>
+export type VmDescriptor = z.infer<typeof DescriptorSchema>
+
+/** Validates a descriptor; the error names the field (`monitoring[2].function: …`). */
+export function parseDescriptor (json: unknown, source: string): VmDescriptor {
+  const result = DescriptorSchema.safeParse(json)
+  if (!result.success) throw new AgentError('DESCRIPTOR_INVALID', `${source}: ${describeIssues(result.error)}`)
+  return result.data
+}
+
+/** A KPI metric's table and column; the column is absent for an encrypted KPI (`kpi:TABLE`). */
+export function kpiTarget (metric: string): { table: string, column?: string } | undefined {
+  if (!metric.startsWith('kpi:')) return undefined
+  const name = metric.slice(4)
+  const dot = name.lastIndexOf('.')
+  return dot > 0 ? { table: name.slice(0, dot), column: name.slice(dot + 1) } : { table: name }
+}

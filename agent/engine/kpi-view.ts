@@ -1,0 +1,50 @@
+import type { RowFrame, StatsFrame } from '../../protocol/kpi-feed/frames'
+import type { ProcessingFunction } from '../processing/functions'
+
+export interface KpiState {
+  writes: number
+  lastWriteMs: number
+  /** Latest numeric value per column; empty for an encrypted KPI. */
+  values: Map<string, number>
+  encrypted: boolean
+}
+
+/** What /metrics shows of one VM's KPIs: read at scrape time, never pushed. */
+export class KpiView {
+  readonly kpis = new Map<string, KpiState>()
+  readonly processed = new Map<string, { metric: string, fn: ProcessingFunction, value: number }>()
+  guest: { committed: number, refused: number } = { committed: 0, refused: 0 }
+  feedConnected = false
+  /** `table.column` of KPIs whose specifiers ask for encryption: their values stay off /metrics. */
+  private hidden = new Set<string>()
+
+  setHidden (columns: string[]): void {
+    this.hidden = new Set(columns)
+    for (const [table, state] of this.kpis) {
+      for (const column of state.values.keys()) if (this.hidden.has(`${table}.${column}`)) state.values.delete(column)
+    }
+  }
+
+  record (row: RowFrame): void {
+    let state = this.kpis.get(row.kpi)
+    if (!state) {
+      state = { writes: 0, lastWriteMs: 0, values: new Map(), encrypted: row.sealed !== undefined }
+      this.kpis.set(row.kpi, state)
+    }
+    state.writes++
+    state.lastWriteMs = row.ts
+    if (!row.cols || !row.vals) return
+    for (let i = 0; i < row.cols.length; i++) {
+      const value = row.vals[i]
+      if (typeof value === 'number' && !this.hidden.has(`${row.kpi}.${row.cols[i]}`)) state.values.set(row.cols[i], value)
+    }
+  }
+
+  recordProcessed (metric: string, fn: ProcessingFunction, value: number): void {
+    this.processed.set(`${metric}\u0000${fn}`, { metric, fn, value })
+  }
+
+  recordStats (stats: StatsFrame): void {
+    this.guest = { committed: stats.committed, refused: stats.refused }
+  }
+}

@@ -1,0 +1,144 @@
+import type { RowFrame } from '../../protocol/kpi-feed/frames'
+import { sealSync } from '../../protocol/crypto/sealed-box'
+import type { VmDescriptor } from '../descriptor/vm-descriptor'
+import type { AgentStore } from '../state/agent-store'
+import { evaluate, type Sample, type WindowResult } from '../processing/window'
+import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
+import type { Delivery } from './delivery'
+import { KpiView } from './kpi-view'
+
+export interface MonitorOutputs {
+  readonly store: AgentStore
+  /** Consumer names; every delivery is queued once per consumer. */
+  readonly consumers: () => readonly string[]
+  /** Called after a delivery was queued (outside the transaction is up to the caller). */
+  readonly delivered: (delivery: Delivery) => void
+}
+
+/**
+ * Runs one VM's monitoring specifiers (DESIGN.md Contract 3) over its KPI rows and timers.
+ * Every state change happens inside the caller's store transaction, together with the feed cursor.
+ */
+export class VmMonitor {
+  readonly view = new KpiView()
+  private specs: CompiledSpecifier[] = []
+  private timers: NodeJS.Timeout[] = []
+  private publicKey: Uint8Array = new Uint8Array(32)
+
+  constructor (readonly vm: string, private readonly outputs: MonitorOutputs) {}
+
+  /** Applies a (new) descriptor at once; windows of specifiers that went away are delivered first. */
+  configure (descriptor: VmDescriptor): void {
+    const next = descriptor.monitoring.map(compileSpecifier)
+    const kept = new Set(next.map((c) => c.key))
+    const removed = this.specs.filter((c) => !kept.has(c.key))
+    this.outputs.store.transaction(() => { for (const c of removed) this.flushWindow(c, Date.now()) })
+    this.stopTimers()
+    this.specs = next
+    this.publicKey = new Uint8Array(Buffer.from(descriptor.primarySite.publicKey, 'base64'))
+    this.view.setHidden(next.filter((c) => c.spec.encrypt && c.kpi?.column).map((c) => `${c.kpi!.table}.${c.kpi!.column}`))
+    for (const c of next) this.startTimers(c)
+  }
+
+  stop (): void {
+    this.stopTimers()
+  }
+
+  /** Rows from the feed, in commit order; call inside the transaction that also moves the cursor. */
+  ingest (rows: readonly RowFrame[]): void {
+    for (const row of rows) {
+      this.view.record(row)
+      for (const c of this.specs) {
+        const sample = sampleOf(c, row)
+        if (sample === undefined) continue
+        if (c.spec.monitoringIntervalMs > 0) this.outputs.store.setLatest(this.vm, c.spec.metric, sample)
+        else this.take(c, sample, row.seq)
+      }
+    }
+  }
+
+  /** A hypervisor data point's reading, for specifiers that ask for it. */
+  ingestDataPoint (name: string, sample: Sample): void {
+    for (const c of this.specs) {
+      if (c.dataPoint !== name) continue
+      if (c.spec.monitoringIntervalMs > 0) this.outputs.store.setLatest(this.vm, name, sample)
+      else this.take(c, sample, `t${sample.ts}`)
+    }
+  }
+
+  private take (c: CompiledSpecifier, sample: Sample, sampleId: string): void {
+    if (c.spec.deliveryIntervalMs > 0) {
+      this.outputs.store.addWindowSample(this.vm, c.key, sample)
+      return
+    }
+    const result = evaluate(c.spec, [sample], isOpaque(c))
+    if (result) this.deliver(c, result, sample.ts, sample.ts, sampleId)
+  }
+
+  private startTimers (c: CompiledSpecifier): void {
+    const { monitoringIntervalMs, deliveryIntervalMs } = c.spec
+    if (monitoringIntervalMs > 0) {
+      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.monitorTick(c)), monitoringIntervalMs))
+    }
+    if (deliveryIntervalMs > 0) {
+      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.flushWindow(c, Date.now())), deliveryIntervalMs))
+    }
+  }
+
+  /** A monitoring interval elapsed: the metric's current value is one sample. */
+  private monitorTick (c: CompiledSpecifier): void {
+    const latest = this.outputs.store.latest(this.vm, c.spec.metric)
+    if (!latest) return
+    const now = Date.now()
+    this.take(c, { ts: now, value: latest.value }, `t${now}`)
+  }
+
+  private flushWindow (c: CompiledSpecifier, now: number): void {
+    const samples = this.outputs.store.takeWindow(this.vm, c.key)
+    const result = evaluate(c.spec, samples, isOpaque(c))
+    if (result) this.deliver(c, result, samples[0].ts, now, `w${now}`)
+  }
+
+  private deliver (c: CompiledSpecifier, result: WindowResult, from: number, to: number, suffix: string): void {
+    const base = { vm: this.vm, metric: c.spec.metric, format: result.format, from, to }
+    const deliveries: Delivery[] = []
+    if (isOpaque(c) && result.format === 'raw') {
+      // Sealed KPIs pass through one by one: each is its own sealed box, opaque here.
+      result.samples.forEach((s, i) => deliveries.push({ ...base, id: `${this.vm}:${c.key}:${suffix}:${i}`, from: s.ts, to: s.ts, sealed: String(s.value) }))
+    } else {
+      const payload = result.format === 'raw' ? { samples: result.samples } : { function: result.function, value: result.value }
+      const id = `${this.vm}:${c.key}:${suffix}`
+      if (c.spec.encrypt) {
+        const sealed = sealSync(Buffer.from(JSON.stringify(payload)), this.publicKey).toString('base64')
+        deliveries.push({ ...base, id, ...(result.format === 'processed' ? { function: result.function } : {}), sealed })
+      } else {
+        deliveries.push({ ...base, id, ...payload })
+      }
+    }
+    for (const delivery of deliveries) {
+      for (const consumer of this.outputs.consumers()) this.outputs.store.enqueue(consumer, delivery)
+      if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
+      this.outputs.delivered(delivery)
+    }
+  }
+
+  private stopTimers (): void {
+    for (const timer of this.timers) clearInterval(timer)
+    this.timers = []
+  }
+}
+
+/** Encrypted KPIs (`kpi:TABLE` of a sealed row) are counted and timed, never read. */
+function isOpaque (c: CompiledSpecifier): boolean {
+  return c.kpi !== undefined && c.kpi.column === undefined
+}
+
+/** The sample a row gives a specifier, if any: the column's number, or the sealed bytes for `kpi:TABLE`. */
+function sampleOf (c: CompiledSpecifier, row: RowFrame): Sample | undefined {
+  if (!c.kpi || c.kpi.table !== row.kpi) return undefined
+  if (row.sealed !== undefined) return c.kpi.column === undefined ? { ts: row.ts, value: row.sealed } : undefined
+  if (c.kpi.column === undefined || !row.cols || !row.vals) return undefined
+  const index = row.cols.indexOf(c.kpi.column)
+  const value = index >= 0 ? row.vals[index] : undefined
+  return typeof value === 'number' ? { ts: row.ts, value } : undefined
+}

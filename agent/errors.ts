@@ -1,0 +1,9 @@
+/** Agent errors with a stable code, for the CLI's exit status and the logs. */
+export type AgentErrorCode = 'CONFIG_INVALID' | 'DESCRIPTOR_INVALID' | 'FEED_PROTOCOL'
+
+export class AgentError extends Error {
+  constructor (readonly code: AgentErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'AgentError'
+  }
+}

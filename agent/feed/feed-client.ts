@@ -1,0 +1,104 @@
+import { connect, type Socket } from 'node:net'
+import { decodeFrame, encodeFrame, FEED_VERSION, LineSplitter, type RowFrame, type StatsFrame } from '../../protocol/kpi-feed/frames'
+
+export interface FeedClientOptions {
+  /** `unix:PATH` */
+  endpoint: string
+  /** The persisted cursor: the last row whose effects are durable. */
+  cursor: () => bigint
+  /** Rows after the cursor, in order, a batch per chunk read; must make them durable with the cursor before returning. */
+  onRows: (rows: RowFrame[]) => void
+  onStats: (stats: StatsFrame) => void
+  onConnected: (connected: boolean) => void
+  log: (line: string) => void
+}
+
+const MIN_BACKOFF_MS = 100
+const MAX_BACKOFF_MS = 5000
+
+/**
+ * Follows one VM's KPI feed: on every (re)connect it says hello with the persisted cursor, then
+ * takes rows in order. Rows at or below the cursor are repeats (after a reconnect) and dropped; a
+ * gap or a malformed frame closes the connection with a logged reason, and it reconnects.
+ */
+export class FeedClient {
+  private socket?: Socket
+  private stopped = false
+  private backoffMs = MIN_BACKOFF_MS
+  private retryTimer?: NodeJS.Timeout
+
+  constructor (private readonly options: FeedClientOptions) {}
+
+  start (): void {
+    this.connect()
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.retryTimer)
+    this.socket?.destroy()
+  }
+
+  private connect (): void {
+    const path = this.options.endpoint.slice('unix:'.length)
+    const socket = connect(path)
+    this.socket = socket
+    const lines = new LineSplitter()
+    // Until the first valid frame, unparseable lines are the tail of an earlier connection through a
+    // virtio-serial port (the guest cannot see the host disconnect) and are skipped.
+    let synced = false
+    socket.setEncoding('utf8')
+    socket.on('connect', () => {
+      this.options.onConnected(true)
+      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', after: this.options.cursor().toString() }))
+    })
+    socket.on('data', (chunk: string) => {
+      const rows: RowFrame[] = []
+      let expected = this.options.cursor() + 1n
+      try {
+        lines.push(chunk, (line) => {
+          let frame
+          try {
+            frame = decodeFrame(line)
+          } catch (err) {
+            if (!synced) return
+            throw err
+          }
+          synced = true
+          if (frame.t === 'stats') return this.options.onStats(frame)
+          if (frame.t !== 'row') throw new Error(`the guest may not send ${frame.t}`)
+          const seq = BigInt(frame.seq)
+          if (seq < expected) return
+          if (seq > expected) throw new Error(`gap in the feed: expected row ${expected}, got ${seq}`)
+          rows.push(frame)
+          expected++
+        })
+      } catch (err) {
+        this.options.log(`feed ${this.options.endpoint}: closing after a bad frame: ${(err as Error).message}`)
+        socket.destroy()
+      } finally {
+        if (rows.length > 0) this.deliver(rows, socket)
+      }
+    })
+    socket.on('error', (err) => {
+      if (this.backoffMs === MIN_BACKOFF_MS) this.options.log(`feed ${this.options.endpoint}: ${err.message}`)
+    })
+    socket.on('close', () => {
+      this.options.onConnected(false)
+      if (this.stopped) return
+      this.retryTimer = setTimeout(() => this.connect(), this.backoffMs)
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS)
+    })
+  }
+
+  private deliver (rows: RowFrame[], socket: Socket): void {
+    try {
+      this.options.onRows(rows)
+      this.backoffMs = MIN_BACKOFF_MS
+    } catch (err) {
+      // Nothing of the batch was kept (one transaction): reconnecting asks for it again.
+      this.options.log(`feed ${this.options.endpoint}: could not store rows: ${(err as Error).message}`)
+      socket.destroy()
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { VmMonitor } from '../engine/vm-monitor'
+import type { HttpConsumer } from './http-consumer'
+import type { AgentStore } from '../state/agent-store'
+
+export interface MetricsSources {
+  monitors: () => Iterable<VmMonitor>
+  consumers: () => Iterable<HttpConsumer>
+  store: AgentStore
+  version: string
+}
+
+/**
+ * The agent's own registry (never prom-client's global one), filled at scrape time from the
+ * monitors' views (DESIGN.md Contract 4). The VM's name is the `domain` label.
+ */
+export function createAgentRegistry (sources: MetricsSources): Registry {
+  const registry = new Registry()
+  const registers = [registry]
+
+  new Gauge({
+    name: 'fedvm_kpi', help: 'Latest value of each numeric KPI column.', labelNames: ['domain', 'kpi', 'column'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) {
+        for (const [kpi, state] of m.view.kpis) for (const [column, value] of state.values) this.set({ domain: m.vm, kpi, column }, value)
+      }
+    },
+  })
+  new Gauge({
+    name: 'fedvm_kpi_processed', help: 'Latest processed value delivered per specifier metric and function.', labelNames: ['domain', 'metric', 'function'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) for (const p of m.view.processed.values()) this.set({ domain: m.vm, metric: p.metric, function: p.fn }, p.value)
+    },
+  })
+  new Counter({
+    name: 'fedvm_kpi_writes_total', help: 'KPI rows received from the guest, per KPI (encrypted ones too).', labelNames: ['domain', 'kpi'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) for (const [kpi, state] of m.view.kpis) this.inc({ domain: m.vm, kpi }, state.writes)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_kpi_last_write_timestamp_seconds', help: 'Commit time of the latest row of each KPI.', labelNames: ['domain', 'kpi'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) for (const [kpi, state] of m.view.kpis) this.set({ domain: m.vm, kpi }, state.lastWriteMs / 1000)
+    },
+  })
+  new Counter({
+    name: 'fedvm_kpi_parse_errors_total', help: 'KPI writes the guest refused (bad CSV, bad names), as the guest counts them.', labelNames: ['domain'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) this.inc({ domain: m.vm }, m.view.guest.refused)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_feed_up', help: '1 while the agent is connected to the VM\'s KPI feed.', labelNames: ['domain'], registers,
+    collect () {
+      this.reset()
+      for (const m of sources.monitors()) this.set({ domain: m.vm }, m.view.feedConnected ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_delivery_queue_length', help: 'Deliveries in the durable outbox not yet acknowledged, per consumer.', labelNames: ['consumer'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) this.set({ consumer: c.name }, sources.store.queueLength(c.name))
+    },
+  })
+  new Gauge({
+    name: 'fedvm_build_info', help: 'The running fedvm version.', labelNames: ['version'], registers,
+    collect () {
+      this.reset()
+      this.set({ version: sources.version }, 1)
+    },
+  })
+  return registry
+}
