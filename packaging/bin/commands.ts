@@ -22,9 +22,15 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'keygen',
-    usage: 'fedvm keygen --out DIR',
-    summary: 'make a site\'s sealing key pair (seal.key, seal.pub); prints the public key',
+    usage: 'fedvm keygen --site ID --out DIR',
+    summary: 'make a site\'s keys: sealing pair, Ed25519 signing pair, TLS key + certificate; prints what partners need',
     load: () => import('../../protocol/crypto/keygen-command.js'),
+  },
+  {
+    name: 'site',
+    usage: 'fedvm site run|migrate|place|evict|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]',
+    summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place or evict a VM',
+    load: () => import('../../protocol/site/site-command.js'),
   },
   {
     name: 'seal',

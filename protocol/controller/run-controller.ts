@@ -1,0 +1,104 @@
+import { ProtocolError, toProtocolError } from '../errors'
+import { handleForcedMigration, type PreparedSource } from '../handlers/forced-migration'
+import { handleInitiateTransfer, type TransferStatus } from '../handlers/initiate-transfer'
+import { askPartners, handleMigrationRequest } from '../handlers/migration-request'
+import { handleTransferCancel, handleTransferVerification, type VerificationAnswer } from '../handlers/transfer-verification'
+import { manifestBytes, manifestsAgree } from '../proxy/manifest'
+import type { Caller, SiteContext } from '../site/site-context'
+import { rankCandidates, type Candidate } from './benefit'
+
+export interface MigrationOutcome {
+  vm: string
+  outcome: 'migrated'
+  /** The site the VM was handed to: this site, or the partner through which it went (never further: location unawareness). */
+  destination: string
+  local: boolean
+  bytes: number
+  fetchedBytes: number
+  reusedBytes: number
+  digestsAgree: boolean
+  attempts: number
+  offers: number
+  durationMs: number
+}
+
+/**
+ * The Controller's main migration algorithm (paper III-C, steps 1–7). Initiate transfer is repeated
+ * until dstat = sstat, at most `initiateAttempts` times; on final failure the prepared transfer is
+ * cancelled, so the VM stays where it was and keeps working.
+ */
+export async function runController (site: SiteContext, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
+  const started = Date.now()
+  const record = site.state.location(vmId)
+  if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
+  const self: Caller = { sender: site.id }
+  const runner = (id: string, ex: string[]): Promise<unknown> => runController(site, id, ex)
+
+  // Steps 1–2: Migration request to every possible destination, the local site included, in parallel.
+  const body = { vmId, descriptor: record.descriptor, exclude }
+  const [local, remote] = await Promise.all([
+    handleMigrationRequest(site, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: site.id, offer }))),
+    askPartners(site, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
+  ])
+  const candidates = rankCandidates([...local, ...remote], site.id, site.config.policy.prefer)
+  site.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
+  // Step 3: the greatest benefit.
+  const chosen = candidates[0]
+  if (chosen === undefined) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
+
+  // Step 4: Forced migration on the Source (through the chain of delegation).
+  const source = await handleForcedMigration(site, self, {
+    vmId, mode: 'prepare', destination: { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint },
+  }, runner) as PreparedSource
+
+  // Steps 5–7: Initiate transfer, Transfer verification, until dstat = sstat.
+  let lastError: ProtocolError | undefined
+  for (let attempt = 1; attempt <= site.config.limits.initiateAttempts; attempt++) {
+    let dstat: TransferStatus
+    try {
+      dstat = await initiate(site, chosen, vmId, source.ticket)
+    } catch (err) {
+      lastError = toProtocolError(err)
+      site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable })
+      if (!lastError.retryable) break
+      await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
+      continue
+    }
+    if (chosen.via !== site.id) {
+      const existing = site.state.location(vmId)
+      site.state.setLocation({ vmId, kind: 'partner', target: chosen.via, upstream: existing?.upstream ?? record.upstream, descriptor: record.descriptor, version: site.newVersion() })
+    }
+    let sstat: VerificationAnswer
+    try {
+      sstat = await handleTransferVerification(site, self, { vmId, token: source.token, dstat: dstat.status })
+    } catch (err) {
+      lastError = toProtocolError(err)
+      site.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code })
+      if (!lastError.retryable) break
+      await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
+      continue
+    }
+    if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {
+      const outcome: MigrationOutcome = {
+        vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === site.id, bytes: manifestBytes(dstat.status),
+        fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt, offers: candidates.length, durationMs: Date.now() - started,
+      }
+      site.log({ event: 'migrated', ...outcome })
+      return outcome
+    }
+    lastError = new ProtocolError('transfer-failed', 'the destination and source statuses differ')
+  }
+  await handleTransferCancel(site, self, { vmId, token: source.token }).catch((err) => {
+    site.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
+  })
+  throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+}
+
+async function initiate (site: SiteContext, chosen: Candidate, vmId: string, ticket: string): Promise<TransferStatus> {
+  if (chosen.via === site.id) return handleInitiateTransfer(site, { sender: site.id }, { vmId, ticket }, chosen.offer.ref)
+  return await site.send(chosen.via, 'initiate-transfer', { vmId, ticket }, undefined, { ref: chosen.offer.ref, timeoutMs: site.config.limits.transferTimeoutMs }) as TransferStatus
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

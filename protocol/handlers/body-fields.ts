@@ -1,0 +1,26 @@
+import { ProtocolError } from '../errors'
+import { isSafeFileName } from '../proxy/manifest'
+
+/** Field readers for request bodies: a missing or malformed field is a bad-request naming it. */
+export function objectBody (body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProtocolError('bad-request', 'body must be an object')
+  return body as Record<string, unknown>
+}
+
+export function vmIdField (body: Record<string, unknown>): string {
+  const vmId = body.vmId
+  if (typeof vmId !== 'string' || !isSafeFileName(vmId) || vmId.length > 128) throw new ProtocolError('bad-request', 'vmId must be a plain name (letters, digits, ._+-)')
+  return vmId
+}
+
+export function stringField (body: Record<string, unknown>, name: string, maxLength = 4096): string {
+  const value = body[name]
+  if (typeof value !== 'string' || value === '' || value.length > maxLength) throw new ProtocolError('bad-request', `${name} must be a non-empty string`)
+  return value
+}
+
+export function stringListField (body: Record<string, unknown>, name: string): string[] {
+  const value = body[name] ?? []
+  if (!Array.isArray(value) || value.length > 64 || !value.every((v) => typeof v === 'string')) throw new ProtocolError('bad-request', `${name} must be a list of site ids`)
+  return value as string[]
+}

@@ -1,0 +1,35 @@
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isSafeFileName } from '../proxy/manifest'
+import type { VmFile, VmHost } from './vm-host'
+
+/**
+ * The source of a primary placement: a VM's files handed to the primary site in a directory of the
+ * owner's. Placement is a cold migration from here; the owner's files are only read, never removed.
+ */
+export class IntakeHost implements VmHost {
+  readonly id: string
+
+  constructor (private readonly vmId: string, private readonly dir: string) {
+    this.id = `intake:${vmId}`
+  }
+
+  async capacity (): Promise<{ used: number, max: number }> { return { used: 1, max: 0 } }
+  async has (vmId: string): Promise<boolean> { return vmId === this.vmId }
+  async prepareForLeaving (): Promise<void> {}
+  async stayHere (): Promise<void> {}
+  async receive (): Promise<string> { throw new Error('an intake directory receives nothing') }
+  async confirm (): Promise<void> {}
+  async abandon (): Promise<void> {}
+  async release (): Promise<void> {}
+
+  async listFiles (): Promise<VmFile[]> {
+    const files: VmFile[] = []
+    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+      if (!entry.isFile() || !isSafeFileName(entry.name)) continue
+      const path = join(this.dir, entry.name)
+      files.push({ name: entry.name, size: (await stat(path)).size, path })
+    }
+    return files.sort((a, b) => a.name.localeCompare(b.name))
+  }
+}

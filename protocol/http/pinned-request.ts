@@ -1,0 +1,87 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { connect, type TLSSocket } from 'node:tls'
+import { ProtocolError } from '../errors'
+
+export interface PinnedTarget {
+  /** https://host:port (no path). */
+  url: string
+  /** The server certificate's SHA-256 fingerprint (colon hex); nothing is sent before it matches. */
+  fingerprint: string
+}
+
+export interface PinnedRequestOptions {
+  method: 'GET' | 'POST'
+  path: string
+  headers?: Record<string, string>
+  body?: Buffer
+  /** Our own certificate, presented to transfer proxies (tokens are bound to it). */
+  clientCert?: { key: string, cert: string }
+  timeoutMs: number
+  signal?: AbortSignal
+}
+
+/**
+ * Opens a TLS connection, checks the server certificate's fingerprint, and only then sends the
+ * HTTP request over that socket. Self-signed certificates are the norm between sites, so the pin
+ * replaces CA validation; a mismatch is partner-unreachable (it may be a misconfiguration or an attack).
+ */
+export async function pinnedRequest (target: PinnedTarget, options: PinnedRequestOptions): Promise<IncomingMessage> {
+  const url = new URL(target.url)
+  if (url.protocol !== 'https:') throw new ProtocolError('partner-unreachable', `${target.url} is not an https URL`)
+  const socket = await pinnedSocket(url, target.fingerprint, options)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      method: options.method,
+      path: options.path,
+      host: url.hostname,
+      headers: { ...options.headers, ...(options.body ? { 'content-length': String(options.body.length) } : {}) },
+      createConnection: () => socket,
+      signal: options.signal,
+    })
+    req.setTimeout(options.timeoutMs, () => req.destroy(new ProtocolError('partner-unreachable', `no answer within ${options.timeoutMs} ms`)))
+    req.on('response', resolve)
+    req.on('error', (err) => { socket.destroy(); reject(asUnreachable(err)) })
+    req.end(options.body)
+  })
+}
+
+function pinnedSocket (url: URL, fingerprint: string, options: PinnedRequestOptions): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: url.hostname,
+      port: Number(url.port || 443),
+      servername: /^[\d.]+$/.test(url.hostname) ? undefined : url.hostname,
+      rejectUnauthorized: false,
+      key: options.clientCert?.key,
+      cert: options.clientCert?.cert,
+    })
+    const timer = setTimeout(() => socket.destroy(new ProtocolError('partner-unreachable', `no TLS connection within ${options.timeoutMs} ms`)), options.timeoutMs)
+    socket.once('secureConnect', () => {
+      clearTimeout(timer)
+      const presented = socket.getPeerCertificate().fingerprint256
+      if (presented !== fingerprint) {
+        socket.destroy()
+        reject(new ProtocolError('partner-unreachable', 'the partner presented a certificate that does not match its pinned fingerprint'))
+        return
+      }
+      resolve(socket)
+    })
+    socket.once('error', (err) => { clearTimeout(timer); reject(asUnreachable(err)) })
+  })
+}
+
+function asUnreachable (err: unknown): ProtocolError {
+  if (err instanceof ProtocolError) return err
+  return new ProtocolError('partner-unreachable', 'the partner could not be reached', { cause: err })
+}
+
+export async function readResponseBody (res: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of res) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new ProtocolError('bad-response', `the answer exceeds ${limit} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,48 @@
+import { PROBLEMS, ProtocolError, isProblemCode } from '../errors'
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+
+/** An RFC 9457 problem document with fedvm's extension members `code` and `retryable`. */
+export interface ProblemDocument {
+  type: string
+  title: string
+  status: number
+  detail: string
+  code: string
+  retryable: boolean
+  downstreamCode?: string
+}
+
+export function toProblemDocument (err: ProtocolError): ProblemDocument {
+  const doc: ProblemDocument = {
+    type: `urn:fedvm:problem:${err.code}`,
+    title: PROBLEMS[err.code].title,
+    status: err.status,
+    detail: err.message,
+    code: err.code,
+    retryable: err.retryable,
+  }
+  if (err.downstreamCode !== undefined) doc.downstreamCode = err.downstreamCode
+  return doc
+}
+
+/** A problem document a partner sent back, as an error on this side (its detail kept as the message). */
+export function fromProblemDocument (value: unknown, status: number): ProtocolError {
+  const doc = (typeof value === 'object' && value !== null ? value : {}) as Partial<ProblemDocument>
+  const code = isProblemCode(doc.code) ? doc.code : 'bad-response'
+  return new ProtocolError(code, typeof doc.detail === 'string' ? doc.detail : `HTTP ${status}`, {
+    retryable: typeof doc.retryable === 'boolean' ? doc.retryable : status >= 500,
+    downstreamCode: doc.downstreamCode,
+  })
+}
+
+/**
+ * What a site passes on when a partner further along failed: the partner's code and retryability,
+ * never its detail (it may name that site's hosts).
+ */
+export function wrapDownstream (err: ProtocolError, op: string): ProtocolError {
+  if (err.code === 'downstream-failed' || err.code === 'partner-unreachable') {
+    return new ProtocolError(err.code, `${op} failed further along the chain`, { retryable: err.retryable, downstreamCode: err.downstreamCode, cause: err })
+  }
+  return new ProtocolError('downstream-failed', `${op} failed further along the chain (${err.code})`, { retryable: err.retryable, downstreamCode: err.code, cause: err })
+}

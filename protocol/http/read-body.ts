@@ -1,0 +1,24 @@
+import type { IncomingMessage } from 'node:http'
+import { ProtocolError } from '../errors'
+
+/** Reads a request body, refusing (and not buffering) anything past `limit` bytes. */
+export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'])
+  if (Number.isFinite(declared) && declared > limit) throw new ProtocolError('request-too-large', `the body is ${declared} bytes; the limit is ${limit}`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new ProtocolError('request-too-large', `the body exceeds ${limit} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
+}
+
+export function parseJson (body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch (err) {
+    throw new ProtocolError('bad-request', 'the body is not valid JSON', { cause: err })
+  }
+}

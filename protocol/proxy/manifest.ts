@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { ProtocolError } from '../errors'
+
+/**
+ * The SHA-256 manifest of a VM's files. Both sides report it as the transfer status, so equal
+ * manifests mean byte-equal files. Chunk digests let a resumed or damaged transfer refetch only
+ * the chunks that do not match.
+ */
+export interface ManifestFile {
+  name: string
+  size: number
+  sha256: string
+  chunks: string[]
+}
+
+export interface Manifest {
+  vmId: string
+  chunkBytes: number
+  files: ManifestFile[]
+}
+
+/** Flat names only: no separators, no leading dot, nothing that could leave the VM's directory. */
+const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}$/
+const HEX64 = /^[0-9a-f]{64}$/
+const MAX_FILES = 1024
+
+export function isSafeFileName (name: string): boolean {
+  return FILE_NAME.test(name) && name !== '..' && !name.includes('..')
+}
+
+export async function hashFile (path: string, name: string, chunkBytes: number): Promise<ManifestFile> {
+  const whole = createHash('sha256')
+  const chunks: string[] = []
+  let chunk = createHash('sha256')
+  let inChunk = 0
+  let size = 0
+  for await (const data of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    let buf = data as Buffer
+    whole.update(buf)
+    size += buf.length
+    while (buf.length > 0) {
+      const take = Math.min(buf.length, chunkBytes - inChunk)
+      chunk.update(buf.subarray(0, take))
+      inChunk += take
+      buf = buf.subarray(take)
+      if (inChunk === chunkBytes) {
+        chunks.push(chunk.digest('hex'))
+        chunk = createHash('sha256')
+        inChunk = 0
+      }
+    }
+  }
+  if (inChunk > 0) chunks.push(chunk.digest('hex'))
+  return { name, size, sha256: whole.digest('hex'), chunks }
+}
+
+/** A manifest received from another proxy: every field checked, every name confined to the VM directory. */
+export function parseManifest (value: unknown, vmId: string): Manifest {
+  const bad = (detail: string): never => { throw new ProtocolError('bad-manifest', detail) }
+  if (typeof value !== 'object' || value === null) bad('the manifest is not an object')
+  const m = value as Record<string, unknown>
+  if (m.vmId !== vmId) bad('the manifest is for another VM')
+  if (!Number.isSafeInteger(m.chunkBytes) || (m.chunkBytes as number) < 4096) bad('chunkBytes must be an integer ≥ 4096')
+  const chunkBytes = m.chunkBytes as number
+  if (!Array.isArray(m.files) || m.files.length > MAX_FILES) bad(`files must be a list of at most ${MAX_FILES}`)
+  const names = new Set<string>()
+  const files = (m.files as unknown[]).map((entry, i): ManifestFile => {
+    const f = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>
+    if (typeof f.name !== 'string' || !isSafeFileName(f.name)) bad(`files[${i}].name is not a plain file name`)
+    if (names.has(f.name as string)) bad(`files[${i}].name appears twice`)
+    names.add(f.name as string)
+    if (!Number.isSafeInteger(f.size) || (f.size as number) < 0) bad(`files[${i}].size must be a byte count`)
+    if (typeof f.sha256 !== 'string' || !HEX64.test(f.sha256)) bad(`files[${i}].sha256 must be 64 hex digits`)
+    const expectedChunks = Math.ceil((f.size as number) / chunkBytes)
+    if (!Array.isArray(f.chunks) || f.chunks.length !== expectedChunks || !f.chunks.every((c) => typeof c === 'string' && HEX64.test(c))) {
+      bad(`files[${i}].chunks must hold ${expectedChunks} SHA-256 digests`)
+    }
+    return { name: f.name as string, size: f.size as number, sha256: f.sha256 as string, chunks: f.chunks as string[] }
+  })
+  return { vmId, chunkBytes, files }
+}
+
+export function manifestBytes (manifest: Manifest): number {
+  return manifest.files.reduce((sum, file) => sum + file.size, 0)
+}
+
+/** dstat = sstat: same names, sizes and digests, in any order. */
+export function manifestsAgree (a: Manifest, b: Manifest): boolean {
+  if (a.vmId !== b.vmId || a.files.length !== b.files.length) return false
+  const byName = new Map(b.files.map((file) => [file.name, file]))
+  return a.files.every((file) => {
+    const other = byName.get(file.name)
+    return other !== undefined && other.size === file.size && other.sha256 === file.sha256
+  })
+}

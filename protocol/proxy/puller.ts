@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto'
+import { open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ProtocolError } from '../errors'
+import { fromProblemDocument } from '../http/problem'
+import { pinnedRequest, readResponseBody } from '../http/pinned-request'
+import { hashFile, manifestsAgree, parseManifest, type Manifest } from './manifest'
+import { TOKEN_HEADER } from './source-server'
+import type { SourceTicket } from './ticket'
+
+export interface PullOptions {
+  ticket: SourceTicket
+  /** Where received files go (the host's incoming directory for this VM). */
+  dir: string
+  clientCert: { key: string, cert: string }
+  parallel: number
+  timeoutMs: number
+  signal?: AbortSignal
+  onProgress?: (progress: PullProgress) => void
+}
+
+export interface PullProgress {
+  totalBytes: number
+  /** Bytes already present and verified when this attempt started (a resumed transfer). */
+  reusedBytes: number
+  fetchedBytes: number
+  /** Chunks whose bytes did not match the manifest and were fetched again. */
+  refetchedChunks: number
+}
+
+export interface PullResult extends PullProgress {
+  manifest: Manifest
+}
+
+const CHUNK_ATTEMPTS = 3
+
+/**
+ * The destination proxy's side of Initiate transfer: fetch the manifest, keep every chunk already
+ * on disk whose digest matches (so a retry never copies twice), fetch the others in parallel ranges,
+ * verify each chunk as it arrives, then hash the files again: that manifest is dstat.
+ */
+export async function pullVm (options: PullOptions): Promise<PullResult> {
+  const { ticket } = options
+  const source = parseManifest(JSON.parse((await get(options, '/v1/transfer/manifest', undefined, 1024 * 1024)).toString('utf8')), ticket.vmId)
+  const progress: PullProgress = { totalBytes: 0, reusedBytes: 0, fetchedBytes: 0, refetchedChunks: 0 }
+  const handles = new Map<string, FileHandle>()
+  const work: Array<{ file: string, index: number, offset: number, length: number, digest: string }> = []
+  try {
+    for (const file of source.files) {
+      progress.totalBytes += file.size
+      const handle = await open(join(options.dir, file.name), 'a+').then(async (h) => { await h.close(); return open(join(options.dir, file.name), 'r+') })
+      handles.set(file.name, handle)
+      if ((await handle.stat()).size !== file.size) await handle.truncate(file.size)
+      for (let index = 0; index < file.chunks.length; index++) {
+        const offset = index * source.chunkBytes
+        const length = Math.min(source.chunkBytes, file.size - offset)
+        const chunk = { file: file.name, index, offset, length, digest: file.chunks[index] }
+        if (await chunkMatches(handle, chunk)) progress.reusedBytes += length
+        else work.push(chunk)
+      }
+    }
+    await removeStrays(options.dir, new Set(source.files.map((f) => f.name)))
+    options.onProgress?.({ ...progress })
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < work.length) {
+        const chunk = work[next++]
+        await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
+        options.onProgress?.({ ...progress })
+      }
+    }
+    await Promise.all(Array.from({ length: Math.max(1, options.parallel) }, worker))
+    for (const handle of handles.values()) await handle.sync()
+  } finally {
+    for (const handle of handles.values()) await handle.close().catch(() => {})
+  }
+  const received: Manifest = { vmId: ticket.vmId, chunkBytes: source.chunkBytes, files: [] }
+  for (const file of source.files) received.files.push(await hashFile(join(options.dir, file.name), file.name, source.chunkBytes))
+  if (!manifestsAgree(received, source)) throw new ProtocolError('transfer-failed', 'the received files do not match the manifest')
+  return { ...progress, manifest: received }
+}
+
+async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const range = `bytes=${chunk.offset}-${chunk.offset + chunk.length - 1}`
+    const bytes = await get(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
+    progress.fetchedBytes += bytes.length
+    if (bytes.length === chunk.length && createHash('sha256').update(bytes).digest('hex') === chunk.digest) {
+      await handle.write(bytes, 0, bytes.length, chunk.offset)
+      return
+    }
+    progress.refetchedChunks++
+    if (attempt >= CHUNK_ATTEMPTS) throw new ProtocolError('transfer-failed', `a chunk of ${chunk.file} did not match its digest ${CHUNK_ATTEMPTS} times`)
+  }
+}
+
+async function chunkMatches (handle: FileHandle, chunk: { offset: number, length: number, digest: string }): Promise<boolean> {
+  const buf = Buffer.allocUnsafe(chunk.length)
+  const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
+  return bytesRead === chunk.length && createHash('sha256').update(buf).digest('hex') === chunk.digest
+}
+
+async function get (options: PullOptions, path: string, range: string | undefined, limit: number): Promise<Buffer> {
+  const res = await pinnedRequest({ url: options.ticket.uri, fingerprint: options.ticket.fingerprint }, {
+    method: 'GET',
+    path,
+    headers: { [TOKEN_HEADER]: options.ticket.token, ...(range ? { range } : {}) },
+    clientCert: options.clientCert,
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
+  })
+  let body: Buffer
+  try {
+    body = await readResponseBody(res, Math.max(limit, 64 * 1024))
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err
+    throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
+  }
+  if (res.statusCode !== 200 && res.statusCode !== 206) {
+    let doc: unknown
+    try { doc = JSON.parse(body.toString('utf8')) } catch { doc = undefined }
+    throw fromProblemDocument(doc, res.statusCode ?? 502)
+  }
+  return body
+}
+
+/** Files left from an earlier attempt that the manifest no longer names. */
+async function removeStrays (dir: string, keep: Set<string>): Promise<void> {
+  for (const name of await readdir(dir)) if (!keep.has(name)) await rm(join(dir, name), { recursive: true, force: true })
+}

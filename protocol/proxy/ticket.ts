@@ -1,0 +1,40 @@
+import { readSealKeyPair } from '../crypto/key-files'
+import { seal, unseal } from '../crypto/sealed-box'
+import { decodeKey } from '../crypto/key-files'
+import { ProtocolError } from '../errors'
+import { join } from 'node:path'
+import { SEAL_SECRET_FILE } from '../crypto/key-files'
+
+/**
+ * ⟨suri, stok⟩ as the Controller and Intermediaries carry it: sealed for the destination site, so only
+ * the destination proxy learns the source proxy's address (the files flow directly; the Controller
+ * stays unaware of where the VM is).
+ */
+export interface SourceTicket {
+  kind: 'fedvm-source-ticket'
+  vmId: string
+  uri: string
+  fingerprint: string
+  token: string
+}
+
+export async function sealTicket (ticket: Omit<SourceTicket, 'kind'>, destinationSealKey: string): Promise<string> {
+  const key = decodeKey('destination sealKey', destinationSealKey)
+  const sealed = await seal(Buffer.from(JSON.stringify({ kind: 'fedvm-source-ticket', ...ticket })), key)
+  return sealed.toString('base64')
+}
+
+export async function openTicket (sealed: string, keysDir: string, vmId: string): Promise<SourceTicket> {
+  const keys = await readSealKeyPair(join(keysDir, SEAL_SECRET_FILE))
+  let ticket: SourceTicket
+  try {
+    ticket = JSON.parse((await unseal(Buffer.from(sealed, 'base64'), keys)).toString('utf8'))
+  } catch (err) {
+    throw new ProtocolError('bad-request', 'the source ticket was not sealed for this site', { cause: err })
+  }
+  if (ticket.kind !== 'fedvm-source-ticket' || ticket.vmId !== vmId || typeof ticket.uri !== 'string' ||
+    typeof ticket.fingerprint !== 'string' || typeof ticket.token !== 'string') {
+    throw new ProtocolError('bad-request', 'the source ticket is not for this VM')
+  }
+  return ticket
+}

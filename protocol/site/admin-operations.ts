@@ -1,0 +1,52 @@
+import { stat } from 'node:fs/promises'
+import { isAbsolute } from 'node:path'
+import { runController } from '../controller/run-controller'
+import { ProtocolError, toProtocolError } from '../errors'
+import { objectBody, stringField, vmIdField } from '../handlers/body-fields'
+import { handleForcedMigration } from '../handlers/forced-migration'
+import type { SiteContext } from './site-context'
+
+/**
+ * What the site's own CLI asks its daemon (signed with the site's key; no other sender is accepted):
+ * place a new VM (primary placement), migrate one (Controller), evict one (Forced migration "away"
+ * to the site that delegated it here), and list where VMs went.
+ */
+export const ADMIN_OPERATIONS: Record<string, (site: SiteContext, body: unknown) => Promise<unknown>> = {
+  'admin-place': place,
+  'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
+  'admin-evict': evict,
+  'admin-status': async (site) => ({ id: site.id, locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })) }),
+}
+
+async function place (site: SiteContext, rawBody: unknown): Promise<unknown> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const dir = stringField(body, 'dir')
+  if (!isAbsolute(dir) || !(await stat(dir).catch(() => undefined))?.isDirectory()) throw new ProtocolError('bad-request', 'dir must be an absolute path to a directory')
+  if (site.state.location(vmId) !== undefined) throw new ProtocolError('bad-request', `this site already manages ${vmId}`)
+  const version = site.newVersion()
+  site.state.setLocation({ vmId, kind: 'intake', target: dir, upstream: null, descriptor: body.descriptor ?? { vmId }, version })
+  try {
+    return await runController(site, vmId, [])
+  } catch (err) {
+    site.state.dropLocationIf(vmId, version)
+    throw err
+  }
+}
+
+/** Scenario 2, step 0: this site must see the VM go; the site that delegated it here performs or escalates. */
+async function evict (site: SiteContext, rawBody: unknown): Promise<unknown> {
+  const vmId = vmIdField(objectBody(rawBody))
+  const record = site.state.location(vmId)
+  if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
+  if (record.upstream === null) {
+    return { outcome: 'performed', by: site.id, result: await runController(site, vmId, []) }
+  }
+  try {
+    return await site.send(record.upstream, 'forced-migration', { vmId, mode: 'away' }, undefined, { timeoutMs: site.config.limits.transferTimeoutMs })
+  } catch (err) {
+    throw toProtocolError(err)
+  }
+}
+
+export { handleForcedMigration }

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { decodeKey, encodeKey, SEAL_PUBLIC_FILE } from '../crypto/key-files'
+import { readSigningKeyPair, type SigningKeyPair } from '../crypto/signing-keys'
+import { readTlsIdentity, type TlsIdentity } from '../crypto/tls-certificate'
+import { Keyring } from '../envelope/keyring'
+import type { SignedRequest } from '../envelope/hop'
+import { signForward, signNewRequest } from '../envelope/sign-request'
+import type { VerifiedRequest } from '../envelope/verify-request'
+import { ProtocolError } from '../errors'
+import { DirHost } from '../hosts/dir-host'
+import { IntakeHost } from '../hosts/intake-host'
+import type { VmHost } from '../hosts/vm-host'
+import type { PullResult } from '../proxy/puller'
+import { SiteState } from '../state/site-state'
+import type { SiteConfig } from './config'
+import { callSite, type Endpoint } from './partner-client'
+
+/** Who is asking: the verified sender of a request, or this site itself (the Controller runs in-process). */
+export interface Caller {
+  sender: string
+  verified?: VerifiedRequest
+}
+
+export type Log = (event: Record<string, unknown>) => void
+
+/** Everything a handler needs about this site; built once at start. */
+export class SiteContext {
+  readonly keyring: Keyring
+  readonly hosts: Map<string, VmHost>
+  /** Transfers this site's proxies are pulling now, by destination token: a second Initiate joins the first. */
+  readonly pulls = new Map<string, Promise<PullResult>>()
+  readonly proxyUrls: string[]
+  private nextProxy = 0
+
+  constructor (
+    readonly config: SiteConfig,
+    readonly signing: SigningKeyPair,
+    readonly tls: TlsIdentity,
+    readonly sealPublicKey: string,
+    readonly state: SiteState,
+    readonly log: Log,
+  ) {
+    this.keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
+    this.hosts = new Map(config.hosts.map((h) => [h.id, new DirHost(h.id, h.vmDir, h.maxVms)]))
+    this.proxyUrls = config.proxies.map((p) => `https://${p.listen}`)
+  }
+
+  static async load (config: SiteConfig, log: Log): Promise<SiteContext> {
+    const signing = await readSigningKeyPair(config.keys)
+    const tls = await readTlsIdentity(config.keys)
+    const sealPublicKey = encodeKey(decodeKey('seal.pub', await readFile(join(config.keys, SEAL_PUBLIC_FILE), 'utf8')))
+    return new SiteContext(config, signing, tls, sealPublicKey, new SiteState(config.stateDir), log)
+  }
+
+  get id (): string { return this.config.id }
+
+  /** Proxies take turns (the paper's "choose t ∈ T"). */
+  chooseProxy (): number {
+    const index = this.nextProxy
+    this.nextProxy = (this.nextProxy + 1) % this.proxyUrls.length
+    return index
+  }
+
+  /** A host by id; an intake ("intake:DIR") is the owner's directory of a VM being placed. */
+  host (hostId: string, vmId: string): VmHost {
+    if (hostId.startsWith('intake:')) return new IntakeHost(vmId, hostId.slice('intake:'.length))
+    const host = this.hosts.get(hostId)
+    if (host === undefined) throw new ProtocolError('internal', 'internal error', { cause: new Error(`no host ${hostId}`) })
+    return host
+  }
+
+  newVersion (): string {
+    return randomUUID()
+  }
+
+  endpoint (id: string): Endpoint {
+    if (id === this.id) return { id, url: `https://${this.config.listen}`, tlsFingerprint: this.tls.fingerprint, publicKey: this.signing.publicKey }
+    const partner = this.config.partners.find((p) => p.id === id)
+    if (partner === undefined) throw new ProtocolError('unknown-sender', `${id} is not a partner of this site`)
+    return { id, url: partner.url, tlsFingerprint: partner.tlsFingerprint, publicKey: this.keyring.get(id)! }
+  }
+
+  /**
+   * Sends `op` to a partner: forwarded (same body, one more signed hop) when acting for a verified
+   * caller, otherwise as a new request with this site as origin.
+   */
+  async send (to: string, op: string, body: unknown, caller: Caller | undefined, options: { ref?: string, timeoutMs?: number } = {}): Promise<unknown> {
+    const signer = { id: this.id, secretKey: this.signing.secretKey }
+    let request: SignedRequest
+    if (caller?.verified !== undefined && caller.verified.request.op === op) {
+      request = await signForward(signer, caller.verified.request, to, caller.verified.senderKey, options.ref)
+    } else {
+      request = await signNewRequest(signer, to, op, body, this.config.limits.hopBudget, options.ref)
+    }
+    this.log({ event: 'send', op, to })
+    return callSite(this.endpoint(to), this.id, request, { windowMs: this.config.limits.timestampWindowMs, timeoutMs: options.timeoutMs ?? this.config.limits.requestTimeoutMs })
+  }
+
+  /** Whether a request from this caller may still be forwarded one more hop. */
+  mayForward (caller: Caller): boolean {
+    if (caller.verified === undefined) return this.config.limits.hopBudget >= 1
+    return caller.verified.last.budget >= 1
+  }
+
+  /** Sites the request already passed (never ask them again: loops). */
+  passedSites (caller: Caller): Set<string> {
+    return new Set([this.id, ...(caller.verified?.request.hops.map((h) => h.from) ?? [])])
+  }
+}

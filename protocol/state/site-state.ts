@@ -1,0 +1,172 @@
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { ReplayCache } from '../envelope/replay-cache'
+import type { Manifest } from '../proxy/manifest'
+
+/**
+ * Where this site keeps what must survive a restart: the replay cache, where each VM it is
+ * responsible for went (a local host or the partner it delegated to, nothing more), the transfer
+ * tokens its proxies issued, and the routes it forwards through as an Intermediary.
+ */
+export interface LocationRecord {
+  vmId: string
+  kind: 'host' | 'partner' | 'intake'
+  /** A host id (local), a partner site id, or the directory of a VM being placed. */
+  target: string
+  /** The site that delegated the VM here; null when this site is where it started. */
+  upstream: string | null
+  descriptor: unknown
+  /** Changes whenever the record is rewritten: a verified transfer removes the record only if it is unchanged. */
+  version: string
+}
+
+export type TokenState = 'open' | 'received' | 'spent' | 'cancelled'
+
+export interface TokenRecord {
+  token: string
+  role: 'source' | 'destination'
+  proxy: number
+  vmId: string
+  hostId: string
+  /** Source: the TLS fingerprint of the destination proxy that may pull. Destination: the host's VM slot (unused). */
+  boundTo: string
+  descriptor: unknown
+  manifest: Manifest | null
+  state: TokenState
+  expiresAt: number
+  /** Source: the location version when the transfer was prepared. */
+  locationVersion: string | null
+  /** The site that asked for this token (Forced migration or Migration request); only it may use it in the control channel. */
+  requester: string
+}
+
+export interface RouteRecord {
+  ref: string
+  kind: 'offer' | 'source'
+  vmId: string
+  partner: string
+  partnerRef: string
+  /** The site that may use this route (the one this site answered). */
+  requester: string
+  locationVersion: string | null
+  expiresAt: number
+}
+
+export class SiteState implements ReplayCache {
+  private readonly db: Database.Database
+
+  constructor (stateDir: string) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 })
+    this.db = new Database(join(stateDir, 'site.db'))
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS "seen_messages" ("sender" TEXT NOT NULL, "id" TEXT NOT NULL, "keep_until" INTEGER NOT NULL, PRIMARY KEY ("sender", "id"));
+      CREATE TABLE IF NOT EXISTS "locations" ("vm_id" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "target" TEXT NOT NULL, "upstream" TEXT, "descriptor" TEXT NOT NULL, "version" TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS "tokens" ("token" TEXT PRIMARY KEY, "role" TEXT NOT NULL, "proxy" INTEGER NOT NULL, "vm_id" TEXT NOT NULL, "host_id" TEXT NOT NULL,
+        "bound_to" TEXT NOT NULL, "descriptor" TEXT NOT NULL, "manifest" TEXT, "state" TEXT NOT NULL, "expires_at" INTEGER NOT NULL, "location_version" TEXT, "requester" TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS "routes" ("ref" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "vm_id" TEXT NOT NULL, "partner" TEXT NOT NULL, "partner_ref" TEXT NOT NULL,
+        "requester" TEXT NOT NULL, "location_version" TEXT, "expires_at" INTEGER NOT NULL);
+    `)
+  }
+
+  seenBefore (from: string, id: string, keepUntil: number): boolean {
+    const now = Date.now()
+    this.db.prepare('DELETE FROM "seen_messages" WHERE "keep_until" < ?').run(now)
+    const inserted = this.db.prepare('INSERT OR IGNORE INTO "seen_messages" ("sender", "id", "keep_until") VALUES (?, ?, ?)').run(from, id, keepUntil)
+    return inserted.changes === 0
+  }
+
+  location (vmId: string): LocationRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM "locations" WHERE "vm_id" = ?').get(vmId) as Record<string, string> | undefined
+    if (row === undefined) return undefined
+    return { vmId: row.vm_id, kind: row.kind as LocationRecord['kind'], target: row.target, upstream: row.upstream ?? null, descriptor: JSON.parse(row.descriptor), version: row.version }
+  }
+
+  locations (): LocationRecord[] {
+    const rows = this.db.prepare('SELECT "vm_id" FROM "locations" ORDER BY "vm_id"').all() as Array<{ vm_id: string }>
+    return rows.map((row) => this.location(row.vm_id)!)
+  }
+
+  setLocation (record: LocationRecord): void {
+    this.db.prepare('INSERT OR REPLACE INTO "locations" ("vm_id", "kind", "target", "upstream", "descriptor", "version") VALUES (?, ?, ?, ?, ?, ?)')
+      .run(record.vmId, record.kind, record.target, record.upstream, JSON.stringify(record.descriptor ?? null), record.version)
+  }
+
+  /** Forgets where a VM went, unless the record was rewritten since `version` (the VM came back meanwhile). */
+  dropLocationIf (vmId: string, version: string): boolean {
+    return this.db.prepare('DELETE FROM "locations" WHERE "vm_id" = ? AND "version" = ?').run(vmId, version).changes > 0
+  }
+
+  token (token: string): TokenRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM "tokens" WHERE "token" = ?').get(token) as Record<string, string | number | null> | undefined
+    if (row === undefined) return undefined
+    return {
+      token: row.token as string,
+      role: row.role as TokenRecord['role'],
+      proxy: row.proxy as number,
+      vmId: row.vm_id as string,
+      hostId: row.host_id as string,
+      boundTo: row.bound_to as string,
+      descriptor: JSON.parse(row.descriptor as string),
+      manifest: row.manifest === null ? null : JSON.parse(row.manifest as string),
+      state: row.state as TokenState,
+      expiresAt: row.expires_at as number,
+      locationVersion: (row.location_version as string | null) ?? null,
+      requester: row.requester as string,
+    }
+  }
+
+  putToken (record: TokenRecord): void {
+    this.db.prepare(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester")
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
+      JSON.stringify(record.descriptor ?? null), record.manifest === null ? null : JSON.stringify(record.manifest), record.state, record.expiresAt, record.locationVersion,
+      record.requester)
+  }
+
+  setTokenState (token: string, state: TokenState, manifest?: Manifest): void {
+    if (manifest === undefined) this.db.prepare('UPDATE "tokens" SET "state" = ? WHERE "token" = ?').run(state, token)
+    else this.db.prepare('UPDATE "tokens" SET "state" = ?, "manifest" = ? WHERE "token" = ?').run(state, JSON.stringify(manifest), token)
+  }
+
+  /** Open tokens past their expiry (the sweeper undoes what they prepared). */
+  expiredOpenTokens (now: number): TokenRecord[] {
+    const rows = this.db.prepare('SELECT "token" FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as Array<{ token: string }>
+    return rows.map((row) => this.token(row.token)!)
+  }
+
+  /** Open source tokens for a VM: a new Forced migration supersedes them. */
+  openSourceTokens (vmId: string): TokenRecord[] {
+    const rows = this.db.prepare('SELECT "token" FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as Array<{ token: string }>
+    return rows.map((row) => this.token(row.token)!)
+  }
+
+  route (ref: string): RouteRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM "routes" WHERE "ref" = ?').get(ref) as Record<string, string | number | null> | undefined
+    if (row === undefined) return undefined
+    return {
+      ref: row.ref as string,
+      kind: row.kind as RouteRecord['kind'],
+      vmId: row.vm_id as string,
+      partner: row.partner as string,
+      partnerRef: row.partner_ref as string,
+      requester: row.requester as string,
+      locationVersion: (row.location_version as string | null) ?? null,
+      expiresAt: row.expires_at as number,
+    }
+  }
+
+  putRoute (record: RouteRecord): void {
+    this.db.prepare(`INSERT OR REPLACE INTO "routes" ("ref", "kind", "vm_id", "partner", "partner_ref", "requester", "location_version", "expires_at")
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(record.ref, record.kind, record.vmId, record.partner, record.partnerRef, record.requester, record.locationVersion, record.expiresAt)
+  }
+
+  dropExpiredRoutes (now: number): void {
+    this.db.prepare('DELETE FROM "routes" WHERE "expires_at" < ?').run(now)
+  }
+
+  close (): void {
+    this.db.close()
+  }
+}
