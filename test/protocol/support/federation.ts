@@ -1,0 +1,129 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FedvmDaemon, runFedvm, type CliResult } from './fedvm-process'
+
+export interface SiteKeys { id: string, publicKey: string, tlsFingerprint: string, sealPublicKey: string }
+
+export interface SiteSpec {
+  id: string
+  /** 127.0.0.x, one address per site. */
+  ip: string
+  hosts?: Array<{ id: string, maxVms: number }>
+  partners?: string[]
+  policy?: Record<string, unknown>
+  proxies?: number
+  maxBytesPerSecond?: number
+  limits?: Record<string, number>
+}
+
+export interface TestSite {
+  spec: SiteSpec
+  keys: SiteKeys
+  dir: string
+  configFile: string
+  config: Record<string, unknown>
+  daemon?: FedvmDaemon
+}
+
+/** A free TCP port on an address (bound then released: good enough on a test machine). */
+export function freePort (ip: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, ip, () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * Sites as real `fedvm site run` processes on loopback: keys from `fedvm keygen`, configs that name
+ * each other as partners, one process each. `t.teardown(() => fed.close())`.
+ */
+export class Federation {
+  readonly sites = new Map<string, TestSite>()
+
+  private constructor (readonly root: string) {}
+
+  static async create (specs: SiteSpec[]): Promise<Federation> {
+    const fed = new Federation(await mkdtemp(join(tmpdir(), 'fedvm-fed-')))
+    for (const spec of specs) {
+      const dir = join(fed.root, spec.id)
+      await mkdir(dir, { recursive: true })
+      const keygen = await runFedvm(['keygen', '--site', spec.id, '--out', join(dir, 'keys')])
+      if (keygen.code !== 0) throw new Error(`keygen failed: ${keygen.stderr}`)
+      fed.sites.set(spec.id, { spec, keys: JSON.parse(keygen.stdout), dir, configFile: join(dir, 'site.json'), config: {} })
+    }
+    for (const site of fed.sites.values()) {
+      const { spec } = site
+      const partners = (spec.partners ?? []).map((id) => fed.site(id))
+      site.config = {
+        id: spec.id,
+        listen: `${spec.ip}:${await freePort(spec.ip)}`,
+        keys: 'keys',
+        partners: [],
+        policy: spec.policy ?? { delegate: true, expose: 'all' },
+        hosts: (spec.hosts ?? []).map((h) => ({ id: h.id, vmDir: `hosts/${h.id}`, maxVms: h.maxVms })),
+        proxies: await Promise.all(Array.from({ length: spec.proxies ?? 1 }, async () => ({
+          listen: `${spec.ip}:${await freePort(spec.ip)}`, ...(spec.maxBytesPerSecond ? { maxBytesPerSecond: spec.maxBytesPerSecond } : {}),
+        }))),
+        stateDir: 'state',
+        ...(spec.limits ? { limits: spec.limits } : {}),
+      }
+      site.config.partners = partners.map((p) => p) // filled below once every listen address is known
+    }
+    for (const site of fed.sites.values()) {
+      site.config.partners = (site.spec.partners ?? []).map((id) => {
+        const p = fed.site(id)
+        return { id, url: `https://${p.config.listen as string}`, publicKey: p.keys.publicKey, tlsFingerprint: p.keys.tlsFingerprint }
+      })
+      await writeFile(site.configFile, JSON.stringify(site.config, null, 2))
+    }
+    return fed
+  }
+
+  site (id: string): TestSite {
+    const site = this.sites.get(id)
+    if (site === undefined) throw new Error(`no site ${id}`)
+    return site
+  }
+
+  /** A host's VM directory. */
+  vmDir (siteId: string, hostId: string): string {
+    return join(this.site(siteId).dir, 'hosts', hostId)
+  }
+
+  async start (...ids: string[]): Promise<void> {
+    await Promise.all((ids.length ? ids : [...this.sites.keys()]).map(async (id) => {
+      const site = this.site(id)
+      site.daemon = new FedvmDaemon(['site', 'run', '--config', site.configFile])
+      await site.daemon.started()
+    }))
+  }
+
+  async stop (id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.site(id).daemon?.stop(signal)
+  }
+
+  daemon (id: string): FedvmDaemon {
+    const daemon = this.site(id).daemon
+    if (daemon === undefined) throw new Error(`${id} is not running`)
+    return daemon
+  }
+
+  /** `fedvm site SUB --config SITE ...`: the JSON answer and exit code. */
+  async cli (id: string, sub: string, ...args: string[]): Promise<{ code: number | null, json: any, raw: CliResult }> {
+    const raw = await runFedvm(['site', sub, '--config', this.site(id).configFile, ...args])
+    let json: unknown
+    try { json = JSON.parse(raw.stdout) } catch { json = undefined }
+    return { code: raw.code, json, raw }
+  }
+
+  async close (): Promise<void> {
+    await Promise.all([...this.sites.values()].map((s) => s.daemon?.stop()))
+    await rm(this.root, { recursive: true, force: true })
+  }
+}
