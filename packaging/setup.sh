@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the project needs; later parts append theirs here.
 DEBIAN_PACKAGES=(
   libfuse2 fuse            # guestfs: the FUSE library fuse-native loads, and fusermount
+  prometheus               # test/e2e/agent: a real Prometheus server scrapes the agent's /metrics
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
