@@ -1,0 +1,131 @@
+/**
+ * Pure: one domain's statistics as Prometheus samples, in the libvirt_domain_* names operators
+ * know from prometheus-libvirt-exporter (AlexZzz/kumina/inovex lineage), converted to base units:
+ * nanoseconds → seconds, KiB → bytes. Every series has `domain` and `uuid` labels.
+ */
+import type { MetricFamily, Sample } from '../collector.js'
+import type { DomainStats } from '../hypervisor.js'
+
+const NS = 1e-9
+const KIB = 1024
+
+type FamilyDef = MetricFamily
+
+function fam (name: string, type: 'counter' | 'gauge', help: string): FamilyDef {
+  return { name, type, help }
+}
+
+export const F = {
+  up: fam('libvirt_up', 'gauge', 'Whether the last collection from libvirt succeeded (1) or not (0).'),
+  timedOut: fam('libvirt_domain_timed_out', 'gauge', 'The domain did not answer within the collection deadline; its other series are left out of this scrape.'),
+  state: fam('libvirt_domain_info_state', 'gauge', 'Domain state: 0 no state, 1 running, 2 blocked, 3 paused, 4 shutting down, 5 shut off, 6 crashed, 7 pm-suspended.'),
+  maxMemory: fam('libvirt_domain_info_maximum_memory_bytes', 'gauge', 'Maximum memory the domain may use, in bytes.'),
+  memory: fam('libvirt_domain_info_memory_usage_bytes', 'gauge', 'Memory currently given to the domain (balloon size), in bytes.'),
+  vcpus: fam('libvirt_domain_info_virtual_cpus', 'gauge', 'Number of virtual CPUs of the domain.'),
+  cpuTime: fam('libvirt_domain_info_cpu_time_seconds_total', 'counter', 'CPU time used by the domain (all threads of its QEMU process), in seconds.'),
+  vcpuState: fam('libvirt_domain_vcpu_state', 'gauge', 'vCPU state: 0 offline, 1 running, 2 blocked.'),
+  vcpuTime: fam('libvirt_domain_vcpu_time_seconds_total', 'counter', 'CPU time used by the vCPU, in seconds.'),
+  vcpuWait: fam('libvirt_domain_vcpu_wait_seconds_total', 'counter', 'Time the vCPU wanted to run but was not scheduled (wait_sum), in seconds.'),
+  vcpuDelay: fam('libvirt_domain_vcpu_delay_seconds_total', 'counter', 'Time the vCPU thread was queued by the host scheduler instead of running (steal time), in seconds.'),
+  memActual: fam('libvirt_domain_memory_stats_actual_balloon_bytes', 'gauge', 'Current balloon size, in bytes.'),
+  memSwapIn: fam('libvirt_domain_memory_stats_swap_in_bytes', 'gauge', 'Memory the guest read from swap, in bytes.'),
+  memSwapOut: fam('libvirt_domain_memory_stats_swap_out_bytes', 'gauge', 'Memory the guest wrote to swap, in bytes.'),
+  memMajorFault: fam('libvirt_domain_memory_stats_major_fault_total', 'counter', 'Page faults in the guest that needed disk I/O.'),
+  memMinorFault: fam('libvirt_domain_memory_stats_minor_fault_total', 'counter', 'Page faults in the guest served without disk I/O.'),
+  memUnused: fam('libvirt_domain_memory_stats_unused_bytes', 'gauge', 'Memory left completely unused by the guest, in bytes.'),
+  memAvailable: fam('libvirt_domain_memory_stats_available_bytes', 'gauge', 'Memory the guest sees as total, in bytes.'),
+  memUsable: fam('libvirt_domain_memory_stats_usable_bytes', 'gauge', 'Memory the guest could use without swapping (MemAvailable), in bytes.'),
+  memRss: fam('libvirt_domain_memory_stats_rss_bytes', 'gauge', 'Resident set size of the domain\'s QEMU process on the host, in bytes.'),
+  memDiskCache: fam('libvirt_domain_memory_stats_disk_cache_bytes', 'gauge', 'Guest memory holding caches that can be reclaimed, in bytes.'),
+  memUsedPercent: fam('libvirt_domain_memory_stats_used_percent', 'gauge', 'Memory used by the guest, as percent of available: (available - usable) / available * 100.'),
+  blockRdBytes: fam('libvirt_domain_block_stats_read_bytes_total', 'counter', 'Bytes read from the block device.'),
+  blockRdReqs: fam('libvirt_domain_block_stats_read_requests_total', 'counter', 'Read requests to the block device.'),
+  blockRdTime: fam('libvirt_domain_block_stats_read_time_seconds_total', 'counter', 'Time spent on reads from the block device, in seconds.'),
+  blockWrBytes: fam('libvirt_domain_block_stats_write_bytes_total', 'counter', 'Bytes written to the block device.'),
+  blockWrReqs: fam('libvirt_domain_block_stats_write_requests_total', 'counter', 'Write requests to the block device.'),
+  blockWrTime: fam('libvirt_domain_block_stats_write_time_seconds_total', 'counter', 'Time spent on writes to the block device, in seconds.'),
+  blockFlReqs: fam('libvirt_domain_block_stats_flush_requests_total', 'counter', 'Flush requests to the block device.'),
+  blockFlTime: fam('libvirt_domain_block_stats_flush_time_seconds_total', 'counter', 'Time spent on flushes of the block device, in seconds.'),
+  blockAllocation: fam('libvirt_domain_block_stats_allocation', 'gauge', 'Offset of the highest written sector of the block device, in bytes.'),
+  blockCapacity: fam('libvirt_domain_block_stats_capacity_bytes', 'gauge', 'Logical size of the block device, in bytes.'),
+  blockPhysical: fam('libvirt_domain_block_stats_physicalsize_bytes', 'gauge', 'Size of the container of the block device\'s image on the host, in bytes.'),
+  netRxBytes: fam('libvirt_domain_interface_stats_receive_bytes_total', 'counter', 'Bytes received on the network interface.'),
+  netRxPackets: fam('libvirt_domain_interface_stats_receive_packets_total', 'counter', 'Packets received on the network interface.'),
+  netRxErrors: fam('libvirt_domain_interface_stats_receive_errors_total', 'counter', 'Receive errors on the network interface.'),
+  netRxDrops: fam('libvirt_domain_interface_stats_receive_drops_total', 'counter', 'Received packets dropped on the network interface.'),
+  netTxBytes: fam('libvirt_domain_interface_stats_transmit_bytes_total', 'counter', 'Bytes transmitted on the network interface.'),
+  netTxPackets: fam('libvirt_domain_interface_stats_transmit_packets_total', 'counter', 'Packets transmitted on the network interface.'),
+  netTxErrors: fam('libvirt_domain_interface_stats_transmit_errors_total', 'counter', 'Transmit errors on the network interface.'),
+  netTxDrops: fam('libvirt_domain_interface_stats_transmit_drops_total', 'counter', 'Transmitted packets dropped on the network interface.')
+} as const
+
+export const LIBVIRT_FAMILIES: readonly MetricFamily[] = Object.values(F)
+
+export function domainSamples (d: DomainStats): Sample[] {
+  const out: Sample[] = []
+  const base = { domain: d.name, uuid: d.uuid }
+  const add = (f: FamilyDef, value: number | undefined, labels: Record<string, string> = base): void => {
+    if (value === undefined || !Number.isFinite(value)) return
+    out.push({ name: f.name, help: f.help, type: f.type, labels, value })
+  }
+
+  add(F.state, d.state.code)
+  if (d.balloon !== undefined) {
+    const b = d.balloon
+    add(F.maxMemory, b.maximumKiB * KIB)
+    add(F.memory, b.currentKiB * KIB)
+    add(F.memActual, b.currentKiB * KIB)
+    add(F.memSwapIn, kib(b.swapInKiB))
+    add(F.memSwapOut, kib(b.swapOutKiB))
+    add(F.memMajorFault, b.majorFault)
+    add(F.memMinorFault, b.minorFault)
+    add(F.memUnused, kib(b.unusedKiB))
+    add(F.memAvailable, kib(b.availableKiB))
+    add(F.memUsable, kib(b.usableKiB))
+    add(F.memRss, kib(b.rssKiB))
+    add(F.memDiskCache, kib(b.diskCachesKiB))
+    if (b.availableKiB !== undefined && b.usableKiB !== undefined && b.availableKiB > 0) {
+      add(F.memUsedPercent, (b.availableKiB - b.usableKiB) / b.availableKiB * 100)
+    }
+  }
+  if (d.cpu !== undefined) add(F.cpuTime, d.cpu.timeNs * NS)
+  if (d.vcpu !== undefined) {
+    add(F.vcpus, d.vcpu.current)
+    for (const v of d.vcpu.vcpus) {
+      const labels = { ...base, vcpu: String(v.index) }
+      add(F.vcpuState, v.state, labels)
+      add(F.vcpuTime, ns(v.timeNs), labels)
+      add(F.vcpuWait, ns(v.waitNs), labels)
+      add(F.vcpuDelay, ns(v.delayNs), labels)
+    }
+  }
+  for (const blk of d.blocks) {
+    const labels = { ...base, target_device: blk.name }
+    add(F.blockRdBytes, blk.rdBytes, labels)
+    add(F.blockRdReqs, blk.rdReqs, labels)
+    add(F.blockRdTime, ns(blk.rdTimesNs), labels)
+    add(F.blockWrBytes, blk.wrBytes, labels)
+    add(F.blockWrReqs, blk.wrReqs, labels)
+    add(F.blockWrTime, ns(blk.wrTimesNs), labels)
+    add(F.blockFlReqs, blk.flReqs, labels)
+    add(F.blockFlTime, ns(blk.flTimesNs), labels)
+    add(F.blockAllocation, blk.allocation, labels)
+    add(F.blockCapacity, blk.capacity, labels)
+    add(F.blockPhysical, blk.physical, labels)
+  }
+  for (const n of d.interfaces) {
+    const labels = { ...base, target_device: n.name }
+    add(F.netRxBytes, n.rxBytes, labels)
+    add(F.netRxPackets, n.rxPackets, labels)
+    add(F.netRxErrors, n.rxErrors, labels)
+    add(F.netRxDrops, n.rxDrops, labels)
+    add(F.netTxBytes, n.txBytes, labels)
+    add(F.netTxPackets, n.txPackets, labels)
+    add(F.netTxErrors, n.txErrors, labels)
+    add(F.netTxDrops, n.txDrops, labels)
+  }
+  return out
+}
+
+function ns (v: number | undefined): number | undefined { return v === undefined ? undefined : v * NS }
+function kib (v: number | undefined): number | undefined { return v === undefined ? undefined : v * KIB }
