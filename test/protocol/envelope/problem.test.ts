@@ -1,0 +1,21 @@
+import t from 'tap'
+import { ProtocolError, PROBLEMS } from '../../../protocol/errors'
+import { fromProblemDocument, toProblemDocument, wrapDownstream } from '../../../protocol/http/problem'
+
+t.test('problem documents carry a stable code and retryable', async (t) => {
+  const doc = toProblemDocument(new ProtocolError('token-expired', 'the transfer token has expired'))
+  t.same(doc, { type: 'urn:fedvm:problem:token-expired', title: PROBLEMS['token-expired'].title, status: 410, detail: 'the transfer token has expired', code: 'token-expired', retryable: false })
+  const back = fromProblemDocument(doc, 410)
+  t.equal(back.code, 'token-expired')
+  t.equal(back.retryable, false)
+  t.equal(fromProblemDocument({ nonsense: true }, 503).code, 'bad-response', 'an unknown code is never trusted')
+})
+
+t.test('a downstream failure keeps its code, never its detail', async (t) => {
+  const inner = new ProtocolError('no-room', 'host h1.internal.site-c.example is full')
+  const wrapped = toProblemDocument(wrapDownstream(inner, 'initiate-transfer'))
+  t.equal(wrapped.code, 'downstream-failed')
+  t.equal(wrapped.downstreamCode, 'no-room')
+  t.equal(wrapped.retryable, true)
+  t.notMatch(JSON.stringify(wrapped), /h1|internal|example/, 'no internal host name leaks')
+})
