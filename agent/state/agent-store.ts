@@ -11,9 +11,17 @@ CREATE TABLE IF NOT EXISTS window_samples (vm TEXT NOT NULL, spec TEXT NOT NULL,
 CREATE INDEX IF NOT EXISTS window_samples_by_spec ON window_samples (vm, spec);
 CREATE TABLE IF NOT EXISTS latest_values (vm TEXT NOT NULL, metric TEXT NOT NULL, ts INTEGER NOT NULL, value,
   PRIMARY KEY (vm, metric)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (consumer TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (consumer, id));
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0);
 `
+
+/** A delivery waiting in the outbox for one consumer (`seq` is its place in the queue). */
+export interface QueuedDelivery {
+  seq: number
+  id: string
+  body: string
+  attempts: number
+}
 
 /**
  * The agent's durable state in `stateDir/agent.db`: each VM's feed cursor, the samples of open
@@ -23,6 +31,9 @@ CREATE TABLE IF NOT EXISTS outbox (consumer TEXT NOT NULL, id TEXT NOT NULL, bod
 export class AgentStore {
   private readonly db: Db
   private readonly statements: Record<string, Statement>
+  /** Cursors are read on every feed chunk: kept here, written through. */
+  private readonly cursors = new Map<string, bigint>()
+  private readonly pendingCursors = new Map<string, bigint>()
 
   constructor (stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o750 })
@@ -40,26 +51,38 @@ export class AgentStore {
       setLatest: this.db.prepare(`INSERT INTO latest_values (vm, metric, ts, value) VALUES (?, ?, ?, ?)
         ON CONFLICT (vm, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value`),
       latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?'),
-      enqueue: this.db.prepare('INSERT OR IGNORE INTO outbox (consumer, id, body) VALUES (?, ?, ?)'),
-      due: this.db.prepare('SELECT id, body, attempts FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY rowid LIMIT ?'),
-      ack: this.db.prepare('DELETE FROM outbox WHERE consumer = ? AND id = ?'),
-      retry: this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt = ? WHERE consumer = ? AND id = ?'),
+      enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body) VALUES (?, ?, ?)'),
+      due: this.db.prepare('SELECT seq, id, body, attempts FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
+      ack: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      retry: this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt = ? WHERE seq = ?'),
       queueLength: this.db.prepare('SELECT count(*) FROM outbox WHERE consumer = ?').pluck(),
     }
   }
 
   /** Runs fn in one transaction (nested calls join the outer one). */
   transaction<T> (fn: () => T): T {
-    return this.db.transaction(fn)()
+    if (this.db.inTransaction) return fn()
+    this.pendingCursors.clear()
+    const result = this.db.transaction(fn)()
+    for (const [vm, seq] of this.pendingCursors) this.cursors.set(vm, seq)
+    this.pendingCursors.clear()
+    return result
   }
 
   cursor (vm: string): bigint {
-    const seq = this.statements.cursor.get(vm) as string | undefined
-    return seq === undefined ? 0n : BigInt(seq)
+    let cursor = this.cursors.get(vm)
+    if (cursor === undefined) {
+      const seq = this.statements.cursor.get(vm) as string | undefined
+      cursor = seq === undefined ? 0n : BigInt(seq)
+      this.cursors.set(vm, cursor)
+    }
+    return cursor
   }
 
+  /** Call inside the transaction that stores the rows' effects; the cached value follows only if it commits. */
   setCursor (vm: string, seq: bigint): void {
     this.statements.setCursor.run(vm, seq.toString())
+    this.pendingCursors.set(vm, seq)
   }
 
   addWindowSample (vm: string, spec: string, sample: Sample): void {
@@ -89,16 +112,17 @@ export class AgentStore {
     this.statements.enqueue.run(consumer, delivery.id, JSON.stringify(delivery))
   }
 
-  due (consumer: string, now: number, limit: number): Array<{ id: string, body: string, attempts: number }> {
-    return this.statements.due.all(consumer, now, limit) as Array<{ id: string, body: string, attempts: number }>
+  /** The consumer's oldest deliveries that are due, in the order they were queued. */
+  due (consumer: string, now: number, limit: number): QueuedDelivery[] {
+    return this.statements.due.all(consumer, now, limit) as QueuedDelivery[]
   }
 
-  ack (consumer: string, ids: string[]): void {
-    this.transaction(() => { for (const id of ids) this.statements.ack.run(consumer, id) })
+  ack (queued: readonly QueuedDelivery[]): void {
+    this.transaction(() => { for (const q of queued) this.statements.ack.run(q.seq) })
   }
 
-  retryLater (consumer: string, ids: string[], nextAttempt: number): void {
-    this.transaction(() => { for (const id of ids) this.statements.retry.run(nextAttempt, consumer, id) })
+  retryLater (queued: readonly QueuedDelivery[], nextAttempt: number): void {
+    this.transaction(() => { for (const q of queued) this.statements.retry.run(nextAttempt, q.seq) })
   }
 
   queueLength (consumer: string): number {
