@@ -157,9 +157,9 @@ export class TestMount {
   }
 
   /** bash -c SCRIPT in the mount point, like an application using shell redirection. */
-  async sh (script: string): Promise<ShellResult> {
+  async sh (script: string, env: Record<string, string> = {}): Promise<ShellResult> {
     try {
-      const { stdout, stderr } = await execFileAsync('bash', ['-c', script], { cwd: this.mountpoint })
+      const { stdout, stderr } = await execFileAsync('bash', ['-c', script], { cwd: this.mountpoint, env: { ...process.env, ...env } })
       return { code: 0, stdout, stderr }
     } catch (err) {
       const e = err as { code?: number, stdout?: string, stderr?: string }
