@@ -21,7 +21,7 @@
  *
  * A data point the hypervisor did not report (no balloon driver, inactive domain) is absent.
  */
-import type { BlockStats, DomainStats, InterfaceStats } from './hypervisor.js'
+import type { BlockStats, DomainStats, InterfaceStats } from './hypervisor'
 
 const NS = 1e-9
 const KIB = 1024

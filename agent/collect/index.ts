@@ -1,3 +1,3 @@
-export { registerCollectors, type RegisterOptions, type RegisteredCollectors } from './register-collectors.js'
-export { runCollectors, type CollectorOutcome } from './run-collectors.js'
-export { CollectError, type CollectErrorCode } from './errors.js'
+export { registerCollectors, type RegisterOptions, type RegisteredCollectors } from './register-collectors'
+export { runCollectors, type CollectorOutcome } from './run-collectors'
+export { CollectError, type CollectErrorCode } from './errors'

@@ -6,9 +6,9 @@
  * series out; the scrape itself never fails because of it.
  */
 import type { Registry } from 'prom-client'
-import type { Collector, MetricFamily } from '../../host/collector.js'
-import { runCollectors, type CollectorOutcome } from './run-collectors.js'
-import { ScrapeFamily, type FamilyValue } from './scrape-family.js'
+import type { Collector, MetricFamily } from '../../host/collector'
+import { runCollectors, type CollectorOutcome } from './run-collectors'
+import { ScrapeFamily, type FamilyValue } from './scrape-family'
 
 export interface RegisterOptions {
   /** Per-collector deadline of one scrape, ms. Default 5000 (keep it under the scraper's timeout). */

@@ -3,8 +3,8 @@
  * rejection, a missed deadline or a collector still busy from an earlier scrape into
  * `success: false` with the reason, never into a rejection of the whole run.
  */
-import type { Collector, Sample } from '../../host/collector.js'
-import { CollectError } from './errors.js'
+import type { Collector, Sample } from '../../host/collector'
+import { CollectError } from './errors'
 
 export interface CollectorOutcome {
   collector: string

@@ -3,7 +3,7 @@
  * prom-client's Registry reads (name, help, type, aggregator, get(), reset()), so the agent's
  * registry serves it like any built-in metric; `get()` waits for the scrape shared by all families.
  */
-import type { MetricFamily } from '../../host/collector.js'
+import type { MetricFamily } from '../../host/collector'
 
 export interface FamilyValue { labels: Record<string, string>, value: number }
 

@@ -5,9 +5,9 @@
  * be told to misbehave: a stuck domain makes every bulk call that includes it hang (and shows
  * `occupied` control), `down` makes every call fail like a stopped libvirtd.
  */
-import { HypervisorError } from '../errors.js'
-import type { DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor.js'
-import { domainStateName } from '../hypervisor.js'
+import { HypervisorError } from '../errors'
+import type { DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor'
+import { domainStateName } from '../hypervisor'
 
 export interface FakeDomain {
   name: string

@@ -3,9 +3,9 @@
  * one record per domain, each a list of typed parameters ("cpu.time" = 123, "block.0.name" = "vda").
  * Tested against reply bodies captured from a real libvirtd (test/host/fixtures/*.xdr).
  */
-import { XdrReader } from './rpc/xdr.js'
-import { readDomain } from './rpc/remote-types.js'
-import { HypervisorError } from '../errors.js'
+import { XdrReader } from './rpc/xdr'
+import { readDomain } from './rpc/remote-types'
+import { HypervisorError } from '../errors'
 
 export type ParamValue = number | string | boolean
 

@@ -3,8 +3,8 @@
  * know from prometheus-libvirt-exporter (AlexZzz/kumina/inovex lineage), converted to base units:
  * nanoseconds → seconds, KiB → bytes. Every series has `domain` and `uuid` labels.
  */
-import type { MetricFamily, Sample } from '../collector.js'
-import type { DomainStats } from '../hypervisor.js'
+import type { MetricFamily, Sample } from '../collector'
+import type { DomainStats } from '../hypervisor'
 
 const NS = 1e-9
 const KIB = 1024

@@ -12,10 +12,10 @@
  * Inactive (defined, shut off) domains export only libvirt_domain_info_state, so stopping a
  * domain removes its usage series and a domain that is undefined disappears entirely.
  */
-import type { Collector, Sample } from '../collector.js'
-import { HypervisorError } from '../errors.js'
-import type { DomainRef, DomainStats, Hypervisor } from '../hypervisor.js'
-import { domainSamples, F, LIBVIRT_FAMILIES } from './domain-samples.js'
+import type { Collector, Sample } from '../collector'
+import { HypervisorError } from '../errors'
+import type { DomainRef, DomainStats, Hypervisor } from '../hypervisor'
+import { domainSamples, F, LIBVIRT_FAMILIES } from './domain-samples'
 
 export interface LibvirtCollectorOptions {
   hypervisor: Hypervisor

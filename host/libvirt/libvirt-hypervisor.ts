@@ -3,16 +3,16 @@
  * and opened again on the next call after libvirtd went away (restart, crash). Bulk statistics
  * are one CONNECT_GET_ALL_DOMAIN_STATS call, as `virsh domstats` makes.
  */
-import { HypervisorError } from '../errors.js'
-import type { ControlState, DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor.js'
-import { domainStateName } from '../hypervisor.js'
-import { parseDomainStatsReply } from './parse-domain-stats.js'
-import { Proc } from './rpc/protocol.js'
-import { RpcConnection, type CallOptions } from './rpc/rpc-connection.js'
+import { HypervisorError } from '../errors'
+import type { ControlState, DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor'
+import { domainStateName } from '../hypervisor'
+import { parseDomainStatsReply } from './parse-domain-stats'
+import { Proc } from './rpc/protocol'
+import { RpcConnection, type CallOptions } from './rpc/rpc-connection'
 import {
   decodeControlInfo, decodeDomainInfo, decodeListAllDomains, decodeLookupByUuid,
   encodeDomainArg, encodeGetAllDomainStats, encodeListAllDomains, encodeLookupByUuid
-} from './rpc/remote-types.js'
+} from './rpc/remote-types'
 
 /** VIR_DOMAIN_STATS_ STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK: the groups fedvm exports. */
 export const STATS_GROUPS = 1 | 2 | 4 | 8 | 16 | 32

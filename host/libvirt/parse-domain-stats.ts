@@ -3,9 +3,9 @@
  * typed DomainStats. Units stay libvirt's (ns, KiB, bytes). Fields libvirt did not report stay
  * absent; unknown fields (newer libvirt) are ignored.
  */
-import type { BalloonStats, BlockStats, DomainStats, InterfaceStats, VcpuStats } from '../hypervisor.js'
-import type { ParamValue, RawDomainStats } from './decode-domain-stats.js'
-import { decodeDomainStatsReply } from './decode-domain-stats.js'
+import type { BalloonStats, BlockStats, DomainStats, InterfaceStats, VcpuStats } from '../hypervisor'
+import type { ParamValue, RawDomainStats } from './decode-domain-stats'
+import { decodeDomainStatsReply } from './decode-domain-stats'
 
 const BALLOON_FIELDS: Record<string, keyof BalloonStats> = {
   current: 'currentKiB',

@@ -2,7 +2,7 @@
  * Pure parser of `virsh domstats --raw` text into the same records the RPC decoder gives (virsh
  * prints no uuid: it is left empty). Used to compare both paths on one capture and by bench/collect.
  */
-import type { ParamValue, RawDomainStats } from './decode-domain-stats.js'
+import type { ParamValue, RawDomainStats } from './decode-domain-stats'
 
 const HEADER = /^Domain: '(.*)'$/
 

@@ -3,7 +3,7 @@
  * src/remote/remote_protocol.x): every message is a 4-byte total length, a 24-byte header, then
  * the XDR body. Only the procedures fedvm calls are listed.
  */
-import { HypervisorError } from '../../errors.js'
+import { HypervisorError } from '../../errors'
 
 export const REMOTE_PROGRAM = 0x20008086
 export const REMOTE_PROTOCOL_VERSION = 1

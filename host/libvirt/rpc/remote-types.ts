@@ -1,7 +1,7 @@
 /** Encoders and decoders of the remote_protocol.x types and calls fedvm uses (not the stats reply: see ../decode-domain-stats.ts). */
-import { XdrReader, XdrWriter } from './xdr.js'
-import type { DomainRef } from '../../hypervisor.js'
-import { HypervisorError } from '../../errors.js'
+import { XdrReader, XdrWriter } from './xdr'
+import type { DomainRef } from '../../hypervisor'
+import { HypervisorError } from '../../errors'
 
 const DOMAIN_LIST_MAX = 16384
 const AUTH_TYPE_LIST_MAX = 20

@@ -5,11 +5,11 @@
  * messages are ignored (fedvm registers for none).
  */
 import { connect, type Socket } from 'node:net'
-import { HypervisorError } from '../../errors.js'
+import { HypervisorError } from '../../errors'
 import {
   decodeHeader, encodeCall, HEADER_BYTES, MESSAGE_MAX, MessageStatus, MessageType, Proc, REMOTE_PROGRAM, VIR_ERR_NO_DOMAIN
-} from './protocol.js'
-import { decodeAuthList, decodeRemoteError, encodeConnectOpen } from './remote-types.js'
+} from './protocol'
+import { decodeAuthList, decodeRemoteError, encodeConnectOpen } from './remote-types'
 
 const AUTH_NONE = 0
 const AUTH_POLKIT = 4

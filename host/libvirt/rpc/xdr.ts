@@ -3,7 +3,7 @@
  * opaques padded to 4 bytes, 64-bit "hyper"s. Hand-written because the few types needed here are
  * shorter than a schema for a generic XDR library, and the reader is on the hot path.
  */
-import { HypervisorError } from '../../errors.js'
+import { HypervisorError } from '../../errors'
 
 export class XdrReader {
   private offset: number

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { LibvirtHypervisor } from '../../../host/libvirt/libvirt-hypervisor.js'
+import { LibvirtHypervisor } from '../../../host/libvirt/libvirt-hypervisor'
 
 const run = promisify(execFile)
 
