@@ -26,7 +26,8 @@ const ConsumerSchema = z.object({
 }).strict()
 
 const ConfigSchema = z.object({
-  listen: z.string().regex(LISTEN, 'must be HOST:PORT').default(DEFAULTS.listen),
+  listen: z.string().regex(LISTEN, 'must be HOST:PORT')
+    .refine((listen) => Number(LISTEN.exec(listen)?.[2] ?? 0) <= 65535, 'the port must be 0 to 65535').default(DEFAULTS.listen),
   stateDir: z.string().min(1).default(DEFAULTS.stateDir),
   vms: z.array(VmSchema).default([]),
   consumers: z.array(ConsumerSchema).default([]),
@@ -71,6 +72,6 @@ export async function loadConfig (file: string): Promise<AgentConfig> {
 
 export function listenAddress (listen: string): { host: string, port: number } {
   const match = LISTEN.exec(listen)
-  if (!match) throw new AgentError('CONFIG_INVALID', `listen: must be HOST:PORT, not "${listen}"`)
+  if (!match || Number(match[2]) > 65535) throw new AgentError('CONFIG_INVALID', `listen: must be HOST:PORT (port 0 to 65535), not "${listen}"`)
   return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
 }
