@@ -7,12 +7,15 @@ import { PREDICATE_OPS } from '../processing/predicate'
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/
 
 /** `kpi:TABLE.COLUMN` (split at the last dot), `kpi:TABLE` for an encrypted KPI, or a hypervisor data point. */
-const METRIC = /^(kpi:.+|[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)$/
+const METRIC = /^(kpi:.*[^.]|[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)$/
+/** Node's timers take at most 2^31-1 ms; a longer interval would fire after 1 ms, again and again. */
+const MAX_INTERVAL_MS = 2 ** 31 - 1
+const interval = z.number().int().min(0).max(MAX_INTERVAL_MS, `must be at most ${MAX_INTERVAL_MS} ms (about 24.8 days)`)
 
 export const SpecifierSchema = z.object({
   metric: z.string().regex(METRIC, 'must be kpi:TABLE.COLUMN, kpi:TABLE, or a hypervisor data point such as cpu.time'),
-  monitoringIntervalMs: z.number().int().min(0),
-  deliveryIntervalMs: z.number().int().min(0),
+  monitoringIntervalMs: interval,
+  deliveryIntervalMs: interval,
   format: z.enum(['raw', 'processed']),
   function: z.enum(PROCESSING_FUNCTIONS).optional(),
   when: z.object({ op: z.enum(PREDICATE_OPS), value: z.number() }).strict().optional(),
@@ -23,6 +26,11 @@ export const SpecifierSchema = z.object({
   }
   if (spec.format === 'raw' && spec.function) {
     ctx.addIssue({ code: 'custom', path: ['function'], message: 'a raw specifier takes no function' })
+  }
+  // Contract 3: an encrypted KPI (kpi:TABLE) is raw only; the host can neither process nor compare sealed values.
+  if (kpiTarget(spec.metric)?.column === undefined && spec.metric.startsWith('kpi:')) {
+    if (spec.format !== 'raw') ctx.addIssue({ code: 'custom', path: ['format'], message: 'an encrypted KPI (kpi:TABLE) is delivered raw only' })
+    if (spec.when) ctx.addIssue({ code: 'custom', path: ['when'], message: 'an encrypted KPI (kpi:TABLE) is opaque: no predicate can be evaluated on it' })
   }
 })
 
