@@ -194,7 +194,6 @@ export class LibvirtHost {
  * cache against QEMU's binary itself and probes again when it changed.
  */
 async function seedCapabilitiesCache (cacheDir: string): Promise<void> {
-  const { cacheRoot } = await import('./guest-image')
   const saved = join(cacheRoot(), 'libvirt-qemu-capabilities')
   if (!existsSync(saved)) return
   await run('cp', ['-a', saved, join(cacheDir, 'qemu-capabilities-seed')]).catch(() => {})
@@ -203,7 +202,6 @@ async function seedCapabilitiesCache (cacheDir: string): Promise<void> {
 }
 
 async function saveCapabilitiesCache (cacheDir: string): Promise<void> {
-  const { cacheRoot } = await import('./guest-image')
   const saved = join(cacheRoot(), 'libvirt-qemu-capabilities')
   const fresh = join(cacheDir, 'qemu', 'capabilities')
   if (existsSync(saved) || !existsSync(fresh)) return
