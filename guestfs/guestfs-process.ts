@@ -31,8 +31,10 @@ export async function startGuestfsProcess (mountpoint: string, dbFile: string, e
   let hasExited = false
   void exited.then(() => { hasExited = true })
 
+  // The process says "mounted" once the kernel sent INIT; /proc/mounts alone could still list a
+  // stale mount that the process is about to recover.
   const deadline = Date.now() + 15000
-  while (!(await isFuseMounted(mountpoint))) {
+  while (!/^guestfs: mounted /m.test(stderr) || !(await isFuseMounted(mountpoint))) {
     if (hasExited) throw new Error(`guestfs exited before mounting: ${stderr.trim()}`)
     if (Date.now() > deadline) {
       child.kill('SIGKILL')

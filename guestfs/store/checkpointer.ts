@@ -16,6 +16,9 @@ export class Checkpointer {
 
   async stop (): Promise<void> {
     const exited = new Promise((resolve) => this.worker.once('exit', resolve))
+    // unref'd so it never holds the process open; while stopping it must, or the process could
+    // exit right here, before the final checkpoint and close.
+    this.worker.ref()
     this.worker.postMessage('stop')
     await exited
   }
