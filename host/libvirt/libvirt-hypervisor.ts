@@ -65,9 +65,13 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {
     const ref = decodeLookupByUuid(await this.call(Proc.DOMAIN_LOOKUP_BY_UUID, encodeLookupByUuid(uuid), { signal }))
+    // An inactive domain has no control channel (libvirt refuses the call): nothing waits on it.
+    const idle = { state: 0, details: 0, stateTimeMs: 0 }
     const [info, control] = await Promise.all([
       this.call(Proc.DOMAIN_GET_INFO, encodeDomainArg(ref, false), { signal }).then(decodeDomainInfo),
-      this.call(Proc.DOMAIN_GET_CONTROL_INFO, encodeDomainArg(ref, true), { signal }).then(decodeControlInfo)
+      ref.id < 0
+        ? idle
+        : this.call(Proc.DOMAIN_GET_CONTROL_INFO, encodeDomainArg(ref, true), { signal }).then(decodeControlInfo)
     ])
     return {
       ...ref,
