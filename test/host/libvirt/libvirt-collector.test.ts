@@ -1,0 +1,114 @@
+import t from 'tap'
+import type { Sample } from '../../../host/collector'
+import { FakeHypervisor } from '../../../host/fake/fake-hypervisor'
+import { LibvirtCollector } from '../../../host/libvirt/libvirt-collector'
+import { runningStats } from '../support/sample-stats'
+
+const A = '11111111-1111-4111-8111-111111111111'
+const B = '22222222-2222-4222-8222-222222222222'
+
+function value (samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  return samples.find(s => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value
+}
+const forUuid = (samples: Sample[], uuid: string): string[] => samples.filter(s => s.labels.uuid === uuid).map(s => s.name)
+const signal = (): AbortSignal => new AbortController().signal
+
+t.test('base units and labels', async t => {
+  const hv = new FakeHypervisor()
+  hv.define(runningStats('a', A, 12.5))
+  const samples = await new LibvirtCollector({ hypervisor: hv }).collect(signal())
+  const dom = { domain: 'a', uuid: A }
+  t.equal(value(samples, 'libvirt_up'), 1)
+  t.equal(value(samples, 'libvirt_domain_info_cpu_time_seconds_total', dom), 12.5, 'ns → s')
+  t.equal(value(samples, 'libvirt_domain_info_memory_usage_bytes', dom), 128 * 1024 * 1024, 'KiB → bytes')
+  t.equal(value(samples, 'libvirt_domain_info_maximum_memory_bytes', dom), 256 * 1024 * 1024)
+  t.equal(value(samples, 'libvirt_domain_memory_stats_rss_bytes', dom), 250000 * 1024)
+  t.equal(value(samples, 'libvirt_domain_memory_stats_used_percent', dom), 25, '(available - usable) / available')
+  t.equal(value(samples, 'libvirt_domain_vcpu_delay_seconds_total', { ...dom, vcpu: '0' }), 2)
+  t.equal(value(samples, 'libvirt_domain_block_stats_write_time_seconds_total', { ...dom, target_device: 'vda' }), 0.004)
+  t.equal(value(samples, 'libvirt_domain_block_stats_capacity_bytes', { ...dom, target_device: 'vda' }), 8388608)
+  t.equal(value(samples, 'libvirt_domain_interface_stats_transmit_drops_total', { ...dom, target_device: 'vnet0' }), 1)
+  for (const s of samples) {
+    if (s.name !== 'libvirt_up') t.same(Object.keys(s.labels).slice(0, 2), ['domain', 'uuid'], `${s.name} has domain and uuid`)
+    t.equal(s.type === 'counter', s.name.endsWith('_total'), `${s.name}: counters and only counters end in _total`)
+  }
+})
+
+t.test('domains that appear, stop and vanish between collections', async t => {
+  const hv = new FakeHypervisor()
+  const c = new LibvirtCollector({ hypervisor: hv })
+  hv.define(runningStats('a', A))
+  t.equal(forUuid(await c.collect(signal()), B).length, 0, 'b not there yet')
+  hv.define(runningStats('b', B))
+  t.ok(forUuid(await c.collect(signal()), B).length > 30, 'b appears')
+  hv.stop(B)
+  t.same(forUuid(await c.collect(signal()), B), ['libvirt_domain_info_state'], 'stopped: only its state')
+  hv.undefine(B)
+  const after = await c.collect(signal())
+  t.same(forUuid(after, B), [], 'undefined: gone')
+  t.ok(forUuid(after, A).length > 30, 'a unaffected throughout')
+})
+
+t.test('a stuck domain is reported timed out, the others within the deadline, and it comes back', async t => {
+  const hv = new FakeHypervisor()
+  const logs: string[] = []
+  const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 100, log: m => logs.push(m) })
+  hv.define(runningStats('a', A))
+  const b = hv.define(runningStats('b', B))
+  b.stuck = true
+  const begin = Date.now()
+  const first = await c.collect(signal())
+  t.ok(Date.now() - begin < 500, 'one deadline, then the others are read again at once')
+  t.same(forUuid(first, B), ['libvirt_domain_timed_out'])
+  t.ok(forUuid(first, A).length > 30, 'a reported')
+  t.match(logs[0], /domain b .* is stuck: control occupied/)
+  const callsBefore = hv.calls
+  const begin2 = Date.now()
+  const second = await c.collect(signal())
+  t.ok(Date.now() - begin2 < 50, 'next collection does not wait for the stuck domain')
+  t.same(forUuid(second, B), ['libvirt_domain_timed_out'])
+  t.ok(hv.calls - callsBefore <= 3, 'recheck + list + bulk, no per-domain stats calls')
+  b.stuck = false
+  const third = await c.collect(signal())
+  t.ok(forUuid(third, B).length > 30, 'recovered: all its series again')
+  t.equal(value(third, 'libvirt_domain_timed_out'), undefined)
+})
+
+t.test('a stuck domain that vanishes is forgotten', async t => {
+  const hv = new FakeHypervisor()
+  const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 50 })
+  hv.define(runningStats('a', A))
+  hv.define(runningStats('b', B)).stuck = true
+  await c.collect(signal())
+  hv.undefine(B)
+  t.same(forUuid(await c.collect(signal()), B), [])
+})
+
+t.test('libvirtd down: libvirt_up 0, logged; back: 1', async t => {
+  const hv = new FakeHypervisor()
+  const logs: string[] = []
+  const c = new LibvirtCollector({ hypervisor: hv, log: m => logs.push(m) })
+  hv.define(runningStats('a', A))
+  hv.down = true
+  t.same(await c.collect(signal()), [{ name: 'libvirt_up', help: (await c.collect(signal()))[0].help, type: 'gauge', labels: {}, value: 0 }])
+  t.match(logs[0], /libvirt collection failed: fake libvirtd is down/)
+  hv.down = false
+  t.equal(value(await c.collect(signal()), 'libvirt_up'), 1)
+})
+
+t.test('the core\'s deadline (signal) rejects the collection', async t => {
+  const hv = new FakeHypervisor()
+  hv.define(runningStats('a', A)).stuck = true
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(new Error('core deadline')), 30)
+  await t.rejects(new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 10_000 }).collect(controller.signal), { code: 'ABORTED' })
+})
+
+t.test('every family the collector emits is declared up front', async t => {
+  const hv = new FakeHypervisor()
+  hv.define(runningStats('a', A))
+  hv.define(runningStats('b', B)).stuck = true
+  const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 50 })
+  const declared = new Set(c.families.map(f => f.name))
+  for (const s of await c.collect(signal())) t.ok(declared.has(s.name), `${s.name} declared`)
+})
