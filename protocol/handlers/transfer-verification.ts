@@ -37,6 +37,7 @@ export async function handleTransferVerification (site: SiteContext, caller: Cal
   if (record === undefined || record.role !== 'source') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
   if (record.requester !== caller.sender || record.vmId !== vmId) throw new ProtocolError('token-foreign', 'the transfer was prepared for another site or VM')
   if (record.state === 'cancelled') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
+  if (record.state === 'expired') throw new ProtocolError('token-expired', 'the transfer token has expired')
   const manifest = record.manifest!
   if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
   if (record.state === 'open') {

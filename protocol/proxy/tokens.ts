@@ -15,6 +15,6 @@ export function usableToken (state: SiteState, token: string | undefined, role: 
   }
   if (record.state === 'cancelled') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
   if (record.state === 'spent') throw new ProtocolError('token-spent', 'the transfer token was already used')
-  if (record.state === 'open' && record.expiresAt < now) throw new ProtocolError('token-expired', 'the transfer token has expired')
+  if (record.state === 'expired' || (record.state === 'open' && record.expiresAt < now)) throw new ProtocolError('token-expired', 'the transfer token has expired')
   return record
 }

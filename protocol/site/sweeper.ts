@@ -12,7 +12,7 @@ export async function sweepExpired (site: SiteContext, now = Date.now()): Promis
       const host = site.host(token.hostId, token.vmId)
       if (token.role === 'source') await host.stayHere(token.vmId)
       else if (!await host.has(token.vmId)) await host.abandon(token.vmId)
-      site.state.setTokenState(token.token, 'cancelled')
+      site.state.setTokenState(token.token, 'expired')
       site.log({ event: 'token-expired', role: token.role, vm: token.vmId })
     } catch (err) {
       site.log({ event: 'sweep-failed', vm: token.vmId, code: toProtocolError(err).code })

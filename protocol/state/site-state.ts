@@ -21,7 +21,7 @@ export interface LocationRecord {
   version: string
 }
 
-export type TokenState = 'open' | 'received' | 'spent' | 'cancelled'
+export type TokenState = 'open' | 'received' | 'spent' | 'cancelled' | 'expired'
 
 export interface TokenRecord {
   token: string
