@@ -1,0 +1,39 @@
+import t from 'tap'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { hashFile, isSafeFileName, manifestsAgree, parseManifest } from '../../../protocol/proxy/manifest'
+
+const digest = '0'.repeat(64)
+const file = (name: string): unknown => ({ name, size: 10, sha256: digest, chunks: [digest] })
+
+t.test('file names in a manifest cannot leave the VM directory', async (t) => {
+  for (const name of ['../x', '..', '.', '/etc/passwd', 'a/b', 'a\\b', '.hidden', '', 'x\u0000y', 'a/../../b', '..%2F']) {
+    t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [file(name)] }, 'vm1'), { code: 'bad-manifest' }, JSON.stringify(name))
+  }
+  for (const name of ['disk.qcow2', 'domain.xml', 'state.save', 'nvram_VARS.fd']) t.ok(isSafeFileName(name), name)
+})
+
+t.test('a manifest is checked field by field', async (t) => {
+  t.throws(() => parseManifest({ vmId: 'vm2', chunkBytes: 4096, files: [] }, 'vm1'), { code: 'bad-manifest' }, 'another VM')
+  t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [file('a'), file('a')] }, 'vm1'), { code: 'bad-manifest' }, 'a name twice')
+  t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [{ name: 'a', size: 10, sha256: 'x', chunks: [digest] }] }, 'vm1'), { code: 'bad-manifest' }, 'a bad digest')
+  t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [{ name: 'a', size: 9000, sha256: digest, chunks: [digest] }] }, 'vm1'), { code: 'bad-manifest' }, 'too few chunk digests')
+  t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [{ name: 'a', size: -1, sha256: digest, chunks: [] }] }, 'vm1'), { code: 'bad-manifest' }, 'a negative size')
+})
+
+t.test('hashFile gives whole-file and chunk digests that agree with sha256sum', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedvm-manifest-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const data = Buffer.alloc(10_000).map((_, i) => i % 251)
+  await writeFile(join(dir, 'f'), data)
+  const m = await hashFile(join(dir, 'f'), 'f', 4096)
+  t.equal(m.size, 10_000)
+  t.equal(m.sha256, createHash('sha256').update(data).digest('hex'))
+  t.same(m.chunks, [0, 4096, 8192].map((o) => createHash('sha256').update(data.subarray(o, o + 4096)).digest('hex')))
+  const a = { vmId: 'v', chunkBytes: 4096, files: [m] }
+  t.ok(manifestsAgree(a, JSON.parse(JSON.stringify(a))))
+  t.notOk(manifestsAgree(a, { ...a, files: [{ ...m, sha256: digest }] }))
+  t.notOk(manifestsAgree(a, { ...a, files: [] }))
+})
