@@ -104,6 +104,13 @@ export class Federation {
     }))
   }
 
+  /** Rewrites a site's config (stop it first; start it again after). */
+  async reconfigure (id: string, edit: (config: Record<string, any>) => void): Promise<void> {
+    const site = this.site(id)
+    edit(site.config)
+    await writeFile(site.configFile, JSON.stringify(site.config, null, 2))
+  }
+
   async stop (id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.site(id).daemon?.stop(signal)
   }
