@@ -10,6 +10,9 @@ DEBIAN_PACKAGES=(
   prometheus               # test/e2e/agent: a real Prometheus server scrapes the agent's /metrics
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils  # host/libvirt: libvirtd + QEMU (tests start them, no systemd)
   busybox-static kmod cpio xz-utils iproute2 util-linux                # test/support/vm: guest initramfs, vmlinux, network/mount namespaces
+  systemd                  # test/packaging: systemd-analyze verify of the units (systemd need not run)
+  dpkg-dev binutils        # packaging/deb/build: dpkg-shlibdeps for Depends:, strip for the bundled node
+  debootstrap              # test/packaging: a fresh Debian root to install the .deb into
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
