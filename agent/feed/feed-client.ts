@@ -53,9 +53,10 @@ export class FeedClient {
     const socket = connect(path)
     this.socket = socket
     const lines = new LineSplitter()
-    // Until the first valid frame, unparseable lines are the tail of an earlier connection through a
-    // virtio-serial port (the guest cannot see the host disconnect) and are skipped.
-    let synced = false
+    // The first line may be the partial tail of a frame written for an earlier connection through a
+    // virtio-serial port (the guest cannot see the host disconnect): skipped, once. Any other bad
+    // line is an error, so a guest that speaks another version is reported, not silently ignored.
+    let firstLine = true
     socket.setEncoding('utf8')
     socket.on('connect', () => {
       this.options.onConnected(true)
@@ -70,10 +71,12 @@ export class FeedClient {
           try {
             frame = decodeFrame(line)
           } catch (err) {
-            if (!synced) return
-            throw err
+            if (!firstLine) throw err
+            this.options.log(`feed ${this.options.endpoint}: skipped a partial first line (${(err as Error).message})`)
+            return
+          } finally {
+            firstLine = false
           }
-          synced = true
           if (frame.t === 'stats') return this.options.onStats(frame)
           if (frame.t !== 'row') throw new Error(`the guest may not send ${frame.t}`)
           const seq = BigInt(frame.seq)
