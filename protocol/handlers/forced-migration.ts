@@ -56,6 +56,7 @@ async function prepare (site: SiteContext, caller: Caller, vmId: string, record:
   const host = site.host(hostId, vmId)
   if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
   for (const old of site.state.openSourceTokens(vmId)) site.state.setTokenState(old.token, 'cancelled')
+  const started = Date.now()
   await host.prepareForLeaving(vmId)
   const manifest: Manifest = { vmId, chunkBytes: site.config.limits.chunkBytes, files: [] }
   for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
@@ -67,7 +68,7 @@ async function prepare (site: SiteContext, caller: Caller, vmId: string, record:
     state: 'open', expiresAt, locationVersion: record.version, requester: caller.sender,
   })
   const ticket = await sealTicket({ vmId, uri: site.proxyUrls[proxy], fingerprint: site.tls.fingerprint, token }, sealKey)
-  site.log({ event: 'prepared-for-leaving', vm: vmId, files: manifest.files.length, bytes: manifest.files.reduce((s, f) => s + f.size, 0) })
+  site.log({ event: 'prepared-for-leaving', vm: vmId, files: manifest.files.length, bytes: manifest.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   return { token, ticket, expiresAt }
 }
 

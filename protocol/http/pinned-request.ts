@@ -56,6 +56,8 @@ function pinnedSocket (url: URL, fingerprint: string, options: PinnedRequestOpti
       cert: options.clientCert?.cert,
     })
     const timer = setTimeout(() => socket.destroy(new ProtocolError('partner-unreachable', `no TLS connection within ${options.timeoutMs} ms`)), options.timeoutMs)
+    // Headers and body go out in separate writes: without this, Nagle + delayed ACK stall each request ~40 ms.
+    socket.setNoDelay(true)
     socket.once('secureConnect', () => {
       clearTimeout(timer)
       const presented = socket.getPeerCertificate().fingerprint256

@@ -94,8 +94,11 @@ export class SiteContext {
     } else {
       request = await signNewRequest(signer, to, op, body, this.config.limits.hopBudget, options.ref)
     }
-    this.log({ event: 'send', op, to })
-    return callSite(this.endpoint(to), this.id, request, { windowMs: this.config.limits.timestampWindowMs, timeoutMs: options.timeoutMs ?? this.config.limits.requestTimeoutMs })
+    const started = Date.now()
+    const answer = await callSite(this.endpoint(to), this.id, request, { windowMs: this.config.limits.timestampWindowMs, timeoutMs: options.timeoutMs ?? this.config.limits.requestTimeoutMs })
+    // Control-channel cost, for bench/transfer: message size both ways and round-trip time.
+    this.log({ event: 'send', op, to, requestBytes: JSON.stringify(request).length, answerBytes: JSON.stringify(answer).length, ms: Date.now() - started })
+    return answer
   }
 
   /** Whether a request from this caller may still be forwarded one more hop. */
