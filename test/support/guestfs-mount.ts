@@ -94,6 +94,7 @@ export class TestMount {
     const dir = await mkdtemp(join(tmpdir(), 'fedvm-guestfs-test-'))
     const mount = new TestMount(dir, options.mountName ?? 'kpi')
     t.teardown(() => mount.destroy())
+    void mount.app // its node process starts while guestfs mounts
     await mount.start(options.extraArgs)
     return mount
   }

@@ -69,3 +69,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     t.same(mount.query('SELECT v FROM x'), [{ v: 1 }], 'the row is in the database')
   })
 }
+
+t.test('--sync full mounts and commits the same way (it adds an fsync per commit for power loss)', async (t) => {
+  const mount = await TestMount.create(t, { extraArgs: ['--sync', 'full'] })
+  t.equal(await mount.app.outcome({ op: 'write', path: mount.path('unencrypted', 'x'), data: 'v\n1\n' }), 'ok')
+  t.same(mount.query('SELECT v FROM x'), [{ v: 1 }])
+  t.same(await mount.signal('SIGTERM'), { code: 0, signal: null })
+})
