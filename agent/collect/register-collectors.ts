@@ -11,12 +11,13 @@ import { runCollectors, type CollectorOutcome } from './run-collectors'
 import { ScrapeFamily, type FamilyValue } from './scrape-family'
 
 export interface RegisterOptions {
-  /** Per-collector deadline of one scrape, ms. Default 5000 (keep it under the scraper's timeout). */
+  /** Per-collector deadline of one scrape, ms. Default 8000 (keep it under the scraper's timeout, Prometheus' default is 10 s). */
   deadlineMs?: number
   /** Where failures go. Default: console.error. */
   log?: (message: string) => void
 }
 
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>
 const DURATION: MetricFamily = { name: 'fedvm_collector_duration_seconds', type: 'gauge', help: 'Time the collector took in the last scrape, in seconds.' }
 const SUCCESS: MetricFamily = { name: 'fedvm_collector_success', type: 'gauge', help: 'Whether the collector succeeded in the last scrape (1) or failed or missed its deadline (0).' }
 
@@ -26,7 +27,7 @@ export interface RegisteredCollectors {
 }
 
 export function registerCollectors (registry: Registry, collectors: readonly Collector[], options: RegisterOptions = {}): RegisteredCollectors {
-  const deadlineMs = options.deadlineMs ?? 5000
+  const deadlineMs = options.deadlineMs ?? 8000
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0) throw new RangeError(`deadlineMs must be a positive number of milliseconds, got ${String(options.deadlineMs)}`)
   const names = new Set<string>()
   for (const c of collectors) {
@@ -48,8 +49,9 @@ export function registerCollectors (registry: Registry, collectors: readonly Col
   const toFamilyValues = (outcomes: CollectorOutcome[]): Map<string, FamilyValue[]> => {
     const byName = new Map<string, FamilyValue[]>([[DURATION.name, []], [SUCCESS.name, []]])
     for (const o of outcomes) {
-      byName.get(DURATION.name)?.push({ labels: { collector: o.collector }, value: o.durationSeconds })
-      byName.get(SUCCESS.name)?.push({ labels: { collector: o.collector }, value: o.success ? 1 : 0 })
+      const labels = { collector: o.collector }
+      byName.get(DURATION.name)?.push({ labels: NO_LABELS, sharedLabels: labels, value: o.durationSeconds })
+      byName.get(SUCCESS.name)?.push({ labels: NO_LABELS, sharedLabels: labels, value: o.success ? 1 : 0 })
       if (o.error !== undefined) log(`collect: ${o.error.message} [${o.error.code}]`)
       for (const s of o.samples) {
         let list = byName.get(s.name)
@@ -58,7 +60,7 @@ export function registerCollectors (registry: Registry, collectors: readonly Col
           byName.set(s.name, list)
           if (!families.has(s.name)) addFamily({ name: s.name, help: s.help, type: s.type })
         }
-        list.push({ labels: s.labels, value: s.value })
+        list.push({ labels: NO_LABELS, sharedLabels: s.labels, value: s.value })
       }
     }
     return byName

@@ -35,7 +35,7 @@ t.test('a failing or late collector is logged and leaves the others intact', asy
   const good = collector('good', async () => [gauge('good_value', 1)], [{ name: 'good_value', help: 'h', type: 'gauge' }])
   const bad = collector('bad', async () => { throw new Error('boom') }, [{ name: 'bad_value', help: 'h', type: 'gauge' }])
   let ignoredAbort = false
-  const slow = collector('slow', async signal => await new Promise(resolve => {
+  const slow = collector('slow', async signal => await new Promise<Sample[]>(resolve => {
     signal.addEventListener('abort', () => { ignoredAbort = true })
     setTimeout(() => resolve([gauge('slow_value', 1)]), 300)
   }), [{ name: 'slow_value', help: 'h', type: 'gauge' }])
@@ -70,7 +70,8 @@ t.test('counters keep _total and work in OpenMetrics too', async t => {
   const prom = new Registry()
   registerCollectors(prom, [c])
   t.match(await prom.metrics(), /# TYPE x_bytes_total counter\nx_bytes_total\{d="a"\} 5/)
-  const om = new Registry(Registry.OPENMETRICS_CONTENT_TYPE)
+  const om = new Registry()
+  om.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never)
   registerCollectors(om, [c])
   t.match(await om.metrics(), /# TYPE x_bytes counter\nx_bytes_total\{d="a"\} 5/)
 })
