@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { ProtocolError } from '../errors'
 import { fromProblemDocument } from '../http/problem'
 import { pinnedRequest, readResponseBody } from '../http/pinned-request'
-import { hashFile, manifestsAgree, parseManifest, type Manifest } from './manifest'
+import { hashList, manifestsAgree, parseManifest, type Manifest } from './manifest'
 import { TOKEN_HEADER } from './source-server'
 import type { SourceTicket } from './ticket'
 
@@ -37,26 +37,36 @@ const CHUNK_ATTEMPTS = 3
 /**
  * The destination proxy's side of Initiate transfer: fetch the manifest, keep every chunk already
  * on disk whose digest matches (so a retry never copies twice), fetch the others in parallel ranges,
- * verify each chunk as it arrives, then hash the files again: that manifest is dstat.
+ * verify each chunk as it arrives. dstat is the manifest built from the digests the chunks actually
+ * had, here, on disk or on arrival.
  */
 export async function pullVm (options: PullOptions): Promise<PullResult> {
   const { ticket } = options
   const source = parseManifest(JSON.parse((await get(options, '/v1/transfer/manifest', undefined, 1024 * 1024)).toString('utf8')), ticket.vmId)
   const progress: PullProgress = { totalBytes: 0, reusedBytes: 0, fetchedBytes: 0, refetchedChunks: 0 }
   const handles = new Map<string, FileHandle>()
+  // The digest each chunk actually had on disk or on arrival: dstat is built from these.
+  const verified = new Map<string, string[]>(source.files.map((f) => [f.name, []]))
   const work: Array<{ file: string, index: number, offset: number, length: number, digest: string }> = []
   try {
     for (const file of source.files) {
       progress.totalBytes += file.size
       const handle = await open(join(options.dir, file.name), 'a+').then(async (h) => { await h.close(); return open(join(options.dir, file.name), 'r+') })
       handles.set(file.name, handle)
-      if ((await handle.stat()).size !== file.size) await handle.truncate(file.size)
+      const before = (await handle.stat()).size
+      if (before !== file.size) await handle.truncate(file.size)
       for (let index = 0; index < file.chunks.length; index++) {
         const offset = index * source.chunkBytes
         const length = Math.min(source.chunkBytes, file.size - offset)
         const chunk = { file: file.name, index, offset, length, digest: file.chunks[index] }
-        if (await chunkMatches(handle, chunk)) progress.reusedBytes += length
-        else work.push(chunk)
+        // Only bytes that were on disk before this attempt can be reused (a new file is all holes).
+        const onDisk = offset < before ? await chunkDigest(handle, chunk) : undefined
+        if (onDisk === chunk.digest) {
+          progress.reusedBytes += length
+          verified.get(file.name)![index] = onDisk
+        } else {
+          work.push(chunk)
+        }
       }
     }
     await removeStrays(options.dir, new Set(source.files.map((f) => f.name)))
@@ -65,7 +75,7 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
     const worker = async (): Promise<void> => {
       while (next < work.length) {
         const chunk = work[next++]
-        await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
+        verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
         options.onProgress?.({ ...progress })
       }
     }
@@ -74,30 +84,38 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
   } finally {
     for (const handle of handles.values()) await handle.close().catch(() => {})
   }
-  const received: Manifest = { vmId: ticket.vmId, chunkBytes: source.chunkBytes, files: [] }
-  for (const file of source.files) received.files.push(await hashFile(join(options.dir, file.name), file.name, source.chunkBytes))
+  const received: Manifest = {
+    vmId: ticket.vmId,
+    chunkBytes: source.chunkBytes,
+    files: source.files.map((file) => {
+      const chunks = verified.get(file.name)!
+      return { name: file.name, size: file.size, sha256: hashList(chunks), chunks }
+    }),
+  }
   if (!manifestsAgree(received, source)) throw new ProtocolError('transfer-failed', 'the received files do not match the manifest')
   return { ...progress, manifest: received }
 }
 
-async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<void> {
+/** Fetches one chunk until its digest matches (a damaged range is fetched again); returns the digest. */
+async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const range = `bytes=${chunk.offset}-${chunk.offset + chunk.length - 1}`
     const bytes = await get(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
     progress.fetchedBytes += bytes.length
-    if (bytes.length === chunk.length && createHash('sha256').update(bytes).digest('hex') === chunk.digest) {
+    const digest = createHash('sha256').update(bytes).digest('hex')
+    if (bytes.length === chunk.length && digest === chunk.digest) {
       await handle.write(bytes, 0, bytes.length, chunk.offset)
-      return
+      return digest
     }
     progress.refetchedChunks++
     if (attempt >= CHUNK_ATTEMPTS) throw new ProtocolError('transfer-failed', `a chunk of ${chunk.file} did not match its digest ${CHUNK_ATTEMPTS} times`)
   }
 }
 
-async function chunkMatches (handle: FileHandle, chunk: { offset: number, length: number, digest: string }): Promise<boolean> {
+async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
   const buf = Buffer.allocUnsafe(chunk.length)
   const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
-  return bytesRead === chunk.length && createHash('sha256').update(buf).digest('hex') === chunk.digest
+  return bytesRead === chunk.length ? createHash('sha256').update(buf).digest('hex') : undefined
 }
 
 async function get (options: PullOptions, path: string, range: string | undefined, limit: number): Promise<Buffer> {
