@@ -21,8 +21,8 @@ export function unlink (state: GuestfsState, path: string): void {
  * staging file in place). A committed KPI keeps its name: its history belongs to it.
  */
 export async function rename (state: GuestfsState, from: string, to: string): Promise<void> {
-  const source = filePath(from)
-  const target = filePath(to)
+  const source = renamedFile(from)
+  const target = renamedFile(to)
   if (!source.staging) throw new FsError('EPERM', `${from}: a KPI keeps its name; write the new name instead`)
   const staged = state.staging.get(source.dir, source.name)
   if (!staged) throw new FsError('ENOENT', `${from} does not exist`)
@@ -33,6 +33,13 @@ export async function rename (state: GuestfsState, from: string, to: string): Pr
     await commitLogged(state, target.dir, target.name, staged.content)
   }
   state.staging.delete(source.dir, source.name)
+}
+
+/** Only files move: the two directories stay where they are, and nothing new appears at the root. */
+function renamedFile (path: string): ReturnType<typeof filePath> {
+  const parsed = parsePath(path)
+  if (parsed.kind !== 'file') throw new FsError('EPERM', `${path}: only files inside encrypted/ and unencrypted/ can be renamed`)
+  return parsed
 }
 
 export function mkdir (_state: GuestfsState, path: string): void {
