@@ -30,6 +30,8 @@ t.test('creating anything else anywhere is EPERM, and nothing is stored', async 
     ['a symlink at the root', { op: 'symlink', target: 'unencrypted', path: `${root}/link` }, 'symlink EPERM'],
     ['removing unencrypted/', { op: 'rmdir', path: `${root}/unencrypted` }, 'rmdir EPERM'],
     ['removing encrypted/', { op: 'rmdir', path: `${root}/encrypted` }, 'rmdir EPERM'],
+    ['renaming unencrypted/ to a new name at the root', { op: 'rename', from: `${root}/unencrypted`, to: `${root}/metrics` }, 'rename EPERM'],
+    ['renaming encrypted/ into unencrypted/', { op: 'rename', from: `${root}/encrypted`, to: `${root}/unencrypted/sub` }, 'rename EPERM'],
   ]
   for (const [what, operation, expected] of refusals) {
     t.equal(await worker.outcome(operation), expected, what)
@@ -37,13 +39,15 @@ t.test('creating anything else anywhere is EPERM, and nothing is stored', async 
   t.equal(await worker.outcome({ op: 'write', path: `${root}/unencrypted/users`, data: 'a\n1\n' }), 'ok', 'a KPI file is fine')
   t.equal(await worker.outcome({ op: 'link', existing: `${root}/unencrypted/users`, path: `${root}/unencrypted/alias` }), 'link EPERM', 'a hard link')
   t.equal(await worker.outcome({ op: 'write', path: `${root}/unencrypted/users/x`, data: '1\n' }), 'open ENOTDIR', 'files are flat: nothing under a file')
+  t.equal(await worker.outcome({ op: 'write', path: `${root}/unencrypted/.staged`, data: 'a\n1\n' }), 'ok')
+  t.equal(await worker.outcome({ op: 'rename', from: `${root}/unencrypted/.staged`, to: `${root}/users2` }), 'rename EPERM', 'renaming a file to the root')
 
   const shell = await mount.sh('mkfifo unencrypted/fifo')
   t.not(shell.code, 0, 'mkfifo fails')
   t.match(shell.stderr, /Operation not permitted/, 'mkfifo gets EPERM')
 
   t.same(await worker.value<string[]>({ op: 'readdir', path: root }).then((e) => e.sort()), ['encrypted', 'unencrypted'], 'the root is unchanged')
-  t.same(await worker.value({ op: 'readdir', path: `${root}/unencrypted` }), ['users'], 'only the KPI file is listed')
+  t.same(await worker.value<string[]>({ op: 'readdir', path: `${root}/unencrypted` }).then((e) => e.sort()), ['.staged', 'users'], 'only the KPI file (and the staging file) are listed')
   t.same(mount.kpiTables(), ['users'], 'only the KPI has a table')
   t.equal(mount.rowCount('users'), 1)
 })
