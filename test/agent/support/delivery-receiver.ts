@@ -20,8 +20,9 @@ export interface ReceivedPost {
  */
 export class DeliveryReceiver {
   readonly posts: ReceivedPost[] = []
-  /** Status to answer with instead of 200 (what was received is then not recorded). */
+  /** Status to answer with instead of 200 (what was received is then not recorded, only counted). */
   failWith: number | undefined
+  rejected = 0
   private server?: Server
   private readonly sockets = new Set<Socket>()
 
@@ -88,6 +89,7 @@ export class DeliveryReceiver {
         return
       }
       if (this.failWith !== undefined) {
+        this.rejected++
         res.writeHead(this.failWith).end()
         return
       }
