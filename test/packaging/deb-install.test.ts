@@ -1,16 +1,17 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { copyFile, lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { copyFile, lstat, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { REPO_ROOT } from '../support/dist-paths'
+import { ensureDeb } from './support/artifacts'
 import { ensureDebianRoot, scratchRoot } from './support/debian-root'
 
 // packaging/deb/build makes a .deb that installs with plain `dpkg -i` into a fresh Debian bookworm
 // (debootstrap minbase, no Node.js), runs there on its own runtime (fedvm --version, guestfs mounted
 // on real FUSE, the agent as its dedicated user), and that `dpkg -r` then `dpkg -P` remove without
-// leaving a file behind. FEDVM_TEST_DEB=FILE tests an already built package instead of building one.
+// leaving a file behind. The package is built by packaging/deb/build (cached by a hash of its
+// sources, see support/artifacts.ts); FEDVM_TEST_DEB=FILE tests a given package instead.
 
 const run = promisify(execFile)
 const log = (line: string): void => { t.comment(line) }
@@ -45,15 +46,6 @@ async function fileList (root: string): Promise<string[]> {
   return stdout.split('\n').filter(Boolean).sort()
 }
 
-async function buildDeb (dir: string): Promise<string> {
-  if (process.env.FEDVM_TEST_DEB) return process.env.FEDVM_TEST_DEB
-  const started = Date.now()
-  // No compression: xz costs a minute of CPU and changes nothing that is installed.
-  const { stdout } = await run(join(REPO_ROOT, 'packaging', 'deb', 'build'), ['--compress', 'none', '--out', dir], { maxBuffer: 1 << 24 })
-  log(`packaging/deb/build --compress none: ${Math.round((Date.now() - started) / 1000)} s`)
-  return stdout.trim().split('\n').pop() as string
-}
-
 /** The package names of a Depends: field (first of each alternative). */
 function dependencyNames (depends: string): string[] {
   return depends.split(',').map((entry) => entry.split('|')[0].trim().split(/[\s(]/)[0]).filter(Boolean)
@@ -83,9 +75,7 @@ async function stop (child: ReturnType<typeof spawn>, timeoutMs = 15_000): Promi
 
 t.test('the .deb installs into a fresh Debian root, runs there, and is removed and purged cleanly', async (t) => {
   const started = Date.now()
-  const out = await mkdtemp(join(tmpdir(), 'fedvm-deb-'))
-  t.teardown(() => rm(out, { recursive: true, force: true }))
-  const deb = await buildDeb(out)
+  const deb = await ensureDeb(log)
   const { stdout: depends } = await run('dpkg-deb', ['-f', deb, 'Depends'])
   const { stdout: version } = await run('dpkg-deb', ['-f', deb, 'Version'])
   t.equal(version.trim(), JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')).version, 'the package version is package.json\'s')
