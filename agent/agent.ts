@@ -10,8 +10,13 @@ import { createAgentRegistry } from './outputs/agent-metrics'
 import { HttpConsumer } from './outputs/http-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
 import { AgentStore } from './state/agent-store'
+import { VERSION } from './build-info'
+import { registerCollectors } from './collect'
+import { DataPointPoller } from './engine/data-point-poller'
+import { LibvirtCollector } from '../host/libvirt/libvirt-collector'
+import { LibvirtHypervisor } from '../host/libvirt/libvirt-hypervisor'
+import type { Hypervisor } from '../host/hypervisor'
 
-const { version } = require('../../package.json') as { version: string }
 
 interface RunningVm {
   config: VmConfig
@@ -28,6 +33,8 @@ export class Agent {
   private readonly vms = new Map<string, RunningVm>()
   private readonly consumers = new Map<string, HttpConsumer>()
   private config: AgentConfig
+  private poller?: DataPointPoller
+  private hypervisor?: Hypervisor
 
   private constructor (
     private readonly configFile: string,
@@ -50,11 +57,18 @@ export class Agent {
       monitors: () => [...(holder.agent?.vms.values() ?? [])].map((vm) => vm.monitor),
       consumers: () => holder.agent?.consumers.values() ?? [],
       store,
-      version,
+      version: VERSION,
     })
     const server = await startMetricsServer(registry, host, port)
     const agent = new Agent(configFile, config, store, server, log)
     holder.agent = agent
+    if (config.hypervisor) {
+      const hypervisor = new LibvirtHypervisor({ socketPath: config.hypervisor.socket })
+      registerCollectors(registry, [new LibvirtCollector({ hypervisor, log })], { log })
+      agent.hypervisor = hypervisor
+      agent.poller = new DataPointPoller(hypervisor, store, () => agent.domains(), config.hypervisor.pollIntervalMs, log)
+      agent.poller.start()
+    }
     agent.apply(config, descriptors)
     log(`agent: serving /metrics on ${agent.metricsUrl}, ${config.vms.length} VM(s), ${config.consumers.length} consumer(s)`)
     return agent
@@ -82,11 +96,18 @@ export class Agent {
   }
 
   async stop (): Promise<void> {
+    this.poller?.stop()
+    await this.hypervisor?.close()
     for (const vm of this.vms.values()) this.stopVm(vm)
     for (const consumer of this.consumers.values()) consumer.stop()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeAllConnections()
     this.store.close()
+  }
+
+  /** Each VM's libvirt domain (its `domain`, or its name) and monitor. */
+  private * domains (): Iterable<{ domain: string, monitor: VmMonitor }> {
+    for (const vm of this.vms.values()) yield { domain: vm.config.domain ?? vm.config.name, monitor: vm.monitor }
   }
 
   private apply (config: AgentConfig, descriptors: Map<string, VmDescriptor>): void {

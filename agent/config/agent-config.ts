@@ -25,12 +25,21 @@ const ConsumerSchema = z.object({
   name: z.string().min(1).optional(),
 }).strict()
 
+/** Where hypervisor metrics come from: libvirtd's socket (the read-only one is enough). */
+const HypervisorSchema = z.object({
+  type: z.literal('libvirt'),
+  socket: z.string().min(1).optional(),
+  /** How often data points named in specifiers are read for the specifier engine (ms). */
+  pollIntervalMs: z.number().int().min(100).default(1000),
+}).strict()
+
 const ConfigSchema = z.object({
   listen: z.string().regex(LISTEN, 'must be HOST:PORT')
     .refine((listen) => Number(LISTEN.exec(listen)?.[2] ?? 0) <= 65535, 'the port must be 0 to 65535').default(DEFAULTS.listen),
   stateDir: z.string().min(1).default(DEFAULTS.stateDir),
   vms: z.array(VmSchema).default([]),
   consumers: z.array(ConsumerSchema).default([]),
+  hypervisor: HypervisorSchema.optional(),
 }).strict().superRefine((config, ctx) => {
   const names = new Set<string>()
   config.vms.forEach((vm, i) => {
@@ -42,6 +51,7 @@ const ConfigSchema = z.object({
 export type AgentConfig = z.infer<typeof ConfigSchema>
 export type VmConfig = z.infer<typeof VmSchema>
 export type ConsumerConfig = z.infer<typeof ConsumerSchema>
+export type HypervisorConfig = z.infer<typeof HypervisorSchema>
 
 /** Parses and validates; relative paths (descriptors, state, sockets) are taken from the config file's folder. */
 export function parseConfig (json: unknown, file: string): AgentConfig {
@@ -57,6 +67,7 @@ export function parseConfig (json: unknown, file: string): AgentConfig {
       descriptor: resolve(base, vm.descriptor),
       feed: vm.feed && `unix:${resolve(base, vm.feed.slice(5))}`,
     })),
+    hypervisor: config.hypervisor && { ...config.hypervisor, socket: config.hypervisor.socket && resolve(base, config.hypervisor.socket) },
   }
 }
 

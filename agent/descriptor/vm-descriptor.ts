@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { isDataPointName } from '../../host/data-points'
 import { AgentError } from '../errors'
 import { describeIssues } from '../config/zod-issues'
 import { PROCESSING_FUNCTIONS } from '../processing/functions'
@@ -21,6 +22,9 @@ export const SpecifierSchema = z.object({
   when: z.object({ op: z.enum(PREDICATE_OPS), value: z.number() }).strict().optional(),
   encrypt: z.boolean().default(false),
 }).strict().superRefine((spec, ctx) => {
+  if (!spec.metric.startsWith('kpi:') && !isDataPointName(spec.metric)) {
+    ctx.addIssue({ code: 'custom', path: ['metric'], message: `unknown hypervisor data point "${spec.metric}" (see host/data-points.ts for the list)` })
+  }
   if (spec.format === 'processed' && !spec.function) {
     ctx.addIssue({ code: 'custom', path: ['function'], message: 'processed format needs a function (min, max, mean or median)' })
   }

@@ -44,6 +44,11 @@ export class VmMonitor {
     this.stopTimers()
   }
 
+  /** The hypervisor data points this VM's specifiers read. */
+  dataPointsWanted (): Set<string> {
+    return new Set(this.specs.flatMap((c) => (c.dataPoint ? [c.dataPoint] : [])))
+  }
+
   /** Rows from the feed, in commit order; call inside the transaction that also moves the cursor. */
   ingest (rows: readonly RowFrame[]): void {
     for (const row of rows) {

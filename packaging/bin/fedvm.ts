@@ -1,9 +1,10 @@
 #!/usr/bin/env node
+import { VERSION } from '../../agent/build-info'
 import { COMMANDS } from './commands'
 import { EXIT } from './exit-codes'
 import { UsageError } from './usage-error'
 
-const { version } = require('../../../package.json') as { version: string }
+const version = VERSION
 
 function help (): string {
   const width = Math.max(...COMMANDS.map((command) => command.name.length))
