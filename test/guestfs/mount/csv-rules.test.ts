@@ -21,8 +21,16 @@ function kpiColumns (mount: TestMount, table: string): string[] {
 
 t.test('a two-line file is a header line then a value line', async (t) => {
   const mount = await TestMount.create(t)
+  const before = Date.now()
   t.equal(await writeKpi(mount, 'users', 'current_users,load\n17,0.42\n'), 'ok')
-  t.same(kpiColumns(mount, 'users'), ['current_users', 'load'])
+  t.same(mount.columns('users').map(({ name, type, notnull }) => ({ name, type, notnull })), [
+    { name: 'ts', type: 'INTEGER', notnull: 1 },
+    { name: 'current_users', type: '', notnull: 0 },
+    { name: 'load', type: '', notnull: 0 },
+  ], 'ts INTEGER NOT NULL, then the CSV columns in file order')
+  const [{ ts, kind }] = mount.query<{ ts: number, kind: string }>('SELECT ts, typeof(ts) AS kind FROM users')
+  t.equal(kind, 'integer')
+  t.ok(ts >= before - 5 && ts <= Date.now() + 5, 'ts is the commit time in Unix milliseconds')
   t.same(typedRows(mount, 'users', ['current_users', 'load']), [[['current_users', 'integer', 17], ['load', 'real', 0.42]]])
 })
 
