@@ -31,16 +31,19 @@ t.test('a bad config: exit code ≠ 0 and a message naming the field, before any
     [{ vms: [{ name: 'web-1', descriptor: 'd.json', feed: 'tcp:127.0.0.1:9' }] }, /vms\[0\]\.feed: must be unix:PATH/],
     [{ listen: 'localhost' }, /listen: must be HOST:PORT/],
     [{ consumers: [{ type: 'http', url: 'ftp://x/' }] }, /consumers\[0\]\.url: must be an http\(s\) URL/],
-    ['{ "vms": [', /bad\.json: .*JSON/],
+    ['{ "vms": [', /bad-3\.json: .*JSON/],
   ]
-  for (const [json, message] of cases) {
-    const file = await writeJson(join(dir, 'bad.json'), json)
-    const { code, stderr } = await runFedvm(['agent', 'run', '--config', file])
+  // In parallel: each run starts a node process, and the cases are independent.
+  const runs = await Promise.all(cases.map(async ([json], i) => {
+    const file = await writeJson(join(dir, `bad-${i}.json`), json)
+    return runFedvm(['agent', 'run', '--config', file])
+  }))
+  runs.forEach(({ code, stderr }, i) => {
     t.not(code, 0, `exit code ${code}`)
-    t.match(stderr, message)
+    t.match(stderr, cases[i][1])
     t.match(stderr, /^fedvm agent: /, 'one line saying what is wrong')
-    t.notOk(existsSync(join(dir, 'state')), 'nothing was started')
-  }
+  })
+  t.notOk(existsSync(join(dir, 'state')), 'nothing was started')
 })
 
 t.test('a bad descriptor: exit code ≠ 0 and a message naming the VM, the file and the field', async (t) => {
@@ -58,10 +61,9 @@ t.test('a bad descriptor: exit code ≠ 0 and a message naming the VM, the file 
 })
 
 t.test('a bad command line is a usage error', async (t) => {
-  const noConfig = await runFedvm(['agent', 'run'])
+  const [noConfig, noVerb] = await Promise.all([runFedvm(['agent', 'run']), runFedvm(['agent', '--config', 'x.json'])])
   t.equal(noConfig.code, 2)
   t.match(noConfig.stderr, /--config FILE is required/)
-  const noVerb = await runFedvm(['agent', '--config', 'x.json'])
   t.equal(noVerb.code, 2)
   t.match(noVerb.stderr, /usage: fedvm agent run --config FILE/)
 })

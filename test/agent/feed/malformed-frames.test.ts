@@ -16,15 +16,19 @@ const RAW = { metric: 'kpi:users.current_users', monitoringIntervalMs: 0, delive
 const stats = (last: number) => JSON.stringify({ v: 1, t: 'stats', committed: last, refused: 0, last: String(last) }) + '\n'
 const row = (seq: number, value: unknown) => JSON.stringify({ v: 1, t: 'row', seq: String(seq), kpi: 'users', ts: 1_700_000_000_000 + seq, cols: ['current_users'], vals: [value] }) + '\n'
 
-/** Each bad frame comes after a valid one on its connection; the agent must close it and say why. */
-const BAD_FROM_GUEST: Array<[what: string, text: string, reason: RegExp]> = [
-  ['not JSON', 'this is not a frame\n', /frame is not JSON/],
-  ['an unknown version', JSON.stringify({ v: 2, t: 'row', seq: '2', kpi: 'users', ts: 1, cols: [], vals: [] }) + '\n', /unsupported frame version 2/],
-  ['an unknown frame type', JSON.stringify({ v: 1, t: 'rows' }) + '\n', /unknown frame type "rows"/],
-  ['a frame only the host may send', JSON.stringify({ v: 1, t: 'hello', after: '0' }) + '\n', /the guest may not send hello/],
-  ['a row whose values do not match its columns', JSON.stringify({ v: 1, t: 'row', seq: '2', kpi: 'users', ts: 1, cols: ['a'], vals: [1, 2] }) + '\n', /row\.vals must be an array as long as row\.cols/],
-  ['a gap in the sequence', row(5, 50), /gap in the feed: expected row 2, got 5/],
-  ['a JSON array', '[1,2,3]\n', /frame is not an object/],
+/**
+ * Each bad frame follows a valid row on its connection (so the rows before a bad frame are seen to
+ * be kept, and the reconnect backoff starts over); the agent must close the connection and say why.
+ * `next` is the row the agent expects next on that connection.
+ */
+const BAD_FROM_GUEST: Array<[what: string, text: (next: number) => string, reason: (next: number) => RegExp]> = [
+  ['not JSON', () => 'this is not a frame\n', () => /frame is not JSON/],
+  ['an unknown version', (next) => JSON.stringify({ v: 2, t: 'row', seq: String(next), kpi: 'users', ts: 1, cols: [], vals: [] }) + '\n', () => /unsupported frame version 2/],
+  ['an unknown frame type', () => JSON.stringify({ v: 1, t: 'rows' }) + '\n', () => /unknown frame type "rows"/],
+  ['a frame only the host may send', () => JSON.stringify({ v: 1, t: 'hello', after: '0' }) + '\n', () => /the guest may not send hello/],
+  ['a row whose values do not match its columns', (next) => JSON.stringify({ v: 1, t: 'row', seq: String(next), kpi: 'users', ts: 1, cols: ['a'], vals: [1, 2] }) + '\n', () => /row\.vals must be an array as long as row\.cols/],
+  ['a gap in the sequence', (next) => row(next + 3, 0), (next) => new RegExp(`gap in the feed: expected row ${next}, got ${next + 3}`)],
+  ['a JSON array', () => '[1,2,3]\n', () => /frame is not an object/],
 ]
 
 t.test('a fake guest sending bad frames: each connection is closed with a logged reason; the agent keeps running, reconnects, loses nothing', async (t) => {
@@ -43,21 +47,16 @@ t.test('a fake guest sending bad frames: each connection is closed with a logged
   await waitFor('row 1 to be delivered', () => receiver.unique().length === 1)
   t.notOk(connection.isClosed, 'a partial first line is tolerated')
 
+  let seq = 1
   for (const [what, text, reason] of BAD_FROM_GUEST) {
-    connection.write(text)
+    seq++
+    connection.write(row(seq, seq * 10) + text(seq + 1))
     t.ok(await connection.closedWithin(3000), `${what}: the agent closed the connection`)
-    await agent.waitForLog(new RegExp(closing.source + reason.source))
+    await agent.waitForLog(new RegExp(closing.source + reason(seq + 1).source))
     t.ok(agent.running, `${what}: the agent is still running`)
     connection = await guest.next()
     hellos.push(await connection.line(0))
-    connection.write(stats(1))
   }
-
-  // Rows before a bad frame in the same chunk are kept: the next hello asks for what follows them.
-  connection.write(row(2, 20) + 'garbage\n')
-  t.ok(await connection.closedWithin(3000), 'garbage after row 2: closed')
-  connection = await guest.next()
-  hellos.push(await connection.line(0))
 
   // Two unparseable lines before any valid frame are no partial tail: the connection is closed too.
   connection.write('garbage\nmore garbage\n')
@@ -67,7 +66,7 @@ t.test('a fake guest sending bad frames: each connection is closed with a logged
   // A line longer than a frame may be, without a newline: closed before it fills the agent's memory.
   connection = await guest.next()
   hellos.push(await connection.line(0))
-  connection.write(stats(2))
+  connection.write(stats(seq))
   connection.write('{"v":1,"t":"row","pad":"' + 'x'.repeat(MAX_FRAME_BYTES + 1024))
   t.ok(await connection.closedWithin(5000), 'an endless line: closed')
   await agent.waitForLog(new RegExp(closing.source + 'frame longer than'))
@@ -75,15 +74,17 @@ t.test('a fake guest sending bad frames: each connection is closed with a logged
   // Then a well-behaved guest: repeats at or below the cursor are dropped, new rows delivered.
   connection = await guest.next()
   hellos.push(await connection.line(0))
-  connection.write(stats(4) + row(1, 10) + row(2, 20) + row(3, 30) + row(4, 40))
-  await waitFor('rows 3 and 4', () => receiver.unique().length === 4)
-  t.strictSame(receiver.unique().map((d) => d.samples![0].value), [10, 20, 30, 40], 'each row delivered once')
-  t.notOk(receiver.all().length !== 4, 'and no repeat sent at all')
-  t.strictSame(hellos.map((h) => (h as { after: string }).after), ['0', ...BAD_FROM_GUEST.map(() => '1'), '2', '2', '2'],
-    'every hello carried the persisted cursor: rows before a bad frame were kept')
+  connection.write(stats(seq + 2) + row(seq - 1, 0) + row(seq, seq * 10) + row(seq + 1, (seq + 1) * 10) + row(seq + 2, (seq + 2) * 10))
+  const values = Array.from({ length: seq + 2 }, (_, i) => (i + 1) * 10)
+  await waitFor(`rows 1 to ${seq + 2}`, () => receiver.unique().length === values.length)
+  t.strictSame(receiver.unique().map((d) => d.samples![0].value), values, 'each row delivered once, in order')
+  t.equal(receiver.all().length, values.length, 'and no repeat sent at all')
+  const rowsKept = BAD_FROM_GUEST.map((_, i) => String(i + 2))
+  t.strictSame(hellos.map((h) => (h as { after: string }).after), ['0', ...rowsKept, String(seq), String(seq)],
+    'every hello carried the persisted cursor: the rows before each bad frame were kept')
   t.ok(hellos.every((h) => isDeepStrictEqual(Object.keys(h as object).sort(), ['after', 't', 'v'])), 'hellos are well-formed')
   const metrics = await agent.metrics()
-  t.equal(seriesValue(metrics, 'fedvm_kpi', { domain: VM, kpi: 'users', column: 'current_users' }), 40)
+  t.equal(seriesValue(metrics, 'fedvm_kpi', { domain: VM, kpi: 'users', column: 'current_users' }), values.at(-1))
   t.equal(seriesValue(metrics, 'fedvm_feed_up', { domain: VM }), 1)
   t.ok(agent.running)
   t.equal(setup.agents.length, 1, 'one agent process throughout')
