@@ -47,6 +47,11 @@ t.test('SIGKILL of guestfs and the agent at random moments: every committed row 
   const acknowledged: number[] = []
   let failures = 0
   let chaosDone = false
+  t.teardown(() => {
+    // Also when the test failed half-way: the loops must end.
+    sampling = false
+    chaosDone = true
+  })
   const writer = (async () => {
     let next = 1
     while (!chaosDone || next <= MIN_ROWS) {

@@ -46,6 +46,7 @@ t.test('a fake guest sending bad frames: each connection is closed with a logged
   connection.write('ier frame"}\n' + stats(1) + row(1, 10))
   await waitFor('row 1 to be delivered', () => receiver.unique().length === 1)
   t.notOk(connection.isClosed, 'a partial first line is tolerated')
+  t.match(agent.log(), /feed unix:.*: skipped a partial first line \(frame is not JSON/, 'and logged')
 
   let seq = 1
   for (const [what, text, reason] of BAD_FROM_GUEST) {
