@@ -28,8 +28,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'site',
-    usage: 'fedvm site run|migrate|place|evict|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]',
-    summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place or evict a VM',
+    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]',
+    summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer',
     load: () => import('../../protocol/site/site-command.js'),
   },
   {

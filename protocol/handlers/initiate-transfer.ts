@@ -77,7 +77,9 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
     })
   } catch (err) {
     const e = toProtocolError(err)
-    site.log({ event: 'transfer-failed', vm: vmId, code: e.code })
+    // Keep partial files only for a retry that can resume from them.
+    if (!e.retryable) await host.abandon(vmId)
+    site.log({ event: 'transfer-failed', vm: vmId, code: e.code, kept: e.retryable })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
   await host.confirm(vmId)

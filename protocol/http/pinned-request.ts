@@ -1,4 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { Agent, request as httpRequest, type ClientRequestArgs, type IncomingMessage } from 'node:http'
+import { createHash } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import { connect, type TLSSocket } from 'node:tls'
 import { ProtocolError } from '../errors'
 
@@ -28,21 +30,51 @@ export interface PinnedRequestOptions {
 export async function pinnedRequest (target: PinnedTarget, options: PinnedRequestOptions): Promise<IncomingMessage> {
   const url = new URL(target.url)
   if (url.protocol !== 'https:') throw new ProtocolError('partner-unreachable', `${target.url} is not an https URL`)
-  const socket = await pinnedSocket(url, target.fingerprint, options)
   return new Promise((resolve, reject) => {
     const req = httpRequest({
       method: options.method,
       path: options.path,
       host: url.hostname,
+      port: Number(url.port || 443),
       headers: { ...options.headers, ...(options.body ? { 'content-length': String(options.body.length) } : {}) },
-      createConnection: () => socket,
+      agent: pinnedAgent(url, target.fingerprint, options),
       signal: options.signal,
     })
     req.setTimeout(options.timeoutMs, () => req.destroy(new ProtocolError('partner-unreachable', `no answer within ${options.timeoutMs} ms`)))
     req.on('response', resolve)
-    req.on('error', (err) => { socket.destroy(); reject(asUnreachable(err)) })
+    req.on('error', (err) => reject(asUnreachable(err)))
     req.end(options.body)
   })
+}
+
+/**
+ * One keep-alive agent per (server, pin, client certificate): its sockets are handed to HTTP only
+ * after the pin checked, and are reused afterwards, so a TLS handshake is paid once per connection,
+ * not once per request. Idle sockets are unref'd by the agent and never keep a process alive.
+ */
+const agents = new Map<string, Agent>()
+
+class PinnedAgent extends Agent {
+  constructor (private readonly url: URL, private readonly fingerprint: string, private readonly options: PinnedRequestOptions) {
+    // Idle sockets close before the servers' 5 s keep-alive timeout would close them under a new request.
+    super({ keepAlive: true, maxSockets: 16, maxFreeSockets: 16, timeout: 4000 })
+  }
+
+  override createConnection (_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    pinnedSocket(this.url, this.fingerprint, this.options).then((socket) => callback?.(null, socket), (err) => callback?.(err, undefined as unknown as Duplex))
+    return undefined
+  }
+}
+
+function pinnedAgent (url: URL, fingerprint: string, options: PinnedRequestOptions): Agent {
+  const client = options.clientCert === undefined ? '' : createHash('sha256').update(options.clientCert.cert).digest('hex')
+  const key = `${url.origin}|${fingerprint}|${client}`
+  let agent = agents.get(key)
+  if (agent === undefined) {
+    agent = new PinnedAgent(url, fingerprint, options)
+    agents.set(key, agent)
+  }
+  return agent
 }
 
 function pinnedSocket (url: URL, fingerprint: string, options: PinnedRequestOptions): Promise<TLSSocket> {

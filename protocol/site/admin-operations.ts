@@ -4,6 +4,7 @@ import { runController } from '../controller/run-controller'
 import { ProtocolError, toProtocolError } from '../errors'
 import { objectBody, stringField, vmIdField } from '../handlers/body-fields'
 import { handleForcedMigration } from '../handlers/forced-migration'
+import { handleTransferCancel } from '../handlers/transfer-verification'
 import type { SiteContext } from './site-context'
 
 /**
@@ -15,6 +16,7 @@ export const ADMIN_OPERATIONS: Record<string, (site: SiteContext, body: unknown)
   'admin-place': place,
   'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
   'admin-evict': evict,
+  'admin-cancel': cancel,
   'admin-status': async (site) => ({ id: site.id, locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })) }),
 }
 
@@ -47,6 +49,21 @@ async function evict (site: SiteContext, rawBody: unknown): Promise<unknown> {
   } catch (err) {
     throw toProtocolError(err)
   }
+}
+
+/**
+ * Cancels the transfers of a VM that this site prepared (as Source) or started (as Controller): the
+ * source proxy refuses further ranges, the destination's pull stops, and the VM stays where it was.
+ */
+async function cancel (site: SiteContext, rawBody: unknown): Promise<unknown> {
+  const vmId = vmIdField(objectBody(rawBody))
+  const tokens = [
+    ...site.state.openSourceTokens(vmId).filter((t) => t.requester === site.id).map((t) => t.token),
+    ...site.state.sourceRoutes(vmId, site.id, Date.now()).map((r) => r.ref),
+  ]
+  const results = await Promise.all(tokens.map((token) => handleTransferCancel(site, { sender: site.id }, { vmId, token })
+    .then(() => 'cancelled', (err) => toProtocolError(err).code)))
+  return { vm: vmId, transfers: results.length, cancelled: results.filter((r) => r === 'cancelled').length }
 }
 
 export { handleForcedMigration }

@@ -11,13 +11,14 @@ import { callSite } from './partner-client'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
 
-const USAGE = 'fedvm site run|migrate|place|evict|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]'
+const USAGE = 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]'
 
 /**
  * `fedvm site run --config FILE` serves the protocol until SIGTERM/SIGINT. The other sub-commands
  * ask the running daemon of the same config (signed with the site's own key) and print its JSON answer:
  * `migrate` runs the Controller, `place` makes a primary placement from a directory of VM files,
- * `evict` forces a VM away to the site that delegated it here, `status` lists where VMs went.
+ * `evict` forces a VM away to the site that delegated it here, `cancel` stops a VM's running transfer
+ * (it stays where it was), `status` lists where VMs went.
  */
 export async function run (argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
@@ -37,6 +38,7 @@ export async function run (argv: string[]): Promise<number> {
     case 'run': return serve(config)
     case 'migrate': return admin(config, 'admin-migrate', { vmId: required(values.vm, '--vm ID') })
     case 'evict': return admin(config, 'admin-evict', { vmId: required(values.vm, '--vm ID') })
+    case 'cancel': return admin(config, 'admin-cancel', { vmId: required(values.vm, '--vm ID') })
     case 'status': return admin(config, 'admin-status', {})
     case 'place': {
       const descriptor = values.descriptor ? JSON.parse(await readFile(values.descriptor, 'utf8')) : undefined

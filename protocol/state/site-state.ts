@@ -162,6 +162,12 @@ export class SiteState implements ReplayCache {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(record.ref, record.kind, record.vmId, record.partner, record.partnerRef, record.requester, record.locationVersion, record.expiresAt)
   }
 
+  /** Transfers this site prepared, or routed as Controller/Intermediary, for a VM and not yet expired. */
+  sourceRoutes (vmId: string, requester: string, now: number): RouteRecord[] {
+    const rows = this.db.prepare('SELECT "ref" FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as Array<{ ref: string }>
+    return rows.map((row) => this.route(row.ref)!)
+  }
+
   dropExpiredRoutes (now: number): void {
     this.db.prepare('DELETE FROM "routes" WHERE "expires_at" < ?').run(now)
   }

@@ -66,6 +66,23 @@ t.test('transfer faults', async (t) => {
     t.notOk(existsSync(join(fed.vmDir('site-b', 'b1'), '.incoming', 'vm-big')), 'nothing left in the incoming directory')
   })
 
+  await t.test('a running transfer can be cancelled: the VM stays, nothing is left at the destination', async (t) => {
+    const image = join(fed.root, 'vm-c')
+    await makeVmDir(image, { 'disk.img': 64 * MiB }) // 8 s at the cap: time enough for the cancel command to start
+    const placing = background('place', '--vm', 'vm-c', '--dir', image)
+    const done = new Promise<{ out: string, code: number | null }>((resolve) => { let out = ''; placing.child.stdout!.on('data', (d) => { out += d }); placing.child.once('exit', (code) => resolve({ out, code })) })
+    await fed.daemon('site-b').waitForEvent((e) => e.event === 'transfer-progress' && e.vm === 'vm-c' && (e.bytes as number) > 0)
+    const cancelled = await fed.cli('site-a', 'cancel', '--vm', 'vm-c')
+    t.match(cancelled.json, { vm: 'vm-c', transfers: 1, cancelled: 1 })
+    const { out, code } = await done
+    t.equal(code, 1, 'the placement ends as failed')
+    t.match(JSON.parse(out), { outcome: 'failed' })
+    await fed.daemon('site-b').waitForEvent((e) => e.event === 'transfer-failed' && e.vm === 'vm-c')
+    t.notOk(existsSync(join(fed.vmDir('site-b', 'b1'), 'vm-c')), 'no VM at the destination')
+    t.notOk(existsSync(join(fed.vmDir('site-b', 'b1'), '.incoming', 'vm-c')), 'and no partial files')
+    t.notOk((await fed.cli('site-a', 'status')).json.locations.some((l: { vmId: string }) => l.vmId === 'vm-c'), 'site-a does not manage it')
+  })
+
   await t.test('destination gone for good: the VM stays at the source and still works', async (t) => {
     const migrating = background('migrate', '--vm', 'vm-local')
     const done = new Promise<{ out: string, code: number | null }>((resolve) => { let out = ''; migrating.child.stdout!.on('data', (d) => { out += d }); migrating.child.once('exit', (code) => resolve({ out, code })) })
