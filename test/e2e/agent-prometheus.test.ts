@@ -46,6 +46,7 @@ t.test('an app writes KPIs; Prometheus scrapes them from the agent; the receiver
   for (const n of SEQUENCE) t.equal(await setup.write('users', `current_users,load\n${n},0.5\n`), 'ok')
   const secret = await seal(Buffer.from('revenue,1234.5\n'), setup.keys.publicKey)
   t.equal(await setup.mount!.app.outcome({ op: 'write', path: setup.mount!.path('encrypted', 'secret'), data: { base64: secret.toString('base64') } }), 'ok')
+  t.equal(await setup.write('users', 'current_users,load\n1,2,3\n'), 'close EINVAL', 'a refused write (more values than labels)')
   const agent = await setup.startAgent()
 
   await waitFor('the raw sequence and the first windows at the receiver', () => deliveredBy('min').length === 1 && deliveredBy(undefined).length === SEQUENCE.length, 20_000)
@@ -73,6 +74,8 @@ t.test('an app writes KPIs; Prometheus scrapes them from the agent; the receiver
   t.equal(await value(`fedvm_feed_up{domain="${VM}"}`), 1)
   t.ok((await value(`fedvm_kpi_last_write_timestamp_seconds{domain="${VM}",kpi="users"}`))! > Date.now() / 1000 - 120, 'the last write\'s time, in seconds')
   t.equal((await prometheus.query('fedvm_build_info')).length, 1)
+  t.equal(await value(`fedvm_kpi_parse_errors_total{domain="${VM}"}`), 1, 'the refused write, as the guest counted it')
+  t.strictSame(await prometheus.query('{__name__=~"fedvm_.*"} == 1234.5'), [], 'the sealed value appears nowhere in the clear')
 
   // One more value with everything running: it travels through at once, and a window of its own.
   t.equal(await setup.write('users', `current_users,load\n${LAST},0.25\n`), 'ok')
