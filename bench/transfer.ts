@@ -114,13 +114,20 @@ async function main (): Promise<void> {
     // Three sites, tiny VM: A → B → C, the protocol's own cost.
     await fed.reconfigure('site-b', (c) => { c.hosts = [] })
     await fed.start()
-    const tiny = join(root, 'tiny')
-    await mkdir(tiny)
-    await writeFile(join(tiny, 'disk.img'), Buffer.alloc(4096, 1))
-    const chain = await fed.cli('site-a', 'place', '--vm', 'tiny', '--dir', tiny)
-    if (chain.code !== 0 || chain.json.destination !== 'site-b') throw new Error(`chain placement failed: ${chain.raw.stdout}`)
-    const chainCost = controlCost(fed, ['site-a', 'site-b', 'site-c'])
-    const tinyCopy = fed.daemon('site-c').events().find((e) => e.event === 'transfer-received')!.ms as number
+    // Two tiny VMs one after the other: the first pays TLS handshakes and warm-up ("cold"), the second runs on open connections ("warm").
+    const chainRuns: Array<{ messages: number, bytes: number, ms: number, copyMs: number, controlMs: number }> = []
+    let seen = { messages: 0, bytes: 0 }
+    for (const vm of ['tiny-1', 'tiny-2']) {
+      const tiny = join(root, vm)
+      await mkdir(tiny)
+      await writeFile(join(tiny, 'disk.img'), Buffer.alloc(4096, 1))
+      const chain = await fed.cli('site-a', 'place', '--vm', vm, '--dir', tiny)
+      if (chain.code !== 0 || chain.json.destination !== 'site-b') throw new Error(`chain placement failed: ${chain.raw.stdout}`)
+      const cost = controlCost(fed, ['site-a', 'site-b', 'site-c'])
+      const copyMs = fed.daemon('site-c').events().find((e) => e.event === 'transfer-received' && e.vm === vm)!.ms as number
+      chainRuns.push({ messages: cost.messages - seen.messages, bytes: cost.bytes - seen.bytes, ms: chain.json.durationMs, copyMs, controlMs: chain.json.durationMs - copyMs })
+      seen = cost
+    }
 
     const mibps = (ms: number | null): number | null => ms === null ? null : Math.round((bytes / MiB) / (ms / 1000))
     const results = {
@@ -133,7 +140,7 @@ async function main (): Promise<void> {
         ratioToCp: Number((cpMs / fedvmMs).toFixed(2)),
         ratioToScp: scpMs === null ? null : Number((scpMs / fedvmMs).toFixed(2)),
       },
-      chain3: { messages: chainCost.messages, bytes: chainCost.bytes, ms: chain.json.durationMs, copyMs: tinyCopy, controlMs: chain.json.durationMs - tinyCopy },
+      chain3: { cold: chainRuns[0], warm: chainRuns[1] },
       targets: { ratioToCp: '>= 0.6', scp: 'fedvm faster', chainControlMs: '<= 100', chainBytes: '<= 65536' },
     }
     await mkdir(join(REPO, 'bench', 'results'), { recursive: true })

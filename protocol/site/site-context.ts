@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeKey, encodeKey, SEAL_PUBLIC_FILE } from '../crypto/key-files'
 import { readSigningKeyPair, type SigningKeyPair } from '../crypto/signing-keys'
+import { ready } from '../crypto/sealed-box'
 import { readTlsIdentity, type TlsIdentity } from '../crypto/tls-certificate'
 import { Keyring } from '../envelope/keyring'
 import type { SignedRequest } from '../envelope/hop'
@@ -48,6 +49,7 @@ export class SiteContext {
   }
 
   static async load (config: SiteConfig, log: Log): Promise<SiteContext> {
+    await ready() // libsodium compiles its WebAssembly once; not on the first request's clock
     const signing = await readSigningKeyPair(config.keys)
     const tls = await readTlsIdentity(config.keys)
     const sealPublicKey = encodeKey(decodeKey('seal.pub', await readFile(join(config.keys, SEAL_PUBLIC_FILE), 'utf8')))
