@@ -80,6 +80,8 @@ t.test('the VM image boots, guestfs starts by itself and the agent sees the samp
   const guestConsole = await readFile(consoleLog, 'utf8')
   t.match(guestConsole, /fedvm-vm: root mounted, starting systemd/, 'the initramfs handed over to the image\'s systemd')
   t.match(guestConsole, /guestfs: mounted \/kpi/, 'udev started fedvm-guestfs, which mounted /kpi')
+  const failed = guestConsole.split('\n').filter((line) => /Failed to start|FAILED/.test(line))
+  t.same(failed, [], 'no unit failed during boot')
 
   // The application writes every second: a few seconds later there are more rows.
   const later = await until('more KPI rows', 30_000, async () => {
