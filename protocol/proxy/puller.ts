@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { ProtocolError } from '../errors'
 import { fromProblemDocument } from '../http/problem'
@@ -100,9 +101,8 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
 async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const range = `bytes=${chunk.offset}-${chunk.offset + chunk.length - 1}`
-    const bytes = await get(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
+    const { bytes, digest } = await getChunk(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
     progress.fetchedBytes += bytes.length
-    const digest = createHash('sha256').update(bytes).digest('hex')
     if (bytes.length === chunk.length && digest === chunk.digest) {
       await handle.write(bytes, 0, bytes.length, chunk.offset)
       return digest
@@ -112,6 +112,28 @@ async function fetchChunk (options: PullOptions, chunk: { file: string, offset: 
   }
 }
 
+/** One range, received into a buffer of its exact size and hashed as it arrives (no second pass, no concat). */
+async function getChunk (options: PullOptions, path: string, range: string, length: number): Promise<{ bytes: Buffer, digest: string }> {
+  const res = await sourceRequest(options, path, range)
+  if (res.statusCode !== 206 && res.statusCode !== 200) throw await problemOf(res)
+  const bytes = Buffer.allocUnsafe(length)
+  const hash = createHash('sha256')
+  let filled = 0
+  try {
+    for await (const data of res) {
+      const piece = data as Buffer
+      if (filled + piece.length > length) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the range')
+      piece.copy(bytes, filled)
+      hash.update(piece)
+      filled += piece.length
+    }
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err
+    throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
+  }
+  return { bytes: bytes.subarray(0, filled), digest: hash.digest('hex') }
+}
+
 async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
   const buf = Buffer.allocUnsafe(chunk.length)
   const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
@@ -119,7 +141,18 @@ async function chunkDigest (handle: FileHandle, chunk: { offset: number, length:
 }
 
 async function get (options: PullOptions, path: string, range: string | undefined, limit: number): Promise<Buffer> {
-  const res = await pinnedRequest({ url: options.ticket.uri, fingerprint: options.ticket.fingerprint }, {
+  const res = await sourceRequest(options, path, range)
+  if (res.statusCode !== 200 && res.statusCode !== 206) throw await problemOf(res)
+  try {
+    return await readResponseBody(res, Math.max(limit, 64 * 1024))
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err
+    throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
+  }
+}
+
+function sourceRequest (options: PullOptions, path: string, range: string | undefined): Promise<IncomingMessage> {
+  return pinnedRequest({ url: options.ticket.uri, fingerprint: options.ticket.fingerprint }, {
     method: 'GET',
     path,
     headers: { [TOKEN_HEADER]: options.ticket.token, ...(range ? { range } : {}) },
@@ -127,19 +160,13 @@ async function get (options: PullOptions, path: string, range: string | undefine
     timeoutMs: options.timeoutMs,
     signal: options.signal,
   })
-  let body: Buffer
-  try {
-    body = await readResponseBody(res, Math.max(limit, 64 * 1024))
-  } catch (err) {
-    if (err instanceof ProtocolError) throw err
-    throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
-  }
-  if (res.statusCode !== 200 && res.statusCode !== 206) {
-    let doc: unknown
-    try { doc = JSON.parse(body.toString('utf8')) } catch { doc = undefined }
-    throw fromProblemDocument(doc, res.statusCode ?? 502)
-  }
-  return body
+}
+
+/** The source proxy's refusal (a problem document) as an error here. */
+async function problemOf (res: IncomingMessage): Promise<ProtocolError> {
+  let doc: unknown
+  try { doc = JSON.parse((await readResponseBody(res, 64 * 1024)).toString('utf8')) } catch { doc = undefined }
+  return fromProblemDocument(doc, res.statusCode ?? 502)
 }
 
 /** Files left from an earlier attempt that the manifest no longer names. */
