@@ -4,8 +4,8 @@ import { copyFile, lstat, readFile, rm, stat, writeFile } from 'node:fs/promises
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { REPO_ROOT } from '../support/dist-paths'
-import { ensureDeb } from './support/artifacts'
-import { ensureDebianRoot, scratchRoot } from './support/debian-root'
+import { debianRootFor, ensureDeb } from './support/artifacts'
+import { scratchRoot } from './support/debian-root'
 
 // packaging/deb/build makes a .deb that installs with plain `dpkg -i` into a fresh Debian bookworm
 // (debootstrap minbase, no Node.js), runs there on its own runtime (fedvm --version, guestfs mounted
@@ -22,7 +22,7 @@ const CHANGED_BY_DESIGN: Array<[RegExp, string]> = [
   [/^var\/log\//, 'dpkg.log and alternatives.log'],
   [/^var\/cache\/debconf\//, 'debconf\'s database backups (adduser asks debconf)'],
   [/^etc\/(passwd|group|shadow|gshadow)-$/, 'backups the shadow tools write when adduser adds the system users'],
-  [/^run\/adduser$/, 'adduser\'s lock file, in /run (a tmpfs emptied at boot on a real system)'],
+  [/^run\//, 'run-time files (adduser\'s lock, systemd-analyze\'s marker) in /run, a tmpfs emptied at boot on a real system'],
   [/^etc\/mtab\.fuselock$/, 'the lock file libfuse makes at the first FUSE mount of the system (the guestfs check above mounted one)'],
 ]
 
@@ -44,11 +44,6 @@ async function chroot (root: string, args: string[]): Promise<{ stdout: string, 
 async function fileList (root: string): Promise<string[]> {
   const { stdout } = await run('find', [root, '-xdev', '-mindepth', '1', '-printf', '%y %P\\n'], { maxBuffer: 1 << 26 })
   return stdout.split('\n').filter(Boolean).sort()
-}
-
-/** The package names of a Depends: field (first of each alternative). */
-function dependencyNames (depends: string): string[] {
-  return depends.split(',').map((entry) => entry.split('|')[0].trim().split(/[\s(]/)[0]).filter(Boolean)
 }
 
 /** Waits until `text()` matches or `child` exits; the child's stderr is in the error. */
@@ -81,8 +76,7 @@ t.test('the .deb installs into a fresh Debian root, runs there, and is removed a
   t.equal(version.trim(), JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')).version, 'the package version is package.json\'s')
   t.notMatch(depends, /nodejs/, 'no nodejs dependency: the runtime is bundled')
 
-  // init-system-helpers too: a real host has it, and the maintainer scripts' systemd part runs then.
-  const pristine = await ensureDebianRoot([...dependencyNames(depends), 'init-system-helpers'], log)
+  const pristine = await debianRootFor(deb, log)
   const scratch = await scratchRoot(pristine)
   t.teardown(() => scratch.destroy())
   if (scratch.fallbackReason) log(`overlayfs refused (${scratch.fallbackReason}): using a copy`)
@@ -121,6 +115,9 @@ t.test('the .deb installs into a fresh Debian root, runs there, and is removed a
     for (const file of ['lib/systemd/system/fedvm-agent.service', 'lib/systemd/system/fedvm-site.service', 'lib/systemd/system/fedvm-guestfs.service', 'lib/udev/rules.d/60-fedvm-guestfs.rules']) {
       t.ok(await stat(join(root, file)).then((s) => s.isFile(), () => false), `/${file}`)
     }
+    // The installed units against the installed system: every command they run is there.
+    const verify = await chroot(root, ['systemd-analyze', 'verify', 'fedvm-agent.service', 'fedvm-site.service', 'fedvm-guestfs.service'])
+    t.equal(verify.stderr.trim(), '', 'systemd-analyze verify of the installed units: no warning')
     t.ok(await lstat(join(root, 'etc/systemd/system/multi-user.target.wants/fedvm-agent.service')).then((s) => s.isSymbolicLink(), () => false), 'fedvm-agent enabled (deb-systemd-helper, no systemd running)')
   })
 

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { REPO_ROOT } from '../../support/dist-paths'
 import { cacheRoot } from '../../support/vm/guest-image'
+import { ensureDebianRoot } from './debian-root'
 
 const run = promisify(execFile)
 
@@ -53,10 +54,24 @@ async function cached (name: string, build: (dir: string) => Promise<void>, log:
     await build(tmp)
     await rename(tmp, dir)
     log(`${name}: built in ${Math.round((Date.now() - started) / 1000)} s`)
+    await pruneOlder(name)
     return dir
   } finally {
     await rm(tmp, { recursive: true, force: true })
     await rm(lock, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Drops earlier builds of the same kind (`deb-*` for `deb-KEY`): each is 100-200 MB. One touched in
+ * the last 10 minutes may still be in use by a test of another checkout, and stays.
+ */
+async function pruneOlder (name: string): Promise<void> {
+  const prefix = name.replace(/-[0-9a-f]{12}$/, '-')
+  for (const entry of await readdir(cacheRoot())) {
+    if (entry === name || !/^[a-z-]+-[0-9a-f]{12}$/.test(entry) || !entry.startsWith(prefix) || entry.slice(prefix.length).includes('-')) continue
+    const mtime = await stat(join(cacheRoot(), entry)).then((s) => s.mtimeMs, () => Date.now())
+    if (Date.now() - mtime > 10 * 60_000) await rm(join(cacheRoot(), entry), { recursive: true, force: true })
   }
 }
 
@@ -75,12 +90,24 @@ export async function ensureDeb (log: (line: string) => void): Promise<string> {
 
 export interface VmImage { dir: string, qcow2: string, kernel: string, initramfs: string, domainTemplate: string }
 
-/** The test VM image with `deb` inside (packaging/vm-image/build; its base system is cached too). */
+/** The package names of a Depends: field (the first of each alternative). */
+export function dependencyNames (depends: string): string[] {
+  return depends.split(',').map((entry) => entry.split('|')[0].trim().split(/[\s(]/)[0]).filter(Boolean)
+}
+
+/** The fresh Debian root for `deb`: its dependencies, systemd and udev (see debian-root.ts). */
+export async function debianRootFor (deb: string, log: (line: string) => void): Promise<string> {
+  const { stdout: depends } = await run('dpkg-deb', ['-f', deb, 'Depends'])
+  return ensureDebianRoot(dependencyNames(depends), log)
+}
+
+/** The test VM image with `deb` inside (packaging/vm-image/build from the same fresh root). */
 export async function ensureVmImage (deb: string, log: (line: string) => void): Promise<VmImage> {
+  const base = await debianRootFor(deb, log)
   const { stdout: md5sums } = await run('dpkg-deb', ['-I', deb, 'md5sums'], { maxBuffer: 1 << 24 })
-  const key = await hashFiles(['packaging/vm-image'], md5sums)
+  const key = await hashFiles(['packaging/vm-image'], `${base}\n${md5sums}`)
   const dir = await cached(`vm-image-${key}`, async (out) => {
-    await run(join(REPO_ROOT, 'packaging', 'vm-image', 'build'), ['--deb', deb, '--out', out, '--cache', cacheRoot()], { maxBuffer: 1 << 24 })
+    await run(join(REPO_ROOT, 'packaging', 'vm-image', 'build'), ['--deb', deb, '--out', out, '--cache', cacheRoot(), '--base', base], { maxBuffer: 1 << 24 })
   }, log, 30 * 60_000)
   return { dir, qcow2: join(dir, 'fedvm-vm.qcow2'), kernel: join(dir, 'vmlinux'), initramfs: join(dir, 'initramfs.cpio'), domainTemplate: join(dir, 'domain.xml.in') }
 }
