@@ -14,6 +14,8 @@ import { scratchRoot } from './support/debian-root'
 // sources, see support/artifacts.ts); FEDVM_TEST_DEB=FILE tests a given package instead.
 
 const run = promisify(execFile)
+// The first run on a machine debootstraps (3-6 min) before anything else; later runs take 1-2 min.
+t.setTimeout(15 * 60_000)
 const log = (line: string): void => { t.comment(line) }
 
 /** Paths the comparison after purge ignores, with the reason each may change. */

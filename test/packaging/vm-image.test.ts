@@ -17,6 +17,8 @@ import { ensureDeb, ensureVmImage } from './support/artifacts'
 // those KPIs on /metrics.
 
 const run = promisify(execFile)
+// The first run on a machine debootstraps (3-6 min) before anything else; later runs take 1-2 min.
+t.setTimeout(15 * 60_000)
 const log = (line: string): void => { t.comment(line) }
 
 async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined>, context: () => Promise<string>): Promise<T> {
