@@ -164,7 +164,14 @@ export class Agent {
           this.store.setCursor(vm, BigInt(rows[rows.length - 1].seq))
         })
       },
-      onStats: (stats) => monitor.view.recordStats(stats),
+      onStats: (stats) => {
+        monitor.view.recordStats(stats)
+        const cursor = this.store.cursor(vm)
+        if (BigInt(stats.last) < cursor && !monitor.view.guestBehind) {
+          this.log(`agent: ${vm}: the guest's last row is ${stats.last} but the agent's cursor is ${cursor}: its KPI database was replaced or restored; rows up to ${cursor} are not followed`)
+        }
+        monitor.view.guestBehind = BigInt(stats.last) < cursor
+      },
       onConnected: (connected) => { monitor.view.feedConnected = connected },
       log: this.log,
     })

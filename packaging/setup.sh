@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   libfuse2 fuse            # guestfs: the FUSE library fuse-native loads, and fusermount
   prometheus               # test/e2e/agent: a real Prometheus server scrapes the agent's /metrics
+  socat                    # test/agent: plays QEMU's virtio-serial chardev (a pty for guestfs, a unix socket for the agent)
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils  # host/libvirt: libvirtd + QEMU (tests start them, no systemd)
   busybox-static kmod cpio xz-utils iproute2 util-linux                # test/support/vm: guest initramfs, vmlinux, network/mount namespaces
   systemd                  # test/packaging: systemd-analyze verify of the units (systemd need not run)

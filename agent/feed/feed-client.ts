@@ -59,6 +59,7 @@ export class FeedClient {
     let firstLine = true
     socket.setEncoding('utf8')
     socket.on('connect', () => {
+      this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
       this.options.onConnected(true)
       socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', after: this.options.cursor().toString() }))
     })

@@ -1,8 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs'
-import { open, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import type { KpiStore } from '../store/kpi-store'
 import { FeedSession } from './feed-session'
+import { PortStream } from './port-stream'
 
 export interface FeedEndpoint {
   close (): Promise<void>
@@ -57,19 +57,14 @@ async function listenUnix (path: string, store: KpiStore, log: (line: string) =>
 }
 
 async function openPort (path: string, store: KpiStore, log: (line: string) => void): Promise<FeedEndpoint> {
-  const handle = await open(path, 'r+')
-  const input = createReadStream('', { fd: handle.fd, autoClose: false })
-  const output = createWriteStream('', { fd: handle.fd, autoClose: false })
-  const session = new FeedSession(store, input, output, (reason) => log(`feed: ignoring the host until its next hello: ${reason}`))
-  input.on('error', (err) => log(`feed: port read error: ${err.message}`))
-  output.on('error', (err) => log(`feed: port write error: ${err.message}`))
+  const port = await PortStream.open(path)
+  const session = new FeedSession(store, port, port, (reason) => log(`feed: ignoring the host until its next hello: ${reason}`))
+  port.on('error', (err) => log(`feed: port error: ${err.message}`))
   log(`feed: serving dev:${path}`)
   return {
     async close () {
       session.close()
-      input.destroy()
-      output.destroy()
-      await handle.close()
+      port.destroy()
     },
   }
 }
