@@ -101,10 +101,10 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
 async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     const range = `bytes=${chunk.offset}-${chunk.offset + chunk.length - 1}`
-    const { bytes, digest } = await getChunk(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
-    progress.fetchedBytes += bytes.length
-    if (bytes.length === chunk.length && digest === chunk.digest) {
-      await handle.write(bytes, 0, bytes.length, chunk.offset)
+    const { pieces, size, digest } = await getChunk(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
+    progress.fetchedBytes += size
+    if (size === chunk.length && digest === chunk.digest) {
+      await writeAll(handle, pieces, chunk.offset)
       return digest
     }
     progress.refetchedChunks++
@@ -112,26 +112,53 @@ async function fetchChunk (options: PullOptions, chunk: { file: string, offset: 
   }
 }
 
-/** One range, received into a buffer of its exact size and hashed as it arrives (no second pass, no concat). */
-async function getChunk (options: PullOptions, path: string, range: string, length: number): Promise<{ bytes: Buffer, digest: string }> {
+/** One range, kept as the pieces the socket delivered (no copy) and hashed as it arrives. */
+async function getChunk (options: PullOptions, path: string, range: string, length: number): Promise<{ pieces: Buffer[], size: number, digest: string }> {
   const res = await sourceRequest(options, path, range)
   if (res.statusCode !== 206 && res.statusCode !== 200) throw await problemOf(res)
-  const bytes = Buffer.allocUnsafe(length)
+  const pieces: Buffer[] = []
   const hash = createHash('sha256')
-  let filled = 0
+  let size = 0
   try {
     for await (const data of res) {
       const piece = data as Buffer
-      if (filled + piece.length > length) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the range')
-      piece.copy(bytes, filled)
+      size += piece.length
+      if (size > length) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the range')
       hash.update(piece)
-      filled += piece.length
+      pieces.push(piece)
     }
   } catch (err) {
     if (err instanceof ProtocolError) throw err
     throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
   }
-  return { bytes: bytes.subarray(0, filled), digest: hash.digest('hex') }
+  return { pieces, size, digest: hash.digest('hex') }
+}
+
+/** writev in batches (the kernel takes at most IOV_MAX buffers a call), handling short writes. */
+async function writeAll (handle: FileHandle, pieces: Buffer[], offset: number): Promise<void> {
+  const BATCH = 512
+  let position = offset
+  for (let i = 0; i < pieces.length; i += BATCH) {
+    let batch = pieces.slice(i, i + BATCH)
+    let want = batch.reduce((sum, b) => sum + b.length, 0)
+    while (want > 0) {
+      const { bytesWritten } = await handle.writev(batch, position)
+      position += bytesWritten
+      want -= bytesWritten
+      if (want > 0) batch = dropBytes(batch, bytesWritten)
+    }
+  }
+}
+
+function dropBytes (buffers: Buffer[], count: number): Buffer[] {
+  const out: Buffer[] = []
+  let skip = count
+  for (const b of buffers) {
+    if (skip >= b.length) { skip -= b.length; continue }
+    out.push(skip > 0 ? b.subarray(skip) : b)
+    skip = 0
+  }
+  return out
 }
 
 async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
