@@ -51,8 +51,9 @@ t.test('the VM image boots, guestfs starts by itself and the agent sees the samp
   const template = await readFile(image.domainTemplate, 'utf8')
   const fill: Record<string, string> = { NAME: name, DISK: disk, KERNEL: image.kernel, INITRD: image.initramfs, CHANNEL: channel, CONSOLE: consoleLog }
   const xml = template.replace(/@([A-Z]+)@/g, (_, key: string) => fill[key] ?? `@${key}@`)
-    // The journal on the serial console: the test's only window into the guest.
-    .replace('panic=-1 quiet', 'panic=-1 systemd.journald.forward_to_console=1')
+    // The journal on the serial console: the test's only window into the guest. The agent too
+    // (disabled in the image): its unit's sandbox then runs under a real systemd.
+    .replace('panic=-1 quiet', 'panic=-1 systemd.journald.forward_to_console=1 systemd.wants=fedvm-agent.service')
   t.notMatch(xml, /@[A-Z]+@/, 'every placeholder of the template is filled')
   await writeFile(join(host.dir, `${name}.xml`), xml)
   await host.virsh('define', join(host.dir, `${name}.xml`))
@@ -82,7 +83,9 @@ t.test('the VM image boots, guestfs starts by itself and the agent sees the samp
   const guestConsole = await readFile(consoleLog, 'utf8')
   t.match(guestConsole, /fedvm-vm: root mounted, starting systemd/, 'the initramfs handed over to the image\'s systemd')
   t.match(guestConsole, /guestfs: mounted \/kpi/, 'udev started fedvm-guestfs, which mounted /kpi')
-  const failed = guestConsole.split('\n').filter((line) => /Failed to start|FAILED/.test(line))
+  const agentUp = await until('the guest\'s fedvm-agent', 60_000, async () => /fedvm-agent\[\d+\]: agent: serving \/metrics on http:\/\/127\.0\.0\.1:9464\/metrics/.test(await readFile(consoleLog, 'utf8')) || undefined, context)
+  t.ok(agentUp, 'fedvm-agent.service runs under systemd with its sandbox (as fedvm-agent, no capabilities, ProtectSystem=strict)')
+  const failed = (await readFile(consoleLog, 'utf8')).split('\n').filter((line) => /Failed to start|FAILED|status=\d+\/|code=exited/.test(line))
   t.same(failed, [], 'no unit failed during boot')
 
   // The application writes every second: a few seconds later there are more rows.
