@@ -69,19 +69,23 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
       parallel: site.config.limits.parallelRanges, timeoutMs: site.config.limits.requestTimeoutMs,
       onProgress: (p) => {
         const now = Date.now()
-        if (now - lastLog < 1000 && p.fetchedBytes + p.reusedBytes < p.totalBytes) return
-        lastLog = now
         const seconds = Math.max(0.001, (now - started) / 1000)
-        site.log({ event: 'transfer-progress', vm: vmId, bytes: p.fetchedBytes + p.reusedBytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / seconds) })
+        const progress = { bytes: p.fetchedBytes + p.reusedBytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / seconds) }
+        site.progress.set(vmId, progress)
+        if (now - lastLog < 1000 && progress.bytes < p.totalBytes) return
+        lastLog = now
+        site.log({ event: 'transfer-progress', vm: vmId, ...progress })
       },
     })
   } catch (err) {
+    site.progress.delete(vmId)
     const e = toProtocolError(err)
     // Keep partial files only for a retry that can resume from them.
     if (!e.retryable) await host.abandon(vmId)
     site.log({ event: 'transfer-failed', vm: vmId, code: e.code, kept: e.retryable })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
+  site.progress.delete(vmId)
   await host.confirm(vmId)
   site.state.setTokenState(token, 'received', result.manifest)
   site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started })

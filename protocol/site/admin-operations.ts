@@ -17,7 +17,11 @@ export const ADMIN_OPERATIONS: Record<string, (site: SiteContext, body: unknown)
   'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
   'admin-evict': evict,
   'admin-cancel': cancel,
-  'admin-status': async (site) => ({ id: site.id, locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })) }),
+  'admin-status': async (site) => ({
+    id: site.id,
+    locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
+    incoming: [...site.progress].map(([vmId, progress]) => ({ vmId, ...progress })),
+  }),
 }
 
 async function place (site: SiteContext, rawBody: unknown): Promise<unknown> {

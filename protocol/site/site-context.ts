@@ -32,6 +32,8 @@ export class SiteContext {
   readonly hosts: Map<string, VmHost>
   /** Transfers this site's proxies are pulling now, by destination token: a second Initiate joins the first. */
   readonly pulls = new Map<string, Promise<PullResult>>()
+  /** What those transfers have done so far, by VM id: `fedvm site status` shows it while they run. */
+  readonly progress = new Map<string, { bytes: number, total: number, reused: number, rateBytesPerSecond: number }>()
   readonly proxyUrls: string[]
   private nextProxy = 0
 

@@ -72,6 +72,9 @@ t.test('transfer faults', async (t) => {
     const placing = background('place', '--vm', 'vm-c', '--dir', image)
     const done = new Promise<{ out: string, code: number | null }>((resolve) => { let out = ''; placing.child.stdout!.on('data', (d) => { out += d }); placing.child.once('exit', (code) => resolve({ out, code })) })
     await fed.daemon('site-b').waitForEvent((e) => e.event === 'transfer-progress' && e.vm === 'vm-c' && (e.bytes as number) > 0)
+    const running = (await fed.cli('site-b', 'status')).json.incoming.find((p: { vmId: string }) => p.vmId === 'vm-c')
+    t.ok(running && running.bytes > 0 && running.bytes < running.total && running.rateBytesPerSecond > 0, `progress is visible while it runs (${JSON.stringify(running)})`)
+    t.ok(running.rateBytesPerSecond <= 8 * MiB * 1.25, 'and the source proxy\'s bandwidth cap (8 MiB/s) holds')
     const cancelled = await fed.cli('site-a', 'cancel', '--vm', 'vm-c')
     t.match(cancelled.json, { vm: 'vm-c', transfers: 1, cancelled: 1 })
     const { out, code } = await done
