@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   systemd                  # test/packaging: systemd-analyze verify of the units (systemd need not run)
   dpkg-dev binutils        # packaging/deb/build: dpkg-shlibdeps for Depends:, strip for the bundled node
   debootstrap              # test/packaging: a fresh Debian root to install the .deb into
+  openssl                  # protocol: fedvm keygen makes the site's TLS key and self-signed certificate
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
