@@ -7,7 +7,12 @@ export type ExposePolicy = 'all' | 'local' | string[]
 
 export interface PartnerConfig { id: string, url: string, publicKey: string, tlsFingerprint: string }
 export interface HostConfig { id: string, vmDir: string, maxVms: number }
-export interface ProxyConfig { listen: string, maxBytesPerSecond?: number }
+export interface ProxyConfig {
+  listen: string
+  /** The address destination proxies connect to (https://HOST:PORT); defaults to https://LISTEN. Needed when listen is a wildcard. */
+  url: string
+  maxBytesPerSecond?: number
+}
 
 export interface SiteConfig {
   id: string
@@ -103,8 +108,11 @@ function host (value: unknown, where: string, base: string): HostConfig {
 
 function proxy (value: unknown, where: string): ProxyConfig {
   const p = object(value, where)
-  known(p, where, ['listen', 'maxBytesPerSecond'])
-  const result: ProxyConfig = { listen: pattern(p.listen, `${where}.listen`, LISTEN, 'ADDRESS:PORT') }
+  known(p, where, ['listen', 'url', 'maxBytesPerSecond'])
+  const listen = pattern(p.listen, `${where}.listen`, LISTEN, 'ADDRESS:PORT')
+  const url = p.url === undefined ? `https://${listen}` : string(p.url, `${where}.url`).replace(/\/$/, '')
+  if (!/^https:\/\/[^/]+$/.test(url)) throw new ConfigError(`${where}.url`, 'must be https://HOST:PORT')
+  const result: ProxyConfig = { listen, url }
   if (p.maxBytesPerSecond !== undefined) result.maxBytesPerSecond = integer(p.maxBytesPerSecond, `${where}.maxBytesPerSecond`, 1)
   return result
 }

@@ -47,7 +47,7 @@ export class SiteContext {
   ) {
     this.keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
     this.hosts = new Map(config.hosts.map((h) => [h.id, new DirHost(h.id, h.vmDir, h.maxVms)]))
-    this.proxyUrls = config.proxies.map((p) => `https://${p.listen}`)
+    this.proxyUrls = config.proxies.map((p) => p.url)
   }
 
   static async load (config: SiteConfig, log: Log): Promise<SiteContext> {

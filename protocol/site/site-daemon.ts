@@ -29,6 +29,9 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     site.state.close()
     throw err
   }
+  for (const [index, proxy] of config.proxies.entries()) {
+    if (/^https:\/\/(0\.0\.0\.0|\[::\]):/.test(proxy.url)) log({ event: 'config-warning', detail: `proxies[${index}] listens on a wildcard address: set proxies[${index}].url to the address partners reach it at` })
+  }
   let sweeping = false
   const timer = setInterval(() => {
     if (sweeping) return

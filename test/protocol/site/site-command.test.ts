@@ -47,6 +47,7 @@ t.test('site run refuses a bad config, naming the field', async (t) => {
     ['maxVms', (c) => { c.hosts[0].maxVms = -1 }, /hosts\[0\]\.maxVms/],
     ['duplicate host', (c) => { c.hosts.push({ ...c.hosts[0] }) }, /hosts\[1\]\.id/],
     ['no proxies', (c) => { c.proxies = [] }, /proxies/],
+    ['proxy url', (c) => { c.proxies[0].url = 'ftp://x' }, /proxies\[0\]\.url/],
     ['limits', (c) => { c.limits = { hopBudget: 'many' } }, /limits\.hopBudget/],
   ]
   t.doesNotThrow(() => parseSiteConfig(good, join(dir, 'site.json')), 'the example config is accepted')
