@@ -159,6 +159,18 @@ t.test('the .deb installs into a fresh Debian root, runs there, and is removed a
     t.equal(owners, '', 'everything the agent wrote is fedvm-agent\'s')
   })
 
+  t.test('installing again (the upgrade path) keeps a local config edit and the users', async (t) => {
+    const edited = (await readFile(join(root, 'etc/fedvm/agent.json'), 'utf8')).replace('127.0.0.1:9464', '0.0.0.0:9464')
+    await writeFile(join(root, 'etc/fedvm/agent.json'), edited)
+    const uid = (await chroot(root, ['id', '-u', 'fedvm-agent'])).stdout
+    await copyFile(deb, join(root, 'tmp/fedvm.deb'))
+    t.teardown(() => rm(join(root, 'tmp/fedvm.deb'), { force: true }))
+    const again = await chroot(root, ['dpkg', '-i', '/tmp/fedvm.deb'])
+    t.match(again.stdout, /Setting up fedvm/, 'dpkg -i over the installed package')
+    t.equal(await readFile(join(root, 'etc/fedvm/agent.json'), 'utf8'), edited, 'the edited /etc/fedvm/agent.json is kept (a conffile)')
+    t.equal((await chroot(root, ['id', '-u', 'fedvm-agent'])).stdout, uid, 'fedvm-agent keeps its uid')
+  })
+
   t.test('dpkg -r keeps the conffiles, dpkg -P leaves nothing behind', async (t) => {
     await chroot(root, ['dpkg', '-r', 'fedvm'])
     t.match((await chroot(root, ['dpkg-query', '-W', '-f=${Status}', 'fedvm'])).stdout, /deinstall ok config-files/, 'removed, config files kept')
