@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { connect, type TLSSocket } from 'node:tls'
 import { ProtocolError } from '../errors'
+import { readLimited } from './read-body'
 
 export interface PinnedTarget {
   /** https://host:port (no path). */
@@ -110,12 +111,5 @@ function asUnreachable (err: unknown): ProtocolError {
 }
 
 export async function readResponseBody (res: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of res) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new ProtocolError('bad-response', `the answer exceeds ${limit} bytes`)
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
+  return readLimited(res, limit, () => new ProtocolError('bad-response', `the answer exceeds ${limit} bytes`))
 }

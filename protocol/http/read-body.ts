@@ -5,11 +5,16 @@ import { ProtocolError } from '../errors'
 export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) throw new ProtocolError('request-too-large', `the body is ${declared} bytes; the limit is ${limit}`)
+  return readLimited(req, limit, () => new ProtocolError('request-too-large', `the body exceeds ${limit} bytes`))
+}
+
+/** All of a stream, or the error `tooLarge` gives once more than `limit` bytes came. */
+export async function readLimited (stream: AsyncIterable<unknown>, limit: number, tooLarge: () => ProtocolError): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of req) {
+  for await (const chunk of stream) {
     size += (chunk as Buffer).length
-    if (size > limit) throw new ProtocolError('request-too-large', `the body exceeds ${limit} bytes`)
+    if (size > limit) throw tooLarge()
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks)
