@@ -113,6 +113,13 @@ t.test('security refusals', async (t) => {
   t.match(verified.json, { state: 'verified' })
   t.match((await proxyGet(second.uri, second.fingerprint, '/v1/transfer/manifest', second.token, tDir)).json, { code: 'token-spent' }, 'a spent token')
 
+  // A source token nobody uses expires: the VM is no longer held for leaving and stays where it is.
+  await makeVmDir(join(fed.root, 'image12'), { 'disk.img': 1000 })
+  t.equal((await fed.cli('site-a', 'place', '--vm', 'vm12', '--dir', join(fed.root, 'image12'))).code, 0, 'vm12 placed on site-b')
+  const held = await post(fed, 'site-b', 'forced-migration', await signAs(fed, 'site-a', 'site-b', 'forced-migration', { vmId: 'vm12', mode: 'prepare', destination }))
+  const heldTicket = await openTicket(held.json.ticket, tDir, 'vm12')
+  t.ok(existsSync(join(fed.vmDir('site-b', 'b1'), '.leaving', 'vm12')), 'vm12 is held for leaving')
+
   // Destination tokens: bound to the site that asked and to the VM; they expire.
   const offer = await post(fed, 'site-b', 'migration-request', await signAs(fed, 'site-a', 'site-b', 'migration-request', { vmId: 'vm10' }))
   const ref = offer.json.offers[0].ref as string
@@ -123,4 +130,8 @@ t.test('security refusals', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 4500))
   const expired = await post(fed, 'site-b', 'initiate-transfer', await signAs(fed, 'site-a', 'site-b', 'initiate-transfer', { vmId: 'vm10', ticket: 'x' }, { ref }))
   t.match(expired.json, { code: 'token-expired' }, 'an expired offer')
+  await fed.daemon('site-b').waitForEvent((e) => e.event === 'token-expired' && e.vm === 'vm12' && e.role === 'source', 10_000)
+  t.match((await proxyGet(heldTicket.uri, heldTicket.fingerprint, '/v1/transfer/manifest', heldTicket.token, tDir)).json, { code: 'token-expired' }, 'an expired source token')
+  t.notOk(existsSync(join(fed.vmDir('site-b', 'b1'), '.leaving', 'vm12')), 'vm12 is no longer held for leaving')
+  t.ok(existsSync(join(fed.vmDir('site-b', 'b1'), 'vm12', 'disk.img')), 'and stays on site-b')
 })
