@@ -22,6 +22,7 @@ t.test('/etc/fedvm/site.example.json is a valid site config with everything unde
   const config = parseSiteConfig(JSON.parse(await readFile(join(ETC, 'site.example.json'), 'utf8')), '/etc/fedvm/site.json')
   t.equal(config.keys, '/var/lib/fedvm/site/keys', 'keys where `sudo -u fedvm-site fedvm keygen` puts them')
   t.ok([config.stateDir, ...config.hosts.map((h) => h.vmDir)].every((dir) => dir.startsWith('/var/lib/fedvm/site/')), 'state and VM folders in the site unit\'s StateDirectory')
+  t.ok(config.proxies.every((p) => !/^https:\/\/(0\.0\.0\.0|\[::\]):/.test(p.url)), 'proxies listening on a wildcard say where partners reach them (url)')
   for (const listen of [config.listen, ...config.proxies.map((p) => p.listen)]) {
     t.ok(Number(listen.split(':').pop()) > 1024, `${listen}: a port the unprivileged fedvm-site may bind`)
   }
