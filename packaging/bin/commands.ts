@@ -33,6 +33,12 @@ export const COMMANDS: readonly Command[] = [
     load: () => import('../../protocol/site/site-command.js'),
   },
   {
+    name: 'migrate',
+    usage: 'fedvm migrate --config FILE --vm ID',
+    summary: 'run the Controller: migrate a VM to the best offer, print the outcome as JSON',
+    load: () => import('../../protocol/site/migrate-command.js'),
+  },
+  {
     name: 'seal',
     usage: 'fedvm seal --to PRIMARY_PUBLIC_KEY|FILE < value > sealed',
     summary: 'seal a value for the primary site (for encrypted/)',

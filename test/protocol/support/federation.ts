@@ -123,7 +123,9 @@ export class Federation {
 
   /** `fedvm site SUB --config SITE ...`: the JSON answer and exit code. */
   async cli (id: string, sub: string, ...args: string[]): Promise<{ code: number | null, json: any, raw: CliResult }> {
-    const raw = await runFedvm(['site', sub, '--config', this.site(id).configFile, ...args])
+    // Migrations go through `fedvm migrate`, the Controller's own command line; the rest through `fedvm site`.
+    const command = sub === 'migrate' ? ['migrate'] : ['site', sub]
+    const raw = await runFedvm([...command, '--config', this.site(id).configFile, ...args])
     let json: unknown
     try { json = JSON.parse(raw.stdout) } catch { json = undefined }
     return { code: raw.code, json, raw }
