@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   systemd                  # test/packaging: systemd-analyze verify of the units (systemd need not run)
   dpkg-dev binutils        # packaging/deb/build: dpkg-shlibdeps for Depends:, strip for the bundled node
   debootstrap              # test/packaging: a fresh Debian root to install the .deb into
+  openssh-server openssh-client  # bench/transfer: the scp baseline (the bench runs its own sshd on loopback)
   openssl                  # protocol: fedvm keygen makes the site's TLS key and self-signed certificate
 )
 
