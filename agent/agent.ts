@@ -6,6 +6,7 @@ import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './co
 import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
 import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
+import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
 import { HttpConsumer } from './outputs/http-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
@@ -160,23 +161,45 @@ export class Agent {
       cursor: () => this.store.cursor(vm),
       onRows: (rows) => {
         this.store.transaction(() => {
-          monitor.ingest(rows)
+          monitor.ingest(rows, this.store.cursorEpoch(vm))
           this.store.setCursor(vm, BigInt(rows[rows.length - 1].seq))
         })
       },
       onStats: (stats) => {
         monitor.view.recordStats(stats)
-        const cursor = this.store.cursor(vm)
-        if (BigInt(stats.last) < cursor && !monitor.view.guestBehind) {
-          this.log(`agent: ${vm}: the guest's last row is ${stats.last} but the agent's cursor is ${cursor}: its KPI database was replaced or restored; rows up to ${cursor} are not followed`)
-        }
-        monitor.view.guestBehind = BigInt(stats.last) < cursor
+        return this.followEpoch(vm, stats)
       },
       onConnected: (connected) => { monitor.view.feedConnected = connected },
       log: this.log,
     })
     feed.start()
     return feed
+  }
+
+  /**
+   * Keeps the cursor in step with the guest's database: a new epoch (database replaced) starts
+   * over from its first row; the same epoch behind the cursor (restored from a snapshot) resumes
+   * after the guest's last row. Returns true when the cursor moved and the feed must say hello again.
+   */
+  private followEpoch (vm: string, stats: StatsFrame): boolean {
+    const known = this.store.cursorEpoch(vm)
+    const cursor = this.store.cursor(vm)
+    const last = BigInt(stats.last)
+    if (known === undefined) {
+      this.store.restartCursor(vm, stats.epoch, cursor)
+      return false
+    }
+    if (known !== stats.epoch) {
+      this.log(`agent: ${vm}: the guest's KPI database changed (epoch ${known} → ${stats.epoch}): following the new one from its first row`)
+      this.store.restartCursor(vm, stats.epoch, 0n)
+      return true
+    }
+    if (last < cursor) {
+      this.log(`agent: ${vm}: the guest's KPI database went back from row ${cursor} to ${last} (restored?): following it from there`)
+      this.store.restartCursor(vm, stats.epoch, last)
+      return true
+    }
+    return false
   }
 
   private stopVm (vm: RunningVm): void {

@@ -15,8 +15,6 @@ export class KpiView {
   readonly processed = new Map<string, { metric: string, fn: ProcessingFunction, value: number }>()
   guest: { committed: number, refused: number } = { committed: 0, refused: 0 }
   feedConnected = false
-  /** The guest's last committed row is behind the persisted cursor (its database was replaced). */
-  guestBehind = false
   /** `table.column` of KPIs whose specifiers ask for encryption: their values stay off /metrics. */
   private hidden = new Set<string>()
 

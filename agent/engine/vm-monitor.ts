@@ -49,15 +49,20 @@ export class VmMonitor {
     return new Set(this.specs.flatMap((c) => (c.dataPoint ? [c.dataPoint] : [])))
   }
 
-  /** Rows from the feed, in commit order; call inside the transaction that also moves the cursor. */
-  ingest (rows: readonly RowFrame[]): void {
+  /**
+   * Rows from the feed, in commit order; call inside the transaction that also moves the cursor.
+   * `epoch` (the guest database's identity) goes into delivery ids: the same row gives the same id
+   * from any host (a migrated VM's rows are recognised), a different database never collides.
+   */
+  ingest (rows: readonly RowFrame[], epoch = ''): void {
+    const prefix = epoch ? `${epoch.slice(0, 12)}.` : ''
     for (const row of rows) {
       this.view.record(row)
       for (const c of this.specs) {
         const sample = sampleOf(c, row)
         if (sample === undefined) continue
         if (c.spec.monitoringIntervalMs > 0) this.outputs.store.setLatest(this.vm, c.spec.metric, sample)
-        else this.take(c, sample, row.seq)
+        else this.take(c, sample, prefix + row.seq)
       }
     }
   }

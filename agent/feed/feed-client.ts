@@ -8,7 +8,8 @@ export interface FeedClientOptions {
   cursor: () => bigint
   /** Rows after the cursor, in order, a batch per chunk read; must make them durable with the cursor before returning. */
   onRows: (rows: RowFrame[]) => void
-  onStats: (stats: StatsFrame) => void
+  /** The guest's stats (sent first after every hello); returning true drops the connection to say hello again with the (moved) cursor. */
+  onStats: (stats: StatsFrame) => boolean
   onConnected: (connected: boolean) => void
   log: (line: string) => void
 }
@@ -78,7 +79,13 @@ export class FeedClient {
           } finally {
             firstLine = false
           }
-          if (frame.t === 'stats') return this.options.onStats(frame)
+          if (frame.t === 'stats') {
+            if (this.options.onStats(frame)) {
+              this.pending = []
+              throw new Error('the cursor moved to follow the guest database: saying hello again')
+            }
+            return
+          }
           if (frame.t !== 'row') throw new Error(`the guest may not send ${frame.t}`)
           const seq = BigInt(frame.seq)
           if (seq < expected) return

@@ -6,7 +6,7 @@ import type { Sample } from '../processing/window'
 import type { Delivery } from '../engine/delivery'
 
 const DDL = `
-CREATE TABLE IF NOT EXISTS feed_cursors (vm TEXT PRIMARY KEY, seq TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feed_cursors (vm TEXT PRIMARY KEY, seq TEXT NOT NULL, epoch TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS window_samples (vm TEXT NOT NULL, spec TEXT NOT NULL, ts INTEGER NOT NULL, value);
 CREATE INDEX IF NOT EXISTS window_samples_by_spec ON window_samples (vm, spec);
 CREATE TABLE IF NOT EXISTS latest_values (vm TEXT NOT NULL, metric TEXT NOT NULL, ts INTEGER NOT NULL, value,
@@ -43,6 +43,9 @@ export class AgentStore {
     this.db.exec(DDL)
     this.statements = {
       cursor: this.db.prepare('SELECT seq FROM feed_cursors WHERE vm = ?').pluck(),
+      epoch: this.db.prepare('SELECT epoch FROM feed_cursors WHERE vm = ?').pluck(),
+      setEpoch: this.db.prepare(`INSERT INTO feed_cursors (vm, seq, epoch) VALUES (?, ?, ?)
+        ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch`),
       setCursor: this.db.prepare('INSERT INTO feed_cursors (vm, seq) VALUES (?, ?) ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq'),
       addSample: this.db.prepare('INSERT INTO window_samples (vm, spec, ts, value) VALUES (?, ?, ?, ?)'),
       windowSamples: this.db.prepare('SELECT ts, value FROM window_samples WHERE vm = ? AND spec = ? ORDER BY rowid'),
@@ -77,6 +80,19 @@ export class AgentStore {
       this.cursors.set(vm, cursor)
     }
     return cursor
+  }
+
+  /** The epoch (guest database identity) the cursor belongs to; undefined before the first one is seen. */
+  cursorEpoch (vm: string): string | undefined {
+    return (this.statements.epoch.get(vm) as string | null | undefined) ?? undefined
+  }
+
+  /** Moves the cursor to `seq` of the given epoch (a new guest database, or one that went back in time). */
+  restartCursor (vm: string, epoch: string, seq: bigint): void {
+    this.transaction(() => {
+      this.statements.setEpoch.run(vm, seq.toString(), epoch)
+      this.pendingCursors.set(vm, seq)
+    })
   }
 
   /** Call inside the transaction that stores the rows' effects; the cached value follows only if it commits. */

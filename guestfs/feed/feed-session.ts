@@ -87,7 +87,7 @@ export class FeedSession {
   private sendStats (always: boolean): void {
     if (this.lastSent === null) return
     const { committed, refused } = this.store.stats
-    const stats = encodeFrame({ v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString() })
+    const stats = encodeFrame({ v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString(), epoch: this.store.epoch })
     if (!always && stats === this.lastStats) return
     this.lastStats = stats
     this.output.write(stats)

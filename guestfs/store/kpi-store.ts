@@ -6,7 +6,7 @@ import type { KpiValue } from '../csv/typed-value'
 import { checkKpiName, type KpiDir } from '../kpi-names'
 import { foldCase, quoteIdentifier } from '../sql-names'
 import { Checkpointer } from './checkpointer'
-import { prepareDatabase, type SyncMode } from './schema'
+import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
 
 /** A KPI file as the filesystem shows it: the bytes and time of its last commit. */
 export interface KpiFile {
@@ -68,6 +68,8 @@ export const MAX_CONTENT_BYTES = 1024 * 1024
  */
 export class KpiStore {
   readonly stats = { committed: 0, refused: 0 }
+  /** This database's identity, sent with the feed so a host notices a replaced database. */
+  readonly epoch: string
   private readonly files = new Map<string, KpiFile>()
   private readonly shapes = new Map<string, TableShape>()
   private readonly inserts = new Map<string, Statement>()
@@ -93,6 +95,7 @@ export class KpiStore {
       let seq = this.lastSeq
       for (const item of batch) this.writeRow(item, ts, ++seq)
     })
+    this.epoch = databaseEpoch(db)
     this.loadFiles()
     if (options.backgroundCheckpoints) this.checkpointer = new Checkpointer(file, options.log ?? (() => {}))
   }

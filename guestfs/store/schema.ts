@@ -1,10 +1,12 @@
+import { randomBytes } from 'node:crypto'
 import type { Database } from 'better-sqlite3'
 
 /** Bumped when the internal tables change shape; a newer database is refused rather than damaged. */
 export const SCHEMA_VERSION = 1
 
 /**
- * The internal table (the `_fedvm_` prefix is refused as a KPI name, so it never collides):
+ * Internal tables (the `_fedvm_` prefix is refused as a KPI name, so they never collide);
+ * `_fedvm_meta` holds the database's epoch. The main one:
  * `_fedvm_files` has one row per KPI name: its directory, whether it is listed, and the bytes and
  * time of its last commit, so reading a file returns exactly what was last written.
  *
@@ -18,6 +20,10 @@ CREATE TABLE IF NOT EXISTS _fedvm_files (
   visible   INTEGER NOT NULL,
   ts        INTEGER NOT NULL,
   content   BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _fedvm_meta (
+  key   TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
 );
 `
 
@@ -35,5 +41,12 @@ export function prepareDatabase (db: Database, sync: SyncMode, backgroundCheckpo
     throw new Error(`database schema version ${version} is newer than this fedvm understands (${SCHEMA_VERSION})`)
   }
   db.exec(DDL)
+  // The database's identity: a host that followed another database (replaced, restored from a
+  // snapshot) sees a new epoch and starts its cursor over instead of skipping rows.
+  db.prepare("INSERT OR IGNORE INTO _fedvm_meta (key, value) VALUES ('epoch', ?)").run(randomBytes(16).toString('hex'))
   db.pragma(`user_version = ${SCHEMA_VERSION}`)
+}
+
+export function databaseEpoch (db: Database): string {
+  return db.prepare("SELECT value FROM _fedvm_meta WHERE key = 'epoch'").pluck().get() as string
 }

@@ -23,8 +23,12 @@ export interface RowFrame {
   /** Encrypted rows: the sealed bytes as base64, opaque to the host. */
   sealed?: string
 }
-/** The guest's counters, and its last committed sequence (a host cursor beyond it means the guest's database was replaced). */
-export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string }
+/**
+ * The guest's counters, its last committed sequence, and its database's epoch: sent first after
+ * every hello, so a host whose cursor belongs to another epoch (a replaced or restored database)
+ * starts over from 0 instead of skipping rows.
+ */
+export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string }
 export type FeedFrame = HelloFrame | RowFrame | StatsFrame
 
 export class FeedFrameError extends Error {
@@ -57,6 +61,7 @@ export function decodeFrame (line: string): FeedFrame {
     case 'stats':
       if (!Number.isSafeInteger(f.committed) || !Number.isSafeInteger(f.refused)) throw new FeedFrameError('stats.committed and stats.refused must be integers')
       if (typeof f.last !== 'string' || !SEQ.test(f.last)) throw new FeedFrameError('stats.last must be a decimal sequence string')
+      if (typeof f.epoch !== 'string' || !/^[0-9a-f]{8,64}$/.test(f.epoch)) throw new FeedFrameError('stats.epoch must be a hex string')
       return f as unknown as StatsFrame
     default:
       throw new FeedFrameError(`unknown frame type ${JSON.stringify(f.t)}`)

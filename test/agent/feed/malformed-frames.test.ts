@@ -13,7 +13,7 @@ import { waitFor } from '../support/wait'
 // the real guestfs feed.
 
 const RAW = { metric: 'kpi:users.current_users', monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' }
-const stats = (last: number) => JSON.stringify({ v: 1, t: 'stats', committed: last, refused: 0, last: String(last) }) + '\n'
+const stats = (last: number) => JSON.stringify({ v: 1, t: 'stats', committed: last, refused: 0, last: String(last), epoch: 'feedfeedfeedfeed' }) + '\n'
 const row = (seq: number, value: unknown) => JSON.stringify({ v: 1, t: 'row', seq: String(seq), kpi: 'users', ts: 1_700_000_000_000 + seq, cols: ['current_users'], vals: [value] }) + '\n'
 
 /**
