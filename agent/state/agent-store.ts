@@ -34,6 +34,7 @@ export class AgentStore {
   /** Cursors are read on every feed chunk: kept here, written through. */
   private readonly cursors = new Map<string, bigint>()
   private readonly pendingCursors = new Map<string, bigint>()
+  private readonly epochs = new Map<string, string | undefined>()
 
   constructor (stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o750 })
@@ -84,7 +85,8 @@ export class AgentStore {
 
   /** The epoch (guest database identity) the cursor belongs to; undefined before the first one is seen. */
   cursorEpoch (vm: string): string | undefined {
-    return (this.statements.epoch.get(vm) as string | null | undefined) ?? undefined
+    if (!this.epochs.has(vm)) this.epochs.set(vm, (this.statements.epoch.get(vm) as string | null | undefined) ?? undefined)
+    return this.epochs.get(vm)
   }
 
   /** Moves the cursor to `seq` of the given epoch (a new guest database, or one that went back in time). */
@@ -93,6 +95,7 @@ export class AgentStore {
       this.statements.setEpoch.run(vm, seq.toString(), epoch)
       this.pendingCursors.set(vm, seq)
     })
+    this.epochs.set(vm, epoch)
   }
 
   /** Call inside the transaction that stores the rows' effects; the cached value follows only if it commits. */
