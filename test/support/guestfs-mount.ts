@@ -1,9 +1,10 @@
 import { execFile, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import Database from 'better-sqlite3'
+import { isFuseMounted as isMounted } from '../../guestfs/fuse/mount-table'
 import { distFile, FEDVM_JS } from './dist-paths'
 import { FsWorker } from './fs-worker-client'
 
@@ -35,20 +36,8 @@ export interface ShellResult {
 
 export type KpiDir = 'encrypted' | 'unencrypted'
 
-/** /proc/mounts escapes space, tab, newline and backslash as octal. */
-function unescapeMountField (field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)))
-}
-
 /** Whether a FUSE filesystem is mounted there, read from /proc/mounts (never from the mount itself). */
-export async function isMounted (mountpoint: string): Promise<boolean> {
-  const target = resolve(mountpoint)
-  const table = await readFile('/proc/mounts', 'utf8')
-  return table.split('\n').some((line) => {
-    const [, where, type] = line.split(' ')
-    return type?.startsWith('fuse') === true && unescapeMountField(where) === target
-  })
-}
+export { isMounted }
 
 const closed = new WeakMap<ChildProcess, Promise<ExitStatus>>()
 

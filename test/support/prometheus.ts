@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './free-port'
 
 export interface Teardownable {
   teardown (fn: () => unknown): void
@@ -15,16 +15,6 @@ export interface PromSample {
 
 const BINARY = '/usr/bin/prometheus'
 
-async function freeLoopbackPort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 /**
  * A real Prometheus server (Debian `prometheus`, installed by packaging/setup.sh) for one test:
@@ -56,7 +46,7 @@ export class PrometheusServer {
       '',
     ].join('\n')
     await writeFile(join(dir, 'prometheus.yml'), config)
-    const port = await freeLoopbackPort()
+    const port = await freePort()
     const child = spawn(BINARY, [
       `--config.file=${join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${join(dir, 'data')}`,

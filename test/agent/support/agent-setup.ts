@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { generateBoxKeyPair, type BoxKeyPair } from '../../../protocol/crypto/sealed-box'
 import { TestMount } from '../../support/guestfs-mount'
 import { AgentProcess, type Teardownable } from './agent-process'
-import { freePort } from './free-port'
+import { freePort } from '../../support/free-port'
 
 export const VM = 'web-1'
 
