@@ -6,9 +6,10 @@
  * series out; the scrape itself never fails because of it.
  */
 import type { Registry } from 'prom-client'
-import type { Collector, MetricFamily } from '../../host/collector'
+import type { Collector, MetricFamily, Sample } from '../../host/collector'
+import { formatScrapeFamiliesDirectly } from './registry-text'
 import { runCollectors, type CollectorOutcome } from './run-collectors'
-import { ScrapeFamily, type FamilyValue } from './scrape-family'
+import { ScrapeFamily } from './scrape-family'
 
 export interface RegisterOptions {
   /** Per-collector deadline of one scrape, ms. Default 8000 (keep it under the scraper's timeout, Prometheus' default is 10 s). */
@@ -17,7 +18,6 @@ export interface RegisterOptions {
   log?: (message: string) => void
 }
 
-const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>
 const DURATION: MetricFamily = { name: 'fedvm_collector_duration_seconds', type: 'gauge', help: 'Time the collector took in the last scrape, in seconds.' }
 const SUCCESS: MetricFamily = { name: 'fedvm_collector_success', type: 'gauge', help: 'Whether the collector succeeded in the last scrape (1) or failed or missed its deadline (0).' }
 
@@ -37,21 +37,22 @@ export function registerCollectors (registry: Registry, collectors: readonly Col
   const log = options.log ?? ((m: string) => console.error(m))
   const busy = new Set<string>()
   const families = new Map<string, ScrapeFamily>()
-  let current: Promise<Map<string, FamilyValue[]>> | undefined
+  let current: Promise<Map<string, Sample[]>> | undefined
 
-  const scrapeValues = async (): Promise<Map<string, FamilyValue[]>> => {
+  const scrapeValues = async (): Promise<Map<string, Sample[]>> => {
     current ??= runCollectors(collectors, { deadlineMs, busy })
       .then(outcomes => toFamilyValues(outcomes))
       .finally(() => { current = undefined })
     return await current
   }
 
-  const toFamilyValues = (outcomes: CollectorOutcome[]): Map<string, FamilyValue[]> => {
-    const byName = new Map<string, FamilyValue[]>([[DURATION.name, []], [SUCCESS.name, []]])
+  /** The samples of one scrape by family name (each sample object is exported as it came). */
+  const toFamilyValues = (outcomes: CollectorOutcome[]): Map<string, Sample[]> => {
+    const byName = new Map<string, Sample[]>([[DURATION.name, []], [SUCCESS.name, []]])
     for (const o of outcomes) {
       const labels = { collector: o.collector }
-      byName.get(DURATION.name)?.push({ labels: NO_LABELS, sharedLabels: labels, value: o.durationSeconds })
-      byName.get(SUCCESS.name)?.push({ labels: NO_LABELS, sharedLabels: labels, value: o.success ? 1 : 0 })
+      byName.get(DURATION.name)?.push({ ...DURATION, labels, value: o.durationSeconds })
+      byName.get(SUCCESS.name)?.push({ ...SUCCESS, labels, value: o.success ? 1 : 0 })
       if (o.error !== undefined) log(`collect: ${o.error.message} [${o.error.code}]`)
       for (const s of o.samples) {
         let list = byName.get(s.name)
@@ -60,7 +61,7 @@ export function registerCollectors (registry: Registry, collectors: readonly Col
           byName.set(s.name, list)
           if (!families.has(s.name)) addFamily({ name: s.name, help: s.help, type: s.type })
         }
-        list.push({ labels: NO_LABELS, sharedLabels: s.labels, value: s.value })
+        list.push(s)
       }
     }
     return byName
@@ -78,6 +79,7 @@ export function registerCollectors (registry: Registry, collectors: readonly Col
     }
   }
 
+  formatScrapeFamiliesDirectly(registry)
   addFamily(DURATION)
   addFamily(SUCCESS)
   for (const c of collectors) for (const f of c.families ?? []) addFamily(f)

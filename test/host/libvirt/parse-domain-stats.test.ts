@@ -72,3 +72,26 @@ t.test('unknown fields from a newer libvirt are ignored', async t => {
   t.same(d.interfaces.map(i => [i.name, i.rxBytes]), [['tap0', 9]])
   t.equal(d.cpu?.timeNs, 5)
 })
+
+t.test('the one-pass reply parser gives what decoding then parsing each record gives', async t => {
+  t.same(parseDomainStatsReply(reply), decodeDomainStatsReply(reply).map(parseDomainStats))
+  t.throws(() => parseDomainStatsReply(reply.subarray(0, reply.length - 7)), { code: 'PROTOCOL' }, 'a truncated reply still fails')
+})
+
+t.test('field names that look like object properties are not fields', async t => {
+  const d = parseDomainStats({ name: 'x', uuid: 'u', params: new Map<string, number | string | boolean>([['balloon.toString', 1], ['vcpu.0.constructor', 2], ['block.0.__proto__', 3], ['net.x.name', 'bad'], ['cpu', 4], ['state.state', 1]]) })
+  t.equal(d.balloon, undefined)
+  t.equal(d.vcpu, undefined)
+  t.same(d.blocks, [], 'a block without a name is left out')
+  t.same(d.interfaces, [])
+  t.equal(d.cpu, undefined)
+  t.same(d.state, { code: 1, reason: 0 })
+})
+
+t.test('more distinct field names than are remembered are still read', async t => {
+  const params = new Map<string, number | string | boolean>()
+  for (let i = 0; i < 3000; i++) { params.set(`block.${i}.name`, `sd${i}`); params.set(`block.${i}.rd.bytes`, i) }
+  const d = parseDomainStats({ name: 'x', uuid: 'u', params })
+  t.equal(d.blocks.length, 3000)
+  t.same(d.blocks[2999], { name: 'sd2999', rdBytes: 2999 })
+})
