@@ -1,0 +1,229 @@
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { LifecycleError } from '../../host/libvirt/lifecycle-errors'
+import { Virsh } from '../../host/libvirt/lifecycle-virsh'
+import { diskFiles, domainName, rewriteSourcePaths } from '../../host/libvirt/lifecycle-xml'
+import { isSafeFileName } from '../proxy/manifest'
+import type { VmFile, VmHost } from './vm-host'
+
+export interface LibvirtVmHostOptions {
+  id: string
+  /** libvirt connection URI, e.g. qemu:///system or qemu+unix:///system?socket=PATH. */
+  uri: string
+  /** VM `ID` lives in `vmDir/ID/`: its disks, saved state, descriptor; received VMs are put there too. */
+  vmDir: string
+  maxVms: number
+  /** Cold migration: 'save' suspends to a saved state file (the VM resumes where it was), 'shutdown' powers it off. */
+  leaveBy?: 'save' | 'shutdown'
+  /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
+  shutdownTimeoutMs?: number
+  /** How long a defined VM gets to reach the running state. */
+  runningTimeoutMs?: number
+}
+
+const DOMAIN_XML = 'domain.xml'
+const SAVED_STATE = 'saved-state'
+const DESCRIPTOR = 'descriptor.json'
+const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR])
+
+/**
+ * A VM host backed by a libvirt connection; the libvirt domain is named after the VM id.
+ * Book-keeping folders under vmDir: `.incoming/ID/` (a transfer in progress), `.leaving/ID` (prepared
+ * for leaving; holds the state it left from) and `.confirming/ID` (a confirm that has not finished:
+ * abandon undoes it, `has` ignores it).
+ */
+export class LibvirtVmHost implements VmHost {
+  readonly id: string
+  private readonly virsh: Virsh
+
+  constructor (private readonly options: LibvirtVmHostOptions) {
+    if (options.id === '') throw new Error('LibvirtVmHost: id must not be empty')
+    if (!Number.isSafeInteger(options.maxVms) || options.maxVms < 0) throw new Error(`LibvirtVmHost: maxVms must be a count, got ${String(options.maxVms)}`)
+    this.id = options.id
+    this.virsh = new Virsh(options.uri)
+  }
+
+  async capacity (): Promise<{ used: number, max: number }> {
+    return { used: (await this.virsh.names()).length, max: this.options.maxVms }
+  }
+
+  async has (vmId: string): Promise<boolean> {
+    this.vmPath(vmId)
+    return await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
+  }
+
+  async prepareForLeaving (vmId: string): Promise<void> {
+    const dir = this.vmPath(vmId)
+    const state = await this.virsh.state(vmId)
+    if (state === undefined) throw new Error(`no domain ${vmId} on host ${this.id}`)
+    const leaving = this.marker('.leaving', vmId)
+    if (!await exists(leaving)) {
+      await mkdir(dirname(leaving), { recursive: true })
+      await writeFile(leaving, `${state}\n`)
+    }
+    if (state !== 'shut off') {
+      if ((this.options.leaveBy ?? 'save') === 'save') {
+        // Written under another name first: a save cut short must never be taken for a whole one.
+        const partial = join(dir, `${SAVED_STATE}.partial`)
+        await rm(partial, { force: true })
+        await this.virsh.run('save', vmId, partial)
+        await rename(partial, join(dir, SAVED_STATE))
+      } else {
+        await this.shutDown(vmId)
+      }
+    }
+    await this.writeDomainXml(vmId)
+  }
+
+  async stayHere (vmId: string): Promise<void> {
+    const dir = this.vmPath(vmId)
+    const leaving = this.marker('.leaving', vmId)
+    const before = (await readFile(leaving, 'utf8').catch(() => undefined))?.trim()
+    if (before === undefined) return
+    if (before !== 'shut off' && await this.virsh.state(vmId) === 'shut off') {
+      if (await exists(join(dir, SAVED_STATE))) await this.virsh.run('restore', join(dir, SAVED_STATE), before === 'paused' ? '--paused' : '--running')
+      else await this.virsh.run('start', vmId)
+    }
+    // A saved state left behind would, restored later, roll the disks back.
+    await rm(join(dir, SAVED_STATE), { force: true })
+    await rm(join(dir, DOMAIN_XML), { force: true })
+    await rm(leaving, { force: true })
+  }
+
+  async listFiles (vmId: string): Promise<VmFile[]> {
+    const dir = this.vmPath(vmId)
+    const state = await this.virsh.state(vmId)
+    if (state === undefined) throw new Error(`no domain ${vmId} on host ${this.id}`)
+    if (state !== 'shut off') throw new Error(`domain ${vmId} is ${state}: prepare it for leaving before listing its files`)
+    const xml = await this.writeDomainXml(vmId)
+    const paths = [join(dir, DOMAIN_XML)]
+    for (const disk of diskFiles(xml)) {
+      if (dirname(disk) !== dir) throw new LifecycleError('UNSUPPORTED_VM', `disk ${basename(disk)} of ${vmId} is outside its VM directory`)
+      if (RESERVED.has(basename(disk)) || !isSafeFileName(basename(disk))) throw new LifecycleError('UNSUPPORTED_VM', `disk file name ${JSON.stringify(basename(disk))} of ${vmId} is reserved or not a plain name`)
+      paths.push(disk)
+    }
+    for (const name of [SAVED_STATE, DESCRIPTOR]) if (await exists(join(dir, name))) paths.push(join(dir, name))
+    const files: VmFile[] = []
+    for (const path of new Set(paths)) files.push({ name: basename(path), size: (await stat(path)).size, path })
+    return files.sort((a, b) => a.name.localeCompare(b.name))
+  }
+
+  async receive (vmId: string): Promise<string> {
+    const dir = this.marker('.incoming', vmId)
+    await mkdir(dir, { recursive: true })
+    return dir
+  }
+
+  async confirm (vmId: string): Promise<void> {
+    const dir = this.vmPath(vmId)
+    const incoming = this.marker('.incoming', vmId)
+    const confirming = this.marker('.confirming', vmId)
+    if (!await exists(confirming)) {
+      if (!await exists(incoming)) {
+        if (await this.has(vmId)) return // confirmed before
+        throw new Error(`nothing was received for ${vmId} on host ${this.id}`)
+      }
+      // Never take over a domain this host already runs under the same name.
+      if (await this.virsh.state(vmId) !== undefined) throw new Error(`host ${this.id} already has a domain named ${vmId}`)
+      await mkdir(dirname(confirming), { recursive: true })
+      await writeFile(confirming, `${Date.now()}\n`)
+    }
+    try {
+      if (await exists(incoming)) {
+        await rm(dir, { recursive: true, force: true })
+        await rename(incoming, dir)
+      }
+      const xml = rewriteSourcePaths(await readFile(join(dir, DOMAIN_XML), 'utf8'), dir)
+      if (domainName(xml) !== vmId) throw new LifecycleError('UNSUPPORTED_VM', `the received domain XML names ${String(domainName(xml))}, not ${vmId}`)
+      await writeFile(join(dir, DOMAIN_XML), xml)
+      await this.virsh.run('define', join(dir, DOMAIN_XML))
+      if (await this.virsh.state(vmId) === 'shut off') {
+        const saved = join(dir, SAVED_STATE)
+        if (await exists(saved)) {
+          // The saved state carries the XML QEMU ran with: its paths are the Source's too.
+          const live = join(dir, 'restore.xml')
+          await writeFile(live, rewriteSourcePaths(await this.virsh.run('save-image-dumpxml', saved, '--security-info'), dir))
+          await this.virsh.run('restore', saved, '--xml', live, '--running')
+        } else {
+          await this.virsh.run('start', vmId)
+        }
+      }
+      await this.waitRunning(vmId)
+      await rm(join(dir, SAVED_STATE), { force: true })
+      await rm(join(dir, 'restore.xml'), { force: true })
+      await rm(confirming, { force: true })
+    } catch (err) {
+      // Back to "received, not confirmed": no domain, the files in .incoming for a retry or abandon.
+      await this.virsh.destroyIfActive(vmId).catch(() => {})
+      await this.virsh.undefineIfDefined(vmId).catch(() => {})
+      if (!await exists(incoming) && await exists(dir)) await rename(dir, incoming).catch(() => {})
+      await rm(confirming, { force: true })
+      throw err
+    }
+  }
+
+  async abandon (vmId: string): Promise<void> {
+    const dir = this.vmPath(vmId)
+    const confirming = this.marker('.confirming', vmId)
+    if (await exists(confirming)) {
+      // A confirm cut short (the process died): the domain and its folder are the transfer's, not a VM's here.
+      await this.virsh.destroyIfActive(vmId)
+      await this.virsh.undefineIfDefined(vmId)
+      await rm(dir, { recursive: true, force: true })
+      await rm(confirming, { force: true })
+    }
+    await rm(this.marker('.incoming', vmId), { recursive: true, force: true })
+  }
+
+  async release (vmId: string): Promise<void> {
+    const dir = this.vmPath(vmId)
+    await this.virsh.destroyIfActive(vmId)
+    if (await this.virsh.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
+    await rm(dir, { recursive: true, force: true })
+    await rm(this.marker('.leaving', vmId), { force: true })
+  }
+
+  private async writeDomainXml (vmId: string): Promise<string> {
+    // --security-info: the Destination needs the whole definition (e.g. a VNC password) to define it.
+    const xml = await this.virsh.run('dumpxml', '--inactive', '--security-info', vmId)
+    await writeFile(join(this.vmPath(vmId), DOMAIN_XML), xml)
+    return xml
+  }
+
+  private async shutDown (vmId: string): Promise<void> {
+    await this.virsh.run('shutdown', vmId).catch(() => {})
+    const until = Date.now() + (this.options.shutdownTimeoutMs ?? 60_000)
+    while (Date.now() < until) {
+      if (await this.virsh.state(vmId) === 'shut off') return
+      await sleep(250)
+    }
+    await this.virsh.destroyIfActive(vmId)
+  }
+
+  private async waitRunning (vmId: string): Promise<void> {
+    const until = Date.now() + (this.options.runningTimeoutMs ?? 30_000)
+    let state = await this.virsh.state(vmId)
+    while (state !== 'running' && Date.now() < until) {
+      await sleep(200)
+      state = await this.virsh.state(vmId)
+    }
+    if (state !== 'running') throw new LifecycleError('NOT_RUNNING', `domain ${vmId} is ${String(state)}, not running`)
+  }
+
+  private vmPath (vmId: string): string {
+    if (!isSafeFileName(vmId)) throw new Error(`VM id ${JSON.stringify(vmId)} is not a plain name`)
+    return join(this.options.vmDir, vmId)
+  }
+
+  private marker (folder: '.incoming' | '.leaving' | '.confirming', vmId: string): string {
+    return join(this.vmPath(vmId), '..', folder, vmId)
+  }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
