@@ -2,11 +2,13 @@ import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import { FsError, toFsError } from '../errors'
 import { parseKpiCsv, type KpiSample } from '../csv/parse-kpi-csv'
-import type { KpiValue } from '../csv/typed-value'
 import { checkKpiName, type KpiDir } from '../kpi-names'
-import { foldCase, quoteIdentifier } from '../sql-names'
+import { foldCase } from '../sql-names'
 import { Checkpointer } from './checkpointer'
+import { KpiTables, type CommittedRow } from './kpi-tables'
 import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
+
+export type { CommittedRow }
 
 /** A KPI file as the filesystem shows it: the bytes and time of its last commit. */
 export interface KpiFile {
@@ -15,25 +17,6 @@ export interface KpiFile {
   visible: boolean
   ts: number
   content: Buffer
-}
-
-/** The columns a KPI table has, keyed by their case-folded name (SQLite ignores ASCII case). */
-interface TableShape {
-  readonly name: string
-  readonly encrypted: boolean
-  readonly columns: Map<string, string>
-}
-
-/** A committed row as the KPI feed sends it: `seq` is its rowid, one sequence across all tables. */
-export interface CommittedRow {
-  readonly seq: bigint
-  readonly name: string
-  readonly ts: number
-  /** Unencrypted: the table's column names for this row's values (the table's own spelling). */
-  readonly columns: string[] | null
-  readonly values: KpiValue[] | null
-  /** Encrypted: the sealed bytes, as stored. */
-  readonly sealed: Buffer | null
 }
 
 interface QueuedCommit {
@@ -71,8 +54,7 @@ export class KpiStore {
   /** This database's identity, sent with the feed so a host notices a replaced database. */
   readonly epoch: string
   private readonly files = new Map<string, KpiFile>()
-  private readonly shapes = new Map<string, TableShape>()
-  private readonly inserts = new Map<string, Statement>()
+  private readonly tables: KpiTables
   private readonly upsertFile: Statement
   private readonly hideFile: Statement
   private readonly writeBatch: (batch: QueuedCommit[], ts: number) => void
@@ -88,6 +70,7 @@ export class KpiStore {
 
   private constructor (private readonly db: Db, file: string, options: KpiStoreOptions) {
     this.maxBatch = options.maxBatch ?? 512
+    this.tables = new KpiTables(db)
     this.upsertFile = db.prepare(`INSERT INTO _fedvm_files (name, encrypted, visible, ts, content) VALUES (?, ?, 1, ?, ?)
       ON CONFLICT (name) DO UPDATE SET visible = 1, ts = excluded.ts, content = excluded.content`)
     this.hideFile = db.prepare('UPDATE _fedvm_files SET visible = 0 WHERE name = ?')
@@ -165,15 +148,7 @@ export class KpiStore {
 
   /** Up to `limit` committed rows after `after`, in commit order, read back from the tables (catch-up). */
   rowsAfter (after: bigint, limit: number): CommittedRow[] {
-    const rows: CommittedRow[] = []
-    for (const shape of this.shapes.values()) {
-      const read = this.db.prepare(`SELECT rowid AS "rowid", * FROM ${quoteIdentifier(shape.name)} WHERE rowid > ? ORDER BY rowid LIMIT ?`).safeIntegers()
-      for (const record of read.all(after, BigInt(limit)) as Array<Record<string, KpiValue | Buffer>>) {
-        rows.push(rowFromRecord(shape, record))
-      }
-    }
-    rows.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0))
-    return rows.slice(0, limit)
+    return this.tables.rowsAfter(after, limit)
   }
 
   /** Hides a file from listings; its table and history stay, and writing the name again continues them. */
@@ -241,56 +216,9 @@ export class KpiStore {
   }
 
   private writeRow (item: QueuedCommit, ts: number, seq: bigint): void {
-    const shape = this.tableFor(item)
-    const columns = item.sample ? this.ensureColumns(shape, item.sample.columns) : ['data']
-    const values = item.sample ? item.sample.values : [item.content]
-    this.insertFor(shape.name, columns).run(seq, BigInt(ts), ...values)
-    item.columns = columns
-    this.upsertFile.run(item.name, shape.encrypted ? 1 : 0, BigInt(ts), item.content)
-  }
-
-  private tableFor (item: QueuedCommit): TableShape {
     const encrypted = item.dir === 'encrypted'
-    const folded = foldCase(item.name)
-    const existing = this.shapes.get(folded)
-    if (existing) {
-      if (existing.name !== item.name || existing.encrypted !== encrypted) {
-        throw new FsError('EEXIST', `"${existing.name}" already owns this name`)
-      }
-      return existing
-    }
-    const table = quoteIdentifier(item.name)
-    this.db.exec(encrypted
-      ? `CREATE TABLE ${table} (ts INTEGER NOT NULL, data BLOB NOT NULL)`
-      : `CREATE TABLE ${table} (ts INTEGER NOT NULL)`)
-    const shape: TableShape = { name: item.name, encrypted, columns: new Map([['ts', 'ts']]) }
-    if (encrypted) shape.columns.set('data', 'data')
-    this.shapes.set(folded, shape)
-    return shape
-  }
-
-  /** Maps the sample's columns onto the table's (ignoring ASCII case) and adds the new ones (older rows read NULL). */
-  private ensureColumns (shape: TableShape, columns: string[]): string[] {
-    return columns.map((column) => {
-      const folded = foldCase(column)
-      const existing = shape.columns.get(folded)
-      if (existing) return existing
-      this.db.exec(`ALTER TABLE ${quoteIdentifier(shape.name)} ADD COLUMN ${quoteIdentifier(column)}`)
-      shape.columns.set(folded, column)
-      return column
-    })
-  }
-
-  private insertFor (table: string, columns: string[]): Statement {
-    const key = [table, ...columns].join('\u0000')
-    let insert = this.inserts.get(key)
-    if (!insert) {
-      const names = ['rowid', 'ts', ...columns].map(quoteIdentifier).join(', ')
-      const params = ['?', '?', ...columns.map(() => '?')].join(', ')
-      insert = this.db.prepare(`INSERT INTO ${quoteIdentifier(table)} (${names}) VALUES (${params})`)
-      this.inserts.set(key, insert)
-    }
-    return insert
+    item.columns = this.tables.insert(item.name, encrypted, seq, ts, item.sample ?? { data: item.content })
+    this.upsertFile.run(item.name, encrypted ? 1 : 0, BigInt(ts), item.content)
   }
 
   private nextTimestamp (): number {
@@ -312,25 +240,8 @@ export class KpiStore {
 
   /** Reads every KPI table's columns back from SQLite (after a rollback undid an ALTER or CREATE). */
   private loadShapes (): void {
-    this.shapes.clear()
-    this.inserts.clear()
-    for (const file of this.files.values()) {
-      const info = this.db.prepare(`PRAGMA table_info(${quoteIdentifier(file.name)})`).all() as Array<{ name: string }>
-      if (info.length === 0) continue
-      const columns = new Map(info.map((column) => [foldCase(column.name), column.name]))
-      this.shapes.set(foldCase(file.name), { name: file.name, encrypted: file.dir === 'encrypted', columns })
-      const maxRowid = this.db.prepare(`SELECT max(rowid) FROM ${quoteIdentifier(file.name)}`).safeIntegers().pluck().get() as bigint | null
-      if (maxRowid !== null && maxRowid > this.lastSeq) this.lastSeq = maxRowid
-    }
+    const tables = [...this.files.values()].map((file) => ({ name: file.name, encrypted: file.dir === 'encrypted' }))
+    const maxSeq = this.tables.load(tables)
+    if (maxSeq > this.lastSeq) this.lastSeq = maxSeq
   }
-}
-
-/** A table row read with safeIntegers (INTEGER as bigint) back into a CommittedRow. */
-function rowFromRecord (shape: TableShape, record: Record<string, KpiValue | Buffer>): CommittedRow {
-  const { rowid, ts, ...rest } = record
-  const seq = rowid as bigint
-  const time = Number(ts as bigint)
-  if (shape.encrypted) return { seq, name: shape.name, ts: time, columns: null, values: null, sealed: rest.data as Buffer }
-  const columns = Object.keys(rest)
-  return { seq, name: shape.name, ts: time, columns, values: columns.map((column) => rest[column] as KpiValue), sealed: null }
 }
