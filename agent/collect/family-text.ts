@@ -33,12 +33,17 @@ export interface FamilyHead { name: string, help: string, type: 'counter' | 'gau
 export function familyText (family: FamilyHead, samples: readonly Sample[], openMetrics: boolean): string {
   const name = escapeString(family.name)
   const lineName = `\n${name}${openMetrics && family.type === 'counter' ? '_total' : ''}`
-  const parts: string[] = [`# HELP ${name} ${escapeString(family.help)}\n# TYPE ${name} ${family.type}`]
+  const parts: string[] = new Array(1 + samples.length * 5)
+  parts[0] = `# HELP ${name} ${escapeString(family.help)}\n# TYPE ${name} ${family.type}`
+  let k = 1
   for (let i = 0; i < samples.length; i++) {
     const s = samples[i]
     const labels = renderLabels(s.labels)
-    if (labels === '') parts.push(lineName, ' ', valueText(s.value))
-    else parts.push(lineName, '{', labels, '} ', valueText(s.value))
+    parts[k++] = lineName
+    parts[k++] = labels === '' ? ' ' : '{'
+    parts[k++] = labels
+    parts[k++] = labels === '' ? '' : '} '
+    parts[k++] = valueText(s.value)
   }
   return parts.join('')
 }

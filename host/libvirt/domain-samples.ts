@@ -61,70 +61,73 @@ export const F = {
 
 export const LIBVIRT_FAMILIES: readonly MetricFamily[] = Object.values(F)
 
-export function domainSamples (d: DomainStats): Sample[] {
-  const out: Sample[] = []
+/**
+ * Appends one domain's samples to `out` (and returns it). All series of the domain share one
+ * labels object, and all series of a device another: the exporter escapes each labels object once.
+ */
+export function domainSamples (d: DomainStats, out: Sample[] = []): Sample[] {
   const base = { domain: d.name, uuid: d.uuid }
-  const add = (f: FamilyDef, value: number | undefined, labels: Record<string, string> = base): void => {
-    if (value === undefined || !Number.isFinite(value)) return
-    out.push({ name: f.name, help: f.help, type: f.type, labels, value })
-  }
-
-  add(F.state, d.state.code)
+  add(out, F.state, d.state.code, base)
   if (d.balloon !== undefined) {
     const b = d.balloon
-    add(F.maxMemory, b.maximumKiB * KIB)
-    add(F.memory, b.currentKiB * KIB)
-    add(F.memActual, b.currentKiB * KIB)
-    add(F.memSwapIn, kib(b.swapInKiB))
-    add(F.memSwapOut, kib(b.swapOutKiB))
-    add(F.memMajorFault, b.majorFault)
-    add(F.memMinorFault, b.minorFault)
-    add(F.memUnused, kib(b.unusedKiB))
-    add(F.memAvailable, kib(b.availableKiB))
-    add(F.memUsable, kib(b.usableKiB))
-    add(F.memRss, kib(b.rssKiB))
-    add(F.memDiskCache, kib(b.diskCachesKiB))
+    add(out, F.maxMemory, b.maximumKiB * KIB, base)
+    add(out, F.memory, b.currentKiB * KIB, base)
+    add(out, F.memActual, b.currentKiB * KIB, base)
+    add(out, F.memSwapIn, kib(b.swapInKiB), base)
+    add(out, F.memSwapOut, kib(b.swapOutKiB), base)
+    add(out, F.memMajorFault, b.majorFault, base)
+    add(out, F.memMinorFault, b.minorFault, base)
+    add(out, F.memUnused, kib(b.unusedKiB), base)
+    add(out, F.memAvailable, kib(b.availableKiB), base)
+    add(out, F.memUsable, kib(b.usableKiB), base)
+    add(out, F.memRss, kib(b.rssKiB), base)
+    add(out, F.memDiskCache, kib(b.diskCachesKiB), base)
     if (b.availableKiB !== undefined && b.usableKiB !== undefined && b.availableKiB > 0) {
-      add(F.memUsedPercent, (b.availableKiB - b.usableKiB) / b.availableKiB * 100)
+      add(out, F.memUsedPercent, (b.availableKiB - b.usableKiB) / b.availableKiB * 100, base)
     }
   }
-  if (d.cpu !== undefined) add(F.cpuTime, d.cpu.timeNs * NS)
+  if (d.cpu !== undefined) add(out, F.cpuTime, d.cpu.timeNs * NS, base)
   if (d.vcpu !== undefined) {
-    add(F.vcpus, d.vcpu.current)
+    add(out, F.vcpus, d.vcpu.current, base)
     for (const v of d.vcpu.vcpus) {
       const labels = { ...base, vcpu: String(v.index) }
-      add(F.vcpuState, v.state, labels)
-      add(F.vcpuTime, ns(v.timeNs), labels)
-      add(F.vcpuWait, ns(v.waitNs), labels)
-      add(F.vcpuDelay, ns(v.delayNs), labels)
+      add(out, F.vcpuState, v.state, labels)
+      add(out, F.vcpuTime, ns(v.timeNs), labels)
+      add(out, F.vcpuWait, ns(v.waitNs), labels)
+      add(out, F.vcpuDelay, ns(v.delayNs), labels)
     }
   }
   for (const blk of d.blocks) {
     const labels = { ...base, target_device: blk.name }
-    add(F.blockRdBytes, blk.rdBytes, labels)
-    add(F.blockRdReqs, blk.rdReqs, labels)
-    add(F.blockRdTime, ns(blk.rdTimesNs), labels)
-    add(F.blockWrBytes, blk.wrBytes, labels)
-    add(F.blockWrReqs, blk.wrReqs, labels)
-    add(F.blockWrTime, ns(blk.wrTimesNs), labels)
-    add(F.blockFlReqs, blk.flReqs, labels)
-    add(F.blockFlTime, ns(blk.flTimesNs), labels)
-    add(F.blockAllocation, blk.allocation, labels)
-    add(F.blockCapacity, blk.capacity, labels)
-    add(F.blockPhysical, blk.physical, labels)
+    add(out, F.blockRdBytes, blk.rdBytes, labels)
+    add(out, F.blockRdReqs, blk.rdReqs, labels)
+    add(out, F.blockRdTime, ns(blk.rdTimesNs), labels)
+    add(out, F.blockWrBytes, blk.wrBytes, labels)
+    add(out, F.blockWrReqs, blk.wrReqs, labels)
+    add(out, F.blockWrTime, ns(blk.wrTimesNs), labels)
+    add(out, F.blockFlReqs, blk.flReqs, labels)
+    add(out, F.blockFlTime, ns(blk.flTimesNs), labels)
+    add(out, F.blockAllocation, blk.allocation, labels)
+    add(out, F.blockCapacity, blk.capacity, labels)
+    add(out, F.blockPhysical, blk.physical, labels)
   }
   for (const n of d.interfaces) {
     const labels = { ...base, target_device: n.name }
-    add(F.netRxBytes, n.rxBytes, labels)
-    add(F.netRxPackets, n.rxPackets, labels)
-    add(F.netRxErrors, n.rxErrors, labels)
-    add(F.netRxDrops, n.rxDrops, labels)
-    add(F.netTxBytes, n.txBytes, labels)
-    add(F.netTxPackets, n.txPackets, labels)
-    add(F.netTxErrors, n.txErrors, labels)
-    add(F.netTxDrops, n.txDrops, labels)
+    add(out, F.netRxBytes, n.rxBytes, labels)
+    add(out, F.netRxPackets, n.rxPackets, labels)
+    add(out, F.netRxErrors, n.rxErrors, labels)
+    add(out, F.netRxDrops, n.rxDrops, labels)
+    add(out, F.netTxBytes, n.txBytes, labels)
+    add(out, F.netTxPackets, n.txPackets, labels)
+    add(out, F.netTxErrors, n.txErrors, labels)
+    add(out, F.netTxDrops, n.txDrops, labels)
   }
   return out
+}
+
+function add (out: Sample[], f: FamilyDef, value: number | undefined, labels: Record<string, string>): void {
+  if (value === undefined || !Number.isFinite(value)) return
+  out.push({ name: f.name, help: f.help, type: f.type, labels, value })
 }
 
 function ns (v: number | undefined): number | undefined { return v === undefined ? undefined : v * NS }

@@ -57,7 +57,7 @@ export class LibvirtCollector implements Collector {
     const out: Sample[] = [sample(F.up, {}, 1)]
     for (const d of stats) {
       if (d.state.code === SHUTOFF) out.push(sample(F.state, { domain: d.name, uuid: d.uuid }, d.state.code))
-      else for (const s of domainSamples(d)) out.push(s)
+      else domainSamples(d, out)
     }
     for (const d of this.stuck.values()) out.push(sample(F.timedOut, { domain: d.name, uuid: d.uuid }, 1))
     return out
