@@ -47,7 +47,9 @@ t.test('a libvirt VM leaves one VM host and runs again on another', async t => {
   await fd.truncate(32 * MiB)
   await fd.close()
   await writeFile(join(vmFolder, 'descriptor.json'), JSON.stringify({ id: vmId }))
-  await writeFile(join(vmFolder, 'define.xml'), domainXml({ name: vmId, type, image, memoryMiB: 128, disk, consoleLog: join(vmFolder, 'console.log') }))
+  // Plus the KPI feed's virtio-serial channel, whose socket lives in the VM directory.
+  const channel = `<channel type='unix'><source mode='bind' path='${join(vmFolder, 'kpi.sock')}'/><target type='virtio' name='org.fedvm.kpi'/></channel>\n  </devices>`
+  await writeFile(join(vmFolder, 'define.xml'), domainXml({ name: vmId, type, image, memoryMiB: 128, disk, consoleLog: join(vmFolder, 'console.log') }).replace('</devices>', channel))
   await host.virsh('define', join(vmFolder, 'define.xml'))
   await host.virsh('start', vmId)
   await waitGuestReady({ name: vmId, uuid: '', disk, consoleLog: join(vmFolder, 'console.log') })
@@ -112,6 +114,8 @@ t.test('a libvirt VM leaves one VM host and runs again on another', async t => {
     const dstFolder = join(dstDir, vmId)
     t.match(xml, `<source file='${join(dstFolder, 'disk.img')}'`, 'the disk path is rewritten to the Destination VM directory')
     t.match(xml, `<source path='${join(dstFolder, 'console.log')}'`, 'the serial log path too')
+    t.match(xml, `<source mode='bind' path='${join(dstFolder, 'kpi.sock')}'/>`, 'the channel socket path too')
+    t.ok((await stat(join(dstFolder, 'kpi.sock'))).isSocket(), 'QEMU listens on the channel socket in the Destination VM directory')
     t.notMatch(xml, srcDir, 'no path of the Source is left')
     t.notOk(existsSync(join(dstFolder, 'saved-state')), 'the restored saved state is removed')
     t.notOk(existsSync(join(dstDir, '.incoming', vmId)), 'nothing left in incoming')
