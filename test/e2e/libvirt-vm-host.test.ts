@@ -146,6 +146,34 @@ t.test('a libvirt VM leaves one VM host and runs again on another', async t => {
     t.ok(await dst.has(vmId), 'and is still had there')
   })
 
+  await t.test('leaveBy shutdown: powered off (destroyed when the guest ignores it), no saved state; stayHere boots it', async t => {
+    // This guest's busybox init ignores ACPI power-off: the host destroys it after the timeout.
+    const cold = new LibvirtVmHost({ id: 'host-b', uri: other.uri, vmDir: dstDir, maxVms: 2, leaveBy: 'shutdown', shutdownTimeoutMs: 1500 })
+    await cold.prepareForLeaving(vmId)
+    t.equal(await state(other, vmId), 'shut off', 'shut off')
+    t.same((await cold.listFiles(vmId)).map(f => f.name), ['descriptor.json', 'disk.img', 'domain.xml'], 'no saved state to carry')
+    const consoleLog = join(dstDir, vmId, 'console.log')
+    await cold.stayHere(vmId)
+    t.equal(await state(other, vmId), 'running', 'started again')
+    await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog })
+    t.equal(countOf(await readFile(consoleLog, 'utf8'), BOOT_MARKER), 1, 'it booted (a cold start, as asked)')
+  })
+
+  await t.test('a cold migration back (no saved state): the Destination starts it', async t => {
+    const cold = new LibvirtVmHost({ id: 'host-b', uri: other.uri, vmDir: dstDir, maxVms: 2, leaveBy: 'shutdown', shutdownTimeoutMs: 1500 })
+    await cold.prepareForLeaving(vmId)
+    const incoming = await src.receive(vmId)
+    for (const f of await cold.listFiles(vmId)) await run('cp', ['--sparse=always', f.path, join(incoming, f.name)])
+    await src.confirm(vmId)
+    t.equal(await state(host, vmId), 'running', 'running back at the first host')
+    await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog: join(srcDir, vmId, 'console.log') })
+    t.pass('booted from the copied disk')
+    await cold.release(vmId)
+    t.equal((await other.virsh('list', '--all', '--name')).trim(), '', 'no domain left at the second host')
+    t.same((await readdir(dstDir)).filter(n => !n.startsWith('.')), [], 'no VM directory left there')
+    t.same(await src.capacity(), { used: 1, max: 2 }, 'the first host counts it again')
+  })
+
   t.comment(`whole test ${Date.now() - started} ms`)
 })
 
