@@ -22,7 +22,10 @@ export interface PullOptions {
 
 export interface PullProgress {
   totalBytes: number
-  /** Bytes already present and verified when this attempt started (a resumed transfer). */
+  /**
+   * Bytes already present and verified when this attempt started (a resumed transfer), and
+   * all-zero chunks over holes: never fetched, never written, so a sparse disk stays sparse.
+   */
   reusedBytes: number
   fetchedBytes: number
   /** Chunks whose bytes did not match the manifest and were fetched again. */
@@ -60,8 +63,9 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
         const offset = index * source.chunkBytes
         const length = Math.min(source.chunkBytes, file.size - offset)
         const chunk = { file: file.name, index, offset, length, digest: file.chunks[index] }
-        // Only bytes that were on disk before this attempt can be reused (a new file is all holes).
-        const onDisk = offset < before ? await chunkDigest(handle, chunk) : undefined
+        // Only bytes that were on disk before this attempt can be reused (a new file is all holes),
+        // and a chunk the manifest says is all zeros is already right where the file is a hole.
+        const onDisk = offset < before ? await chunkDigest(handle, chunk) : zeroDigest(length)
         if (onDisk === chunk.digest) {
           progress.reusedBytes += length
           verified.get(file.name)![index] = onDisk
@@ -159,6 +163,18 @@ function dropBytes (buffers: Buffer[], count: number): Buffer[] {
     skip = 0
   }
   return out
+}
+
+const zeroDigests = new Map<number, string>()
+
+/** The SHA-256 of `length` zero bytes: what a hole reads as. */
+function zeroDigest (length: number): string {
+  let digest = zeroDigests.get(length)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(Buffer.alloc(length)).digest('hex')
+    zeroDigests.set(length, digest)
+  }
+  return digest
 }
 
 async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
