@@ -52,7 +52,7 @@ export class ReplayHypervisor implements Hypervisor {
 
 export interface Cost { wallMs: number, cpuMs: number }
 
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+export const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
 /** Agent CPU (user + sys of this process) and wall time of one scrape of `registry`, medians. */
 export async function agentCost (registry: Registry, iterations: number): Promise<Cost> {

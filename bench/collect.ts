@@ -21,33 +21,15 @@ import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { startTestDomain, waitGuestReady } from '../test/support/vm/test-domain'
 import { VIRSH_GROUPS } from '../test/support/vm/capture-stats-fixture'
-import { scaledReply, ReplayHypervisor } from './collect-replay'
+import { agentCost, median, scaledReply, ReplayHypervisor, type Cost } from './collect-replay'
 
 const run = promisify(execFile)
 
-interface Cost { wallMs: number, cpuMs: number }
 interface Row { domains: number, agent: Cost, virsh: Cost, cpuRatio: number, wallRatio: number }
 
 function arg (name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`)
   return i > 0 ? process.argv[i + 1] : fallback
-}
-
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-
-async function agentCost (registry: Registry, iterations: number): Promise<Cost> {
-  const wall: number[] = []
-  const cpu: number[] = []
-  await registry.metrics() // warm-up: connection, JIT
-  for (let i = 0; i < iterations; i++) {
-    const c0 = process.cpuUsage()
-    const t0 = process.hrtime.bigint()
-    await registry.metrics()
-    wall.push(Number(process.hrtime.bigint() - t0) / 1e6)
-    const c = process.cpuUsage(c0)
-    cpu.push((c.user + c.system) / 1000)
-  }
-  return { wallMs: median(wall), cpuMs: median(cpu) }
 }
 
 /** virsh's own CPU (user + sys) as bash's `time` reports it for the child. */

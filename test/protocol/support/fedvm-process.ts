@@ -1,23 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-
-function repoRoot (): string {
-  let dir = __dirname
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir)
-    if (parent === dir) throw new Error(`no package.json above ${__dirname}`)
-    dir = parent
-  }
-  return dir
-}
+import { FEDVM_JS } from '../../support/dist-paths'
 
 /** The compiled CLI (build first: node_modules/.bin/tsc -p .; npm test does). */
-export function fedvmJs (): string {
-  const file = join(repoRoot(), 'dist', 'packaging', 'bin', 'fedvm.js')
-  if (!existsSync(file)) throw new Error(`${file} is missing: build first with node_modules/.bin/tsc -p .`)
-  return file
-}
+export const fedvmJs = FEDVM_JS
 
 export interface CliResult {
   code: number | null
