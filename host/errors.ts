@@ -1,4 +1,4 @@
-/** Stable codes of hypervisor failures; callers branch on `code`, never on the message. */
+/** Stable codes of hypervisor failures (statistics and VM life cycle); callers branch on `code`, never on the message. */
 export type HypervisorErrorCode =
   | 'CONNECT_FAILED'      // the daemon's socket could not be reached or refused the handshake
   | 'CONNECTION_LOST'     // the connection closed while a call was waiting
@@ -8,6 +8,9 @@ export type HypervisorErrorCode =
   | 'TIMEOUT'             // a call did not answer before its deadline
   | 'ABORTED'             // the caller's AbortSignal fired
   | 'CLOSED'              // used after close()
+  | 'VIRSH_FAILED'        // a life-cycle virsh call exited non-zero (its stderr is in the message)
+  | 'UNSUPPORTED_VM'      // the domain has something a cold migration cannot carry (a block-device disk, ...)
+  | 'NOT_RUNNING'         // the domain did not reach the running state after start or restore
 
 export class HypervisorError extends Error {
   readonly code: HypervisorErrorCode

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { LifecycleError } from './lifecycle-errors'
+import { HypervisorError } from '../errors'
 
 const run = promisify(execFile)
 
@@ -20,7 +20,7 @@ export class Virsh {
       return stdout
     } catch (err) {
       const e = err as { stderr?: string, message: string }
-      throw new LifecycleError('VIRSH_FAILED', `virsh ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`, { cause: err })
+      throw new HypervisorError('VIRSH_FAILED', `virsh ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`, { cause: err })
     }
   }
 
@@ -29,7 +29,7 @@ export class Virsh {
     try {
       return (await this.run('domstate', domain)).trim() as DomainState
     } catch (err) {
-      if (err instanceof LifecycleError && /failed to get domain|Domain not found/i.test(err.message)) return undefined
+      if (err instanceof HypervisorError && /failed to get domain|Domain not found/i.test(err.message)) return undefined
       throw err
     }
   }

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path'
-import { LifecycleError } from './lifecycle-errors'
+import { HypervisorError } from '../errors'
 
 /**
  * Pure edits of a libvirt domain XML, on libvirt's own output (dumpxml): every `<source>` path a VM
@@ -16,7 +16,7 @@ export function diskFiles (xml: string): string[] {
     const type = attribute(/<disk\b[^>]*>/.exec(disk)?.[0], 'type')
     const source = attribute(/<source\b[^>]*>/.exec(disk)?.[0], 'file')
     if (source === undefined && type === 'file') continue // an empty cdrom drive
-    if (type !== 'file' || source === undefined) throw new LifecycleError('UNSUPPORTED_VM', `a disk of type ${String(type)} cannot be copied as a file`)
+    if (type !== 'file' || source === undefined) throw new HypervisorError('UNSUPPORTED_VM', `a disk of type ${String(type)} cannot be copied as a file`)
     files.push(source)
   }
   return files

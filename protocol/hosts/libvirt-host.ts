@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { LifecycleError } from '../../host/libvirt/lifecycle-errors'
+import { HypervisorError } from '../../host/errors'
 import { Virsh } from '../../host/libvirt/lifecycle-virsh'
 import { diskFiles, domainName, rewriteSourcePaths } from '../../host/libvirt/lifecycle-xml'
 import { isSafeFileName } from '../proxy/manifest'
@@ -98,8 +98,8 @@ export class LibvirtVmHost implements VmHost {
     const xml = await this.writeDomainXml(vmId)
     const paths = [join(dir, DOMAIN_XML)]
     for (const disk of diskFiles(xml)) {
-      if (dirname(disk) !== dir) throw new LifecycleError('UNSUPPORTED_VM', `disk ${basename(disk)} of ${vmId} is outside its VM directory`)
-      if (RESERVED.has(basename(disk)) || !isSafeFileName(basename(disk))) throw new LifecycleError('UNSUPPORTED_VM', `disk file name ${JSON.stringify(basename(disk))} of ${vmId} is reserved or not a plain name`)
+      if (dirname(disk) !== dir) throw new HypervisorError('UNSUPPORTED_VM', `disk ${basename(disk)} of ${vmId} is outside its VM directory`)
+      if (RESERVED.has(basename(disk)) || !isSafeFileName(basename(disk))) throw new HypervisorError('UNSUPPORTED_VM', `disk file name ${JSON.stringify(basename(disk))} of ${vmId} is reserved or not a plain name`)
       paths.push(disk)
     }
     for (const name of [SAVED_STATE, DESCRIPTOR]) if (await exists(join(dir, name))) paths.push(join(dir, name))
@@ -134,7 +134,7 @@ export class LibvirtVmHost implements VmHost {
         await rename(incoming, dir)
       }
       const xml = rewriteSourcePaths(await readFile(join(dir, DOMAIN_XML), 'utf8'), dir)
-      if (domainName(xml) !== vmId) throw new LifecycleError('UNSUPPORTED_VM', `the received domain XML names ${String(domainName(xml))}, not ${vmId}`)
+      if (domainName(xml) !== vmId) throw new HypervisorError('UNSUPPORTED_VM', `the received domain XML names ${String(domainName(xml))}, not ${vmId}`)
       await writeFile(join(dir, DOMAIN_XML), xml)
       await this.virsh.run('define', join(dir, DOMAIN_XML))
       if (await this.virsh.state(vmId) === 'shut off') {
@@ -207,7 +207,7 @@ export class LibvirtVmHost implements VmHost {
       await sleep(200)
       state = await this.virsh.state(vmId)
     }
-    if (state !== 'running') throw new LifecycleError('NOT_RUNNING', `domain ${vmId} is ${String(state)}, not running`)
+    if (state !== 'running') throw new HypervisorError('NOT_RUNNING', `domain ${vmId} is ${String(state)}, not running`)
   }
 
   private vmPath (vmId: string): string {

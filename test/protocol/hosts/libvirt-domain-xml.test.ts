@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LifecycleError } from '../../../host/libvirt/lifecycle-errors'
+import { HypervisorError } from '../../../host/errors'
 import { diskFiles, domainName, rewriteSourcePaths } from '../../../host/libvirt/lifecycle-xml'
 
 // The pure XML edits the libvirt VM host makes at the Destination (the e2e test runs them on real libvirt).
@@ -31,8 +31,8 @@ t.test('disk files: file disks only; an empty cdrom is skipped', async t => {
   const block = XML.replace("<disk type='file' device='disk'>", "<disk type='block' device='disk'>").replace("file='/srv/a/vm1/disk.img'", "dev='/dev/sdb'")
   let caught: unknown
   try { diskFiles(block) } catch (err) { caught = err }
-  t.ok(caught instanceof LifecycleError, 'a block-device disk cannot travel as a file')
-  t.equal((caught as LifecycleError).code, 'UNSUPPORTED_VM')
+  t.ok(caught instanceof HypervisorError, 'a block-device disk cannot travel as a file')
+  t.equal((caught as HypervisorError).code, 'UNSUPPORTED_VM')
   t.match((caught as Error).message, /type block/)
   t.same(diskFiles(XML.replace("file='/srv/a/vm1/disk.img'", 'file="/srv/a/vm1/d&amp;isk.img"')), ['/srv/a/vm1/d&isk.img'], 'either quote style, unescaped')
 })
