@@ -100,22 +100,8 @@ export class SiteState implements ReplayCache {
   }
 
   token (token: string): TokenRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM "tokens" WHERE "token" = ?').get(token) as Record<string, string | number | null> | undefined
-    if (row === undefined) return undefined
-    return {
-      token: row.token as string,
-      role: row.role as TokenRecord['role'],
-      proxy: row.proxy as number,
-      vmId: row.vm_id as string,
-      hostId: row.host_id as string,
-      boundTo: row.bound_to as string,
-      descriptor: JSON.parse(row.descriptor as string),
-      manifest: row.manifest === null ? null : JSON.parse(row.manifest as string),
-      state: row.state as TokenState,
-      expiresAt: row.expires_at as number,
-      locationVersion: (row.location_version as string | null) ?? null,
-      requester: row.requester as string,
-    }
+    const row = this.db.prepare('SELECT * FROM "tokens" WHERE "token" = ?').get(token) as TokenRow | undefined
+    return row === undefined ? undefined : tokenFromRow(row)
   }
 
   putToken (record: TokenRecord): void {
@@ -132,14 +118,12 @@ export class SiteState implements ReplayCache {
 
   /** Open tokens past their expiry (the sweeper undoes what they prepared). */
   expiredOpenTokens (now: number): TokenRecord[] {
-    const rows = this.db.prepare('SELECT "token" FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as Array<{ token: string }>
-    return rows.map((row) => this.token(row.token)!)
+    return (this.db.prepare('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as TokenRow[]).map(tokenFromRow)
   }
 
   /** Open source tokens for a VM: a new Forced migration supersedes them. */
   openSourceTokens (vmId: string): TokenRecord[] {
-    const rows = this.db.prepare('SELECT "token" FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as Array<{ token: string }>
-    return rows.map((row) => this.token(row.token)!)
+    return (this.db.prepare('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as TokenRow[]).map(tokenFromRow)
   }
 
   route (ref: string): RouteRecord | undefined {
@@ -174,5 +158,25 @@ export class SiteState implements ReplayCache {
 
   close (): void {
     this.db.close()
+  }
+}
+
+type TokenRow = Record<string, string | number | null>
+
+/** A row of "tokens" as a TokenRecord (one reading for the lookup by token and the lists). */
+function tokenFromRow (row: TokenRow): TokenRecord {
+  return {
+    token: row.token as string,
+    role: row.role as TokenRecord['role'],
+    proxy: row.proxy as number,
+    vmId: row.vm_id as string,
+    hostId: row.host_id as string,
+    boundTo: row.bound_to as string,
+    descriptor: JSON.parse(row.descriptor as string),
+    manifest: row.manifest === null ? null : JSON.parse(row.manifest as string),
+    state: row.state as TokenState,
+    expiresAt: row.expires_at as number,
+    locationVersion: (row.location_version as string | null) ?? null,
+    requester: row.requester as string,
   }
 }
