@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { HypervisorError } from '../errors'
+import { parseDomInfos, parseNodeInfo, type Resources } from './lifecycle-resources'
 
 const run = promisify(execFile)
 
@@ -36,6 +37,21 @@ export class Virsh {
 
   async names (): Promise<string[]> {
     return (await this.run('list', '--all', '--name')).split('\n').map((s) => s.trim()).filter(Boolean)
+  }
+
+  /** The machine's memory and CPUs. */
+  async nodeInfo (): Promise<Resources> {
+    return parseNodeInfo(await this.run('nodeinfo'))
+  }
+
+  /** Memory and vCPUs of every defined domain, running or not (a shut-off one may start again). */
+  async domainResources (): Promise<Resources[]> {
+    const uuids = (await this.run('list', '--all', '--uuid')).split('\n').map((s) => s.trim()).filter((s) => /^[0-9a-f-]{36}$/i.test(s))
+    if (uuids.length === 0) return []
+    // One virsh process for all of them: commands separated by ";" (UUIDs need no quoting).
+    const infos = parseDomInfos(await this.run(uuids.map((u) => `dominfo ${u}`).join(' ; ')))
+    if (infos.length !== uuids.length) throw new HypervisorError('VIRSH_FAILED', `virsh dominfo answered for ${infos.length} of ${uuids.length} domains`)
+    return infos
   }
 
   /** Stops the domain at once (it is being removed or rolled back, not shut down politely). */

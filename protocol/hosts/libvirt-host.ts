@@ -2,9 +2,10 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { HypervisorError } from '../../host/errors'
 import { Virsh } from '../../host/libvirt/lifecycle-virsh'
+import { domainResources, type Resources } from '../../host/libvirt/lifecycle-resources'
 import { diskFiles, domainName, rewriteSourcePaths } from '../../host/libvirt/lifecycle-xml'
 import { isSafeFileName } from '../proxy/manifest'
-import type { VmFile, VmHost } from './vm-host'
+import type { Capacity, Demand, VmFile, VmHost } from './vm-host'
 
 export interface LibvirtVmHostOptions {
   id: string
@@ -13,6 +14,9 @@ export interface LibvirtVmHostOptions {
   /** VM `ID` lives in `vmDir/ID/`: its disks, saved state, descriptor; received VMs are put there too. */
   vmDir: string
   maxVms: number
+  /** Memory and vCPUs its VMs may have in all; default: the machine's (`virsh nodeinfo`). */
+  memoryMiB?: number
+  vcpus?: number
   /** Cold migration: 'save' suspends to a saved state file (the VM resumes where it was), 'shutdown' powers it off. */
   leaveBy?: 'save' | 'shutdown'
   /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
@@ -35,6 +39,7 @@ const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR])
 export class LibvirtVmHost implements VmHost {
   readonly id: string
   private readonly virsh: Virsh
+  private machine: Promise<Resources> | undefined
 
   constructor (private readonly options: LibvirtVmHostOptions) {
     if (options.id === '') throw new Error('LibvirtVmHost: id must not be empty')
@@ -43,13 +48,22 @@ export class LibvirtVmHost implements VmHost {
     this.virsh = new Virsh(options.uri)
   }
 
-  async capacity (): Promise<{ used: number, max: number }> {
-    return { used: (await this.virsh.names()).length, max: this.options.maxVms }
+  /** Every domain on the connection counts, ours or not: they share the machine. */
+  async capacity (): Promise<Capacity> {
+    const domains = await this.virsh.domainResources()
+    const total = await this.total()
+    const sum = (key: keyof Resources): number => domains.reduce((s, d) => s + d[key], 0)
+    return { used: domains.length, max: this.options.maxVms, free: { memoryMiB: total.memoryMiB - sum('memoryMiB'), vcpus: total.vcpus - sum('vcpus') } }
   }
 
+  async demand (vmId: string): Promise<Demand | undefined> {
+    if (await this.virsh.state(vmId) === undefined) return undefined
+    return domainResources(await this.virsh.run('dumpxml', '--inactive', vmId))
+  }
+
+  /** A domain of that name whose VM directory is this host's (several hosts may share one libvirtd). */
   async has (vmId: string): Promise<boolean> {
-    this.vmPath(vmId)
-    return await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
+    return await exists(this.vmPath(vmId)) && await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
   }
 
   async prepareForLeaving (vmId: string): Promise<void> {
@@ -181,6 +195,15 @@ export class LibvirtVmHost implements VmHost {
     if (await this.virsh.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
     await rm(dir, { recursive: true, force: true })
     await rm(this.marker('.leaving', vmId), { force: true })
+  }
+
+  private async total (): Promise<Resources> {
+    const { memoryMiB, vcpus } = this.options
+    if (memoryMiB !== undefined && vcpus !== undefined) return { memoryMiB, vcpus }
+    // The machine does not change while we run: ask libvirt once (a failed answer is asked again).
+    this.machine ??= this.virsh.nodeInfo().catch((err) => { this.machine = undefined; throw err })
+    const machine = await this.machine
+    return { memoryMiB: memoryMiB ?? machine.memoryMiB, vcpus: vcpus ?? machine.vcpus }
   }
 
   private async writeDomainXml (vmId: string): Promise<string> {

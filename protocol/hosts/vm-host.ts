@@ -10,10 +10,25 @@ export interface VmFile {
   path: string
 }
 
+/** What a VM needs of a host (the descriptor's `resources`); a field left out is not checked. */
+export interface Demand {
+  memoryMiB?: number
+  vcpus?: number
+}
+
+export interface Capacity {
+  /** VMs on this host now (received ones included) and the most it takes. */
+  used: number
+  max: number
+  /** Memory and vCPUs not given to a VM yet; absent where the host does not count them (any VM fits). */
+  free?: { memoryMiB: number, vcpus: number }
+}
+
 export interface VmHost {
   readonly id: string
-  /** VMs on this host now (received ones included) and the most it takes. */
-  capacity: () => Promise<{ used: number, max: number }>
+  capacity: () => Promise<Capacity>
+  /** A VM's own demand as this host defines it (a libvirt domain's memory and vCPUs); hosts that cannot tell leave it out. */
+  demand?: (vmId: string) => Promise<Demand | undefined>
   has: (vmId: string) => Promise<boolean>
   /** Stops the VM changing its files so they can be copied (a cold migration's first step). */
   prepareForLeaving: (vmId: string) => Promise<void>

@@ -2,11 +2,21 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { decodeKey } from '../crypto/key-files'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
 import { ConfigError } from '../errors'
+import { parseMonitoringConfig, type MonitoringConfig } from '../monitoring/monitoring-config'
 
 export type ExposePolicy = 'all' | 'local' | string[]
 
 export interface PartnerConfig { id: string, url: string, publicKey: string, tlsFingerprint: string }
-export interface HostConfig { id: string, vmDir: string, maxVms: number }
+export interface HostConfig {
+  id: string
+  vmDir: string
+  maxVms: number
+  /** A host backed by a libvirt connection; without it the host is a plain directory of VM files. */
+  libvirt?: { uri: string, leaveBy: 'save' | 'shutdown' }
+  /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
+  memoryMiB?: number
+  vcpus?: number
+}
 export interface ProxyConfig {
   listen: string
   /** The address destination proxies connect to (https://HOST:PORT); defaults to https://LISTEN. Needed when listen is a wildcard. */
@@ -23,6 +33,8 @@ export interface SiteConfig {
   hosts: HostConfig[]
   proxies: ProxyConfig[]
   stateDir: string
+  /** Monitoring relay to the primary site (issue 7); every sub-key has a default. */
+  monitoring: MonitoringConfig
   /** Protocol limits; every one has a default. */
   limits: {
     timestampWindowMs: number
@@ -61,7 +73,7 @@ const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})
 export function parseSiteConfig (value: unknown, configFile: string): SiteConfig {
   const base = dirname(resolve(configFile))
   const c = object(value, '(config)')
-  known(c, '(config)', ['id', 'listen', 'keys', 'partners', 'policy', 'hosts', 'proxies', 'stateDir', 'limits'])
+  known(c, '(config)', ['id', 'listen', 'keys', 'partners', 'policy', 'hosts', 'proxies', 'stateDir', 'limits', 'monitoring'])
   const id = pattern(c.id, 'id', SITE_ID, 'lower-case letters, digits, "." and "-"')
   const partners = array(c.partners ?? [], 'partners').map((p, i) => partner(p, `partners[${i}]`))
   unique(partners.map((p) => p.id), 'partners', 'id')
@@ -81,6 +93,7 @@ export function parseSiteConfig (value: unknown, configFile: string): SiteConfig
     proxies,
     stateDir: path(c.stateDir, 'stateDir', base),
     limits: limits(c.limits ?? {}),
+    monitoring: parseMonitoringConfig(c.monitoring),
   }
 }
 
@@ -102,8 +115,26 @@ function partner (value: unknown, where: string): PartnerConfig {
 
 function host (value: unknown, where: string, base: string): HostConfig {
   const h = object(value, where)
-  known(h, where, ['id', 'vmDir', 'maxVms'])
-  return { id: pattern(h.id, `${where}.id`, HOST_ID, 'a host id'), vmDir: path(h.vmDir, `${where}.vmDir`, base), maxVms: integer(h.maxVms, `${where}.maxVms`, 0) }
+  known(h, where, ['id', 'vmDir', 'maxVms', 'libvirt', 'memoryMiB', 'vcpus'])
+  const result: HostConfig = { id: pattern(h.id, `${where}.id`, HOST_ID, 'a host id'), vmDir: path(h.vmDir, `${where}.vmDir`, base), maxVms: integer(h.maxVms, `${where}.maxVms`, 0) }
+  if (h.libvirt !== undefined) result.libvirt = libvirtConnection(h.libvirt, `${where}.libvirt`)
+  if (result.libvirt === undefined && (h.memoryMiB !== undefined || h.vcpus !== undefined)) {
+    throw new ConfigError(`${where}.${h.memoryMiB !== undefined ? 'memoryMiB' : 'vcpus'}`, 'only a host with a libvirt connection counts memory and vCPUs')
+  }
+  if (h.memoryMiB !== undefined) result.memoryMiB = integer(h.memoryMiB, `${where}.memoryMiB`, 0)
+  if (h.vcpus !== undefined) result.vcpus = integer(h.vcpus, `${where}.vcpus`, 0)
+  return result
+}
+
+function libvirtConnection (value: unknown, where: string): NonNullable<HostConfig['libvirt']> {
+  const l = object(value, where)
+  known(l, where, ['uri', 'leaveBy'])
+  const uri = string(l.uri, `${where}.uri`)
+  // A libvirt URI names its driver (qemu, qemu+ssh, qemu+unix, test, …) before "://".
+  if (!/^[a-z][a-z0-9]*(\+[a-z0-9]+)?:\/\/\S*$/.test(uri)) throw new ConfigError(`${where}.uri`, `${JSON.stringify(uri)} is not a libvirt URI (e.g. qemu:///system)`)
+  const leaveBy = l.leaveBy ?? 'save'
+  if (leaveBy !== 'save' && leaveBy !== 'shutdown') throw new ConfigError(`${where}.leaveBy`, 'must be "save" or "shutdown"')
+  return { uri, leaveBy }
 }
 
 function proxy (value: unknown, where: string): ProxyConfig {

@@ -12,6 +12,7 @@ import type { VerifiedRequest } from '../envelope/verify-request'
 import { ProtocolError } from '../errors'
 import { DirHost } from '../hosts/dir-host'
 import { IntakeHost } from '../hosts/intake-host'
+import { LibvirtVmHost } from '../hosts/libvirt-host'
 import type { VmHost } from '../hosts/vm-host'
 import type { PullResult } from '../proxy/puller'
 import { SiteState } from '../state/site-state'
@@ -46,7 +47,9 @@ export class SiteContext {
     readonly log: Log,
   ) {
     this.keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
-    this.hosts = new Map(config.hosts.map((h) => [h.id, new DirHost(h.id, h.vmDir, h.maxVms)]))
+    this.hosts = new Map(config.hosts.map((h): [string, VmHost] => [h.id, h.libvirt === undefined
+      ? new DirHost(h.id, h.vmDir, h.maxVms)
+      : new LibvirtVmHost({ id: h.id, uri: h.libvirt.uri, leaveBy: h.libvirt.leaveBy, vmDir: h.vmDir, maxVms: h.maxVms, memoryMiB: h.memoryMiB, vcpus: h.vcpus })]))
     this.proxyUrls = config.proxies.map((p) => p.url)
   }
 

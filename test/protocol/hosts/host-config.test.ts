@@ -1,0 +1,34 @@
+import t from 'tap'
+import { parseSiteConfig } from '../../../protocol/site/config'
+
+// A site's hosts: plain VM directories, or VMs on a libvirt connection with memory and vCPUs to place by.
+const base = (hosts: unknown[]): Record<string, unknown> => ({
+  id: 'site-a', listen: '127.0.0.1:7001', keys: 'keys', hosts, proxies: [{ listen: '127.0.0.1:7101' }], stateDir: 'state',
+})
+
+t.test('a host with a libvirt connection', async (t) => {
+  const config = parseSiteConfig(base([
+    { id: 'h1', vmDir: 'vms', maxVms: 8, libvirt: { uri: 'qemu+unix:///system?socket=/run/x/libvirt-sock', leaveBy: 'shutdown' }, memoryMiB: 4096, vcpus: 4 },
+    { id: 'h2', vmDir: '/srv/vms', maxVms: 2, libvirt: { uri: 'qemu:///system' } },
+    { id: 'd1', vmDir: 'plain', maxVms: 1 },
+  ]), '/etc/fedvm/site.json')
+  t.same(config.hosts[0], { id: 'h1', vmDir: '/etc/fedvm/vms', maxVms: 8, libvirt: { uri: 'qemu+unix:///system?socket=/run/x/libvirt-sock', leaveBy: 'shutdown' }, memoryMiB: 4096, vcpus: 4 })
+  t.same(config.hosts[1], { id: 'h2', vmDir: '/srv/vms', maxVms: 2, libvirt: { uri: 'qemu:///system', leaveBy: 'save' } }, 'leaveBy defaults to save; memory and vCPUs to the machine\'s')
+  t.same(config.hosts[2], { id: 'd1', vmDir: '/etc/fedvm/plain', maxVms: 1 }, 'without libvirt: a directory host')
+})
+
+t.test('bad host values are refused, naming the field', async (t) => {
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['libvirt not an object', { libvirt: 'qemu:///system' }, /^hosts\[0\]\.libvirt: must be an object/],
+    ['no uri', { libvirt: {} }, /^hosts\[0\]\.libvirt\.uri: must be a non-empty string/],
+    ['not a uri', { libvirt: { uri: '/run/libvirt/libvirt-sock' } }, /^hosts\[0\]\.libvirt\.uri: .* is not a libvirt URI/],
+    ['leaveBy', { libvirt: { uri: 'qemu:///system', leaveBy: 'migrate' } }, /^hosts\[0\]\.libvirt\.leaveBy: must be "save" or "shutdown"/],
+    ['unknown libvirt key', { libvirt: { uri: 'qemu:///system', socket: '/x' } }, /^hosts\[0\]\.libvirt\.socket: is not a known setting/],
+    ['memory', { libvirt: { uri: 'qemu:///system' }, memoryMiB: -1 }, /^hosts\[0\]\.memoryMiB: must be an integer/],
+    ['vcpus', { libvirt: { uri: 'qemu:///system' }, vcpus: 1.5 }, /^hosts\[0\]\.vcpus: must be an integer/],
+    ['memory on a directory host', { memoryMiB: 512 }, /^hosts\[0\]\.memoryMiB: only a host with a libvirt connection/],
+  ]
+  for (const [name, extra, error] of cases) {
+    t.throws(() => parseSiteConfig(base([{ id: 'h1', vmDir: 'vms', maxVms: 1, ...extra }]), '/etc/fedvm/site.json'), error, name)
+  }
+})
