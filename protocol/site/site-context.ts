@@ -10,6 +10,7 @@ import type { SignedRequest } from '../envelope/hop'
 import { signForward, signNewRequest } from '../envelope/sign-request'
 import type { VerifiedRequest } from '../envelope/verify-request'
 import { ProtocolError } from '../errors'
+import type { MonitoringRelay } from '../monitoring/monitoring-relay'
 import { DirHost } from '../hosts/dir-host'
 import { IntakeHost } from '../hosts/intake-host'
 import { LibvirtVmHost } from '../hosts/libvirt-host'
@@ -36,6 +37,8 @@ export class SiteContext {
   /** What those transfers have done so far, by VM id: `fedvm site status` shows it while they run. */
   readonly progress = new Map<string, { bytes: number, total: number, reused: number, rateBytesPerSecond: number }>()
   readonly proxyUrls: string[]
+  /** The monitoring relay (issue 7): set by the site daemon once the site's monitoring.db is open. */
+  monitoring?: MonitoringRelay
   private nextProxy = 0
 
   constructor (

@@ -1,4 +1,5 @@
 import type { Server } from 'node:net'
+import { startMonitoring, type RunningMonitoring } from '../monitoring/start-monitoring'
 import { Throttle } from '../proxy/throttle'
 import { createSourceServer } from '../proxy/source-server'
 import type { SiteConfig } from './config'
@@ -17,7 +18,9 @@ export interface RunningSite {
 export async function startSite (config: SiteConfig, log: Log): Promise<RunningSite> {
   const site = await SiteContext.load(config, log)
   const servers: Server[] = []
+  let monitoring: RunningMonitoring | undefined
   try {
+    monitoring = await startMonitoring(site, listen)
     servers.push(await listen(createSiteServer(site), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
@@ -26,6 +29,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     }
   } catch (err) {
     for (const server of servers) server.close()
+    await monitoring?.close()
     site.state.close()
     throw err
   }
@@ -46,6 +50,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
         server.close(() => resolve())
         ;(server as Server & { closeAllConnections?: () => void }).closeAllConnections?.()
       })))
+      await monitoring?.close()
       site.state.close()
     },
   }

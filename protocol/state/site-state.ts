@@ -66,6 +66,8 @@ export class SiteState implements ReplayCache {
       CREATE TABLE IF NOT EXISTS "locations" ("vm_id" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "target" TEXT NOT NULL, "upstream" TEXT, "descriptor" TEXT NOT NULL, "version" TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS "tokens" ("token" TEXT PRIMARY KEY, "role" TEXT NOT NULL, "proxy" INTEGER NOT NULL, "vm_id" TEXT NOT NULL, "host_id" TEXT NOT NULL,
         "bound_to" TEXT NOT NULL, "descriptor" TEXT NOT NULL, "manifest" TEXT, "state" TEXT NOT NULL, "expires_at" INTEGER NOT NULL, "location_version" TEXT, "requester" TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS "former_locations" ("vm_id" TEXT NOT NULL, "kind" TEXT NOT NULL, "target" TEXT NOT NULL, "upstream" TEXT, "left_at" INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS "former_locations_vm" ON "former_locations" ("vm_id", "left_at");
       CREATE TABLE IF NOT EXISTS "routes" ("ref" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "vm_id" TEXT NOT NULL, "partner" TEXT NOT NULL, "partner_ref" TEXT NOT NULL,
         "requester" TEXT NOT NULL, "location_version" TEXT, "expires_at" INTEGER NOT NULL);
     `)
@@ -90,13 +92,31 @@ export class SiteState implements ReplayCache {
   }
 
   setLocation (record: LocationRecord): void {
+    const before = this.location(record.vmId)
+    if (before !== undefined && (before.target !== record.target || before.upstream !== record.upstream)) this.remember(before)
     this.db.prepare('INSERT OR REPLACE INTO "locations" ("vm_id", "kind", "target", "upstream", "descriptor", "version") VALUES (?, ?, ?, ?, ?, ?)')
       .run(record.vmId, record.kind, record.target, record.upstream, JSON.stringify(record.descriptor ?? null), record.version)
   }
 
   /** Forgets where a VM went, unless the record was rewritten since `version` (the VM came back meanwhile). */
   dropLocationIf (vmId: string, version: string): boolean {
-    return this.db.prepare('DELETE FROM "locations" WHERE "vm_id" = ? AND "version" = ?').run(vmId, version).changes > 0
+    const before = this.location(vmId)
+    const dropped = this.db.prepare('DELETE FROM "locations" WHERE "vm_id" = ? AND "version" = ?').run(vmId, version).changes > 0
+    if (dropped && before !== undefined) this.remember(before)
+    return dropped
+  }
+
+  /**
+   * Where a VM was before its record was replaced or dropped (newest first, since `since`): the
+   * monitoring relay still routes deliveries queued along the old chain (tombstones).
+   */
+  formerLocations (vmId: string, since: number): Array<Pick<LocationRecord, 'kind' | 'target' | 'upstream'> & { leftAt: number }> {
+    const rows = this.db.prepare('SELECT * FROM "former_locations" WHERE "vm_id" = ? AND "left_at" >= ? ORDER BY "left_at" DESC, rowid DESC').all(vmId, since) as Array<Record<string, string | number | null>>
+    return rows.map((row) => ({ kind: row.kind as LocationRecord['kind'], target: row.target as string, upstream: (row.upstream as string | null) ?? null, leftAt: row.left_at as number }))
+  }
+
+  private remember (record: LocationRecord): void {
+    this.db.prepare('INSERT INTO "former_locations" ("vm_id", "kind", "target", "upstream", "left_at") VALUES (?, ?, ?, ?, ?)').run(record.vmId, record.kind, record.target, record.upstream, Date.now())
   }
 
   token (token: string): TokenRecord | undefined {

@@ -1,0 +1,73 @@
+import { z } from 'zod'
+import { ProtocolError } from '../errors'
+import { isSafeFileName } from '../proxy/manifest'
+
+/**
+ * A delivery as the agent makes it (agent/engine/delivery.ts, DESIGN.md Contract 3) and as sites
+ * relay it: raw ones carry `samples`, processed ones `value` (and `function`), sealed ones `sealed`
+ * instead of either. protocol/ may not import agent/, so the shape is declared here, once, for every
+ * ingest (local HTTP, NATS, the signed cross-site operation).
+ */
+export interface Delivery {
+  id: string
+  vm: string
+  metric: string
+  format: 'raw' | 'processed'
+  function?: 'min' | 'max' | 'mean' | 'median'
+  from: number
+  to: number
+  samples?: Array<{ ts: number, value: number }>
+  value?: number
+  sealed?: string
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+const time = z.number().int().min(0).max(8_640_000_000_000_000)
+
+const DeliverySchema = z.object({
+  id: z.string().min(1).max(512),
+  vm: z.string().max(128).refine(isSafeFileName, 'must be a VM id (letters, digits, ._+-)'),
+  metric: z.string().min(1).max(512),
+  format: z.enum(['raw', 'processed']),
+  function: z.enum(['min', 'max', 'mean', 'median']).optional(),
+  from: time,
+  to: time,
+  samples: z.array(z.object({ ts: time, value: z.number() }).strict()).min(1).max(100_000).optional(),
+  value: z.number().optional(),
+  sealed: z.string().min(1).regex(BASE64, 'must be base64').optional(),
+}).strict().superRefine((d, ctx) => {
+  const payloads = (['samples', 'value', 'sealed'] as const).filter((key) => d[key] !== undefined)
+  if (payloads.length !== 1) {
+    ctx.addIssue({ code: 'custom', path: payloads.length === 0 ? ['samples'] : [payloads[1]], message: 'exactly one of samples, value or sealed is needed' })
+    return
+  }
+  if (d.format === 'raw' && (d.value !== undefined || d.function !== undefined)) ctx.addIssue({ code: 'custom', path: [d.value !== undefined ? 'value' : 'function'], message: 'a raw delivery carries samples (or sealed), not a processed value' })
+  if (d.format === 'processed' && d.samples !== undefined) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'a processed delivery carries value (or sealed), not samples' })
+  if (d.format === 'processed' && d.function === undefined) ctx.addIssue({ code: 'custom', path: ['function'], message: 'a processed delivery names its function' })
+  if (d.to < d.from) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' })
+})
+
+const MAX_BATCH = 100_000
+
+/**
+ * Checks a list of deliveries (`where` names it in messages, e.g. "deliveries"). The first bad one
+ * is a bad-request naming its field (`deliveries[3].value: …`): nothing of a bad batch is stored.
+ */
+export function parseDeliveries (value: unknown, where: string): Delivery[] {
+  if (!Array.isArray(value)) throw new ProtocolError('bad-request', `${where} must be a list of deliveries`)
+  if (value.length > MAX_BATCH) throw new ProtocolError('request-too-large', `${where} holds ${value.length} deliveries; at most ${MAX_BATCH} at once`)
+  const seen = new Set<string>()
+  const result: Delivery[] = []
+  for (let i = 0; i < value.length; i++) {
+    const parsed = DeliverySchema.safeParse(value[i])
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      throw new ProtocolError('bad-request', `${where}[${i}]${issue.path.map((p) => typeof p === 'number' ? `[${p}]` : `.${String(p)}`).join('')}: ${issue.message}`)
+    }
+    // A batch repeating an id is one delivery (the primary stores each id once).
+    if (seen.has(parsed.data.id)) continue
+    seen.add(parsed.data.id)
+    result.push(parsed.data as Delivery)
+  }
+  return result
+}

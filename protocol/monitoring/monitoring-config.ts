@@ -1,0 +1,31 @@
+import { z } from 'zod'
+import { ConfigError } from '../errors'
+
+const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})$/
+export const listenSchema = z.string().regex(LISTEN, 'must be ADDRESS:PORT')
+
+/**
+ * The site config's optional `monitoring` section (issue 7). Every sub-key is optional; each part
+ * of the monitoring relay adds its own sub-key here, one line, with its parser in its own file.
+ */
+const MonitoringSchema = z.object({
+  /** Where this site's hosts' agents POST deliveries (plain HTTP, inside the site's trust boundary). */
+  ingest: listenSchema.optional(),
+  /** How long new deliveries wait to share one signed request to the next hop. */
+  forwardLingerMs: z.number().int().min(0).max(10_000).default(5),
+  /** How long a departed VM's former route is kept, so deliveries still queued for it flow on. */
+  tombstoneMs: z.number().int().min(1000).default(24 * 3600_000),
+}).strict()
+
+export type MonitoringConfig = z.infer<typeof MonitoringSchema>
+
+export const DEFAULT_MONITORING: MonitoringConfig = MonitoringSchema.parse({})
+
+/** Validates `monitoring`; a bad value is a ConfigError naming the field (`monitoring.ingest`). */
+export function parseMonitoringConfig (value: unknown): MonitoringConfig {
+  const result = MonitoringSchema.safeParse(value ?? {})
+  if (result.success) return result.data
+  const issue = result.error.issues[0]
+  const field = ['monitoring', ...issue.path.map(String)].join('.')
+  throw new ConfigError(field, issue.code === 'unrecognized_keys' ? `${issue.message}: not a known setting` : issue.message)
+}

@@ -1,0 +1,102 @@
+import { toProtocolError } from '../errors'
+import type { Delivery } from './delivery-schema'
+import type { QueuedDelivery, RelayOutbox } from './relay-outbox'
+
+/** Sends one batch to a next hop as one signed request; resolves once that hop has stored it. */
+export type SendBatch = (nextHop: string, deliveries: Delivery[]) => Promise<unknown>
+
+export interface ForwarderOptions {
+  nextHop: string
+  outbox: RelayOutbox
+  send: SendBatch
+  lingerMs: number
+  maxCount: number
+  maxBytes: number
+  log: (event: Record<string, unknown>) => void
+}
+
+const MIN_BACKOFF_MS = 100
+const MAX_BACKOFF_MS = 10_000
+
+/**
+ * Drains the outbox rows of one next hop: waits `lingerMs` after the first new delivery so a burst
+ * shares one signed request, sends the oldest rows as one batch, deletes them after the hop's 2xx,
+ * and goes on while rows remain. A retryable failure (hop down, timeout) backs off exponentially; a
+ * batch refused for good is split in halves until the refused deliveries are found, which are
+ * marked dead (logged) so they never block the rest.
+ */
+export class RelayForwarder {
+  private running = false
+  private timer?: NodeJS.Timeout
+  private failures = 0
+  private stopped = false
+  private idle?: () => void
+  readonly stats = { sent: 0, batches: 0, failedAttempts: 0, dead: 0 }
+
+  constructor (private readonly options: ForwarderOptions) {}
+
+  /** New rows are queued: send after the linger (unless a drain or a backoff is already pending). */
+  kick (): void {
+    if (this.running || this.timer !== undefined || this.stopped) return
+    this.timer = setTimeout(() => { this.timer = undefined; void this.drain() }, this.options.lingerMs)
+  }
+
+  /** Stops sending; resolves when no request is in flight. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.running) await new Promise<void>((resolve) => { this.idle = resolve })
+  }
+
+  private async drain (): Promise<void> {
+    if (this.running || this.stopped) return
+    this.running = true
+    let retryIn: number | undefined
+    try {
+      for (;;) {
+        if (this.stopped) break
+        const batch = this.options.outbox.due(this.options.nextHop, this.options.maxCount, this.options.maxBytes)
+        if (batch.length === 0) break
+        const outcome = await this.sendBatch(batch)
+        if (outcome === 'retry') {
+          retryIn = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.failures++, 16)) * (0.5 + Math.random() / 2)
+          break
+        }
+        this.failures = 0
+      }
+    } finally {
+      this.running = false
+      this.idle?.()
+      if (retryIn !== undefined && !this.stopped) this.timer = setTimeout(() => { this.timer = undefined; void this.drain() }, retryIn)
+    }
+  }
+
+  /** 'done' when every row of the batch was acknowledged or marked dead; 'retry' to try again later. */
+  private async sendBatch (batch: QueuedDelivery[]): Promise<'done' | 'retry'> {
+    try {
+      await this.options.send(this.options.nextHop, batch.map((q) => q.delivery))
+    } catch (err) {
+      const problem = toProtocolError(err)
+      if (this.stats.failedAttempts++ % 20 === 0) {
+        this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, deliveries: batch.length, code: problem.code, retryable: problem.retryable })
+      }
+      if (problem.retryable || this.stopped) return 'retry'
+      if (batch.length === 1) {
+        this.options.outbox.dead(batch)
+        this.stats.dead++
+        this.options.log({ event: 'monitoring-delivery-refused', to: this.options.nextHop, id: batch[0].delivery.id, code: problem.code, detail: problem.message })
+        return 'done'
+      }
+      const half = Math.ceil(batch.length / 2)
+      for (const part of [batch.slice(0, half), batch.slice(half)]) {
+        if (await this.sendBatch(part) === 'retry') return 'retry'
+      }
+      return 'done'
+    }
+    this.options.outbox.ack(batch)
+    this.stats.sent += batch.length
+    this.stats.batches++
+    return 'done'
+  }
+}

@@ -1,0 +1,59 @@
+import type { Server } from 'node:http'
+import type { SiteContext } from '../site/site-context'
+import { createIngestServer } from './ingest-server'
+import { openMonitoringDb } from './monitoring-db'
+import { MonitoringRelay } from './monitoring-relay'
+
+/** Room left in a signed request for everything but the deliveries (op, hops, signature). */
+const ENVELOPE_MARGIN_BYTES = 4096
+
+export interface RunningMonitoring {
+  relay: MonitoringRelay
+  /** The local ingest's address (host:port) when `monitoring.ingest` is set. */
+  ingest?: string
+  close: () => Promise<void>
+}
+
+/**
+ * Opens monitoring.db, starts the relay (sends what a previous run left queued) and, when
+ * `monitoring.ingest` is set, the local ingest listener; sets `site.monitoring`.
+ */
+export async function startMonitoring (site: SiteContext, listen: (server: Server, address: string) => Promise<unknown>): Promise<RunningMonitoring> {
+  const { monitoring, limits, stateDir } = site.config
+  const db = openMonitoringDb(stateDir)
+  const relay = new MonitoringRelay({
+    siteId: site.id,
+    db,
+    state: site.state,
+    send: (to, deliveries) => site.send(to, 'monitoring-deliveries', { deliveries }, undefined),
+    log: site.log,
+    lingerMs: monitoring.forwardLingerMs,
+    tombstoneMs: monitoring.tombstoneMs,
+    maxBatchBytes: limits.maxRequestBytes - ENVELOPE_MARGIN_BYTES,
+  })
+  site.monitoring = relay
+  let server: Server | undefined
+  try {
+    if (monitoring.ingest !== undefined) {
+      server = createIngestServer(relay, site.log)
+      await listen(server, monitoring.ingest)
+    }
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  relay.start()
+  return {
+    relay,
+    ingest: monitoring.ingest,
+    close: async () => {
+      if (server !== undefined) {
+        const closing = new Promise<void>((resolve) => server!.close(() => resolve()))
+        server.closeAllConnections()
+        await closing
+      }
+      await relay.close()
+      db.close()
+    },
+  }
+}
