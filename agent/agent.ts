@@ -8,7 +8,7 @@ import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
 import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
-import { HttpConsumer } from './outputs/http-consumer'
+import { consumerName, createConsumer, type OutboxConsumer } from './outputs/outbox-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
 import { AgentStore } from './state/agent-store'
 import { VERSION } from './build-info'
@@ -32,7 +32,9 @@ interface RunningVm {
  */
 export class Agent {
   private readonly vms = new Map<string, RunningVm>()
-  private readonly consumers = new Map<string, HttpConsumer>()
+  private readonly consumers = new Map<string, OutboxConsumer>()
+  /** Each running consumer's config as JSON: a changed one is restarted (its outbox stays). */
+  private readonly consumerConfigs = new Map<string, string>()
   private config: AgentConfig
   private poller?: DataPointPoller
   private hypervisor?: Hypervisor
@@ -140,17 +142,18 @@ export class Agent {
   }
 
   private applyConsumers (config: AgentConfig): void {
-    const wanted = new Map(config.consumers.map((c) => [c.name ?? c.url, c]))
+    const wanted = new Map(config.consumers.map((c) => [consumerName(c), c]))
     for (const [name, consumer] of this.consumers) {
-      if (!wanted.has(name)) {
+      if (this.consumerConfigs.get(name) !== JSON.stringify(wanted.get(name))) {
         consumer.stop()
         this.consumers.delete(name)
       }
     }
     for (const [name, c] of wanted) {
       if (this.consumers.has(name)) continue
-      const consumer = new HttpConsumer(name, c.url, this.store, this.log)
+      const consumer = createConsumer(c, this.store, this.log)
       this.consumers.set(name, consumer)
+      this.consumerConfigs.set(name, JSON.stringify(c))
       consumer.start()
     }
   }

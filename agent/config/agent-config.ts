@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { AgentError } from '../errors'
 import { describeIssues } from './zod-issues'
+import { NatsConsumerSchema } from './nats-consumer-config'
 
 const LISTEN = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 
@@ -19,11 +20,14 @@ const VmSchema = z.object({
   domain: z.string().min(1).optional(),
 }).strict()
 
-const ConsumerSchema = z.object({
+const HttpConsumerSchema = z.object({
   type: z.literal('http'),
   url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL'),
   name: z.string().min(1).optional(),
 }).strict()
+
+/** Publishes to a NATS JetStream stream the site consumes (issue 7 §4); its schema is in its own file. */
+const ConsumerSchema = z.discriminatedUnion('type', [HttpConsumerSchema, NatsConsumerSchema])
 
 /** Where hypervisor metrics come from: libvirtd's socket (the read-only one is enough). */
 const HypervisorSchema = z.object({

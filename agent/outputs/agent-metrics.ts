@@ -1,11 +1,11 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { VmMonitor } from '../engine/vm-monitor'
-import type { HttpConsumer } from './http-consumer'
+import type { OutboxConsumer } from './outbox-consumer'
 import type { AgentStore } from '../state/agent-store'
 
 export interface MetricsSources {
   monitors: () => Iterable<VmMonitor>
-  consumers: () => Iterable<HttpConsumer>
+  consumers: () => Iterable<OutboxConsumer>
   store: AgentStore
   version: string
 }
