@@ -39,6 +39,12 @@ export const COMMANDS: readonly Command[] = [
     load: () => import('../../protocol/site/migrate-command.js'),
   },
   {
+    name: 'monitor',
+    usage: 'fedvm monitor query --config SITE.json --vm ID [--metric M] [--since T] [--until T] [--output json|table]',
+    summary: 'show what the primary site stored of a VM\'s monitoring data (sealed values opened with its seal.key)',
+    load: () => import('../../protocol/monitoring/monitor-command.js'),
+  },
+  {
     name: 'seal',
     usage: 'fedvm seal --to PRIMARY_PUBLIC_KEY|FILE < value > sealed',
     summary: 'seal a value for the primary site (for encrypted/)',

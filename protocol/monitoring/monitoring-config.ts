@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigError } from '../errors'
+import { RulesSchema } from './rules/rules-config'
 
 const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})$/
 export const listenSchema = z.string().regex(LISTEN, 'must be ADDRESS:PORT')
@@ -15,6 +16,12 @@ const MonitoringSchema = z.object({
   forwardLingerMs: z.number().int().min(0).max(10_000).default(5),
   /** How long a departed VM's former route is kept, so deliveries still queued for it flow on. */
   tombstoneMs: z.number().int().min(1000).default(24 * 3600_000),
+  /** The primary site's own /metrics, newest value per VM metric (primary-metrics.ts). */
+  metricsListen: listenSchema.optional(),
+  /** Whether that /metrics shows opened sealed values (off: scrapers are usually less trusted than the site). */
+  metricsSealed: z.boolean().default(false),
+  /** SLA-style rules on newly stored primary deliveries (rules/rules-config.ts). */
+  rules: RulesSchema.default([]),
 }).strict()
 
 export type MonitoringConfig = z.infer<typeof MonitoringSchema>
@@ -26,6 +33,6 @@ export function parseMonitoringConfig (value: unknown): MonitoringConfig {
   const result = MonitoringSchema.safeParse(value ?? {})
   if (result.success) return result.data
   const issue = result.error.issues[0]
-  const field = ['monitoring', ...issue.path.map(String)].join('.')
+  const field = `monitoring${issue.path.map((p) => typeof p === 'number' ? `[${p}]` : `.${String(p)}`).join('')}`
   throw new ConfigError(field, issue.code === 'unrecognized_keys' ? `${issue.message}: not a known setting` : issue.message)
 }

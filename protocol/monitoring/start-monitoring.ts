@@ -3,6 +3,7 @@ import type { SiteContext } from '../site/site-context'
 import { createIngestServer } from './ingest-server'
 import { openMonitoringDb } from './monitoring-db'
 import { MonitoringRelay } from './monitoring-relay'
+import { startPrimaryViews, type RunningPrimaryViews } from './primary-views'
 
 /** Room left in a signed request for everything but the deliveries (op, hops, signature). */
 const ENVELOPE_MARGIN_BYTES = 4096
@@ -33,12 +34,15 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
   })
   site.monitoring = relay
   let server: Server | undefined
+  let views: RunningPrimaryViews | undefined
   try {
+    views = await startPrimaryViews(site, relay)
     if (monitoring.ingest !== undefined) {
       server = createIngestServer(relay, site.log)
       await listen(server, monitoring.ingest)
     }
   } catch (err) {
+    await views?.close()
     db.close()
     throw err
   }
@@ -52,6 +56,7 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
         server.closeAllConnections()
         await closing
       }
+      await views?.close()
       await relay.close()
       db.close()
     },
