@@ -17,11 +17,16 @@ import { DataPointPoller } from './engine/data-point-poller'
 import { LibvirtCollector } from '../host/libvirt/libvirt-collector'
 import { LibvirtHypervisor } from '../host/libvirt/libvirt-hypervisor'
 import type { Hypervisor } from '../host/hypervisor'
+import { VmDiscovery, type DiscoveredVm } from './discovery/vm-discovery'
+import { VmDirectory } from './discovery/vm-directory'
+import { runningDomainsOf } from './discovery/running-domains'
 
 
 interface RunningVm {
   config: VmConfig
   monitor: VmMonitor
+  /** The descriptor applied last: an unchanged one (discovery's set changed elsewhere) is not applied again. */
+  descriptor?: VmDescriptor
   feed?: FeedClient
 }
 
@@ -38,6 +43,10 @@ export class Agent {
   private config: AgentConfig
   private poller?: DataPointPoller
   private hypervisor?: Hypervisor
+  /** `discover` (issue 6 §3): VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
+  private discovery?: VmDiscovery
+  private discovered: ReadonlyMap<string, DiscoveredVm> = new Map()
+  private configuredDescriptors = new Map<string, VmDescriptor>()
 
   private constructor (
     private readonly configFile: string,
@@ -73,6 +82,7 @@ export class Agent {
       agent.poller.start()
     }
     agent.apply(config, descriptors)
+    agent.startDiscovery()
     log(`agent: serving /metrics on ${agent.metricsUrl}, ${config.vms.length} VM(s), ${config.consumers.length} consumer(s)`)
     return agent
   }
@@ -91,7 +101,9 @@ export class Agent {
         this.log('agent: listen and stateDir changes take effect at the next restart')
       }
       this.apply(config, descriptors)
+      const restartDiscovery = JSON.stringify(config.discover) !== JSON.stringify(this.config.discover)
       this.config = config
+      if (restartDiscovery) await this.restartDiscovery()
       this.log('agent: configuration reloaded')
     } catch (err) {
       this.log(`agent: reload refused, keeping the running configuration: ${(err as Error).message}`)
@@ -99,6 +111,7 @@ export class Agent {
   }
 
   async stop (): Promise<void> {
+    await this.discovery?.stop()
     this.poller?.stop()
     await this.hypervisor?.close()
     for (const vm of this.vms.values()) this.stopVm(vm)
@@ -113,15 +126,47 @@ export class Agent {
     for (const vm of this.vms.values()) yield { domain: vm.config.domain ?? vm.config.name, monitor: vm.monitor }
   }
 
-  private apply (config: AgentConfig, descriptors: Map<string, VmDescriptor>): void {
+  private startDiscovery (): void {
+    const discover = this.config.discover
+    if (!discover) return
+    this.discovery = new VmDiscovery({
+      directory: new VmDirectory(discover.vmDir),
+      domains: this.hypervisor && runningDomainsOf(this.hypervisor),
+      intervalMs: discover.intervalMs,
+      onChange: (vms) => {
+        this.discovered = vms
+        this.apply(this.config, this.configuredDescriptors)
+      },
+      log: this.log,
+    })
+    this.discovery.start()
+  }
+
+  private async restartDiscovery (): Promise<void> {
+    await this.discovery?.stop()
+    this.discovery = undefined
+    this.discovered = new Map()
+    this.apply(this.config, this.configuredDescriptors)
+    this.startDiscovery()
+  }
+
+  private apply (config: AgentConfig, configuredDescriptors: Map<string, VmDescriptor>): void {
     this.applyConsumers(config)
+    this.configuredDescriptors = configuredDescriptors
+    const descriptors = new Map(configuredDescriptors)
+    const vms = [...config.vms]
+    for (const [name, found] of this.discovered) {
+      if (descriptors.has(name)) continue
+      vms.push(found.config)
+      descriptors.set(name, found.descriptor)
+    }
     for (const [name, running] of this.vms) {
-      if (!config.vms.some((vm) => vm.name === name)) {
-        this.stopVm(running)
+      if (!vms.some((vm) => vm.name === name)) {
+        this.stopVm(running, true)
         this.vms.delete(name)
       }
     }
-    for (const vmConfig of config.vms) {
+    for (const vmConfig of vms) {
       let running = this.vms.get(vmConfig.name)
       if (!running) {
         const monitor = new VmMonitor(vmConfig.name, {
@@ -132,7 +177,9 @@ export class Agent {
         running = { config: vmConfig, monitor }
         this.vms.set(vmConfig.name, running)
       }
-      running.monitor.configure(descriptors.get(vmConfig.name)!)
+      const descriptor = descriptors.get(vmConfig.name)!
+      if (running.descriptor !== descriptor) running.monitor.configure(descriptor)
+      running.descriptor = descriptor
       if (!running.feed || running.config.feed !== vmConfig.feed) {
         running.feed?.stop()
         running.feed = vmConfig.feed ? this.startFeed(vmConfig.name, vmConfig.feed, running.monitor) : undefined
@@ -205,9 +252,11 @@ export class Agent {
     return false
   }
 
-  private stopVm (vm: RunningVm): void {
+  /** `left`: the VM is no longer followed here (it migrated, or its entry went): its open windows are delivered now. */
+  private stopVm (vm: RunningVm, left = false): void {
     vm.feed?.stop()
-    vm.monitor.stop()
+    if (left) vm.monitor.finish()
+    else vm.monitor.stop()
   }
 
   private kickConsumers (): void {

@@ -29,6 +29,16 @@ const HttpConsumerSchema = z.object({
 /** Publishes to a NATS JetStream stream the site consumes (issue 7 §4); its schema is in its own file. */
 const ConsumerSchema = z.discriminatedUnion('type', [HttpConsumerSchema, NatsConsumerSchema])
 
+/**
+ * VM discovery (issue 6 §3): every `vmDir/ID/` laid out as protocol/hosts/libvirt-host.ts keeps it
+ * (descriptor.json, domain.xml) whose libvirt domain runs is followed without a `vms` entry.
+ */
+const DiscoverSchema = z.object({
+  vmDir: z.string().min(1),
+  /** How often the folder and libvirt's domain list are looked at (ms). */
+  intervalMs: z.number().int().min(100).max(3_600_000).default(2000),
+}).strict()
+
 /** Where hypervisor metrics come from: libvirtd's socket (the read-only one is enough). */
 const HypervisorSchema = z.object({
   type: z.literal('libvirt'),
@@ -44,6 +54,7 @@ const ConfigSchema = z.object({
   vms: z.array(VmSchema).default([]),
   consumers: z.array(ConsumerSchema).default([]),
   hypervisor: HypervisorSchema.optional(),
+  discover: DiscoverSchema.optional(),
 }).strict().superRefine((config, ctx) => {
   const names = new Set<string>()
   config.vms.forEach((vm, i) => {
@@ -56,6 +67,7 @@ export type AgentConfig = z.infer<typeof ConfigSchema>
 export type VmConfig = z.infer<typeof VmSchema>
 export type ConsumerConfig = z.infer<typeof ConsumerSchema>
 export type HypervisorConfig = z.infer<typeof HypervisorSchema>
+export type DiscoverConfig = z.infer<typeof DiscoverSchema>
 
 /** Parses and validates; relative paths (descriptors, state, sockets) are taken from the config file's folder. */
 export function parseConfig (json: unknown, file: string): AgentConfig {
@@ -72,6 +84,7 @@ export function parseConfig (json: unknown, file: string): AgentConfig {
       feed: vm.feed && `unix:${resolve(base, vm.feed.slice(5))}`,
     })),
     hypervisor: config.hypervisor && { ...config.hypervisor, socket: config.hypervisor.socket && resolve(base, config.hypervisor.socket) },
+    discover: config.discover && { ...config.discover, vmDir: resolve(base, config.discover.vmDir) },
   }
 }
 

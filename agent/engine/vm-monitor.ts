@@ -44,6 +44,12 @@ export class VmMonitor {
     this.stopTimers()
   }
 
+  /** The VM is no longer followed here (it left the host): every open window is delivered now, then the timers stop. */
+  finish (): void {
+    this.outputs.store.transaction(() => { for (const c of this.specs) this.flushWindow(c, Date.now()) })
+    this.stopTimers()
+  }
+
   /** The hypervisor data points this VM's specifiers read. */
   dataPointsWanted (): Set<string> {
     return new Set(this.specs.flatMap((c) => (c.dataPoint ? [c.dataPoint] : [])))

@@ -35,7 +35,7 @@ export function domainName (xml: string): string | undefined {
 }
 
 /** An attribute's unescaped value in one start tag, either quote style. */
-function attribute (tag: string | undefined, name: string): string | undefined {
+export function attribute (tag: string | undefined, name: string): string | undefined {
   const m = new RegExp(`\\s${name}=(?:'([^']*)'|"([^"]*)")`).exec(tag ?? '')
   return m === null ? undefined : unescapeXml(m[1] ?? m[2])
 }

@@ -1,0 +1,122 @@
+import type { VmConfig } from '../config/agent-config'
+import { parseDescriptor, type VmDescriptor } from '../descriptor/vm-descriptor'
+import type { RunningDomains } from './running-domains'
+import type { FoundVm, VmDirectoryReader } from './vm-directory'
+
+/** A VM found on this host: the agent follows it exactly like a configured `vms` entry. */
+export interface DiscoveredVm {
+  config: VmConfig
+  descriptor: VmDescriptor
+  /** The descriptor's text: an unchanged one is not applied again. */
+  descriptorText: string
+}
+
+export interface VmDiscoveryOptions {
+  directory: VmDirectoryReader
+  /** libvirt's view: only VMs whose domain runs are followed. Without it every VM folder is. */
+  domains?: RunningDomains
+  intervalMs: number
+  /** Called with the whole new set whenever a VM arrived, left, or its descriptor or channel changed. */
+  onChange: (vms: ReadonlyMap<string, DiscoveredVm>) => void
+  log: (line: string) => void
+}
+
+/**
+ * Watches the host's VM directory and libvirt's domain list, so a VM that migrated here is
+ * followed without manual config and one that left is dropped. A scan that fails (libvirtd
+ * restarting, the folder unreadable) changes nothing: VMs are never dropped for a blind moment.
+ */
+export class VmDiscovery {
+  private vms = new Map<string, DiscoveredVm>()
+  private timer?: NodeJS.Timeout
+  private stopped = false
+  private running?: Promise<void>
+  private lastError = ''
+  /** Descriptor texts already reported as invalid, per VM: logged once, not every interval. */
+  private readonly refused = new Map<string, string>()
+
+  constructor (private readonly options: VmDiscoveryOptions) {}
+
+  get current (): ReadonlyMap<string, DiscoveredVm> {
+    return this.vms
+  }
+
+  start (): void {
+    const tick = (): void => {
+      this.running = this.scan().finally(() => {
+        this.running = undefined
+        if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs)
+      })
+    }
+    tick()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    await this.running
+  }
+
+  /** One look at the folder and libvirt; resolves once onChange (if any) has run. */
+  async scan (): Promise<void> {
+    let found: FoundVm[]
+    let running: Set<string> | undefined
+    try {
+      found = await this.options.directory.scan()
+      running = await this.options.domains?.running()
+    } catch (err) {
+      const message = (err as Error).message
+      if (message !== this.lastError) this.options.log(`discovery: cannot look at ${this.options.directory.vmDir} or libvirt, keeping the VMs followed now: ${message}`)
+      this.lastError = message
+      return
+    }
+    this.lastError = ''
+    if (this.stopped) return
+    const next = new Map<string, DiscoveredVm>()
+    for (const vm of found) {
+      if (running !== undefined && !running.has(vm.domain)) continue
+      const entry = this.entry(vm)
+      if (entry) next.set(vm.id, entry)
+    }
+    if (!changed(this.vms, next)) return
+    for (const [id, vm] of next) {
+      const before = this.vms.get(id)
+      if (!before) this.options.log(`discovery: VM ${id} is here (domain ${vm.config.domain ?? id}, feed ${vm.config.feed ?? 'none'})`)
+      else if (before.config.feed !== vm.config.feed) this.options.log(`discovery: VM ${id}'s KPI channel is now ${vm.config.feed ?? 'none'}`)
+    }
+    for (const id of this.vms.keys()) if (!next.has(id)) this.options.log(`discovery: VM ${id} left (or stopped running)`)
+    this.vms = next
+    this.options.onChange(next)
+  }
+
+  /** The VM as the agent follows it; an invalid descriptor keeps the one applied before (as a refused reload does). */
+  private entry (vm: FoundVm): DiscoveredVm | undefined {
+    const config: VmConfig = { name: vm.id, descriptor: vm.descriptorFile, domain: vm.domain, ...(vm.feedSocket ? { feed: `unix:${vm.feedSocket}` } : {}) }
+    const before = this.vms.get(vm.id)
+    if (before && before.descriptorText === vm.descriptorText) return sameConfig(before.config, config) ? before : { ...before, config }
+    try {
+      const descriptor = parseDescriptor(JSON.parse(vm.descriptorText), vm.descriptorFile)
+      this.refused.delete(vm.id)
+      return { config, descriptor, descriptorText: vm.descriptorText }
+    } catch (err) {
+      if (this.refused.get(vm.id) !== vm.descriptorText) {
+        this.options.log(`discovery: VM ${vm.id}: descriptor refused${before ? ', keeping the one applied before' : ', not following it'}: ${(err as Error).message}`)
+      }
+      this.refused.set(vm.id, vm.descriptorText)
+      return before && { ...before, config }
+    }
+  }
+}
+
+function sameConfig (a: VmConfig, b: VmConfig): boolean {
+  return a.name === b.name && a.descriptor === b.descriptor && a.feed === b.feed && a.domain === b.domain
+}
+
+function changed (before: ReadonlyMap<string, DiscoveredVm>, after: ReadonlyMap<string, DiscoveredVm>): boolean {
+  if (before.size !== after.size) return true
+  for (const [id, vm] of after) {
+    const old = before.get(id)
+    if (old === undefined || old.descriptor !== vm.descriptor || !sameConfig(old.config, vm.config)) return true
+  }
+  return false
+}
