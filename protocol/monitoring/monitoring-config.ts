@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ConfigError } from '../errors'
 import { RulesSchema } from './rules/rules-config'
+import { NatsIngestSchema } from './nats-config'
 
 const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})$/
 export const listenSchema = z.string().regex(LISTEN, 'must be ADDRESS:PORT')
@@ -22,6 +23,8 @@ const MonitoringSchema = z.object({
   metricsSealed: z.boolean().default(false),
   /** SLA-style rules on newly stored primary deliveries (rules/rules-config.ts). */
   rules: RulesSchema.default([]),
+  /** Deliveries from the NATS bus (nats-config.ts): servers, JetStream stream and durable consumer. */
+  nats: NatsIngestSchema.optional(),
 }).strict()
 
 export type MonitoringConfig = z.infer<typeof MonitoringSchema>

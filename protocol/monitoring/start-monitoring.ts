@@ -2,7 +2,8 @@ import type { Server } from 'node:http'
 import type { SiteContext } from '../site/site-context'
 import { createIngestServer } from './ingest-server'
 import { openMonitoringDb } from './monitoring-db'
-import { MonitoringRelay } from './monitoring-relay'
+import { LOCAL, MonitoringRelay } from './monitoring-relay'
+import { NatsIngest } from './nats-ingest'
 import { startPrimaryViews, type RunningPrimaryViews } from './primary-views'
 
 /** Room left in a signed request for everything but the deliveries (op, hops, signature). */
@@ -12,6 +13,8 @@ export interface RunningMonitoring {
   relay: MonitoringRelay
   /** The local ingest's address (host:port) when `monitoring.ingest` is set. */
   ingest?: string
+  /** Takes deliveries from the NATS bus when `monitoring.nats` is set. */
+  nats?: NatsIngest
   close: () => Promise<void>
 }
 
@@ -47,15 +50,19 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
     throw err
   }
   relay.start()
+  const nats = monitoring.nats && new NatsIngest({ siteId: site.id, config: monitoring.nats, accept: (d) => relay.accept(d, LOCAL), log: site.log })
+  nats?.start()
   return {
     relay,
     ingest: monitoring.ingest,
+    nats,
     close: async () => {
       if (server !== undefined) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()))
         server.closeAllConnections()
         await closing
       }
+      await nats?.stop()
       await views?.close()
       await relay.close()
       db.close()

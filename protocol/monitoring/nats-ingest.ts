@@ -1,0 +1,209 @@
+import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node'
+import { ProtocolError } from '../errors'
+import { defaultStreamName, type NatsIngestConfig } from './nats-config'
+import { siteSubjects, vmOfSubject } from './nats-subjects'
+
+const RETRY_MS = 1000
+const ACK_WAIT_MS = 30_000
+const MIN_NAK_DELAY_MS = 200
+const MAX_NAK_DELAY_MS = 30_000
+
+export interface NatsIngestOptions {
+  siteId: string
+  config: NatsIngestConfig
+  /** MonitoringRelay.accept (with `from` = LOCAL): resolves once the batch is durably stored. */
+  accept: (deliveries: readonly unknown[]) => Promise<{ accepted: number }>
+  log: (event: Record<string, unknown>) => void
+}
+
+interface Received {
+  msg: JsMsg
+  delivery: unknown
+}
+
+/**
+ * The site's side of the NATS bus (issue 7 §4): a JetStream stream of the site's delivery subjects
+ * (work-queue retention: a message stays until the site acknowledged it) and a durable pull
+ * consumer with explicit acks. Messages are handed to the relay in batches; each is acknowledged
+ * only after accept() resolved, i.e. after the delivery is durably in monitoring.db. A message
+ * whose subject does not name its delivery's VM, or that the relay refuses as malformed, is
+ * terminated (logged without its content); one the relay cannot take now (unknown VM, shutting
+ * down) is redelivered later with backoff, as the HTTP path retries.
+ */
+export class NatsIngest {
+  readonly stats = { accepted: 0, terminated: 0, retried: 0 }
+  readonly stream: string
+  private stopped = false
+  private nc?: NatsConnection
+  private messages?: ConsumerMessages
+  private buffer: JsMsg[] = []
+  private processing?: Promise<void>
+  private running?: Promise<void>
+
+  constructor (private readonly options: NatsIngestOptions) {
+    this.stream = options.config.stream ?? defaultStreamName(options.siteId)
+  }
+
+  start (): void {
+    this.running = this.run()
+  }
+
+  /** Stops taking messages; the ones received but not yet handed to the relay are given back at once. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    await this.messages?.close()
+    await this.processing
+    for (const msg of this.buffer.splice(0)) msg.nak()
+    await this.nc?.close()
+    await this.running
+  }
+
+  private async run (): Promise<void> {
+    const { config, log } = this.options
+    while (!this.stopped) {
+      let nc: NatsConnection | undefined
+      try {
+        nc = await connect({
+          servers: config.servers,
+          name: `fedvm-site ${this.options.siteId}`,
+          waitOnFirstConnect: true,
+          maxReconnectAttempts: -1,
+          reconnectTimeWait: 500,
+        })
+        this.nc = nc
+        if (this.stopped) break
+        await this.ensureStream(await jetstreamManager(nc))
+        const consumer = await jetstream(nc).consumers.get(this.stream, config.durable)
+        this.messages = await consumer.consume({
+          max_messages: config.batch * 2,
+          // A stream or consumer gone (a server that lost its store) is set up again by this loop.
+          abort_on_missing_resource: true,
+          callback: (msg) => this.received(msg),
+        })
+        log({ event: 'nats-ingest-started', stream: this.stream, durable: config.durable, server: nc.getServer() })
+        const ended = await Promise.race([this.messages.closed(), nc.closed()])
+        if (!this.stopped) log({ event: 'nats-ingest-interrupted', stream: this.stream, error: ended instanceof Error ? ended.message : 'closed' })
+      } catch (err) {
+        if (!this.stopped) log({ event: 'nats-ingest-failed', stream: this.stream, error: (err as Error).message })
+      }
+      if (this.stopped) break
+      await this.messages?.close().catch(() => undefined)
+      await nc?.close().catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+    }
+  }
+
+  /** Creates the stream and the durable consumer, or brings an existing stream's subjects and window up to date. */
+  private async ensureStream (jsm: JetStreamManager): Promise<void> {
+    const { config, siteId } = this.options
+    const subjects = [siteSubjects(config.subjectPrefix, siteId)]
+    const duplicateWindow = nanos(config.duplicateWindowMs)
+    let existing
+    try {
+      existing = await jsm.streams.info(this.stream)
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+    }
+    if (existing === undefined) {
+      await jsm.streams.add({ name: this.stream, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: duplicateWindow })
+    } else if (existing.config.subjects?.join() !== subjects.join() || existing.config.duplicate_window !== duplicateWindow) {
+      await jsm.streams.update(this.stream, { subjects, duplicate_window: duplicateWindow })
+    }
+    const consumer = { durable_name: config.durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: config.maxAckPending }
+    try {
+      await jsm.consumers.info(this.stream, config.durable)
+      await jsm.consumers.update(this.stream, config.durable, { ack_wait: consumer.ack_wait, max_ack_pending: consumer.max_ack_pending })
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+      await jsm.consumers.add(this.stream, consumer)
+    }
+  }
+
+  private received (msg: JsMsg): void {
+    this.buffer.push(msg)
+    if (this.processing === undefined) this.processing = this.drain()
+  }
+
+  /** Hands what arrived to the relay, a batch at a time; messages arriving meanwhile make the next batch. */
+  private async drain (): Promise<void> {
+    try {
+      // Let the rest of a burst that is already in the socket's buffer join the first batch.
+      await new Promise((resolve) => setImmediate(resolve))
+      while (this.buffer.length > 0 && !this.stopped) await this.handle(this.buffer.splice(0, this.options.config.batch))
+    } finally {
+      this.processing = undefined
+    }
+  }
+
+  private async handle (msgs: JsMsg[]): Promise<void> {
+    const batch: Received[] = []
+    for (const msg of msgs) {
+      const delivery = this.decode(msg)
+      if (delivery !== undefined) batch.push({ msg, delivery })
+    }
+    if (batch.length === 0) return
+    try {
+      await this.options.accept(batch.map((r) => r.delivery))
+      for (const r of batch) r.msg.ack()
+      this.stats.accepted += batch.length
+    } catch (err) {
+      // The relay refuses a batch whole: find the message(s) it refuses, take the others.
+      if (batch.length > 1 && err instanceof ProtocolError && !err.retryable) {
+        for (const r of batch) await this.handleOne(r)
+      } else {
+        for (const r of batch) this.retryLater(r.msg, err)
+      }
+    }
+  }
+
+  private async handleOne (r: Received): Promise<void> {
+    try {
+      await this.options.accept([r.delivery])
+      r.msg.ack()
+      this.stats.accepted++
+    } catch (err) {
+      if (err instanceof ProtocolError && err.code === 'bad-request') this.terminate(r.msg, err.message)
+      else this.retryLater(r.msg, err)
+    }
+  }
+
+  /** One delivery (a JSON object) per message, under the subject of its own VM. */
+  private decode (msg: JsMsg): unknown {
+    let delivery: unknown
+    try {
+      delivery = JSON.parse(msg.string())
+    } catch {
+      this.terminate(msg, 'not JSON')
+      return undefined
+    }
+    if (typeof delivery !== 'object' || delivery === null || Array.isArray(delivery)) {
+      this.terminate(msg, 'not one delivery object')
+      return undefined
+    }
+    const vm = vmOfSubject(this.options.config.subjectPrefix, this.options.siteId, msg.subject)
+    if (vm === undefined || (delivery as { vm?: unknown }).vm !== vm) {
+      this.terminate(msg, 'the delivery\'s vm is not the VM its subject names')
+      return undefined
+    }
+    return delivery
+  }
+
+  private terminate (msg: JsMsg, reason: string): void {
+    msg.term(reason)
+    this.stats.terminated++
+    this.options.log({ event: 'nats-delivery-refused', subject: msg.subject, seq: msg.seq, reason })
+  }
+
+  private retryLater (msg: JsMsg, err: unknown): void {
+    const delay = Math.min(MAX_NAK_DELAY_MS, MIN_NAK_DELAY_MS * 2 ** Math.min(msg.info.deliveryCount, 16))
+    msg.nak(delay)
+    if (this.stats.retried++ % 100 === 0) {
+      this.options.log({ event: 'nats-delivery-retry', subject: msg.subject, seq: msg.seq, code: err instanceof ProtocolError ? err.code : undefined, error: (err as Error).message, delayMs: delay })
+    }
+  }
+}
+
+function isNotFound (err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
+}
