@@ -31,6 +31,7 @@ export const PROBLEMS = {
   'downstream-failed': { status: 502, retryable: false, title: 'The request failed further along the chain' },
   'bad-response': { status: 502, retryable: false, title: 'A partner answered with an unsigned or invalid response' },
   'forced-migration-failed': { status: 409, retryable: true, title: 'The forced migration could be neither performed nor escalated' },
+  'unsupported-vm': { status: 422, retryable: false, title: 'The VM has parts a cold migration cannot carry' },
   'internal': { status: 500, retryable: true, title: 'Internal error' },
 } as const
 

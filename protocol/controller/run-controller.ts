@@ -2,9 +2,12 @@ import { ProtocolError, toProtocolError } from '../errors'
 import { handleForcedMigration, type PreparedSource } from '../handlers/forced-migration'
 import { handleInitiateTransfer, type TransferStatus } from '../handlers/initiate-transfer'
 import { askPartners, handleMigrationRequest } from '../handlers/migration-request'
+import type { Offer } from '../handlers/offer'
+import { demandOf, withDemand } from '../hosts/room'
 import { handleTransferCancel, handleTransferVerification, type VerificationAnswer } from '../handlers/transfer-verification'
 import { manifestBytes, manifestsAgree } from '../proxy/manifest'
 import type { Caller, SiteContext } from '../site/site-context'
+import type { LocationRecord } from '../state/site-state'
 import { rankCandidates, type Candidate } from './benefit'
 
 export interface MigrationOutcome {
@@ -24,8 +27,9 @@ export interface MigrationOutcome {
 
 /**
  * The Controller's main migration algorithm (paper III-C, steps 1–7). Initiate transfer is repeated
- * until dstat = sstat, at most `initiateAttempts` times; on final failure the prepared transfer is
- * cancelled, so the VM stays where it was and keeps working.
+ * until dstat = sstat, at most `initiateAttempts` times per offer; an offer whose destination never
+ * took the VM (no room left, a host that could not run it) gives way to the next best one. On final
+ * failure the prepared transfer is cancelled, so the VM stays where it was and keeps working.
  */
 export async function runController (site: SiteContext, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
   const started = Date.now()
@@ -35,24 +39,56 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
   const runner = (id: string, ex: string[]): Promise<unknown> => runController(site, id, ex)
 
   // Steps 1–2: Migration request to every possible destination, the local site included, in parallel.
-  const body = { vmId, descriptor: record.descriptor, exclude }
+  const descriptor = await descriptorWithDemand(site, vmId, record)
+  const body = { vmId, descriptor, exclude }
   const [local, remote] = await Promise.all([
     handleMigrationRequest(site, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: site.id, offer }))),
     askPartners(site, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
   ])
   const candidates = rankCandidates([...local, ...remote], site.id, site.config.policy.prefer)
   site.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
-  // Step 3: the greatest benefit.
-  const chosen = candidates[0]
-  if (chosen === undefined) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
+  if (candidates.length === 0) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
 
-  // Step 4: Forced migration on the Source (through the chain of delegation).
-  const source = await handleForcedMigration(site, self, {
-    vmId, mode: 'prepare', destination: { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint },
-  }, runner) as PreparedSource
-
-  // Steps 5–7: Initiate transfer, Transfer verification, until dstat = sstat.
+  // Step 3: the greatest benefit first; when its transfer cannot start or its host cannot run the VM, the next.
+  let source: { prepared: PreparedSource, for: Offer } | undefined
   let lastError: ProtocolError | undefined
+  for (const [index, chosen] of candidates.entries()) {
+    // Step 4: Forced migration on the Source (through the chain of delegation). Its ticket is sealed for, and
+    // its token bound to, one destination site: another site's offer needs the VM prepared for that site.
+    if (source === undefined || !sameSite(source.for, chosen.offer)) {
+      const prepared = await handleForcedMigration(site, self, {
+        vmId, mode: 'prepare', destination: { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint },
+      }, runner) as PreparedSource
+      source = { prepared, for: chosen.offer }
+    }
+    const result = await transfer(site, chosen, vmId, source.prepared, record)
+    if (result.outcome !== undefined) {
+      const outcome: MigrationOutcome = { ...result.outcome, offers: candidates.length, durationMs: Date.now() - started }
+      site.log({ event: 'migrated', ...outcome, offerTried: index + 1 })
+      return outcome
+    }
+    lastError = result.error
+    // Only an offer whose destination never took the VM may be passed over for the next one.
+    if (!result.nextOfferAllowed) break
+    site.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: index + 1 < candidates.length })
+  }
+  if (source !== undefined) {
+    const token = source.prepared.token
+    await handleTransferCancel(site, self, { vmId, token }).catch((err) => {
+      site.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
+    })
+  }
+  throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+}
+
+/** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat. */
+async function transfer (site: SiteContext, chosen: Candidate, vmId: string, source: PreparedSource, record: LocationRecord): Promise<
+  { outcome: Omit<MigrationOutcome, 'offers' | 'durationMs'>, error?: undefined, nextOfferAllowed?: undefined } |
+  { outcome?: undefined, error: ProtocolError, nextOfferAllowed: boolean }
+> {
+  const self: Caller = { sender: site.id }
+  let lastError: ProtocolError | undefined
+  let received = false
   for (let attempt = 1; attempt <= site.config.limits.initiateAttempts; attempt++) {
     let dstat: TransferStatus
     try {
@@ -64,6 +100,7 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
       await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
       continue
     }
+    received = true
     if (chosen.via !== site.id) {
       const existing = site.state.location(vmId)
       site.state.setLocation({ vmId, kind: 'partner', target: chosen.via, upstream: existing?.upstream ?? record.upstream, descriptor: record.descriptor, version: site.newVersion() })
@@ -79,19 +116,35 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
       continue
     }
     if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {
-      const outcome: MigrationOutcome = {
-        vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === site.id, bytes: manifestBytes(dstat.status),
-        fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt, offers: candidates.length, durationMs: Date.now() - started,
+      return {
+        outcome: {
+          vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === site.id, bytes: manifestBytes(dstat.status),
+          fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt,
+        },
       }
-      site.log({ event: 'migrated', ...outcome })
-      return outcome
     }
     lastError = new ProtocolError('transfer-failed', 'the destination and source statuses differ')
   }
-  await handleTransferCancel(site, self, { vmId, token: source.token }).catch((err) => {
-    site.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
-  })
-  throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+  return { error: lastError ?? new ProtocolError('transfer-failed', 'the transfer did not complete'), nextOfferAllowed: !received }
+}
+
+/**
+ * The descriptor sent with the Migration request. When it does not state the VM's memory and vCPUs
+ * and the VM is on a host of this site (or handed in for placement), the host's definition of it does.
+ */
+async function descriptorWithDemand (site: SiteContext, vmId: string, record: LocationRecord): Promise<unknown> {
+  if (record.kind === 'partner' || Object.keys(demandOf(record.descriptor)).length > 0) return record.descriptor
+  try {
+    const host = site.host(record.kind === 'intake' ? `intake:${record.target}` : record.target, vmId)
+    return withDemand(record.descriptor, await host.demand?.(vmId))
+  } catch (err) {
+    site.log({ event: 'demand-unknown', vm: vmId, error: (err as Error).message })
+    return record.descriptor
+  }
+}
+
+function sameSite (a: Offer, b: Offer): boolean {
+  return a.sealKey === b.sealKey && a.tlsFingerprint === b.tlsFingerprint
 }
 
 async function initiate (site: SiteContext, chosen: Candidate, vmId: string, ticket: string): Promise<TransferStatus> {

@@ -1,3 +1,4 @@
+import { HypervisorError } from '../../host/errors'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
 import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
@@ -57,9 +58,17 @@ async function prepare (site: SiteContext, caller: Caller, vmId: string, record:
   if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
   for (const old of site.state.openSourceTokens(vmId)) site.state.setTokenState(old.token, 'cancelled')
   const started = Date.now()
-  await host.prepareForLeaving(vmId)
   const manifest: Manifest = { vmId, chunkBytes: site.config.limits.chunkBytes, files: [] }
-  for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
+  try {
+    await host.prepareForLeaving(vmId)
+    for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
+  } catch (err) {
+    // Nothing was handed out yet: the VM runs on here as before.
+    await host.stayHere(vmId).catch((stayErr) => site.log({ event: 'stay-here-failed', vm: vmId, error: (stayErr as Error).message }))
+    site.log({ event: 'prepare-failed', vm: vmId, error: (err as Error).message })
+    if (err instanceof HypervisorError && err.code === 'UNSUPPORTED_VM') throw new ProtocolError('unsupported-vm', 'the VM has parts a cold migration cannot carry', { cause: err })
+    throw err
+  }
   const token = newToken()
   const proxy = site.chooseProxy()
   const expiresAt = Date.now() + site.config.limits.tokenTtlMs

@@ -1,5 +1,6 @@
 import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
+import { demandOf, vmsThatFit } from '../hosts/room'
 import { manifestBytes, type Manifest } from '../proxy/manifest'
 import { pullVm, type PullResult } from '../proxy/puller'
 import { openTicket } from '../proxy/ticket'
@@ -45,7 +46,7 @@ export async function handleInitiateTransfer (site: SiteContext, caller: Caller,
   }
   let running = site.pulls.get(token.token)
   if (running === undefined) {
-    running = pull(site, token.token, token.hostId, vmId, ticket)
+    running = pull(site, token.token, token.hostId, vmId, ticket, token.descriptor)
     site.pulls.set(token.token, running)
     running.finally(() => site.pulls.delete(token.token)).catch(() => {})
   }
@@ -54,11 +55,11 @@ export async function handleInitiateTransfer (site: SiteContext, caller: Caller,
   return { status: result.manifest, bytes: manifestBytes(result.manifest), fetchedBytes: result.fetchedBytes, reusedBytes: result.reusedBytes }
 }
 
-async function pull (site: SiteContext, token: string, hostId: string, vmId: string, sealedTicket: string): Promise<PullResult> {
+async function pull (site: SiteContext, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown): Promise<PullResult> {
   const ticket = await openTicket(sealedTicket, site.config.keys, vmId)
   const host = site.host(hostId, vmId)
-  const { used, max } = await host.capacity()
-  if (!await host.has(vmId) && used >= max) throw new ProtocolError('no-room', 'the offered host has no room left')
+  // Offers reserve nothing: the host may have filled up since it offered.
+  if (!await host.has(vmId) && vmsThatFit(await host.capacity(), demandOf(descriptor)) < 1) throw new ProtocolError('no-room', 'the offered host has no room left')
   const dir = await host.receive(vmId)
   const started = Date.now()
   let lastLog = 0
@@ -86,9 +87,18 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
   site.progress.delete(vmId)
-  await host.confirm(vmId)
+  const pulledMs = Date.now() - started
+  try {
+    await host.confirm(vmId)
+  } catch (err) {
+    // The host could not make the files a running VM (define, restore or start failed; it rolled back).
+    // Copying again would not help: the files go, and the Controller tries another offer or leaves the VM at the Source.
+    await host.abandon(vmId).catch((abandonErr) => site.log({ event: 'abandon-failed', vm: vmId, error: (abandonErr as Error).message }))
+    site.log({ event: 'confirm-failed', vm: vmId, error: (err as Error).message })
+    throw new ProtocolError('transfer-failed', 'the destination could not run the VM', { cause: err, retryable: false })
+  }
   site.state.setTokenState(token, 'received', result.manifest)
-  site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started })
+  site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs })
   return result
 }
 

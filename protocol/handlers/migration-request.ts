@@ -1,4 +1,6 @@
 import { ProtocolError, toProtocolError } from '../errors'
+import { demandOf, vmsThatFit } from '../hosts/room'
+import type { Demand } from '../hosts/vm-host'
 import { newToken } from '../proxy/tokens'
 import type { Caller, SiteContext } from '../site/site-context'
 import { objectBody, stringListField, vmIdField } from './body-fields'
@@ -16,7 +18,8 @@ export async function handleMigrationRequest (site: SiteContext, caller: Caller,
   if (caller.sender !== site.id && !site.config.policy.acceptFrom.includes(caller.sender)) {
     throw new ProtocolError('not-permitted', `this site does not accept VMs from ${caller.sender}`)
   }
-  const local = await localOffers(site, caller, vmId, body.descriptor ?? null)
+  const descriptor = body.descriptor ?? null
+  const local = await localOffers(site, caller, vmId, descriptor, demandOf(descriptor))
   let delegated: Array<{ partner: string, offer: Offer }> = []
   if (options.delegate && site.config.policy.delegate && site.mayForward(caller)) {
     delegated = await askPartners(site, caller, vmId, rawBody, exclude)
@@ -28,18 +31,25 @@ export async function handleMigrationRequest (site: SiteContext, caller: Caller,
   return { offers: [...local, ...wrapped] }
 }
 
-async function localOffers (site: SiteContext, caller: Caller, vmId: string, descriptor: unknown): Promise<Offer[]> {
+/** One offer per host that has room for the VM's demand (VM slots, memory, vCPUs); a host that cannot say is skipped. */
+async function localOffers (site: SiteContext, caller: Caller, vmId: string, descriptor: unknown, demand: Demand): Promise<Offer[]> {
   const offers: Offer[] = []
   for (const host of site.hosts.values()) {
-    if (await host.has(vmId)) continue
-    const { used, max } = await host.capacity()
-    if (used >= max) continue
+    let free: number
+    try {
+      if (await host.has(vmId)) continue
+      free = vmsThatFit(await host.capacity(), demand)
+    } catch (err) {
+      site.log({ event: 'host-unavailable', host: host.id, error: (err as Error).message })
+      continue
+    }
+    if (free < 1) continue
     const token = newToken()
     site.state.putToken({
       token, role: 'destination', proxy: site.chooseProxy(), vmId, hostId: host.id, boundTo: caller.sender, descriptor,
       manifest: null, state: 'open', expiresAt: Date.now() + site.config.limits.tokenTtlMs, locationVersion: null, requester: caller.sender,
     })
-    offers.push({ ref: token, sealKey: site.sealPublicKey, tlsFingerprint: site.tls.fingerprint, depth: 0, free: max - used })
+    offers.push({ ref: token, sealKey: site.sealPublicKey, tlsFingerprint: site.tls.fingerprint, depth: 0, free })
   }
   return offers
 }

@@ -9,7 +9,7 @@ export interface Offer {
   tlsFingerprint: string
   /** How many delegations away the destination is (0: the answering site's own host). */
   depth: number
-  /** Free VM slots on that host. */
+  /** How many more VMs like this one that host takes (its free VM slots, bounded by free memory and vCPUs). */
   free: number
 }
 

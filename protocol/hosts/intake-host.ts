@@ -1,7 +1,8 @@
-import { readdir, stat } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { domainResources } from '../../host/libvirt/lifecycle-resources'
 import { isSafeFileName } from '../proxy/manifest'
-import type { VmFile, VmHost } from './vm-host'
+import type { Demand, VmFile, VmHost } from './vm-host'
 
 /**
  * The source of a primary placement: a VM's files handed to the primary site in a directory of the
@@ -22,6 +23,12 @@ export class IntakeHost implements VmHost {
   async confirm (): Promise<void> {}
   async abandon (): Promise<void> {}
   async release (): Promise<void> {}
+
+  /** A libvirt VM handed in with its domain.xml needs what that XML gives it. */
+  async demand (): Promise<Demand | undefined> {
+    const xml = await readFile(join(this.dir, 'domain.xml'), 'utf8').catch(() => undefined)
+    return xml === undefined ? undefined : domainResources(xml)
+  }
 
   async listFiles (): Promise<VmFile[]> {
     const files: VmFile[] = []

@@ -2,6 +2,7 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { HypervisorError } from '../../host/errors'
 import { Virsh } from '../../host/libvirt/lifecycle-virsh'
+import { backingFiles, relinkBackingFiles } from '../../host/libvirt/lifecycle-disk-chain'
 import { domainResources, type Resources } from '../../host/libvirt/lifecycle-resources'
 import { diskFiles, domainName, rewriteSourcePaths } from '../../host/libvirt/lifecycle-xml'
 import { isSafeFileName } from '../proxy/manifest'
@@ -113,12 +114,20 @@ export class LibvirtVmHost implements VmHost {
     const paths = [join(dir, DOMAIN_XML)]
     for (const disk of diskFiles(xml)) {
       if (dirname(disk) !== dir) throw new HypervisorError('UNSUPPORTED_VM', `disk ${basename(disk)} of ${vmId} is outside its VM directory`)
-      if (RESERVED.has(basename(disk)) || !isSafeFileName(basename(disk))) throw new HypervisorError('UNSUPPORTED_VM', `disk file name ${JSON.stringify(basename(disk))} of ${vmId} is reserved or not a plain name`)
-      paths.push(disk)
+      // A qcow2 overlay travels with its base images (they may live anywhere, e.g. a shared image
+      // cache: only copied, never removed here); the Destination gets them all in the VM directory.
+      for (const image of [disk, ...await backingFiles(disk)]) {
+        if (RESERVED.has(basename(image)) || !isSafeFileName(basename(image))) throw new HypervisorError('UNSUPPORTED_VM', `disk file name ${JSON.stringify(basename(image))} of ${vmId} is reserved or not a plain name`)
+        paths.push(image)
+      }
     }
     for (const name of [SAVED_STATE, DESCRIPTOR]) if (await exists(join(dir, name))) paths.push(join(dir, name))
     const files: VmFile[] = []
-    for (const path of new Set(paths)) files.push({ name: basename(path), size: (await stat(path)).size, path })
+    for (const path of new Set(paths)) {
+      const name = basename(path)
+      if (files.some((f) => f.name === name)) throw new HypervisorError('UNSUPPORTED_VM', `two files of ${vmId} are named ${JSON.stringify(name)}: the transfer carries flat names`)
+      files.push({ name, size: (await stat(path)).size, path })
+    }
     return files.sort((a, b) => a.name.localeCompare(b.name))
   }
 
@@ -150,6 +159,7 @@ export class LibvirtVmHost implements VmHost {
       const xml = rewriteSourcePaths(await readFile(join(dir, DOMAIN_XML), 'utf8'), dir)
       if (domainName(xml) !== vmId) throw new HypervisorError('UNSUPPORTED_VM', `the received domain XML names ${String(domainName(xml))}, not ${vmId}`)
       await writeFile(join(dir, DOMAIN_XML), xml)
+      for (const disk of diskFiles(xml)) await relinkBackingFiles(disk, dir)
       await this.virsh.run('define', join(dir, DOMAIN_XML))
       if (await this.virsh.state(vmId) === 'shut off') {
         const saved = join(dir, SAVED_STATE)
