@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { freePort } from './free-port'
 import type { Teardownable } from './prometheus'
 
-const BINARY = '/usr/bin/nats-server'
+/** Debian installs it in sbin. */
+const BINARY = '/usr/sbin/nats-server'
 const READY_TIMEOUT_MS = 30_000
 
 /**
@@ -54,6 +55,7 @@ export class NatsServer {
       '-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort),
       '-js', '-sd', this.storeDir, '-n', `fedvm-test-${this.port}`,
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
+    child.once('error', (err) => { this.stderr += `cannot start ${BINARY}: ${err.message}` })
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { this.stderr = (this.stderr + chunk).slice(-20_000) })
     this.child = child
     this.exited = new Promise((resolve) => child.once('close', () => resolve()))
