@@ -81,7 +81,8 @@ export class RelayForwarder {
       if (this.stats.failedAttempts++ % 20 === 0) {
         this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, deliveries: batch.length, code: problem.code, retryable: problem.retryable })
       }
-      if (problem.retryable || this.stopped) return 'retry'
+      // bad-response: the answer could not be trusted (unsigned, cut short), which says nothing about the batch.
+      if (problem.retryable || problem.code === 'bad-response' || this.stopped) return 'retry'
       if (batch.length === 1) {
         this.options.outbox.dead(batch)
         this.stats.dead++

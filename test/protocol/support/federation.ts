@@ -16,6 +16,8 @@ export interface SiteSpec {
   proxies?: number
   maxBytesPerSecond?: number
   limits?: Record<string, number>
+  /** The site config's `monitoring` section; `ingest: true` there is replaced by a free address on the site's ip. */
+  monitoring?: Record<string, unknown>
 }
 
 export interface TestSite {
@@ -72,6 +74,7 @@ export class Federation {
         }))),
         stateDir: 'state',
         ...(spec.limits ? { limits: spec.limits } : {}),
+        ...(spec.monitoring ? { monitoring: { ...spec.monitoring, ...(spec.monitoring.ingest === true ? { ingest: `${spec.ip}:${await freePort(spec.ip)}` } : {}) } } : {}),
       }
       site.config.partners = partners.map((p) => p) // filled below once every listen address is known
     }
