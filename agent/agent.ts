@@ -6,6 +6,7 @@ import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './co
 import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
 import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
+import { followGuest } from './feed/follow-guest'
 import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
 import { consumerName, createConsumer, type OutboxConsumer } from './outputs/outbox-consumer'
@@ -209,15 +210,16 @@ export class Agent {
     const feed = new FeedClient({
       endpoint,
       cursor: () => this.store.cursor(vm),
+      noCursor: () => this.store.cursorEpoch(vm) === undefined && this.store.cursor(vm) === 0n,
       onRows: (rows) => {
         this.store.transaction(() => {
           monitor.ingest(rows, this.store.cursorEpoch(vm))
           this.store.setCursor(vm, BigInt(rows[rows.length - 1].seq))
         })
       },
-      onStats: (stats) => {
+      onStats: (stats, streamingFrom) => {
         monitor.view.recordStats(stats)
-        return this.followEpoch(vm, stats)
+        return this.followGuest(vm, stats, streamingFrom)
       },
       onConnected: (connected) => { monitor.view.feedConnected = connected },
       log: this.log,
@@ -226,30 +228,13 @@ export class Agent {
     return feed
   }
 
-  /**
-   * Keeps the cursor in step with the guest's database: a new epoch (database replaced) starts
-   * over from its first row; the same epoch behind the cursor (restored from a snapshot) resumes
-   * after the guest's last row. Returns true when the cursor moved and the feed must say hello again.
-   */
-  private followEpoch (vm: string, stats: StatsFrame): boolean {
-    const known = this.store.cursorEpoch(vm)
-    const cursor = this.store.cursor(vm)
-    const last = BigInt(stats.last)
-    if (known === undefined) {
-      this.store.restartCursor(vm, stats.epoch, cursor)
-      return false
-    }
-    if (known !== stats.epoch) {
-      this.log(`agent: ${vm}: the guest's KPI database changed (epoch ${known} → ${stats.epoch}): following the new one from its first row`)
-      this.store.restartCursor(vm, stats.epoch, 0n)
-      return true
-    }
-    if (last < cursor) {
-      this.log(`agent: ${vm}: the guest's KPI database went back from row ${cursor} to ${last} (restored?): following it from there`)
-      this.store.restartCursor(vm, stats.epoch, last)
-      return true
-    }
-    return false
+  /** Moves the cursor with the guest's database and its acknowledged position (agent/feed/follow-guest.ts); true: say hello again. */
+  private followGuest (vm: string, stats: StatsFrame, streamingFrom?: bigint): boolean {
+    const state = { epoch: this.store.cursorEpoch(vm), cursor: this.store.cursor(vm) }
+    const next = followGuest(state, stats, streamingFrom)
+    if (next.reason) this.log(`agent: ${vm}: ${next.reason}`)
+    if (next.epoch !== state.epoch || next.cursor !== state.cursor) this.store.restartCursor(vm, next.epoch, next.cursor)
+    return next.rehello
   }
 
   /** `left`: the VM is no longer followed here (it migrated, or its entry went): its open windows are delivered now. */

@@ -6,10 +6,16 @@ export interface FeedClientOptions {
   endpoint: string
   /** The persisted cursor: the last row whose effects are durable. */
   cursor: () => bigint
+  /** True when this host has no cursor for the VM (it just arrived): hello without one, "from the acknowledged position". */
+  noCursor: () => boolean
   /** Rows after the cursor, in order, a batch per chunk read; must make them durable with the cursor before returning. */
   onRows: (rows: RowFrame[]) => void
-  /** The guest's stats (sent first after every hello); returning true drops the connection to say hello again with the (moved) cursor. */
-  onStats: (stats: StatsFrame) => boolean
+  /**
+   * The guest's stats (sent first after every hello); returning true drops the connection to say
+   * hello again with the (moved) cursor. `streamingFrom`: for the first stats after a hello, the
+   * row the guest streams after on this connection.
+   */
+  onStats: (stats: StatsFrame, streamingFrom?: bigint) => boolean
   onConnected: (connected: boolean) => void
   log: (line: string) => void
 }
@@ -26,7 +32,9 @@ const MAX_BATCH = 512
 /**
  * Follows one VM's KPI feed: on every (re)connect it says hello with the persisted cursor, then
  * takes rows in order. Rows at or below the cursor are repeats (after a reconnect) and dropped; a
- * gap or a malformed frame closes the connection with a logged reason, and it reconnects.
+ * gap or a malformed frame closes the connection with a logged reason, and it reconnects. After
+ * each durable batch it acks the last row to a guest that takes acks (its stats say `acked`), so
+ * the guest knows where the next host (after a migration) continues.
  */
 export class FeedClient {
   private socket?: Socket
@@ -35,6 +43,8 @@ export class FeedClient {
   private retryTimer?: NodeJS.Timeout
   private pending: RowFrame[] = []
   private batchTimer?: NodeJS.Timeout
+  /** The guest database's epoch, when the guest takes acks; undefined until its stats say so. */
+  private ackEpoch?: string
 
   constructor (private readonly options: FeedClientOptions) {}
 
@@ -42,30 +52,39 @@ export class FeedClient {
     this.connect()
   }
 
+  /** Stores what arrived, acks it, and closes the connection after the ack went out. */
   stop (): void {
     this.stopped = true
     clearTimeout(this.retryTimer)
-    this.socket?.destroy()
     this.flush()
+    const socket = this.socket
+    if (!socket) return
+    socket.end()
+    setTimeout(() => socket.destroy(), 1000).unref()
   }
 
   private connect (): void {
     const path = this.options.endpoint.slice('unix:'.length)
     const socket = connect(path)
     this.socket = socket
+    this.ackEpoch = undefined
     const lines = new LineSplitter()
     // The first line may be the partial tail of a frame written for an earlier connection through a
     // virtio-serial port (the guest cannot see the host disconnect): skipped, once. Any other bad
     // line is an error, so a guest that speaks another version is reported, not silently ignored.
     let firstLine = true
+    /** What this connection's hello asked for (undefined: from the guest's acknowledged position); null once its stats came. */
+    let hello: { after?: bigint } | null = null
     socket.setEncoding('utf8')
     socket.on('connect', () => {
       this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
       this.options.onConnected(true)
-      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', after: this.options.cursor().toString() }))
+      hello = this.options.noCursor() ? {} : { after: this.options.cursor() }
+      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }) }))
     })
     let expected = 0n
     socket.on('data', (chunk: string) => {
+      if (this.stopped) return
       if (expected === 0n) expected = this.options.cursor() + 1n
       try {
         lines.push(chunk, (line) => {
@@ -80,13 +99,23 @@ export class FeedClient {
             firstLine = false
           }
           if (frame.t === 'stats') {
-            if (this.options.onStats(frame)) {
+            const first = hello
+            hello = null
+            const streamingFrom = first === null ? undefined : first.after ?? BigInt(frame.acked ?? '0')
+            if (this.options.onStats(frame, streamingFrom)) {
               this.pending = []
               throw new Error('the cursor moved to follow the guest database: saying hello again')
             }
+            this.ackEpoch = frame.acked === undefined ? undefined : frame.epoch
+            // The rows that follow the first stats start after the (maybe just adopted) cursor.
+            if (first !== null) expected = this.options.cursor() + 1n
             return
           }
           if (frame.t !== 'row') throw new Error(`the guest may not send ${frame.t}`)
+          // The guest answers a hello with stats first: a row before them was written for an earlier
+          // connection through a virtio-serial port (e.g. before the VM was saved on another host), and
+          // the guest sends it again after the stats, since this hello restarted it from the cursor.
+          if (hello !== null) return
           const seq = BigInt(frame.seq)
           if (seq < expected) return
           if (seq > expected) throw new Error(`gap in the feed: expected row ${expected}, got ${seq}`)
@@ -121,6 +150,10 @@ export class FeedClient {
     try {
       this.options.onRows(rows)
       this.backoffMs = MIN_BACKOFF_MS
+      const socket = this.socket
+      if (this.ackEpoch !== undefined && socket && socket.writable) {
+        socket.write(encodeFrame({ v: FEED_VERSION, t: 'ack', seq: rows[rows.length - 1].seq, epoch: this.ackEpoch }))
+      }
     } catch (err) {
       // Nothing of the batch was kept (one transaction): reconnecting asks for it again.
       this.options.log(`feed ${this.options.endpoint}: could not store rows: ${(err as Error).message}`)

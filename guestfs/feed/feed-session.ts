@@ -7,9 +7,10 @@ const STATS_INTERVAL_MS = 1000
 
 /**
  * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
- * cursor; then rows after the cursor go out in commit order: new commits straight from the
- * store's commit events while the stream keeps up, and from the tables (catch-up) after a
- * reconnect or whenever the stream pushed back.
+ * cursor (or without one: from the position hosts acknowledged); then rows after the cursor go
+ * out in commit order: new commits straight from the store's commit events while the stream
+ * keeps up, and from the tables (catch-up) after a reconnect or whenever the stream pushed back.
+ * The host's `ack`s move the acknowledged position, which stays with the database (and the VM).
  */
 export class FeedSession {
   private lastSent: bigint | null = null
@@ -51,8 +52,13 @@ export class FeedSession {
     try {
       this.lines.push(chunk, (line) => {
         const frame = decodeFrame(line)
-        if (frame.t !== 'hello') throw new Error(`the host may only send hello, not ${frame.t}`)
-        this.lastSent = BigInt(frame.after)
+        if (frame.t === 'ack') {
+          // An ack for another database (the host still thinks of the one this replaced) is no position here.
+          if (frame.epoch === this.store.epoch) this.store.acknowledge(BigInt(frame.seq))
+          return
+        }
+        if (frame.t !== 'hello') throw new Error(`the host may only send hello or ack, not ${frame.t}`)
+        this.lastSent = frame.after === undefined ? this.acknowledged() : BigInt(frame.after)
         this.sendStats(true)
         this.pump()
       })
@@ -87,10 +93,17 @@ export class FeedSession {
   private sendStats (always: boolean): void {
     if (this.lastSent === null) return
     const { committed, refused } = this.store.stats
-    const stats = encodeFrame({ v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString(), epoch: this.store.epoch })
+    const stats = encodeFrame({
+      v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString(), epoch: this.store.epoch, acked: this.acknowledged().toString(),
+    })
     if (!always && stats === this.lastStats) return
     this.lastStats = stats
     this.output.write(stats)
+  }
+
+  private acknowledged (): bigint {
+    const { acknowledged, lastCommittedSeq } = this.store
+    return acknowledged < lastCommittedSeq ? acknowledged : lastCommittedSeq
   }
 }
 

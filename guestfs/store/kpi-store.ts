@@ -4,6 +4,7 @@ import { FsError, toFsError } from '../errors'
 import { parseKpiCsv, type KpiSample } from '../csv/parse-kpi-csv'
 import { checkKpiName, type KpiDir } from '../kpi-names'
 import { foldCase } from '../sql-names'
+import { AckedPosition } from './acked-position'
 import { Checkpointer } from './checkpointer'
 import { KpiTables, type CommittedRow } from './kpi-tables'
 import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
@@ -53,6 +54,7 @@ export class KpiStore {
   readonly stats = { committed: 0, refused: 0 }
   /** This database's identity, sent with the feed so a host notices a replaced database. */
   readonly epoch: string
+  private readonly acked: AckedPosition
   private readonly files = new Map<string, KpiFile>()
   private readonly tables: KpiTables
   private readonly upsertFile: Statement
@@ -74,9 +76,11 @@ export class KpiStore {
     this.upsertFile = db.prepare(`INSERT INTO _fedvm_files (name, encrypted, visible, ts, content) VALUES (?, ?, 1, ?, ?)
       ON CONFLICT (name) DO UPDATE SET visible = 1, ts = excluded.ts, content = excluded.content`)
     this.hideFile = db.prepare('UPDATE _fedvm_files SET visible = 0 WHERE name = ?')
+    this.acked = new AckedPosition(db)
     this.writeBatch = db.transaction((batch: QueuedCommit[], ts: number) => {
       let seq = this.lastSeq
       for (const item of batch) this.writeRow(item, ts, ++seq)
+      this.acked.persist()
     })
     this.epoch = databaseEpoch(db)
     this.loadFiles()
@@ -140,6 +144,17 @@ export class KpiStore {
     return this.lastSeq
   }
 
+  /** The highest row a feed host acknowledged (see acked-position.ts). */
+  get acknowledged (): bigint {
+    return this.acked.value
+  }
+
+  /** A host made rows up to `seq` durable; refused beyond the last committed row (no host can have it). */
+  acknowledge (seq: bigint): void {
+    if (seq > this.lastSeq) throw new Error(`ack of row ${seq} beyond the last committed row ${this.lastSeq}`)
+    this.acked.advance(seq)
+  }
+
   /** Calls listener with every row once it is durable, in commit order; returns the unsubscribe function. */
   onCommit (listener: (row: CommittedRow) => void): () => void {
     this.listeners.add(listener)
@@ -162,6 +177,7 @@ export class KpiStore {
   /** Commits whatever is queued, checkpoints the WAL into the database file, and closes it. */
   async close (): Promise<void> {
     this.flush()
+    this.acked.persist()
     await this.checkpointer?.stop()
     this.db.pragma('wal_checkpoint(TRUNCATE)')
     this.db.close()

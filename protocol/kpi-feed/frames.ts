@@ -1,8 +1,11 @@
 /**
  * The KPI feed's wire format (DESIGN.md Contract 2): newline-delimited JSON frames, each with a
- * version `v`. The host sends `hello` (on every (re)connect, with the cursor it has persisted);
- * the guest answers with `row` frames in commit order from that cursor on, then follows new
- * commits, and sends `stats` now and then. Sequences travel as decimal strings (they are 64-bit).
+ * version `v`. The host sends `hello` (on every (re)connect, with the cursor it has persisted, or
+ * without one to mean "from the last row a host acknowledged"); the guest answers with `stats`,
+ * then `row` frames in commit order from that cursor on, then follows new commits, and sends
+ * `stats` now and then. The host sends `ack` once a batch's effects are durable, so the guest knows
+ * how far hosts got (its acknowledged position travels with the VM when it migrates).
+ * Sequences travel as decimal strings (they are 64-bit).
  */
 export const FEED_VERSION = 1
 /** A sealed KPI is at most 1 MiB: base64 plus the frame fits well under this. */
@@ -10,7 +13,10 @@ export const MAX_FRAME_BYTES = 2 * 1024 * 1024
 
 export type FeedValue = number | string | null
 
-export interface HelloFrame { v: 1, t: 'hello', after: string }
+/** `after` absent: from the guest's acknowledged position (a host with no cursor for this VM, e.g. after a migration). */
+export interface HelloFrame { v: 1, t: 'hello', after?: string }
+/** The host made rows up to `seq` of the database `epoch` durable; a guest ignores an ack for another epoch. */
+export interface AckFrame { v: 1, t: 'ack', seq: string, epoch: string }
 export interface RowFrame {
   v: 1
   t: 'row'
@@ -26,10 +32,12 @@ export interface RowFrame {
 /**
  * The guest's counters, its last committed sequence, and its database's epoch: sent first after
  * every hello, so a host whose cursor belongs to another epoch (a replaced or restored database)
- * starts over from 0 instead of skipping rows.
+ * starts over instead of skipping rows. `acked` (guests that understand `ack` and a hello without
+ * `after`): the highest row any host acknowledged; a host whose cursor is behind it (another
+ * host took those rows before the VM migrated here) continues from it.
  */
-export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string }
-export type FeedFrame = HelloFrame | RowFrame | StatsFrame
+export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string, acked?: string }
+export type FeedFrame = HelloFrame | RowFrame | StatsFrame | AckFrame
 
 export class FeedFrameError extends Error {
   readonly code = 'FEED_BAD_FRAME'
@@ -40,6 +48,7 @@ export function encodeFrame (frame: FeedFrame): string {
 }
 
 const SEQ = /^(0|[1-9][0-9]{0,19})$/
+const EPOCH = /^[0-9a-f]{8,64}$/
 
 /** Parses and checks one line; throws FeedFrameError naming what is wrong. */
 export function decodeFrame (line: string): FeedFrame {
@@ -54,14 +63,19 @@ export function decodeFrame (line: string): FeedFrame {
   if (f.v !== FEED_VERSION) throw new FeedFrameError(`unsupported frame version ${JSON.stringify(f.v)} (this side speaks ${FEED_VERSION})`)
   switch (f.t) {
     case 'hello':
-      if (typeof f.after !== 'string' || !SEQ.test(f.after)) throw new FeedFrameError('hello.after must be a decimal sequence string')
+      if (f.after !== undefined && (typeof f.after !== 'string' || !SEQ.test(f.after))) throw new FeedFrameError('hello.after must be a decimal sequence string (or absent)')
       return f as unknown as HelloFrame
+    case 'ack':
+      if (typeof f.seq !== 'string' || !SEQ.test(f.seq)) throw new FeedFrameError('ack.seq must be a decimal sequence string')
+      if (typeof f.epoch !== 'string' || !EPOCH.test(f.epoch)) throw new FeedFrameError('ack.epoch must be a hex string')
+      return f as unknown as AckFrame
     case 'row':
       return checkRow(f)
     case 'stats':
       if (!Number.isSafeInteger(f.committed) || !Number.isSafeInteger(f.refused)) throw new FeedFrameError('stats.committed and stats.refused must be integers')
       if (typeof f.last !== 'string' || !SEQ.test(f.last)) throw new FeedFrameError('stats.last must be a decimal sequence string')
-      if (typeof f.epoch !== 'string' || !/^[0-9a-f]{8,64}$/.test(f.epoch)) throw new FeedFrameError('stats.epoch must be a hex string')
+      if (typeof f.epoch !== 'string' || !EPOCH.test(f.epoch)) throw new FeedFrameError('stats.epoch must be a hex string')
+      if (f.acked !== undefined && (typeof f.acked !== 'string' || !SEQ.test(f.acked))) throw new FeedFrameError('stats.acked must be a decimal sequence string')
       return f as unknown as StatsFrame
     default:
       throw new FeedFrameError(`unknown frame type ${JSON.stringify(f.t)}`)
