@@ -53,6 +53,6 @@ t.test('monitoring.rules in the site config: defaults, and a bad rule names its 
   bad([{ when: 'x > 1' }], 'monitoring.rules[0].name', /./)
   bad([{ name: 'a', when: 'x > 1' }, { name: 'a', when: 'y > 1' }], 'monitoring.rules[1].name', /"a" appears twice/)
   bad({ name: 'a' }, 'monitoring.rules', /./)
-  t.throws(() => parseSiteConfig({ ...base, monitoring: { metricsListen: 'everywhere' } }, '/x/site.json'), { field: 'monitoring.metricsListen' })
-  t.throws(() => parseSiteConfig({ ...base, monitoring: { metricsSealed: 'yes' } }, '/x/site.json'), { field: 'monitoring.metricsSealed' })
+  t.throws(() => parseSiteConfig({ ...base, monitoring: { metricsListen: 'everywhere' } }, '/x/site.json'), { name: 'ConfigError', message: /^monitoring\.metricsListen: / })
+  t.throws(() => parseSiteConfig({ ...base, monitoring: { metricsSealed: 'yes' } }, '/x/site.json'), { name: 'ConfigError', message: /^monitoring\.metricsSealed: / })
 })
