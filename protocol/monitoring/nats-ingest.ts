@@ -36,6 +36,7 @@ export class NatsIngest {
   readonly stream: string
   private stopped = false
   private nc?: NatsConnection
+  private jsm?: JetStreamManager
   private messages?: ConsumerMessages
   private buffer: JsMsg[] = []
   private processing?: Promise<void>
@@ -73,7 +74,8 @@ export class NatsIngest {
         })
         this.nc = nc
         if (this.stopped) break
-        await this.ensureStream(await jetstreamManager(nc))
+        this.jsm = await jetstreamManager(nc)
+        await this.ensureStream(this.jsm)
         const consumer = await jetstream(nc).consumers.get(this.stream, config.durable)
         this.messages = await consumer.consume({
           max_messages: config.batch * 2,
@@ -193,6 +195,10 @@ export class NatsIngest {
     msg.term(reason)
     this.stats.terminated++
     this.options.log({ event: 'nats-delivery-refused', subject: msg.subject, seq: msg.seq, reason })
+    // A work-queue stream keeps a terminated message (nats-server 2.9): remove it, it can never be taken.
+    this.jsm?.streams.deleteMessage(this.stream, msg.seq, false).catch((err: Error) => {
+      this.options.log({ event: 'nats-delete-failed', seq: msg.seq, error: err.message })
+    })
   }
 
   private retryLater (msg: JsMsg, err: unknown): void {
