@@ -1,0 +1,43 @@
+// bench/relay's NATS transport (issue 7 §4): a real `nats-server -js` on loopback; the injector
+// publishes each delivery as the agent's `nats` consumer does (its site's and VM's subject, the id as
+// Nats-Msg-Id, a batch's PubAcks awaited in parallel) and the site takes them from its JetStream
+// stream (monitoring.nats) into the relay, from where the signed HTTP hops carry them on.
+import { jetstream } from '@nats-io/jetstream'
+import { connect } from '@nats-io/transport-node'
+import { DEFAULT_SUBJECT_PREFIX, deliverySubject } from '../protocol/monitoring/nats-subjects'
+import { NatsServer } from '../test/support/nats-server'
+import type { Delivery } from '../protocol/monitoring/delivery-schema'
+import type { TestSite } from '../test/protocol/support/federation'
+
+// The shapes of bench/relay.ts's Injector and Transport (structural: this file compiles on its own).
+interface Injector { send (deliveries: Delivery[]): Promise<void>, close (): Promise<void> }
+interface Transport { name: string, siteMonitoring (siteId: string): Record<string, unknown>, injector (site: TestSite): Promise<Injector>, close (): Promise<void> }
+
+export async function natsTransport (): Promise<Transport> {
+  const cleanups: Array<() => unknown> = []
+  const server = await NatsServer.start({ teardown: (fn) => cleanups.push(fn) })
+  return {
+    name: 'nats',
+    // The local HTTP ingest too: the direct single hop is always a POST (the baseline).
+    siteMonitoring: () => ({ ingest: true, nats: { servers: [server.url] } }),
+    injector: async (site): Promise<Injector> => {
+      const nc = await connect({ servers: server.url })
+      const js = jetstream(nc)
+      const subjects = new Map<string, string>()
+      const subjectOf = (vm: string): string => {
+        let subject = subjects.get(vm)
+        if (subject === undefined) subjects.set(vm, subject = deliverySubject(DEFAULT_SUBJECT_PREFIX, site.spec.id, vm))
+        return subject
+      }
+      return {
+        send: async (deliveries) => {
+          await Promise.all(deliveries.map((d) => js.publish(subjectOf(d.vm), JSON.stringify(d), { msgID: d.id })))
+        },
+        close: async () => { await nc.close() },
+      }
+    },
+    close: async () => {
+      for (const cleanup of cleanups.reverse()) await cleanup()
+    },
+  }
+}
