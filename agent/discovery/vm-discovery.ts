@@ -95,7 +95,7 @@ export class VmDiscovery {
     const before = this.vms.get(vm.id)
     if (before && before.descriptorText === vm.descriptorText) return sameConfig(before.config, config) ? before : { ...before, config }
     try {
-      const descriptor = parseDescriptor(JSON.parse(vm.descriptorText), vm.descriptorFile)
+      const descriptor = parseDescriptor(parseJson(vm.descriptorText, vm.descriptorFile), vm.descriptorFile)
       this.refused.delete(vm.id)
       return { config, descriptor, descriptorText: vm.descriptorText }
     } catch (err) {
@@ -105,6 +105,14 @@ export class VmDiscovery {
       this.refused.set(vm.id, vm.descriptorText)
       return before && { ...before, config }
     }
+  }
+}
+
+function parseJson (text: string, file: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`, { cause: err })
   }
 }
 
