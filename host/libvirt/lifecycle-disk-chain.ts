@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { basename, join, resolve } from 'node:path'
+import { stat } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { HypervisorError } from '../errors'
 
@@ -45,10 +46,19 @@ export async function relinkBackingFiles (disk: string, dir: string): Promise<vo
     const backing = info['backing-filename']
     if (backing === undefined) return
     const local = join(dir, basename(backing))
+    if (!await exists(local)) {
+      // Not carried: fine when the base is shared storage this host reaches under the same path.
+      if (await exists(resolve(dirname(image), backing))) return
+      throw new HypervisorError('UNSUPPORTED_VM', `the base image ${basename(backing)} of ${basename(image)} did not come with it`)
+    }
     if (backing !== local) {
       const format = info['backing-filename-format'] ?? (JSON.parse(await qemuImg('info', '--output=json', local)) as ImageInfo).format
       await qemuImg('rebase', '-u', '-b', local, '-F', format, image)
     }
     image = local
   }
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
 }

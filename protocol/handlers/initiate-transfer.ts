@@ -89,7 +89,7 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
   site.progress.delete(vmId)
   const pulledMs = Date.now() - started
   try {
-    await host.confirm(vmId)
+    await host.confirm(vmId, descriptor)
   } catch (err) {
     // The host could not make the files a running VM (define, restore or start failed; it rolled back).
     // Copying again would not help: the files go, and the Controller tries another offer or leaves the VM at the Source.

@@ -1,6 +1,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
+import { HypervisorError } from '../../host/errors'
+import { backingFiles } from '../../host/libvirt/lifecycle-disk-chain'
 import { domainResources } from '../../host/libvirt/lifecycle-resources'
+import { diskFiles } from '../../host/libvirt/lifecycle-xml'
 import { isSafeFileName } from '../proxy/manifest'
 import type { Demand, VmFile, VmHost } from './vm-host'
 
@@ -31,11 +34,21 @@ export class IntakeHost implements VmHost {
   }
 
   async listFiles (): Promise<VmFile[]> {
-    const files: VmFile[] = []
+    const paths: string[] = []
     for (const entry of await readdir(this.dir, { withFileTypes: true })) {
-      if (!entry.isFile() || !isSafeFileName(entry.name)) continue
-      const path = join(this.dir, entry.name)
-      files.push({ name: entry.name, size: (await stat(path)).size, path })
+      if (entry.isFile() && isSafeFileName(entry.name)) paths.push(join(this.dir, entry.name))
+    }
+    // A disk that is a qcow2 overlay brings its base images along (they may live outside the folder).
+    const xml = await readFile(join(this.dir, 'domain.xml'), 'utf8').catch(() => undefined)
+    for (const disk of xml === undefined ? [] : diskFiles(xml)) {
+      const here = join(this.dir, basename(disk))
+      if (paths.includes(here)) paths.push(...await backingFiles(here))
+    }
+    const files: VmFile[] = []
+    for (const path of new Set(paths)) {
+      const name = basename(path)
+      if (!isSafeFileName(name) || files.some((f) => f.name === name)) throw new HypervisorError('UNSUPPORTED_VM', `a base image of ${this.vmId} is named ${JSON.stringify(name)}, which is not a plain name or names another file`)
+      files.push({ name, size: (await stat(path)).size, path })
     }
     return files.sort((a, b) => a.name.localeCompare(b.name))
   }

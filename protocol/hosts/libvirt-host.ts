@@ -62,9 +62,13 @@ export class LibvirtVmHost implements VmHost {
     return domainResources(await this.virsh.run('dumpxml', '--inactive', vmId))
   }
 
-  /** A domain of that name whose VM directory is this host's (several hosts may share one libvirtd). */
+  /**
+   * The connection has a domain of that name (not one a confirm is still setting up). Hosts that share
+   * a libvirtd share its names too: none of them is offered a VM another one holds.
+   */
   async has (vmId: string): Promise<boolean> {
-    return await exists(this.vmPath(vmId)) && await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
+    this.vmPath(vmId)
+    return await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
   }
 
   async prepareForLeaving (vmId: string): Promise<void> {
@@ -137,7 +141,7 @@ export class LibvirtVmHost implements VmHost {
     return dir
   }
 
-  async confirm (vmId: string): Promise<void> {
+  async confirm (vmId: string, descriptor?: unknown): Promise<void> {
     const dir = this.vmPath(vmId)
     const incoming = this.marker('.incoming', vmId)
     const confirming = this.marker('.confirming', vmId)
@@ -156,6 +160,9 @@ export class LibvirtVmHost implements VmHost {
         await rm(dir, { recursive: true, force: true })
         await rename(incoming, dir)
       }
+      // The host's agent follows VM folders that have a descriptor (agent/discovery): a VM placed
+      // without descriptor.json among its files gets the one its Migration request carried.
+      if (isObject(descriptor) && !await exists(join(dir, DESCRIPTOR))) await writeFile(join(dir, DESCRIPTOR), `${JSON.stringify(descriptor, null, 2)}\n`)
       const xml = rewriteSourcePaths(await readFile(join(dir, DOMAIN_XML), 'utf8'), dir)
       if (domainName(xml) !== vmId) throw new HypervisorError('UNSUPPORTED_VM', `the received domain XML names ${String(domainName(xml))}, not ${vmId}`)
       await writeFile(join(dir, DOMAIN_XML), xml)
@@ -251,6 +258,10 @@ export class LibvirtVmHost implements VmHost {
   private marker (folder: '.incoming' | '.leaving' | '.confirming', vmId: string): string {
     return join(this.vmPath(vmId), '..', folder, vmId)
   }
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 async function exists (path: string): Promise<boolean> {

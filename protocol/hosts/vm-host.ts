@@ -37,8 +37,11 @@ export interface VmHost {
   listFiles: (vmId: string) => Promise<VmFile[]>
   /** A directory for incoming files; it keeps what was written so far across restarts (resume). */
   receive: (vmId: string) => Promise<string>
-  /** The received, verified files become the VM on this host. */
-  confirm: (vmId: string) => Promise<void>
+  /**
+   * The received, verified files become the VM on this host. `descriptor` is the one the Migration
+   * request carried: a host that keeps descriptors beside its VMs writes it where none travelled.
+   */
+  confirm: (vmId: string, descriptor?: unknown) => Promise<void>
   /** Drops received files of a transfer that will not complete. */
   abandon: (vmId: string) => Promise<void>
   /** The VM now lives elsewhere: remove it from this host. */
