@@ -18,7 +18,7 @@ import { digestsOf, makeVmDir } from '../support/vm-files'
 
 class RefusingHost extends DirHost {
   confirms = 0
-  async confirm (): Promise<void> {
+  override async confirm (): Promise<void> {
     this.confirms++
     throw new Error('define failed: this host cannot run the VM')
   }
