@@ -6,6 +6,7 @@ import { PrimaryLatest } from './primary-latest'
 import { createPrimaryRegistry } from './primary-metrics'
 import { startPrimaryMetricsServer } from './primary-metrics-server'
 import { latestDeliveries } from './primary-queries'
+import { RuleFirings } from './rules/rule-firings'
 import { RuleRunner } from './rules/rule-runner'
 import { SealedOpener } from './sealed-opener'
 
@@ -28,7 +29,8 @@ export async function startPrimaryViews (site: SiteContext, relay: MonitoringRel
   if (!opener.hasKey) site.log({ event: 'config-warning', detail: `${opener.keyFile} is missing: sealed deliveries cannot be read by rules or /metrics` })
   let runner: RuleRunner | undefined
   if (rules.length > 0) {
-    runner = new RuleRunner({ rules, opener, log: site.log, forceMigration: (vmId) => runController(site, vmId, []) })
+    const firings = new RuleFirings(relay.primary.db)
+    runner = new RuleRunner({ rules, opener, log: site.log, firings, forceMigration: (vmId) => runController(site, vmId, []) })
     relay.onStored(runner.handle)
   }
   let server: Server | undefined

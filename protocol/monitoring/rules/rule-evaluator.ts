@@ -40,7 +40,8 @@ interface RuleState {
 export class RuleEvaluator {
   private readonly states = new Map<string, RuleState>()
 
-  constructor (readonly rules: readonly Rule[]) {}
+  /** `lastFirings` (rule → vm → data time) carries cooldowns over a restart (rule-firings.ts). */
+  constructor (readonly rules: readonly Rule[], private readonly lastFirings = new Map<string, Map<string, number>>()) {}
 
   /** Whether any rule reads this metric (so the caller opens and converts only what matters). */
   reads (metric: string): boolean {
@@ -65,7 +66,7 @@ export class RuleEvaluator {
     const key = JSON.stringify([rule.name, point.vm])
     let state = this.states.get(key)
     if (state === undefined) {
-      state = { lastTs: -Infinity, armed: true }
+      state = { lastTs: -Infinity, armed: true, lastFiredAt: this.lastFirings.get(rule.name)?.get(point.vm) }
       this.states.set(key, state)
     }
     if (point.ts < state.lastTs) return undefined

@@ -5,6 +5,7 @@ import { MonitoringViewError } from '../errors'
 import type { SealedOpener } from '../sealed-opener'
 import { pointsOf } from './delivery-points'
 import { RuleEvaluator, type Firing, type Point } from './rule-evaluator'
+import type { RuleFirings } from './rule-firings'
 import type { Rule } from './rules-config'
 
 export interface RuleRunnerOptions {
@@ -13,6 +14,8 @@ export interface RuleRunnerOptions {
   log: Log
   /** The owner's Controller for one VM (run-controller.ts, as `fedvm migrate --vm`). */
   forceMigration: (vmId: string) => Promise<unknown>
+  /** Where firings are remembered across restarts (monitoring.db); in memory only without it. */
+  firings?: RuleFirings
 }
 
 /**
@@ -27,7 +30,7 @@ export class RuleRunner {
   private readonly actions = new Set<Promise<void>>()
 
   constructor (private readonly options: RuleRunnerOptions) {
-    this.evaluator = new RuleEvaluator(options.rules)
+    this.evaluator = new RuleEvaluator(options.rules, options.firings?.load())
   }
 
   /** For relay.onStored: returns at once; the batch is evaluated after the ones before it. */
@@ -61,6 +64,7 @@ export class RuleRunner {
 
   private fire (f: Firing): void {
     const { rule, vm } = f
+    this.options.firings?.record(rule.name, vm, f.at)
     this.options.log({
       event: 'rule-fired', rule: rule.name, when: rule.when.text, vm, metric: f.point.metric, selector: f.point.selector,
       since: f.since, at: f.at, heldMs: f.at - f.since, action: rule.action,

@@ -58,3 +58,11 @@ t.test('a point older than one already evaluated is not evaluated (late data can
   t.same(ev.observe([point(10_000, 5)]), [], 'late low point ignored')
   t.equal(ev.observe([point(30_000, 2000)]).length, 1, 'the run from 0 still fires at 30 s')
 })
+
+t.test('a firing remembered from before a restart keeps its cooldown', async (t) => {
+  const list = rules({ name: 'busy', when: 'kpi:users.current_users > 1000 for 10s', cooldownMs: 60_000 })
+  const ev = new RuleEvaluator(list, new Map([['busy', new Map([['vm1', 30_000]])]]))
+  t.same(ev.observe([point(40_000, 2000), point(50_000, 2000), point(89_999, 2000)]), [], 'held, but within 60 s of the remembered firing')
+  t.match(ev.observe([point(90_000, 2000)]), [{ since: 40_000, at: 90_000 }])
+  t.match(ev.observe([point(0, 2000, { vm: 'vm2' }), point(10_000, 2000, { vm: 'vm2' })]), [{ vm: 'vm2', at: 10_000 }], 'other VMs are not held back')
+})

@@ -62,4 +62,13 @@ t.test('an SLA rule forces a migration', async (t) => {
   await post([[50_000, 5000], [90_000, 5000]])
   await new Promise((resolve) => setTimeout(resolve, 1000))
   t.equal(fired().length, 1, 'one breach, one firing')
+
+  // The firing is remembered in monitoring.db: after a restart the breach (held another 40 s) is
+  // still inside the 5-minute cooldown, so no second forced migration starts.
+  await fed.stop('site-a')
+  await fed.start('site-a')
+  await post([[100_000, 5000], [140_000, 5000]])
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.same(fed.daemon('site-a').events().filter((e) => e.event === 'rule-fired'), [], 'no firing after the restart within the cooldown')
+  t.same(hostOf(), now, 'the VM stayed')
 })
