@@ -36,6 +36,7 @@ export class NatsConsumer implements OutboxConsumer {
   private nc?: NatsConnection
   private js?: JetStreamClient
   private timer?: NodeJS.Timeout
+  private connectTimer?: NodeJS.Timeout
   private readonly subjects = new Map<string, string>()
   readonly stats = { sent: 0, failedAttempts: 0 }
 
@@ -60,23 +61,23 @@ export class NatsConsumer implements OutboxConsumer {
   stop (): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.connectTimer)
     void this.nc?.close()
   }
 
   private async connect (): Promise<void> {
     let nc: NatsConnection
     try {
-      // waitOnFirstConnect: a server that is not up yet is retried like a lost one.
+      // Once connected the client reconnects for ever; a first connect that fails is retried here (stop() can end that).
       nc = await connect({
         servers: this.options.servers,
         name: `fedvm-agent ${this.name}`,
-        waitOnFirstConnect: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: RECONNECT_WAIT_MS,
       })
     } catch (err) {
       this.failed(`cannot connect to ${this.options.servers.join(', ')}: ${(err as Error).message}`)
-      if (!this.stopped) setTimeout(() => void this.connect(), MAX_BACKOFF_MS / 10)
+      if (!this.stopped) this.connectTimer = setTimeout(() => void this.connect(), RECONNECT_WAIT_MS * 2)
       return
     }
     if (this.stopped) {

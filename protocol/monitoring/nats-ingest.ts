@@ -41,6 +41,8 @@ export class NatsIngest {
   private buffer: JsMsg[] = []
   private processing?: Promise<void>
   private running?: Promise<void>
+  /** Ends the pause between two connection attempts (stop()). */
+  private wake?: () => void
 
   constructor (private readonly options: NatsIngestOptions) {
     this.stream = options.config.stream ?? defaultStreamName(options.siteId)
@@ -53,6 +55,7 @@ export class NatsIngest {
   /** Stops taking messages; the ones received but not yet handed to the relay are given back at once. */
   async stop (): Promise<void> {
     this.stopped = true
+    this.wake?.()
     await this.messages?.close()
     await this.processing
     for (const msg of this.buffer.splice(0)) msg.nak()
@@ -62,18 +65,21 @@ export class NatsIngest {
 
   private async run (): Promise<void> {
     const { config, log } = this.options
+    let failures = 0
     while (!this.stopped) {
       let nc: NatsConnection | undefined
       try {
         nc = await connect({
           servers: config.servers,
           name: `fedvm-site ${this.options.siteId}`,
-          waitOnFirstConnect: true,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
         })
         this.nc = nc
-        if (this.stopped) break
+        if (this.stopped) {
+          await nc.close()
+          break
+        }
         this.jsm = await jetstreamManager(nc)
         await this.ensureStream(this.jsm)
         const consumer = await jetstream(nc).consumers.get(this.stream, config.durable)
@@ -84,15 +90,21 @@ export class NatsIngest {
           callback: (msg) => this.received(msg),
         })
         log({ event: 'nats-ingest-started', stream: this.stream, durable: config.durable, server: nc.getServer() })
+        failures = 0
         const ended = await Promise.race([this.messages.closed(), nc.closed()])
         if (!this.stopped) log({ event: 'nats-ingest-interrupted', stream: this.stream, error: ended instanceof Error ? ended.message : 'closed' })
       } catch (err) {
-        if (!this.stopped) log({ event: 'nats-ingest-failed', stream: this.stream, error: (err as Error).message })
+        // Logged once per outage, not every second while the server is down.
+        if (!this.stopped && failures++ === 0) log({ event: 'nats-ingest-failed', stream: this.stream, error: (err as Error).message, retryMs: RETRY_MS })
       }
       if (this.stopped) break
       await this.messages?.close().catch(() => undefined)
       await nc?.close().catch(() => undefined)
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS))
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, RETRY_MS)
+        this.wake = () => { clearTimeout(timer); resolve() }
+      })
+      this.wake = undefined
     }
   }
 

@@ -95,11 +95,15 @@ t.test('the nats consumer: subjects per VM, ids as Nats-Msg-Id, nothing lost or 
     t.equal(stored.length, batch.length, 'each once: republished ones were dropped by Nats-Msg-Id')
   })
 
-  await t.test('server down when deliveries are queued: they wait in the outbox, then go', async (t) => {
+  await t.test('an agent (re)started while the server is down: the outbox waits, then goes', async (t) => {
     await server.kill()
+    consumer.stop()
+    const restarted = new NatsConsumer(CONSUMER, { servers: [server.url], site: SITE, subjectPrefix: PREFIX }, store, (line) => logs.push(line))
+    t.teardown(() => restarted.stop())
+    restarted.start()
     for (const d of deliveries('web-1', 'later', 100)) store.enqueue(CONSUMER, d)
-    consumer.kick()
-    await sleep(500)
+    restarted.kick()
+    await sleep(1500)
     t.equal(store.queueLength(CONSUMER), 100, 'nothing leaves without a PubAck')
     await server.restart()
     await waitFor('the 100 delivered', () => store.queueLength(CONSUMER) === 0, 20_000)

@@ -35,11 +35,14 @@ t.test('agent → NATS → site B → A: nothing lost across a nats-server crash
     { id: 'site-b', ip: '127.0.0.72', hosts: [{ id: 'b1', maxVms: 1 }], partners: ['site-a'], monitoring: { nats: { servers: [nats.url], batch: 200 } } },
   ])
   t.teardown(() => fed.close())
+  await nats.kill() // B starts while the bus is down: it keeps trying
   await fed.start()
   const stores = new MonitoringStores(fed)
   const image = join(fed.root, 'image')
   await makeVmDir(image, { 'disk.img': 64 * 1024 })
   t.match((await fed.cli('site-a', 'place', '--vm', VM, '--dir', image)).json, { outcome: 'migrated', destination: 'site-b' }, 'web-1 runs at B for A')
+  await fed.daemon('site-b').waitForEvent((e) => e.event === 'nats-ingest-failed')
+  await nats.restart()
   await fed.daemon('site-b').waitForEvent((e) => e.event === 'nats-ingest-started' && e.stream === 'FEDVM_DELIVERIES_site-b')
 
   const specs = [
