@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { decodeFrame, encodeFrame, FEED_VERSION, LineSplitter, type RowFrame, type StatsFrame } from '../../protocol/kpi-feed/frames'
 
@@ -74,13 +75,13 @@ export class FeedClient {
     // line is an error, so a guest that speaks another version is reported, not silently ignored.
     let firstLine = true
     /** What this connection's hello asked for (undefined: from the guest's acknowledged position); null once its stats came. */
-    let hello: { after?: bigint } | null = null
+    let hello: { after?: bigint, id: string } | null = null
     socket.setEncoding('utf8')
     socket.on('connect', () => {
       this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
       this.options.onConnected(true)
-      hello = this.options.noCursor() ? {} : { after: this.options.cursor() }
-      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }) }))
+      hello = { ...(this.options.noCursor() ? {} : { after: this.options.cursor() }), id: randomBytes(6).toString('hex') }
+      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }), id: hello.id }))
     })
     let expected = 0n
     socket.on('data', (chunk: string) => {
@@ -99,6 +100,9 @@ export class FeedClient {
             firstLine = false
           }
           if (frame.t === 'stats') {
+            // A guest that echoes hello ids (it reports `acked`) answers this hello with stats naming it:
+            // stats before those were written for an earlier connection that the port still held.
+            if (hello !== null && frame.acked !== undefined && frame.hello !== hello.id) return
             const first = hello
             hello = null
             const streamingFrom = first === null ? undefined : first.after ?? BigInt(frame.acked ?? '0')

@@ -59,7 +59,7 @@ export class FeedSession {
         }
         if (frame.t !== 'hello') throw new Error(`the host may only send hello or ack, not ${frame.t}`)
         this.lastSent = frame.after === undefined ? this.acknowledged() : BigInt(frame.after)
-        this.sendStats(true)
+        this.sendStats(true, frame.id)
         this.pump()
       })
     } catch (err) {
@@ -90,11 +90,13 @@ export class FeedSession {
     if (!this.output.write(encodeFrame(rowFrame(row)))) this.blocked = true
   }
 
-  private sendStats (always: boolean): void {
+  /** `hello`: the id of the hello these stats answer (echoed so the host knows where this connection's frames start). */
+  private sendStats (always: boolean, hello?: string): void {
     if (this.lastSent === null) return
     const { committed, refused } = this.store.stats
     const stats = encodeFrame({
       v: FEED_VERSION, t: 'stats', committed, refused, last: this.store.lastCommittedSeq.toString(), epoch: this.store.epoch, acked: this.acknowledged().toString(),
+      ...(hello === undefined ? {} : { hello }),
     })
     if (!always && stats === this.lastStats) return
     this.lastStats = stats

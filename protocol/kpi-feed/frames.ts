@@ -13,8 +13,12 @@ export const MAX_FRAME_BYTES = 2 * 1024 * 1024
 
 export type FeedValue = number | string | null
 
-/** `after` absent: from the guest's acknowledged position (a host with no cursor for this VM, e.g. after a migration). */
-export interface HelloFrame { v: 1, t: 'hello', after?: string }
+/**
+ * `after` absent: from the guest's acknowledged position (a host with no cursor for this VM, e.g.
+ * after a migration). `id`: echoed as `stats.hello` in the answer, so the host can tell it from
+ * frames written for an earlier connection that a virtio-serial port still held.
+ */
+export interface HelloFrame { v: 1, t: 'hello', after?: string, id?: string }
 /** The host made rows up to `seq` of the database `epoch` durable; a guest ignores an ack for another epoch. */
 export interface AckFrame { v: 1, t: 'ack', seq: string, epoch: string }
 export interface RowFrame {
@@ -36,7 +40,7 @@ export interface RowFrame {
  * `after`): the highest row any host acknowledged; a host whose cursor is behind it (another
  * host took those rows before the VM migrated here) continues from it.
  */
-export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string, acked?: string }
+export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string, acked?: string, hello?: string }
 export type FeedFrame = HelloFrame | RowFrame | StatsFrame | AckFrame
 
 export class FeedFrameError extends Error {
@@ -49,6 +53,7 @@ export function encodeFrame (frame: FeedFrame): string {
 
 const SEQ = /^(0|[1-9][0-9]{0,19})$/
 const EPOCH = /^[0-9a-f]{8,64}$/
+const HELLO_ID = /^[A-Za-z0-9-]{1,64}$/
 
 /** Parses and checks one line; throws FeedFrameError naming what is wrong. */
 export function decodeFrame (line: string): FeedFrame {
@@ -64,6 +69,7 @@ export function decodeFrame (line: string): FeedFrame {
   switch (f.t) {
     case 'hello':
       if (f.after !== undefined && (typeof f.after !== 'string' || !SEQ.test(f.after))) throw new FeedFrameError('hello.after must be a decimal sequence string (or absent)')
+      if (f.id !== undefined && (typeof f.id !== 'string' || !HELLO_ID.test(f.id))) throw new FeedFrameError('hello.id must be 1 to 64 letters, digits or dashes')
       return f as unknown as HelloFrame
     case 'ack':
       if (typeof f.seq !== 'string' || !SEQ.test(f.seq)) throw new FeedFrameError('ack.seq must be a decimal sequence string')
@@ -76,6 +82,7 @@ export function decodeFrame (line: string): FeedFrame {
       if (typeof f.last !== 'string' || !SEQ.test(f.last)) throw new FeedFrameError('stats.last must be a decimal sequence string')
       if (typeof f.epoch !== 'string' || !EPOCH.test(f.epoch)) throw new FeedFrameError('stats.epoch must be a hex string')
       if (f.acked !== undefined && (typeof f.acked !== 'string' || !SEQ.test(f.acked))) throw new FeedFrameError('stats.acked must be a decimal sequence string')
+      if (f.hello !== undefined && (typeof f.hello !== 'string' || !HELLO_ID.test(f.hello))) throw new FeedFrameError('stats.hello must be a hello id')
       return f as unknown as StatsFrame
     default:
       throw new FeedFrameError(`unknown frame type ${JSON.stringify(f.t)}`)

@@ -11,7 +11,7 @@ import { waitFor } from '../../agent/support/wait'
 // and a host with no cursor of its own (the one a VM migrated to) says hello without `after`:
 // it is served from there. A fake host (this test) talks to the real guestfs over its unix feed.
 
-const hello = (after?: number) => JSON.stringify({ v: 1, t: 'hello', ...(after === undefined ? {} : { after: String(after) }) }) + '\n'
+const hello = (after?: number, id?: string) => JSON.stringify({ v: 1, t: 'hello', ...(after === undefined ? {} : { after: String(after) }), ...(id ? { id } : {}) }) + '\n'
 const ack = (seq: number, epoch: string) => JSON.stringify({ v: 1, t: 'ack', seq: String(seq), epoch }) + '\n'
 
 /** The host's view of one connection: the first line (stats) and the row sequences that followed. */
@@ -45,8 +45,10 @@ t.test('the acknowledged position: kept across connections and a guestfs restart
   first.close()
 
   const second = await connectAsHost(t, feed)
-  second.write(hello())
+  second.write(hello(undefined, 'c0ffee-2'))
   const two = await served(second, 3)
+  t.equal(two.stats.hello, 'c0ffee-2', 'the stats answering a hello name it')
+  t.notOk('hello' in one.stats, 'and only when the hello had an id')
   t.equal(two.stats.acked, '5', 'the acknowledged position is the highest ack of this database')
   t.strictSame(two.seqs, ['6', '7', '8'], 'a hello without after is served from the acknowledged position')
   second.write(ack(99, epoch))
