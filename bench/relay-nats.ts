@@ -30,8 +30,16 @@ export async function natsTransport (): Promise<Transport> {
         return subject
       }
       return {
+        // As the agent's outbox does: what got no PubAck is published again (the same Nats-Msg-Id, so once).
         send: async (deliveries) => {
-          await Promise.all(deliveries.map((d) => js.publish(subjectOf(d.vm), JSON.stringify(d), { msgID: d.id })))
+          let left = deliveries
+          for (let attempt = 1; left.length > 0; attempt++) {
+            const results = await Promise.allSettled(left.map((d) => js.publish(subjectOf(d.vm), JSON.stringify(d), { msgID: d.id })))
+            const failed = left.filter((_, i) => results[i].status === 'rejected')
+            if (failed.length > 0 && attempt >= 5) throw (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason
+            if (failed.length > 0) console.error(`bench/relay-nats: ${failed.length} publishes without a PubAck, again (attempt ${attempt + 1})`)
+            left = failed
+          }
         },
         close: async () => { await nc.close() },
       }
