@@ -1,8 +1,7 @@
 import t from 'tap'
 import { cp, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodeKey } from '../../../protocol/crypto/key-files'
-import { decodeKey } from '../../../protocol/crypto/key-files'
+import { decodeKey, encodeKey } from '../../../protocol/crypto/key-files'
 import { generateBoxKeyPair, seal } from '../../../protocol/crypto/sealed-box'
 import type { Delivery } from '../../../protocol/monitoring/delivery-schema'
 import { PrometheusServer } from '../../support/prometheus'
@@ -68,17 +67,15 @@ t.test('the primary site\'s store: query command and /metrics', async (t) => {
     t.notOk(JSON.stringify(all.json).includes('"sealed":"'), 'no sealed payload in the output, only the flag')
   })
 
-  t.test('--metric, --since (duration ago, ISO), --until', async (t) => {
+  t.test('--metric and --since as a duration ago', async (t) => {
     const recent = await query('--metric', USERS, '--since', '10m')
     t.equal(recent.code, 0, recent.stderr)
     t.same(recent.json.deliveries.map((d: { value: number }) => d.value), [500, 600], 'the last 10 minutes')
     t.equal(recent.json.metric, USERS)
-    const window = await query('--metric', USERS, '--since', new Date(now - 35 * MIN).toISOString(), '--until', new Date(now - 15 * MIN).toISOString())
-    t.same(window.json.deliveries.map((d: { value: number }) => d.value), [300, 400], 'between two ISO times')
   })
 
-  t.test('table output: one line per value', async (t) => {
-    const table = await query('--since', '25m', '--output', 'table')
+  t.test('table output: one line per value; --since as an ISO time', async (t) => {
+    const table = await query('--since', new Date(now - 25 * MIN).toISOString(), '--output', 'table')
     t.equal(table.code, 0, table.stderr)
     const lines = table.stdout.trimEnd().split('\n')
     t.match(lines[0], /^TIME\s+METRIC\s+FUNCTION\s+VALUE\s+SEALED$/)
