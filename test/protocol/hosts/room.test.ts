@@ -81,4 +81,12 @@ t.test('a qcow2 overlay lists its base; copied flat, it is pointed at the copy',
   t.same(await backingFiles(join(root, 'dst', 'top.qcow2')), [join(root, 'dst', 'mid.qcow2'), join(root, 'dst', 'base.qcow2')], 'the whole chain resolves inside the Destination folder (twice: idempotent)')
   await run('qemu-img', ['check', '-q', join(root, 'dst', 'top.qcow2')])
   t.pass('qemu-img check passes on the relinked overlay')
+
+  // A base that did not travel: kept when this host reaches it under the same path (shared storage), else refused.
+  await mkdir(join(root, 'lone'))
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(root, 'cache', 'base.qcow2'), '-F', 'qcow2', join(root, 'lone', 'shared.qcow2')])
+  await relinkBackingFiles(join(root, 'lone', 'shared.qcow2'), join(root, 'lone'))
+  t.same(await backingFiles(join(root, 'lone', 'shared.qcow2')), [join(root, 'cache', 'base.qcow2')], 'a reachable shared base is left as it is')
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', join(root, 'gone', 'base.qcow2'), '-F', 'qcow2', join(root, 'lone', 'orphan.qcow2'), '16M'])
+  await t.rejects(relinkBackingFiles(join(root, 'lone', 'orphan.qcow2'), join(root, 'lone')), { code: 'UNSUPPORTED_VM', message: /base image base\.qcow2 of orphan\.qcow2 did not come with it/ })
 })
