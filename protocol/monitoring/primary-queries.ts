@@ -43,14 +43,31 @@ export function queryDeliveries (db: Database.Database, q: DeliveryQuery): Store
   return rows.reverse().map(deliveryFromRow)
 }
 
+/** How far back in one metric's deliveries the newest of each of its functions is looked for. */
+const LATEST_DEPTH = 64
+
 /**
- * The newest delivery of every (vm, metric, function): SQLite gives a bare column the values of the
- * row that holds the MAX() of its group, so this is one pass over the table (read once, at start).
+ * The newest delivery of every (vm, metric, function), read once at start. It walks the
+ * (vm, metric, to_ms) index: one seek per distinct (vm, metric), then that metric's newest
+ * LATEST_DEPTH deliveries. A function not among them has stopped being delivered long ago and
+ * is left out (a plain GROUP BY would sort the whole table instead: seconds per 100k rows).
  */
 export function latestDeliveries (db: Database.Database): StoredDelivery[] {
   if (!hasTable(db)) return []
-  const rows = db.prepare('SELECT *, MAX("to_ms") AS "_max" FROM "deliveries" GROUP BY "vm", "metric", "function"').all() as Array<Record<string, unknown>>
-  return rows.map(deliveryFromRow)
+  const first = db.prepare('SELECT "vm", "metric" FROM "deliveries" ORDER BY "vm", "metric" LIMIT 1')
+  const next = db.prepare('SELECT "vm", "metric" FROM "deliveries" WHERE ("vm", "metric") > (?, ?) ORDER BY "vm", "metric" LIMIT 1')
+  const newest = db.prepare('SELECT * FROM "deliveries" WHERE "vm" = ? AND "metric" = ? ORDER BY "to_ms" DESC LIMIT ?')
+  const result: StoredDelivery[] = []
+  for (let pair = first.get() as { vm: string, metric: string } | undefined; pair !== undefined; pair = next.get(pair.vm, pair.metric) as typeof pair) {
+    const seen = new Set<string>()
+    for (const row of newest.all(pair.vm, pair.metric, LATEST_DEPTH) as Array<Record<string, unknown>>) {
+      const key = `${String(row.format)}:${String(row.function)}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      result.push(deliveryFromRow(row))
+    }
+  }
+  return result
 }
 
 function hasTable (db: Database.Database): boolean {
