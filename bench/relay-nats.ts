@@ -1,9 +1,9 @@
 // bench/relay's NATS transport (issue 7 §4): a real `nats-server -js` on loopback; the injector
-// publishes each delivery as the agent's `nats` consumer does (its site's and VM's subject, the id as
-// Nats-Msg-Id, a batch's PubAcks awaited in parallel) and the site takes them from its JetStream
+// publishes each delivery with the agent's `nats` consumer's publisher (its site's and VM's subject,
+// the id as Nats-Msg-Id, a batch's PubAcks awaited together) and the site takes them from its JetStream
 // stream (monitoring.nats) into the relay, from where the signed HTTP hops carry them on.
-import { jetstream } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
+import { JetStreamPublisher } from '../agent/outputs/jetstream-publisher'
 import { DEFAULT_SUBJECT_PREFIX, deliverySubject } from '../protocol/monitoring/nats-subjects'
 import { NatsServer } from '../test/support/nats-server'
 import type { Delivery } from '../protocol/monitoring/delivery-schema'
@@ -22,7 +22,7 @@ export async function natsTransport (): Promise<Transport> {
     siteMonitoring: () => ({ ingest: true, nats: { servers: [server.url] } }),
     injector: async (site): Promise<Injector> => {
       const nc = await connect({ servers: server.url })
-      const js = jetstream(nc)
+      const publisher = new JetStreamPublisher(nc)
       const subjects = new Map<string, string>()
       const subjectOf = (vm: string): string => {
         let subject = subjects.get(vm)
@@ -34,9 +34,9 @@ export async function natsTransport (): Promise<Transport> {
         send: async (deliveries) => {
           let left = deliveries
           for (let attempt = 1; left.length > 0; attempt++) {
-            const results = await Promise.allSettled(left.map((d) => js.publish(subjectOf(d.vm), JSON.stringify(d), { msgID: d.id })))
-            const failed = left.filter((_, i) => results[i].status === 'rejected')
-            if (failed.length > 0 && attempt >= 5) throw (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason
+            const outcomes = await publisher.publish(left.map((d) => ({ subject: subjectOf(d.vm), id: d.id, body: JSON.stringify(d) })), 5000)
+            const failed = left.filter((_, i) => outcomes[i] !== undefined)
+            if (failed.length > 0 && attempt >= 5) throw new Error(outcomes.find((o) => o !== undefined))
             if (failed.length > 0) console.error(`bench/relay-nats: ${failed.length} publishes without a PubAck, again (attempt ${attempt + 1})`)
             left = failed
           }

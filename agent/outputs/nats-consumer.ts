@@ -1,7 +1,7 @@
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { deliverySubject } from '../../protocol/monitoring/nats-subjects'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
+import { JetStreamPublisher } from './jetstream-publisher'
 import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
 
@@ -30,7 +30,7 @@ export class NatsConsumer implements OutboxConsumer {
   private stopped = false
   private connected = false
   private nc?: NatsConnection
-  private js?: JetStreamClient
+  private publisher?: JetStreamPublisher
   private connectTimer?: NodeJS.Timeout
   private readonly subjects = new Map<string, string>()
   private readonly sender: OutboxSender
@@ -78,11 +78,12 @@ export class NatsConsumer implements OutboxConsumer {
       return
     }
     this.nc = nc
-    this.js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS })
+    this.publisher = new JetStreamPublisher(nc)
     this.connected = true
     void this.followStatus(nc)
     void nc.closed().then(() => {
       this.connected = false
+      this.publisher?.close()
       if (!this.stopped) void this.connect()
     })
     this.sender.start()
@@ -101,12 +102,10 @@ export class NatsConsumer implements OutboxConsumer {
   }
 
   private async publish (due: QueuedDelivery[]): Promise<BatchResult> {
-    const js = this.js!
-    const results = await Promise.allSettled(due.map((d) => js.publish(this.subjectOf(d), d.body, { msgID: d.id, timeout: PUBLISH_TIMEOUT_MS })))
-    const failed = due.filter((_, i) => results[i].status === 'rejected')
+    const outcomes = await this.publisher!.publish(due.map((d) => ({ subject: this.subjectOf(d), id: d.id, body: d.body })), PUBLISH_TIMEOUT_MS)
+    const failed = due.filter((_, i) => outcomes[i] !== undefined)
     if (failed.length === 0) return { failed }
-    const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as Error
-    return { failed, reason: `${failed.length} of ${due.length} publishes without a PubAck: ${reason.message}` }
+    return { failed, reason: `${failed.length} of ${due.length} publishes without a PubAck: ${outcomes.find((o) => o !== undefined)!}` }
   }
 
   /** The delivery's subject, from the VM named in its body (cached per VM). */

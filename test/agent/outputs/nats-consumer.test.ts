@@ -67,6 +67,17 @@ t.test('the nats consumer: subjects per VM, ids as Nats-Msg-Id, nothing lost or 
     t.equal(consumer.stats.sent, 500)
   })
 
+  await t.test('a site no stream takes: no PubAck ("no responders"), the deliveries stay queued', async (t) => {
+    const lost = new NatsConsumer('nats:site-x', { servers: [server.url], site: 'site-x', subjectPrefix: PREFIX }, store, (line) => logs.push(line))
+    t.teardown(() => lost.stop())
+    lost.start()
+    for (const d of deliveries('web-1', 'nowhere', 5)) store.enqueue('nats:site-x', d)
+    lost.kick()
+    await waitFor('the failure logged', () => logs.some((l) => /consumer nats:site-x: delivery failed \(5 of 5 publishes without a PubAck: no responders/.test(l)), 10_000)
+    t.equal(store.queueLength('nats:site-x'), 5, 'all five still in the outbox')
+    lost.stop()
+  })
+
   await t.test('nats-server SIGKILLed while the agent publishes, restarted on the same store: every delivery once', async (t) => {
     const batch = deliveries('web-1', 'crash', 4000)
     const sentBefore = consumer.stats.sent
