@@ -26,6 +26,11 @@ export interface LibvirtHostOptions {
   bridgeAddress?: string
   /** How long to wait for libvirtd's first answer (it sets up its drivers first: ~4-12 s). */
   readyTimeoutMs?: number
+  /**
+   * Run in this existing network namespace (`ip netns add NAME`, owned by the caller) instead of a
+   * new one with br0: e.g. a site's namespace, shared with its site daemon and agent. Left in place by stop().
+   */
+  netns?: string
 }
 
 const LIBVIRTD_CONF = `unix_sock_rw_perms = "0700"
@@ -55,7 +60,8 @@ export class LibvirtHost {
   private constructor (
     readonly tag: string,
     readonly netns: string,
-    readonly dir: string
+    readonly dir: string,
+    private readonly ownsNetns = true
   ) {}
 
   get socketPath (): string { return join(this.dir, 'run', 'libvirt-sock') }
@@ -64,11 +70,11 @@ export class LibvirtHost {
 
   static async start (options: LibvirtHostOptions = {}): Promise<LibvirtHost> {
     const tag = options.tag ?? randomBytes(3).toString('hex')
-    const netns = `fedvm-${tag}`
+    const netns = options.netns ?? `fedvm-${tag}`
     const dir = await mkdtemp(join(tmpdir(), `fedvm-libvirt-${tag}-`))
-    const host = new LibvirtHost(tag, netns, dir)
+    const host = new LibvirtHost(tag, netns, dir, options.netns === undefined)
     try {
-      await host.createNetwork(options.bridgeAddress ?? '192.0.2.1/24')
+      if (host.ownsNetns) await host.createNetwork(options.bridgeAddress ?? '192.0.2.1/24')
       await host.startDaemons()
       await host.waitReady(options.readyTimeoutMs ?? 60_000)
       return host
@@ -122,7 +128,7 @@ export class LibvirtHost {
     })
     await attempt(async () => await killPidFile(join(this.dir, 'run', 'libvirtd.pid')))
     await attempt(async () => await killPidFile(join(this.dir, 'run', 'virtlogd.pid')))
-    await attempt(async () => await run('ip', ['netns', 'del', this.netns]))
+    if (this.ownsNetns) await attempt(async () => await run('ip', ['netns', 'del', this.netns]))
     await attempt(async () => await rm(this.dir, { recursive: true, force: true }))
     if (errors.length > 0) throw new AggregateError(errors, `stopping libvirt host ${this.tag}`)
   }
