@@ -2,7 +2,7 @@ import t from 'tap'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Federation } from '../protocol/support/federation'
@@ -21,6 +21,7 @@ import { domainXml, waitGuestReady } from '../support/vm/test-domain'
 
 const run = promisify(execFile)
 const BOOT_MARKER = 'fedvm-guest: modules loaded'
+const MiB = 1024 * 1024
 
 t.test('libvirt-backed sites migrate a real VM within and across sites', async (t) => {
   const started = Date.now()
@@ -56,8 +57,12 @@ t.test('libvirt-backed sites migrate a real VM within and across sites', async (
   await mkdir(cache, { recursive: true })
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(cache, 'base.qcow2'), '32M'])
   await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(cache, 'base.qcow2'), '-F', 'qcow2', join(intake, 'disk.qcow2')])
+  // A second disk, raw: 64 MiB of which only the first MiB holds data; the rest must stay holes.
+  await writeFile(join(intake, 'data.img'), randomBytes(MiB))
+  await run('truncate', ['-s', String(64 * MiB), join(intake, 'data.img')])
+  const dataDisk = `<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='${join(intake, 'data.img')}'/><target dev='vdb' bus='virtio'/></disk>\n    <interface`
   await writeFile(join(intake, 'domain.xml'), domainXml({ name: vmId, type, image, memoryMiB: 128, disk: join(intake, 'disk.qcow2'), consoleLog: join(intake, 'console.log') })
-    .replace("type='raw'", "type='qcow2'"))
+    .replace("type='raw'", "type='qcow2'").replace('<interface', dataDisk))
   const descriptorFile = join(fed.root, 'descriptor.json')
   await writeFile(descriptorFile, JSON.stringify({ id: vmId }))
 
@@ -89,6 +94,9 @@ t.test('libvirt-backed sites migrate a real VM within and across sites', async (
     t.equal((await x.virsh('list', '--all', '--name')).trim(), '', 'site-a\'s libvirtd keeps no domain')
     t.same(await visible(fed.vmDir('site-a', 'a1')), [], 'site-a\'s host keeps no VM folder')
     t.same(await backingChain(join(bDir, 'disk.qcow2')), [join(bDir, 'disk.qcow2'), join(bDir, 'base.qcow2')], 'the backing chain was carried and relinked')
+    const data = await stat(join(bDir, 'data.img'))
+    t.equal(data.size, 64 * MiB, 'the raw data disk keeps its size')
+    t.ok(data.blocks * 512 <= 9 * MiB, `and its holes (${data.blocks * 512} bytes allocated; one 8 MiB transfer chunk holds the data)`)
     t.notMatch(await y.virsh('dumpxml', vmId), fed.vmDir('site-a', 'a1'), 'no path of site-a in the running definition')
     t.same(JSON.parse(await readFile(join(bDir, 'descriptor.json'), 'utf8')), { id: vmId, resources: { memoryMiB: 128, vcpus: 1 } }, 'the descriptor travelled')
     t.same((await status(fed, 'site-a')).locations, [{ vmId, kind: 'partner', target: 'site-b', upstream: null }], 'site-a records only the partner')
