@@ -12,6 +12,8 @@ export interface FoundVm {
   domain: string
   /** The host end of the VM's KPI channel (from domain.xml), if it has one. */
   feedSocket?: string
+  /** Whether the folder has a domain.xml (LibvirtVmHost removes it when a VM that was to leave stays). */
+  hasDomainXml: boolean
 }
 
 /** What discovery reads a VM folder through (a fake in unit tests). */
@@ -56,7 +58,7 @@ export class VmDirectory implements VmDirectoryReader {
     // A running VM whose domain.xml is absent (LibvirtVmHost writes it when the VM arrives or leaves)
     // is still followed for its libvirt stats, under the folder's name.
     const xml = await readOptional(join(dir, DOMAIN_XML))
-    return { id, descriptorFile, descriptorText, domain: (xml && domainName(xml)) || id, feedSocket: xml === undefined ? undefined : kpiChannelSocket(xml) }
+    return { id, descriptorFile, descriptorText, domain: (xml && domainName(xml)) || id, feedSocket: xml === undefined ? undefined : kpiChannelSocket(xml), hasDomainXml: xml !== undefined }
   }
 }
 

@@ -1,4 +1,6 @@
+import type { DomainRef } from '../../host/hypervisor'
 import type { VmConfig } from '../config/agent-config'
+import { kpiChannelSocket } from './domain-channel'
 import { parseDescriptor, type VmDescriptor } from '../descriptor/vm-descriptor'
 import type { RunningDomains } from './running-domains'
 import type { FoundVm, VmDirectoryReader } from './vm-directory'
@@ -34,6 +36,8 @@ export class VmDiscovery {
   private lastError = ''
   /** Descriptor texts already reported as invalid, per VM: logged once, not every interval. */
   private readonly refused = new Map<string, string>()
+  /** KPI channels read from live domain XML, by domain uuid and run id (a restart or restore gives a new id). */
+  private readonly liveChannels = new Map<string, string | undefined>()
 
   constructor (private readonly options: VmDiscoveryOptions) {}
 
@@ -60,10 +64,11 @@ export class VmDiscovery {
   /** One look at the folder and libvirt; resolves once onChange (if any) has run. */
   async scan (): Promise<void> {
     let found: FoundVm[]
-    let running: Set<string> | undefined
+    let running: Map<string, DomainRef> | undefined
     try {
       found = await this.options.directory.scan()
       running = await this.options.domains?.running()
+      if (running) found = await Promise.all(found.map(async (vm) => await this.withLiveChannel(vm, running!.get(vm.domain))))
     } catch (err) {
       const message = (err as Error).message
       if (message !== this.lastError) this.options.log(`discovery: cannot look at ${this.options.directory.vmDir} or libvirt, keeping the VMs followed now: ${message}`)
@@ -72,6 +77,10 @@ export class VmDiscovery {
     }
     this.lastError = ''
     if (this.stopped) return
+    if (running) {
+      const live = new Set([...running.values()].map((ref) => `${ref.uuid}/${ref.id}`))
+      for (const key of this.liveChannels.keys()) if (!live.has(key)) this.liveChannels.delete(key)
+    }
     const next = new Map<string, DiscoveredVm>()
     for (const vm of found) {
       if (running !== undefined && !running.has(vm.domain)) continue
@@ -87,6 +96,19 @@ export class VmDiscovery {
     for (const id of this.vms.keys()) if (!next.has(id)) this.options.log(`discovery: VM ${id} left (or stopped running)`)
     this.vms = next
     this.options.onChange(next)
+  }
+
+  /**
+   * A running VM whose folder has no domain.xml (a VM that was to leave and stayed: LibvirtVmHost
+   * removed it) gets its KPI channel from the domain's live definition.
+   */
+  private async withLiveChannel (vm: FoundVm, ref: DomainRef | undefined): Promise<FoundVm> {
+    const domains = this.options.domains
+    if (vm.hasDomainXml || ref === undefined || domains?.liveXml === undefined) return vm
+    const key = `${ref.uuid}/${ref.id}`
+    if (!this.liveChannels.has(key)) this.liveChannels.set(key, kpiChannelSocket(await domains.liveXml(ref)))
+    const feedSocket = this.liveChannels.get(key)
+    return feedSocket === undefined ? vm : { ...vm, feedSocket }
   }
 
   /** The VM as the agent follows it; an invalid descriptor keeps the one applied before (as a refused reload does). */

@@ -10,7 +10,7 @@ import { parseDomainStatsReply } from './parse-domain-stats'
 import { Proc } from './rpc/protocol'
 import { RpcConnection, type CallOptions } from './rpc/rpc-connection'
 import {
-  decodeControlInfo, decodeDomainInfo, decodeListAllDomains, decodeLookupByUuid,
+  decodeControlInfo, decodeDomainInfo, decodeListAllDomains, decodeLookupByUuid, decodeXmlDesc,
   encodeDomainArg, encodeGetAllDomainStats, encodeListAllDomains, encodeLookupByUuid
 } from './rpc/remote-types'
 
@@ -82,6 +82,14 @@ export class LibvirtHypervisor implements Hypervisor {
       cpuTimeNs: info.cpuTimeNs,
       control: { state: CONTROL_STATES[control.state] ?? 'unknown', sinceMs: control.stateTimeMs }
     }
+  }
+
+  /**
+   * The running definition (virDomainGetXMLDesc, flags 0: allowed on the read-only socket, no
+   * secrets): where QEMU really listens, e.g. a channel's socket, whatever file it was defined from.
+   */
+  async getDomainXml (ref: DomainRef, signal?: AbortSignal): Promise<string> {
+    return decodeXmlDesc(await this.call(Proc.DOMAIN_GET_XML_DESC, encodeDomainArg(ref, true), { signal }))
   }
 
   async close (): Promise<void> {

@@ -73,6 +73,11 @@ export function encodeDomainArg (d: DomainRef, withFlags: boolean): Buffer {
   return w.toBuffer()
 }
 
+/** remote_domain_get_xml_desc_ret: the XML as one remote_nonnull_string. */
+export function decodeXmlDesc (body: Buffer): string {
+  return new XdrReader(body).string()
+}
+
 export interface DomainInfo { state: number, maxMemKiB: number, memoryKiB: number, vcpus: number, cpuTimeNs: number }
 
 /** remote_domain_get_info_ret: char and short travel as 4-byte units in XDR. */

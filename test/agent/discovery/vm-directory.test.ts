@@ -50,7 +50,8 @@ t.test('VM folders: book-keeping folders and folders without a descriptor are no
     descriptorText: '{"id":"web-1"}',
     domain: 'web-1',
     feedSocket: join(vmDir, 'web-1', 'kpi.sock'),
+    hasDomainXml: true,
   })
-  t.strictSame({ domain: found[0].domain, feedSocket: found[0].feedSocket }, { domain: 'db-1', feedSocket: undefined }, 'no domain.xml (yet): the folder name, no feed')
+  t.strictSame({ domain: found[0].domain, feedSocket: found[0].feedSocket, hasDomainXml: found[0].hasDomainXml }, { domain: 'db-1', feedSocket: undefined, hasDomainXml: false }, 'no domain.xml: the folder name, no feed from the folder')
   t.strictSame(await new VmDirectory(join(vmDir, 'missing')).scan(), [], 'a VM directory that does not exist holds no VMs')
 })

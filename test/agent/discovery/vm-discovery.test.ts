@@ -2,13 +2,14 @@ import t from 'tap'
 import { VmDiscovery, type DiscoveredVm } from '../../../agent/discovery/vm-discovery'
 import type { FoundVm, VmDirectoryReader } from '../../../agent/discovery/vm-directory'
 import type { RunningDomains } from '../../../agent/discovery/running-domains'
+import type { DomainRef } from '../../../host/hypervisor'
 
 // Discovery's decisions with fakes behind its two interfaces (the VM folder and libvirt's list of
 // running domains): which VMs are followed, when the agent is told, and what a failing look keeps.
 
 const KEY = Buffer.alloc(32, 7).toString('base64')
 const descriptor = (id: string, metric = 'kpi:k.v') => JSON.stringify({ id, primarySite: { id: 'site-a', publicKey: KEY }, monitoring: [{ metric, monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' }] })
-const vm = (id: string, extra: Partial<FoundVm> = {}): FoundVm => ({ id, descriptorFile: `/vms/${id}/descriptor.json`, descriptorText: descriptor(id), domain: id, feedSocket: `/vms/${id}/kpi.sock`, ...extra })
+const vm = (id: string, extra: Partial<FoundVm> = {}): FoundVm => ({ id, descriptorFile: `/vms/${id}/descriptor.json`, descriptorText: descriptor(id), domain: id, feedSocket: `/vms/${id}/kpi.sock`, hasDomainXml: true, ...extra })
 
 class FakeFolder implements VmDirectoryReader {
   readonly vmDir = '/vms'
@@ -23,9 +24,18 @@ class FakeFolder implements VmDirectoryReader {
 class FakeLibvirt implements RunningDomains {
   names = new Set<string>()
   error?: Error
-  async running (): Promise<Set<string>> {
+  /** Each domain's run id: a restart gives a new one. */
+  runs = new Map<string, number>()
+  xml = new Map<string, string>()
+  xmlCalls = 0
+  async running (): Promise<Map<string, DomainRef>> {
     if (this.error) throw this.error
-    return new Set(this.names)
+    return new Map([...this.names].map((name) => [name, { name, uuid: `uuid-${name}`, id: this.runs.get(name) ?? 1 }]))
+  }
+
+  async liveXml (ref: DomainRef): Promise<string> {
+    this.xmlCalls++
+    return this.xml.get(ref.name) ?? '<domain/>'
   }
 }
 
@@ -69,6 +79,26 @@ t.test('a VM is followed while its folder is there and its domain runs', async (
   folder.vms = []
   await discovery.scan()
   t.equal(changes[4].size, 0, 'folder gone (released after a migration): dropped')
+})
+
+t.test('a running VM whose folder has no domain.xml gets its KPI channel from the live domain XML', async (t) => {
+  const { folder, libvirt, changes, discovery } = setup()
+  libvirt.names = new Set(['a'])
+  libvirt.xml.set('a', `<domain><name>a</name><devices><channel type='unix'><source mode='bind' path='/vms/a/live.sock'/><target type='virtio' name='org.fedvm.kpi.0'/></channel></devices></domain>`)
+  folder.vms = [vm('a', { feedSocket: undefined, hasDomainXml: false })]
+  await discovery.scan()
+  t.equal(changes[0].get('a')!.config.feed, 'unix:/vms/a/live.sock', 'the channel libvirt runs the domain with')
+  await discovery.scan()
+  await discovery.scan()
+  t.equal(libvirt.xmlCalls, 1, 'read once per run of the domain, not every interval')
+  libvirt.runs.set('a', 2)
+  libvirt.xml.set('a', '<domain><name>a</name></domain>')
+  await discovery.scan()
+  t.equal(libvirt.xmlCalls, 2, 'read again after the domain was restarted')
+  t.notOk('feed' in changes[1].get('a')!.config, 'a run without the channel: no feed')
+  folder.vms = [vm('a', { feedSocket: undefined })]
+  await discovery.scan()
+  t.equal(libvirt.xmlCalls, 2, 'a domain.xml without the channel is taken at its word')
 })
 
 t.test('the libvirt domain is the one domain.xml names', async (t) => {
