@@ -21,7 +21,6 @@ export interface RelayOptions {
   tombstoneMs: number
   /** At most this much delivery JSON in one signed request (under the partners' maxRequestBytes). */
   maxBatchBytes: number
-  maxBatchCount?: number
 }
 
 type Route = { nextHop: string | null } | { refused: ProtocolError }
@@ -43,7 +42,7 @@ export class MonitoringRelay {
 
   constructor (private readonly options: RelayOptions) {
     this.primary = new PrimaryStore(options.db)
-    this.outbox = new RelayOutbox(options.db)
+    this.outbox = new RelayOutbox(options.db, options.maxBatchBytes)
     this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>) => {
       for (const [hop, list] of forward) this.outbox.enqueue(hop, list)
       return this.primary.insert(primary)
@@ -129,7 +128,6 @@ export class MonitoringRelay {
         outbox: this.outbox,
         send: this.options.send,
         lingerMs: this.options.lingerMs,
-        maxCount: this.options.maxBatchCount ?? 5000,
         maxBytes: this.options.maxBatchBytes,
         log: this.options.log,
       })

@@ -1,6 +1,6 @@
 import { toProtocolError } from '../errors'
 import type { Delivery } from './delivery-schema'
-import type { QueuedDelivery, RelayOutbox } from './relay-outbox'
+import type { QueuedBatch, RelayOutbox } from './relay-outbox'
 
 /** Sends one batch to a next hop as one signed request; resolves once that hop has stored it. */
 export type SendBatch = (nextHop: string, deliveries: Delivery[]) => Promise<unknown>
@@ -10,7 +10,6 @@ export interface ForwarderOptions {
   outbox: RelayOutbox
   send: SendBatch
   lingerMs: number
-  maxCount: number
   maxBytes: number
   log: (event: Record<string, unknown>) => void
 }
@@ -21,9 +20,10 @@ const MAX_BACKOFF_MS = 10_000
 /**
  * Drains the outbox rows of one next hop: waits `lingerMs` after the first new delivery so a burst
  * shares one signed request, sends the oldest rows as one batch, deletes them after the hop's 2xx,
- * and goes on while rows remain. A retryable failure (hop down, timeout) backs off exponentially; a
- * batch refused for good is split in halves until the refused deliveries are found, which are
- * marked dead (logged) so they never block the rest.
+ * and goes on while rows remain. A retryable failure (hop down, timeout, an answer that cannot be
+ * trusted) backs off exponentially and sends the same rows again; a batch refused for good is split
+ * in halves until the refused deliveries are found, which are kept as dead (logged) so they never
+ * block the rest.
  */
 export class RelayForwarder {
   private running = false
@@ -56,14 +56,17 @@ export class RelayForwarder {
     try {
       for (;;) {
         if (this.stopped) break
-        const batch = this.options.outbox.due(this.options.nextHop, this.options.maxCount, this.options.maxBytes)
-        if (batch.length === 0) break
-        const outcome = await this.sendBatch(batch)
-        if (outcome === 'retry') {
+        const batch = this.options.outbox.due(this.options.nextHop, this.options.maxBytes)
+        if (batch.deliveries.length === 0) break
+        const dead: Delivery[] = []
+        if (await this.sendAll(batch.deliveries, dead) === 'retry') {
           retryIn = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.failures++, 16)) * (0.5 + Math.random() / 2)
           break
         }
+        this.options.outbox.settle(this.options.nextHop, batch, dead)
         this.failures = 0
+        this.stats.sent += batch.deliveries.length - dead.length
+        this.stats.batches++
       }
     } finally {
       this.running = false
@@ -72,32 +75,28 @@ export class RelayForwarder {
     }
   }
 
-  /** 'done' when every row of the batch was acknowledged or marked dead; 'retry' to try again later. */
-  private async sendBatch (batch: QueuedDelivery[]): Promise<'done' | 'retry'> {
+  /** 'done' when the hop stored every delivery except those put in `dead`; 'retry' to send the batch again later. */
+  private async sendAll (deliveries: Delivery[], dead: Delivery[]): Promise<'done' | 'retry'> {
     try {
-      await this.options.send(this.options.nextHop, batch.map((q) => q.delivery))
+      await this.options.send(this.options.nextHop, deliveries)
+      return 'done'
     } catch (err) {
       const problem = toProtocolError(err)
       if (this.stats.failedAttempts++ % 20 === 0) {
-        this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, deliveries: batch.length, code: problem.code, retryable: problem.retryable })
+        this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, deliveries: deliveries.length, code: problem.code, retryable: problem.retryable })
       }
       // bad-response: the answer could not be trusted (unsigned, cut short), which says nothing about the batch.
       if (problem.retryable || problem.code === 'bad-response' || this.stopped) return 'retry'
-      if (batch.length === 1) {
-        this.options.outbox.dead(batch)
+      if (deliveries.length === 1) {
+        dead.push(deliveries[0])
         this.stats.dead++
-        this.options.log({ event: 'monitoring-delivery-refused', to: this.options.nextHop, id: batch[0].delivery.id, code: problem.code, detail: problem.message })
+        this.options.log({ event: 'monitoring-delivery-refused', to: this.options.nextHop, id: deliveries[0].id, code: problem.code, detail: problem.message })
         return 'done'
       }
-      const half = Math.ceil(batch.length / 2)
-      for (const part of [batch.slice(0, half), batch.slice(half)]) {
-        if (await this.sendBatch(part) === 'retry') return 'retry'
-      }
-      return 'done'
+      const half = Math.ceil(deliveries.length / 2)
+      if (await this.sendAll(deliveries.slice(0, half), dead) === 'retry') return 'retry'
+      return this.sendAll(deliveries.slice(half), dead)
     }
-    this.options.outbox.ack(batch)
-    this.stats.sent += batch.length
-    this.stats.batches++
-    return 'done'
   }
 }
+

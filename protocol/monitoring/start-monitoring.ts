@@ -1,5 +1,8 @@
 import type { Server } from 'node:http'
+import { signNewRequest } from '../envelope/sign-request'
+import { callSite } from '../site/partner-client'
 import type { SiteContext } from '../site/site-context'
+import type { Delivery } from './delivery-schema'
 import { createIngestServer } from './ingest-server'
 import { openMonitoringDb } from './monitoring-db'
 import { LOCAL, MonitoringRelay } from './monitoring-relay'
@@ -29,7 +32,7 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
     siteId: site.id,
     db,
     state: site.state,
-    send: (to, deliveries) => site.send(to, 'monitoring-deliveries', { deliveries }, undefined),
+    send: (to, deliveries) => sendDeliveries(site, to, deliveries),
     log: site.log,
     lingerMs: monitoring.forwardLingerMs,
     tombstoneMs: monitoring.tombstoneMs,
@@ -68,4 +71,14 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
       db.close()
     },
   }
+}
+
+/**
+ * One signed request to the next hop, with this site as its origin (never a forward: the receiver
+ * learns only its neighbour). Unlike SiteContext.send it logs nothing per batch (hundreds a second).
+ */
+async function sendDeliveries (site: SiteContext, to: string, deliveries: Delivery[]): Promise<unknown> {
+  const { limits } = site.config
+  const request = await signNewRequest({ id: site.id, secretKey: site.signing.secretKey }, to, 'monitoring-deliveries', { deliveries }, limits.hopBudget)
+  return callSite(site.endpoint(to), site.id, request, { windowMs: limits.timestampWindowMs, timeoutMs: limits.requestTimeoutMs })
 }

@@ -114,7 +114,11 @@ t.test('monitoring relay through a 3-site chain', async (t) => {
     await sleep(1000)
     t.ok(stores.queued('site-c') > 0, `C holds what it could not pass on (${stores.queued('site-c')})`)
     await fed.start('site-b')
-    await waitFor('C to pass its backlog on to B', () => stores.queued('site-c') === 0, 20_000)
+    await waitFor('C to pass its backlog on to B', () => stores.queued('site-c') === 0, 20_000).catch((err) => {
+      t.comment(fed.daemon('site-c').events().filter((e) => String(e.event).startsWith('monitoring')).slice(-5))
+      t.comment(fed.daemon('site-b').stderr.slice(-3000))
+      throw err
+    })
 
     const second = injected(VM, 'a-down', 1200)
     for (let i = 0; i < 24; i++) {

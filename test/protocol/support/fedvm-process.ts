@@ -4,6 +4,9 @@ import { FEDVM_JS } from '../../support/dist-paths'
 /** The compiled CLI (build first: node_modules/.bin/tsc -p .; npm test does). */
 export const fedvmJs = FEDVM_JS
 
+/** Extra node options for site daemons, e.g. FEDVM_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' (node refuses --cpu-prof in NODE_OPTIONS). */
+const NODE_ARGS = (process.env.FEDVM_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+
 export interface CliResult {
   code: number | null
   stdout: string
@@ -31,7 +34,7 @@ export class FedvmDaemon {
   private readonly ready: Promise<string>
 
   constructor (args: string[]) {
-    this.child = spawn(process.execPath, [fedvmJs(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = spawn(process.execPath, [...NODE_ARGS, fedvmJs(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stderr!.on('data', (d) => { this.stderr += d })
     this.ready = new Promise((resolve, reject) => {
       let out = ''

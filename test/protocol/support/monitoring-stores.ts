@@ -42,7 +42,7 @@ export class MonitoringStores {
 
   /** Deliveries waiting in the relay outbox for a next hop. */
   queued (site: string): number {
-    return this.read(site, (db) => db.prepare('SELECT count(*) FROM "outbox" WHERE "dead" = 0').pluck().get() as number, 0)
+    return this.read(site, (db) => (db.prepare('SELECT sum("count") FROM "outbox" WHERE "dead" = 0').pluck().get() as number | null) ?? 0, 0)
   }
 
   /** monitoring.db and its WAL, byte for byte (to look for plaintext). */
