@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -80,48 +80,48 @@ t.test('libvirt-backed sites migrate a real VM within and across sites', async (
   t.same(await backingChain(join(aDir, 'disk.qcow2')), [join(aDir, 'disk.qcow2'), join(aDir, 'base.qcow2')], 'the overlay reads its base in the VM folder')
   t.comment(`placed and booted after ${Date.now() - started} ms`)
 
+  /** The VM runs where it went (same UUID, resumed, disks as they were), and the host it left keeps nothing. */
+  const arrived = async (t: Test, to: { libvirt: LibvirtHost, dir: string }, from: { libvirt: LibvirtHost, vmDir: string }): Promise<void> => {
+    t.equal(await state(to.libvirt, vmId), 'running', 'running where it went')
+    t.equal((await to.libvirt.virsh('domuuid', vmId)).trim(), uuid, 'same domain UUID')
+    t.ok((await guestWrites(to.libvirt, vmId)).grew, 'the guest writes its disk there')
+    t.equal(countOf(await readFile(join(to.dir, 'console.log'), 'utf8').catch(() => ''), BOOT_MARKER), 0, 'it resumed from its saved state (no boot there)')
+    t.same(await backingChain(join(to.dir, 'disk.qcow2')), [join(to.dir, 'disk.qcow2'), join(to.dir, 'base.qcow2')], 'the backing chain was carried and relinked')
+    const data = await stat(join(to.dir, 'data.img'))
+    t.equal(data.size, 64 * MiB, 'the raw data disk keeps its size')
+    t.ok(data.blocks * 512 <= 9 * MiB, `and its holes (${data.blocks * 512} bytes allocated; one 8 MiB transfer chunk holds the data)`)
+    t.notMatch(await to.libvirt.virsh('dumpxml', vmId), from.vmDir, 'no path of the host it left in the running definition')
+    t.equal((await from.libvirt.virsh('list', '--all', '--name')).trim(), '', 'the libvirtd it left keeps no domain')
+    t.same(await visible(from.vmDir), [], 'the host it left keeps no VM folder')
+  }
+
   await t.test('scenario 1 across sites: site-a\'s VM moves to site-b\'s libvirt host', async t => {
     const mark = Date.now()
     const moved = await fed.cli('site-a', 'migrate', '--vm', vmId)
+    const migrateMs = Date.now() - mark
     t.equal(moved.code, 0, moved.raw.stdout + moved.raw.stderr)
     // a1 holds the VM; b2 shares its libvirtd (the name is taken); b3 lacks memory: b1 is the only offer.
     t.match(moved.json, { outcome: 'migrated', destination: 'site-b', local: false, digestsAgree: true, offers: 1 })
     const bDir = join(fed.vmDir('site-b', 'b1'), vmId)
-    t.equal(await state(y, vmId), 'running', 'running at site-b (b1)')
-    t.equal((await y.virsh('domuuid', vmId)).trim(), uuid, 'same domain UUID')
-    t.ok((await guestWrites(y, vmId)).grew, 'the guest writes its disk at site-b')
-    t.equal(countOf(await readFile(join(bDir, 'console.log'), 'utf8').catch(() => ''), BOOT_MARKER), 0, 'it resumed from its saved state (no boot at site-b)')
-    t.equal((await x.virsh('list', '--all', '--name')).trim(), '', 'site-a\'s libvirtd keeps no domain')
-    t.same(await visible(fed.vmDir('site-a', 'a1')), [], 'site-a\'s host keeps no VM folder')
-    t.same(await backingChain(join(bDir, 'disk.qcow2')), [join(bDir, 'disk.qcow2'), join(bDir, 'base.qcow2')], 'the backing chain was carried and relinked')
-    const data = await stat(join(bDir, 'data.img'))
-    t.equal(data.size, 64 * MiB, 'the raw data disk keeps its size')
-    t.ok(data.blocks * 512 <= 9 * MiB, `and its holes (${data.blocks * 512} bytes allocated; one 8 MiB transfer chunk holds the data)`)
-    t.notMatch(await y.virsh('dumpxml', vmId), fed.vmDir('site-a', 'a1'), 'no path of site-a in the running definition')
+    await arrived(t, { libvirt: y, dir: bDir }, { libvirt: x, vmDir: fed.vmDir('site-a', 'a1') })
     t.same(JSON.parse(await readFile(join(bDir, 'descriptor.json'), 'utf8')), { id: vmId, resources: { memoryMiB: 128, vcpus: 1 } }, 'the descriptor travelled')
     t.same((await status(fed, 'site-a')).locations, [{ vmId, kind: 'partner', target: 'site-b', upstream: null }], 'site-a records only the partner')
     t.match((await status(fed, 'site-b')).locations, [{ vmId, kind: 'host', target: 'b1', upstream: 'site-a' }])
     t.notOk(existsSync(join(fed.vmDir('site-b', 'b3'), vmId)), 'b3 never received anything')
-    const steps = stepTimes(fed, 'site-a', 'site-b', vmId)
-    t.comment(`site-a → site-b: ${Date.now() - mark} ms (${steps})`)
+    t.comment(`site-a → site-b: fedvm migrate ${migrateMs} ms (${stepTimes(fed, 'site-a', 'site-b', vmId)})`)
   })
 
   await t.test('scenario 3: site-b moves the VM to its other host', async t => {
     const mark = Date.now()
     const moved = await fed.cli('site-b', 'migrate', '--vm', vmId)
+    const migrateMs = Date.now() - mark
     t.equal(moved.code, 0, moved.raw.stdout + moved.raw.stderr)
     // b1 holds the VM, b3 still lacks memory: b2 offers, and site-a (a1 is empty now); the own host wins.
     t.match(moved.json, { outcome: 'migrated', destination: 'site-b', local: true, digestsAgree: true, offers: 2 })
-    const b2Dir = join(fed.vmDir('site-b', 'b2'), vmId)
-    t.equal(await state(x, vmId), 'running', 'running on b2')
-    t.equal((await x.virsh('domuuid', vmId)).trim(), uuid, 'same domain UUID')
-    t.ok((await guestWrites(x, vmId)).grew, 'the guest writes its disk on b2')
-    t.equal((await y.virsh('list', '--all', '--name')).trim(), '', 'b1\'s libvirtd keeps no domain')
-    t.same(await visible(fed.vmDir('site-b', 'b1')), [], 'b1 keeps no VM folder')
-    t.same(await backingChain(join(b2Dir, 'disk.qcow2')), [join(b2Dir, 'disk.qcow2'), join(b2Dir, 'base.qcow2')])
+    await arrived(t, { libvirt: x, dir: join(fed.vmDir('site-b', 'b2'), vmId) }, { libvirt: y, vmDir: fed.vmDir('site-b', 'b1') })
     t.match((await status(fed, 'site-b')).locations, [{ vmId, kind: 'host', target: 'b2', upstream: 'site-a' }], 'upstream kept')
     t.same((await status(fed, 'site-a')).locations, [{ vmId, kind: 'partner', target: 'site-b', upstream: null }], 'site-a never learned b1 or b2')
-    t.comment(`b1 → b2: ${Date.now() - mark} ms (${stepTimes(fed, 'site-b', 'site-b', vmId)})`)
+    t.comment(`b1 → b2: fedvm migrate ${migrateMs} ms (${stepTimes(fed, 'site-b', 'site-b', vmId)})`)
   })
 
   await t.test('placement: a host without room for the descriptor\'s memory is never offered', async t => {
