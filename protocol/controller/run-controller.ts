@@ -96,7 +96,8 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
     } catch (err) {
       lastError = toProtocolError(err)
       site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable })
-      if (!lastError.retryable) break
+      // A host that filled up since it offered will not empty by waiting: the next offer is better.
+      if (!lastError.retryable || lastError.code === 'no-room' || lastError.downstreamCode === 'no-room') break
       await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
       continue
     }

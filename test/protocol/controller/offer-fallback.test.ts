@@ -24,6 +24,14 @@ class RefusingHost extends DirHost {
   }
 }
 
+/** Offers room, then has none when the transfer comes (offers reserve nothing). */
+class FillingHost extends DirHost {
+  asked = 0
+  override async capacity (): Promise<{ used: number, max: number }> {
+    return { used: this.asked++ === 0 ? 0 : 9, max: 9 }
+  }
+}
+
 t.test('a destination that cannot run the VM gives way to the next offer; with none left the VM stays', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'fedvm-fallback-'))
   t.teardown(() => rm(root, { recursive: true, force: true }))
@@ -31,7 +39,7 @@ t.test('a destination that cannot run the VM gives way to the next offer; with n
   t.equal(keygen.code, 0, keygen.stderr)
   const config = parseSiteConfig({
     id: 'site-f', listen: `127.0.0.1:${await freePort('127.0.0.1')}`, keys: 'keys', stateDir: 'state',
-    hosts: [{ id: 'good', vmDir: 'good', maxVms: 1 }, { id: 'refusing', vmDir: 'refusing', maxVms: 5 }],
+    hosts: [{ id: 'good', vmDir: 'good', maxVms: 2 }, { id: 'refusing', vmDir: 'refusing', maxVms: 5 }],
     proxies: [{ listen: `127.0.0.1:${await freePort('127.0.0.1')}` }],
   }, join(root, 'site.json'))
   const events: Array<Record<string, unknown>> = []
@@ -60,4 +68,17 @@ t.test('a destination that cannot run the VM gives way to the next offer; with n
   t.same(await digestsOf(join(root, 'good', 'vm1')), digests, 'still on its host')
   t.notOk(existsSync(join(root, 'good', '.leaving', 'vm1')), 'no longer prepared for leaving (stayHere ran)')
   t.match(site.state.location('vm1'), { kind: 'host', target: 'good' })
+
+  // A host that filled up between its offer and the transfer (no-room) is passed over at once, not retried.
+  const filling = new FillingHost('filling', join(root, 'filling'), 9)
+  site.hosts.set('filling', filling as VmHost)
+  const second = join(root, 'intake2')
+  const digests2 = await makeVmDir(second, { 'disk.img': 1024 * 1024 })
+  site.state.setLocation({ vmId: 'vm2', kind: 'intake', target: second, upstream: null, descriptor: { id: 'vm2' }, version: site.newVersion() })
+  const before = events.length
+  const placed2 = await runController(site, 'vm2', [])
+  t.match(placed2, { outcome: 'migrated', local: true, offers: 3, attempts: 1 })
+  const failures = events.slice(before).filter((e) => e.event === 'offer-failed' || e.event === 'initiate-failed').map((e) => `${String(e.event)}:${String(e.code)}`)
+  t.same(failures, ['initiate-failed:no-room', 'offer-failed:no-room', 'initiate-failed:transfer-failed', 'offer-failed:transfer-failed'], 'filling (no room now), then refusing, each tried once')
+  t.same(await digestsOf(join(root, 'good', 'vm2')), digests2, 'the third offer took it')
 })
