@@ -29,6 +29,11 @@ const MAX_BACKOFF_MS = 5000
  */
 const BATCH_LINGER_MS = 2
 const MAX_BATCH = 512
+/**
+ * A hello unanswered this long is said again: through a virtio-serial port, a hello that arrives
+ * while no guest process has the port open (the VM still booting, guestfs restarting) may be lost.
+ */
+const HELLO_RETRY_MS = 5000
 
 /**
  * Follows one VM's KPI feed: on every (re)connect it says hello with the persisted cursor, then
@@ -77,11 +82,16 @@ export class FeedClient {
     /** What this connection's hello asked for (undefined: from the guest's acknowledged position); null once its stats came. */
     let hello: { after?: bigint, id: string } | null = null
     socket.setEncoding('utf8')
+    let helloTimer: NodeJS.Timeout | undefined
+    const sayHello = (): void => {
+      hello = { ...(this.options.noCursor() ? {} : { after: this.options.cursor() }), id: randomBytes(6).toString('hex') }
+      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }), id: hello.id }))
+      helloTimer = setTimeout(sayHello, HELLO_RETRY_MS)
+    }
     socket.on('connect', () => {
       this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
       this.options.onConnected(true)
-      hello = { ...(this.options.noCursor() ? {} : { after: this.options.cursor() }), id: randomBytes(6).toString('hex') }
-      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }), id: hello.id }))
+      sayHello()
     })
     let expected = 0n
     socket.on('data', (chunk: string) => {
@@ -105,6 +115,7 @@ export class FeedClient {
             if (hello !== null && frame.acked !== undefined && frame.hello !== hello.id) return
             const first = hello
             hello = null
+            clearTimeout(helloTimer)
             const streamingFrom = first === null ? undefined : first.after ?? BigInt(frame.acked ?? '0')
             if (this.options.onStats(frame, streamingFrom)) {
               this.pending = []
@@ -137,6 +148,7 @@ export class FeedClient {
       if (this.backoffMs === MIN_BACKOFF_MS) this.options.log(`feed ${this.options.endpoint}: ${err.message}`)
     })
     socket.on('close', () => {
+      clearTimeout(helloTimer)
       this.flush() // before reconnecting: the next hello sends the cursor these rows moved
       this.options.onConnected(false)
       if (this.stopped) return
