@@ -16,6 +16,8 @@ interface Transport { name: string, siteMonitoring (siteId: string): Record<stri
 export async function natsTransport (): Promise<Transport> {
   const cleanups: Array<() => unknown> = []
   const server = await NatsServer.start({ teardown: (fn) => cleanups.push(fn) })
+  // A bench that dies of an uncaught error skips close(): the server must not outlive it.
+  process.once('exit', () => { if (server.pid !== undefined) process.kill(server.pid, 'SIGKILL') })
   return {
     name: 'nats',
     // The local HTTP ingest too: the direct single hop is always a POST (the baseline).
