@@ -60,6 +60,8 @@ t.test('a libvirt VM leaves one VM host and runs again on another', async t => {
   const machine = /Memory size:\s*(\d+) KiB/.exec(await host.virsh('nodeinfo'))
   t.equal(capacity.free?.memoryMiB, Math.floor(Number(machine?.[1]) / 1024) - 128, 'free memory: the machine\'s less the domain\'s 128 MiB')
   t.ok(await src.has(vmId), 'the Source has the VM')
+  t.same(await src.demand(vmId), { memoryMiB: 128, vcpus: 1 }, 'its demand, from the domain definition')
+  t.equal(await src.demand('no-such-vm'), undefined, 'no demand for a VM it does not have')
 
   await t.test('prepareForLeaving saves it; stayHere resumes it without a reboot', async t => {
     await src.prepareForLeaving(vmId)
