@@ -1,0 +1,224 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { ensureDeb, ensureVmImage } from '../packaging/support/artifacts'
+import { DeliveryReceiver } from '../support/federation/delivery-receiver'
+import { makeIntake, rowOf } from '../support/federation/kpi-vm'
+import { runFedvmIn } from '../support/federation/netns-fedvm'
+import { SiteNetwork } from '../support/federation/site-network'
+import { PROXY_PORT, VmSite } from '../support/federation/vm-site'
+
+// Issue 6 §4: a VM of packaging/vm-image (guestfs + a sample app writing a KPI row every second)
+// moves between two sites, each in its own network namespace with its own libvirtd, `fedvm site
+// run` and `fedvm agent run`. One boot serves every check: the Destination refusing at define time
+// (the VM stays at A, running), a migration A → B (timings, UUID, KPI stream, nothing left at A),
+// back to A with B's site daemon SIGKILLed midway (the retry completes), the KPI stream at the
+// primary without gap or duplicate over all moves, and A never learning B's host names.
+
+const run = promisify(execFile)
+// The first run on a machine builds the .deb and the image (debootstrap: 3-6 min); later ~2-3 min.
+t.setTimeout(15 * 60_000)
+const log = (line: string): void => { t.comment(line) }
+const RECEIVER_PORT = 7480
+/** B's host name: A must never see it. */
+const B_HOST = 'b-hv-7q3'
+
+async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, context: () => Promise<string> | string = () => ''): Promise<T> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const value = await Promise.resolve().then(probe).catch(() => undefined)
+    if (value !== undefined) return value
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await context()}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
+t.test('a KPI-writing VM migrates between two sites in their own network namespaces', async (t) => {
+  const started = Date.now()
+  const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`
+  const image = await ensureVmImage(await ensureDeb(log), log)
+  log(`image ready after ${elapsed()}`)
+
+  // Everything torn down in one place, in order, also on failure.
+  const cleanups: Array<() => Promise<unknown>> = []
+  t.teardown(async () => {
+    for (const clean of cleanups.reverse()) await clean().catch((err) => log(`cleanup: ${String(err)}`))
+  })
+  // FEDVM_TEST_KEEP_LOGS=DIR keeps the sites' and agents' logs (copied there before the clean-up).
+  const keep = process.env.FEDVM_TEST_KEEP_LOGS
+  if (keep) cleanups.push(async () => await run('sh', ['-c', 'mkdir -p "$1" && for s in a b; do for f in site agent; do cp "$2/$s/$f.log" "$1/$s-$f.log" 2>/dev/null || true; done; cp "$2/$s/hosts"/*/*/console.log "$1/$s-console.log" 2>/dev/null || true; done', 'sh', keep, root]))
+  const tag = randomBytes(3).toString('hex')
+  const root = await mkdtemp(join(tmpdir(), 'fvm-mig-'))
+  cleanups.push(async () => await rm(root, { recursive: true, force: true }))
+  const { network, sites: [netA, netB] } = await SiteNetwork.create(tag, ['a', 'b'])
+  cleanups.push(async () => await network.destroy())
+  const created = await Promise.allSettled([
+    VmSite.create({ id: 'site-a', hostId: 'a-hv1', net: netA, dir: join(root, 'a'), tag: `${tag}a` }),
+    VmSite.create({ id: 'site-b', hostId: B_HOST, net: netB, dir: join(root, 'b'), tag: `${tag}b` }),
+  ])
+  for (const c of created) if (c.status === 'fulfilled') cleanups.push(async () => await c.value.stop())
+  for (const c of created) if (c.status === 'rejected') throw c.reason
+  const [a, b] = created.map((c) => (c as PromiseFulfilledResult<VmSite>).value)
+  log(`namespaces and libvirtds up after ${elapsed()}`)
+
+  // Deliveries go to a receiver at the primary site (A), each agent on its own path.
+  const receiver = await DeliveryReceiver.start(netA.name, netA.address, RECEIVER_PORT, root)
+  cleanups.push(async () => await receiver.stop())
+  await a.writeConfig([b])
+  // B's source proxy is capped: when the VM leaves B, the copy lasts long enough to be killed midway.
+  await b.writeConfig([a], { proxies: [{ listen: `${netB.address}:${PROXY_PORT}`, maxBytesPerSecond: 48 * 2 ** 20 }] })
+  await Promise.all([a.startDaemon(), b.startDaemon()])
+
+  const vmId = `kpi-${tag}`
+  const descriptor = {
+    id: vmId,
+    primarySite: { id: 'site-a', publicKey: a.keys.sealPublicKey },
+    monitoring: [{ metric: 'kpi:users.sample', monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' }],
+  }
+  const intake = await makeIntake(image, join(root, 'intake'), vmId, descriptor)
+  // Each agent posts to its site's ingest (the relay takes B's deliveries to A, the primary) and,
+  // as a witness of what each agent sent, to the test's receiver.
+  for (const site of [a, b]) await site.startAgent([{ type: 'http', name: 'witness', url: `${receiver.url}/${site.id}` }])
+  const context = async (): Promise<string> => [
+    `console: ${(await readFile(join(a.vmDir, vmId, 'console.log'), 'utf8').catch(() => '')).slice(-3000)}`,
+    `A agent /metrics: ${(await run('nsenter', [`--net=/run/netns/${netA.name}`, 'curl', '-s', 'http://127.0.0.1:9464/metrics']).then((r) => r.stdout, () => '')).split('\n').filter((l) => /^fedvm_(feed|delivery|kpi)/.test(l)).join(' | ')}`,
+    `A site: ${a.daemon?.stderr.slice(-1500) ?? ''}`, `B site: ${b.daemon?.stderr.slice(-1500) ?? ''}`,
+    `A agent: ${a.agent?.stderr.slice(-800) ?? ''}`, `B agent: ${b.agent?.stderr.slice(-800) ?? ''}`,
+  ].join('\n')
+
+  // Primary placement at A: the intake folder becomes a VM on A's libvirt host, booted there.
+  const placed = await a.cli('place', '--vm', vmId, '--dir', intake.dir, '--descriptor', intake.descriptorFile)
+  t.match(placed.json, { outcome: 'migrated', destination: 'site-a', local: true }, `placed at site-a (${placed.stdout.trim() || placed.stderr})`)
+  t.equal(await state(a, vmId), 'running', 'running at A')
+  const uuid = (await a.libvirt.virsh('domuuid', vmId)).trim()
+  const rows = (): Array<{ seq: number, epoch: string, value: number, path: string }> => receiver.received
+    .filter((r) => r.delivery.vm === vmId)
+    .map((r) => ({ ...rowOf(r.delivery.id)!, value: r.delivery.samples?.[0]?.value ?? NaN, path: r.path }))
+  const maxSeq = (): number => Math.max(0, ...rows().map((r) => r.seq))
+  const firstRow = await until('the first KPI row from A\'s agent', 180_000, () => rows().find((r) => r.path.endsWith('/site-a')), context)
+  log(`first KPI delivery after ${elapsed()} (seq ${firstRow.seq}, sample ${firstRow.value})`)
+  await until('a few more rows', 30_000, () => maxSeq() >= firstRow.seq + 3 || undefined, context)
+  t.pass(`A's agent delivers the VM's KPI rows (up to seq ${maxSeq()})`)
+
+  await t.test('the Destination refuses at define time: the VM stays at A and runs', async (t) => {
+    // A domain with the VM's UUID under another name already defined at B: B offers (it has room
+    // and no domain of that name), receives the files, and libvirt refuses the define.
+    const blocker = join(root, 'blocker.xml')
+    const twin = `${vmId}-twin`
+    await writeFile(blocker, `<domain type='qemu'><name>${twin}</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`)
+    await b.libvirt.virsh('define', blocker)
+    const before = maxSeq()
+    const refused = await a.cli('migrate', '--vm', vmId)
+    t.not(refused.code, 0, 'fedvm migrate fails')
+    t.match(refused.json, { outcome: 'failed' }, `the Controller's outcome: ${JSON.stringify(refused.json)}`)
+    t.ok(b.daemon!.events().some((e) => e.event === 'confirm-failed' && e.vm === vmId), 'B logged confirm-failed')
+    t.equal(await state(a, vmId), 'running', 'the VM runs at A')
+    t.equal((await a.libvirt.virsh('domuuid', vmId)).trim(), uuid, 'the same domain')
+    t.equal(await state(b, twin), 'shut off', 'B\'s own domain with that UUID is untouched')
+    t.equal(await state(b, vmId), 'absent', 'B defined nothing under the VM\'s name')
+    t.notOk(existsSync(join(b.vmDir, vmId)), 'no VM directory at B')
+    t.same(await leftovers(b.vmDir, vmId), [], 'nothing in B\'s incoming/confirming folders')
+    await until('KPI rows after the refusal', 30_000, () => maxSeq() >= before + 3 || undefined, context)
+    t.pass('the KPI stream goes on from A')
+    await b.libvirt.virsh('undefine', twin)
+  })
+
+  await t.test('migration A → B', async (t) => {
+    const before = maxSeq()
+    const mark = Date.now()
+    const moved = await a.cli('migrate', '--vm', vmId)
+    const wallMs = Date.now() - mark
+    t.match(moved.json, { outcome: 'migrated', destination: 'site-b', digestsAgree: true }, `migrated to site-b (${moved.stdout.trim() || moved.stderr})`)
+    const prepared = a.daemon!.events().filter((e) => e.event === 'prepared-for-leaving' && e.vm === vmId).at(-1)
+    const received = b.daemon!.events().filter((e) => e.event === 'transfer-received' && e.vm === vmId).at(-1)
+    log(`migration A → B: fedvm migrate ${wallMs} ms (Controller durationMs ${String(moved.json?.durationMs)}); prepare (virsh save + manifest) ${String(prepared?.ms)} ms, ` +
+      `transfer ${String(received?.pullMs)} ms for ${String(received?.bytes)} bytes, define+restore ${String(received?.confirmMs)} ms`)
+    t.equal(await state(b, vmId), 'running', 'running at B')
+    t.equal((await b.libvirt.virsh('domuuid', vmId)).trim(), uuid, 'same UUID')
+    t.equal((await a.libvirt.virsh('list', '--all', '--name')).trim(), '', 'no domain left at A')
+    t.same((await readdir(a.vmDir)).filter((n) => !n.startsWith('.')), [], 'no VM directory at A')
+    t.same(await leftovers(a.vmDir, vmId), [], 'no incoming/leaving/confirming entry at A')
+    const status = await a.cli('status')
+    const records = (status.json?.locations ?? []).filter((l: { vmId: string }) => l.vmId === vmId)
+    t.same(records.map((l: { kind: string, target: string }) => [l.kind, l.target]), [['partner', 'site-b']], 'A records only that the VM went to partner site-b')
+    await until('KPI rows from B\'s agent', 90_000, () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, context)
+    t.pass('B\'s agent delivers the VM\'s new rows')
+  })
+
+  await t.test('back to A with B\'s site daemon (the Source) killed midway: the retry completes', async (t) => {
+    const from = b.daemon!.events().length
+    const fromA = a.daemon!.events().length
+    const migrating = a.cli('migrate', '--vm', vmId)
+    // B's proxy is capped (see writeConfig below) so the kill lands in the middle of the copy.
+    const progress = await a.daemon!.waitForEvent((e) => e.event === 'transfer-progress' && e.vm === vmId && e.bytes > 8 * 2 ** 20 && e.bytes < e.total, 120_000, fromA)
+    t.ok(b.daemon!.events().slice(from).some((e) => e.event === 'prepared-for-leaving' && e.vm === vmId), 'B prepared the VM for leaving')
+    await b.daemon!.stop('SIGKILL')
+    t.pass(`B's site daemon SIGKILLed at ${progress.bytes} of ${progress.total} bytes`)
+    await b.startDaemon()
+    const outcome = await migrating
+    t.match(outcome.json, { outcome: 'migrated', destination: 'site-a', local: true, digestsAgree: true }, `migrated back to A (${outcome.stdout.trim() || outcome.stderr})`)
+    t.ok(outcome.json?.attempts >= 2, `Initiate was repeated (${String(outcome.json?.attempts)} attempts)`)
+    t.ok(outcome.json?.reusedBytes > 0, `the retry reused what had arrived (${String(outcome.json?.reusedBytes)} bytes)`)
+    t.equal(await state(a, vmId), 'running', 'running at A')
+    t.equal((await a.libvirt.virsh('domuuid', vmId)).trim(), uuid, 'same UUID')
+    t.equal((await b.libvirt.virsh('list', '--all', '--name')).trim(), '', 'no domain left at B')
+    t.same((await readdir(b.vmDir)).filter((n) => !n.startsWith('.')), [], 'no VM directory at B')
+  })
+
+  await t.test('the KPI stream at the primary: no gap, no duplicate across the moves', async (t) => {
+    const last = maxSeq()
+    await until('rows after the last move', 60_000, () => rows().some((r) => r.path.endsWith('/site-a') && r.seq > last + 2) || undefined, context)
+    // The primary site's view: what A's monitoring relay stored (from its own ingest and, relayed, from B's).
+    const primary = async (): Promise<Array<{ id: string, samples?: Array<{ value: number }> }>> => {
+      const q = await runFedvmIn(netA.name, ['monitor', 'query', '--config', a.configFile, '--vm', vmId, '--output', 'json'])
+      if (q.code !== 0) throw new Error(`fedvm monitor query: ${q.stderr}`)
+      return q.json.deliveries
+    }
+    const witnessed = new Set(rows().map((r) => r.seq))
+    const stored = await until('the primary store to hold every row the agents sent', 60_000, async () => {
+      const d = await primary()
+      const seqs = new Set(d.map((x) => rowOf(x.id)?.seq))
+      return [...witnessed].every((s) => seqs.has(s)) ? d : undefined
+    }, context)
+    const seqs = stored.map((d) => rowOf(d.id)!.seq).sort((x, y) => x - y)
+    t.equal(new Set(stored.map((d) => rowOf(d.id)?.epoch)).size, 1, 'one guest database throughout (one epoch)')
+    t.equal(new Set(seqs).size, seqs.length, `${seqs.length} rows stored at the primary, each once`)
+    t.same(seqs.filter((s, i) => i > 0 && s !== seqs[i - 1] + 1), [], `rows ${seqs[0]}..${seqs.at(-1)}: no gap`)
+    t.equal(seqs[0], 1, 'from the guest database\'s first row')
+    const bySeq = new Map(stored.map((d) => [rowOf(d.id)!.seq, d.samples?.[0]?.value ?? NaN]))
+    const values = seqs.map((s) => bySeq.get(s)!)
+    t.same(values.filter((v, i) => i > 0 && v !== values[i - 1] + 1), [], 'the app\'s counter goes up by one per row: no row under two ids, none lost')
+    const all = rows()
+    const fromA = all.filter((r) => r.path.endsWith('/site-a')).length
+    const fromB = all.filter((r) => r.path.endsWith('/site-b')).length
+    const both = [...witnessed].filter((s) => all.some((r) => r.seq === s && r.path.endsWith('/site-a')) && all.some((r) => r.seq === s && r.path.endsWith('/site-b'))).length
+    log(`primary: ${seqs.length} rows; the agents sent ${all.length} deliveries (A ${fromA}, B ${fromB}), ${all.length - witnessed.size} of them repeats`)
+    t.equal(both, 0, 'no row reached both hosts\' agents: the guest\'s acknowledged feed position travels inside the VM')
+  })
+
+  await t.test('A never learned B\'s host names', async (t) => {
+    const { stdout } = await run('grep', ['-rla', B_HOST, a.dir]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+    t.same(stdout.split('\n').filter(Boolean), [], `no file of A (logs, state, agent) names ${B_HOST}`)
+    const control = await run('grep', ['-rla', B_HOST, b.dir]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
+    t.ok(control.stdout.includes('site.json'), 'the same grep finds it in B\'s own config')
+  })
+  log(`whole test ${elapsed()}`)
+})
+
+async function state (site: VmSite, vm: string): Promise<string> {
+  return (await site.libvirt.virsh('domstate', vm).catch(() => 'absent')).trim()
+}
+
+/** The VM's entries in a host's book-keeping folders. */
+async function leftovers (vmDir: string, vmId: string): Promise<string[]> {
+  const found: string[] = []
+  for (const folder of ['.incoming', '.leaving', '.confirming']) {
+    if (existsSync(join(vmDir, folder, vmId))) found.push(`${folder}/${vmId}`)
+  }
+  return found
+}
