@@ -68,7 +68,7 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
       return outcome
     }
     lastError = result.error
-    // Only an offer whose destination never took the VM may be passed over for the next one.
+    // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
     if (!result.nextOfferAllowed) break
     site.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: index + 1 < candidates.length })
   }
@@ -89,6 +89,8 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
   const self: Caller = { sender: site.id }
   let lastError: ProtocolError | undefined
   let received = false
+  // The destination said it will not take the VM (rather than going quiet, when it may have taken it).
+  let refused = false
   for (let attempt = 1; attempt <= site.config.limits.initiateAttempts; attempt++) {
     let dstat: TransferStatus
     try {
@@ -97,7 +99,8 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       lastError = toProtocolError(err)
       site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable })
       // A host that filled up since it offered will not empty by waiting: the next offer is better.
-      if (!lastError.retryable || lastError.code === 'no-room' || lastError.downstreamCode === 'no-room') break
+      refused = refusedByDestination(lastError)
+      if (!lastError.retryable || refused) break
       await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
       continue
     }
@@ -126,7 +129,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
     }
     lastError = new ProtocolError('transfer-failed', 'the destination and source statuses differ')
   }
-  return { error: lastError ?? new ProtocolError('transfer-failed', 'the transfer did not complete'), nextOfferAllowed: !received }
+  return { error: lastError ?? new ProtocolError('transfer-failed', 'the transfer did not complete'), nextOfferAllowed: refused && !received }
 }
 
 /**
@@ -142,6 +145,16 @@ async function descriptorWithDemand (site: SiteContext, vmId: string, record: Lo
     site.log({ event: 'demand-unknown', vm: vmId, error: (err as Error).message })
     return record.descriptor
   }
+}
+
+/**
+ * The destination will not take the VM: no room since it offered, or its host could not run it (a
+ * non-retryable transfer-failed). Source-side answers (cancelled, expired or spent tokens) are not
+ * refusals: trying another destination would undo a cancel.
+ */
+function refusedByDestination (err: ProtocolError): boolean {
+  const code = err.code === 'downstream-failed' ? err.downstreamCode : err.code
+  return code === 'no-room' || (code === 'transfer-failed' && !err.retryable)
 }
 
 function sameSite (a: Offer, b: Offer): boolean {
