@@ -38,6 +38,7 @@ t.test('libvirt-backed sites migrate a real VM within and across sites', async (
     { id: 'site-b', ip: '127.0.0.72', partners: ['site-a'] },
   ])
   t.teardown(() => fed.close())
+  // FEDVM_SITE_LOGS=DIR keeps both sites' JSON logs (prepare / transfer / confirm timings) after the run.
   if (process.env.FEDVM_SITE_LOGS !== undefined) {
     t.teardown(async () => { for (const id of ['site-a', 'site-b']) await writeFile(join(process.env.FEDVM_SITE_LOGS!, `${id}.log`), fed.site(id).daemon?.stderr ?? '') })
   }
