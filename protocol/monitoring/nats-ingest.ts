@@ -1,11 +1,11 @@
-import { AckPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node'
+import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
+import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { ProtocolError } from '../errors'
 import { defaultStreamName, type NatsIngestConfig } from './nats-config'
-import { siteSubjects, vmOfSubject } from './nats-subjects'
+import { ensureDeliveryStream } from './nats-stream'
+import { vmOfSubject } from './nats-subjects'
 
 const RETRY_MS = 1000
-const ACK_WAIT_MS = 30_000
 const MIN_NAK_DELAY_MS = 200
 const MAX_NAK_DELAY_MS = 30_000
 
@@ -81,7 +81,7 @@ export class NatsIngest {
           break
         }
         this.jsm = await jetstreamManager(nc)
-        await this.ensureStream(this.jsm)
+        await ensureDeliveryStream(this.jsm, this.stream, this.options.siteId, config)
         const consumer = await jetstream(nc).consumers.get(this.stream, config.durable)
         this.messages = await consumer.consume({
           max_messages: config.batch * 2,
@@ -105,32 +105,6 @@ export class NatsIngest {
         this.wake = () => { clearTimeout(timer); resolve() }
       })
       this.wake = undefined
-    }
-  }
-
-  /** Creates the stream and the durable consumer, or brings an existing stream's subjects and window up to date. */
-  private async ensureStream (jsm: JetStreamManager): Promise<void> {
-    const { config, siteId } = this.options
-    const subjects = [siteSubjects(config.subjectPrefix, siteId)]
-    const duplicateWindow = nanos(config.duplicateWindowMs)
-    let existing
-    try {
-      existing = await jsm.streams.info(this.stream)
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-    }
-    if (existing === undefined) {
-      await jsm.streams.add({ name: this.stream, subjects, retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: duplicateWindow })
-    } else if (existing.config.subjects?.join() !== subjects.join() || existing.config.duplicate_window !== duplicateWindow) {
-      await jsm.streams.update(this.stream, { subjects, duplicate_window: duplicateWindow })
-    }
-    const consumer = { durable_name: config.durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(ACK_WAIT_MS), max_ack_pending: config.maxAckPending }
-    try {
-      await jsm.consumers.info(this.stream, config.durable)
-      await jsm.consumers.update(this.stream, config.durable, { ack_wait: consumer.ack_wait, max_ack_pending: consumer.max_ack_pending })
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-      await jsm.consumers.add(this.stream, consumer)
     }
   }
 
@@ -220,8 +194,4 @@ export class NatsIngest {
       this.options.log({ event: 'nats-delivery-retry', subject: msg.subject, seq: msg.seq, code: err instanceof ProtocolError ? err.code : undefined, error: (err as Error).message, delayMs: delay })
     }
   }
-}
-
-function isNotFound (err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound)
 }
