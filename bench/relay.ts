@@ -7,7 +7,7 @@
 //        (--transport picks how deliveries reach C's ingest: POSTs, or the NATS bus (bench/relay-nats.ts);
 //        the direct hop is always a POST; writes bench/results/relay.json, or relay-nats.json)
 import Database from 'better-sqlite3'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -62,6 +62,22 @@ async function httpTransport (): Promise<Transport> {
 }
 
 const TRANSPORTS: Record<string, () => Promise<Transport>> = { http: httpTransport, nats: natsTransport }
+
+/** CPU seconds (user + system) a process used so far. */
+async function cpuSeconds (pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Runs a phase and adds each site's CPU per delivery (µs): what the load on this shared machine does not change. */
+async function withCpu<T extends object> (fed: Federation, deliveries: number, phase: () => Promise<T>): Promise<T & { cpuMicrosPerDelivery: Record<string, number> }> {
+  const ids = [...fed.sites.keys()]
+  const before = await Promise.all(ids.map((id) => cpuSeconds(fed.daemon(id).child.pid!)))
+  const result = await phase()
+  const after = await Promise.all(ids.map((id) => cpuSeconds(fed.daemon(id).child.pid!)))
+  const cpu = Object.fromEntries(ids.map((id, i) => [id, Math.round(((after[i] - before[i]) * 1e6) / deliveries)]))
+  return { ...result, cpuMicrosPerDelivery: { ...cpu, total: Object.values(cpu).reduce((a, b) => a + b, 0) } }
+}
 
 function percentiles (values: number[]): { p50: number, p99: number, max: number, n: number } {
   const sorted = [...values].sort((a, b) => a - b)
@@ -195,12 +211,12 @@ async function main (): Promise<void> {
       transport: transport.name,
       machine: { loadAverage: (await import('node:os')).loadavg().map((l) => +l.toFixed(2)) },
       throughput: {
-        chain: await throughput(atC, store, 'chain-vm', 'tp-chain', n, 200, 4),
-        direct: await throughput(atA, store, 'direct-vm', 'tp-direct', n, 200, 4),
+        chain: await withCpu(fed, n, () => throughput(atC, store, 'chain-vm', 'tp-chain', n, 200, 4)),
+        direct: await withCpu(fed, n, () => throughput(atA, store, 'direct-vm', 'tp-direct', n, 200, 4)),
       },
       latencyMs: {
-        chain: await latency(atC, store, 'chain-vm', 'lat-chain', rate, seconds),
-        direct: await latency(atA, store, 'direct-vm', 'lat-direct', rate, seconds),
+        chain: await withCpu(fed, rate * seconds, () => latency(atC, store, 'chain-vm', 'lat-chain', rate, seconds)),
+        direct: await withCpu(fed, rate * seconds, () => latency(atA, store, 'direct-vm', 'lat-direct', rate, seconds)),
       },
     }
     store.close()

@@ -1,3 +1,4 @@
+import { createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ready } from './sealed-box'
@@ -20,9 +21,27 @@ export async function generateSigningKeyPair (): Promise<SigningKeyPair> {
   return { publicKey, secretKey: privateKey }
 }
 
+/**
+ * Ed25519 signatures are deterministic, so OpenSSL's (node:crypto) are byte for byte libsodium's;
+ * it signs ~3x faster than libsodium's WebAssembly, which counts for the monitoring relay's
+ * hundreds of signed requests (and answers) a second. The key object is built once per secret key.
+ */
 export async function sign (message: Uint8Array, secretKey: Uint8Array): Promise<Uint8Array> {
-  const na = await ready()
-  return na.crypto_sign_detached(message, secretKey)
+  return cryptoSign(null, message, signingKeyObject(secretKey))
+}
+
+/** PKCS#8 DER of an Ed25519 private key is this prefix followed by the 32-byte seed (RFC 8410). */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const keyObjects = new WeakMap<Uint8Array, KeyObject>()
+
+function signingKeyObject (secretKey: Uint8Array): KeyObject {
+  let key = keyObjects.get(secretKey)
+  if (key === undefined) {
+    // libsodium's 64-byte secret key is the seed followed by the public key.
+    key = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' })
+    keyObjects.set(secretKey, key)
+  }
+  return key
 }
 
 /** False for any malformed signature or key: a verifier never throws on attacker-supplied bytes. */

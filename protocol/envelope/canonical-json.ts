@@ -25,15 +25,20 @@ function sortedMembers (_key: string, value: unknown): unknown {
     return value
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return value
-  const keys = Object.keys(value).sort()
-  // A null prototype: a "__proto__" member is stored as an own member, not as the prototype.
-  const sorted = Object.create(null) as Record<string, unknown>
-  for (const key of keys) {
+  const keys = Object.keys(value)
+  let sorted = true
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]
     const code = key.charCodeAt(0)
     if ((code >= 48 && code <= 57 && isArrayIndex(key)) || key === 'toJSON') throw UNUSUAL_OBJECT
-    sorted[key] = (value as Record<string, unknown>)[key]
+    if (i > 0 && keys[i - 1] > key) sorted = false
   }
-  return sorted
+  // Already in order (parsed deliveries are): written as it is, no copy.
+  if (sorted) return value
+  // A null prototype: a "__proto__" member is stored as an own member, not as the prototype.
+  const copy = Object.create(null) as Record<string, unknown>
+  for (const key of keys.sort()) copy[key] = (value as Record<string, unknown>)[key]
+  return copy
 }
 
 function isArrayIndex (key: string): boolean {

@@ -1,6 +1,5 @@
 import { z } from 'zod'
 import { ProtocolError } from '../errors'
-import { isSafeFileName } from '../proxy/manifest'
 
 /**
  * A delivery as the agent makes it (agent/engine/delivery.ts, DESIGN.md Contract 3) and as sites
@@ -22,19 +21,23 @@ export interface Delivery {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+const VM_ID = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/
 const time = z.number().int().min(0).max(8_640_000_000_000_000)
 
+// Members in code-unit order: parsed deliveries then come out with their keys already sorted, so
+// canonical JSON (signing, verifying at the next hop) need not reorder them.
 const DeliverySchema = z.object({
-  id: z.string().min(1).max(512),
-  vm: z.string().max(128).refine(isSafeFileName, 'must be a VM id (letters, digits, ._+-)'),
-  metric: z.string().min(1).max(512),
   format: z.enum(['raw', 'processed']),
-  function: z.enum(['min', 'max', 'mean', 'median']).optional(),
   from: time,
-  to: time,
+  function: z.enum(['min', 'max', 'mean', 'median']).optional(),
+  id: z.string().min(1).max(512),
+  metric: z.string().min(1).max(512),
   samples: z.array(z.object({ ts: time, value: z.number() }).strict()).min(1).max(100_000).optional(),
-  value: z.number().optional(),
   sealed: z.string().min(1).regex(BASE64, 'must be base64').optional(),
+  to: time,
+  value: z.number().optional(),
+  // A VM id as the site state keeps it (protocol/proxy/manifest.ts isSafeFileName: no "..").
+  vm: z.string().max(128).regex(VM_ID, 'must be a VM id (letters, digits, ._+-)'),
 }).strict().superRefine((d, ctx) => {
   const payloads = (['samples', 'value', 'sealed'] as const).filter((key) => d[key] !== undefined)
   if (payloads.length !== 1) {

@@ -16,18 +16,23 @@ export interface ForwarderOptions {
 
 const MIN_BACKOFF_MS = 100
 const MAX_BACKOFF_MS = 10_000
+/** Requests in flight to one hop: while one waits for its answer the next batch is already on its way. */
+const MAX_IN_FLIGHT = 2
 
 /**
  * Drains the outbox rows of one next hop: waits `lingerMs` after the first new delivery so a burst
- * shares one signed request, sends the oldest rows as one batch, deletes them after the hop's 2xx,
- * and goes on while rows remain. A retryable failure (hop down, timeout, an answer that cannot be
- * trusted) backs off exponentially and sends the same rows again; a batch refused for good is split
- * in halves until the refused deliveries are found, which are kept as dead (logged) so they never
- * block the rest.
+ * shares one signed request, sends the oldest rows as one batch (up to MAX_IN_FLIGHT batches at
+ * once), deletes them after the hop's 2xx, and goes on at once while rows remain. A retryable
+ * failure (hop down, timeout, an answer that cannot be trusted) backs off exponentially and then
+ * sends the same rows again; a batch refused for good is split in halves until the refused
+ * deliveries are found, which are kept as dead (logged) so they never block the rest.
  */
 export class RelayForwarder {
-  private running = false
   private timer?: NodeJS.Timeout
+  private inFlight = 0
+  /** Rows up to this seq are in flight; reset when nothing is (seqs only grow: AUTOINCREMENT). */
+  private takenUpTo = 0
+  private backingOff = false
   private failures = 0
   private stopped = false
   private idle?: () => void
@@ -35,10 +40,10 @@ export class RelayForwarder {
 
   constructor (private readonly options: ForwarderOptions) {}
 
-  /** New rows are queued: send after the linger (unless a drain or a backoff is already pending). */
+  /** New rows are queued: send after the linger (unless requests, a linger or a backoff are pending: they pick the rows up). */
   kick (): void {
-    if (this.running || this.timer !== undefined || this.stopped) return
-    this.timer = setTimeout(() => { this.timer = undefined; void this.drain() }, this.options.lingerMs)
+    if (this.inFlight > 0 || this.timer !== undefined || this.stopped || this.backingOff) return
+    this.timer = setTimeout(() => { this.timer = undefined; this.pump() }, this.options.lingerMs)
   }
 
   /** Stops sending; resolves when no request is in flight. */
@@ -46,32 +51,45 @@ export class RelayForwarder {
     this.stopped = true
     clearTimeout(this.timer)
     this.timer = undefined
-    if (this.running) await new Promise<void>((resolve) => { this.idle = resolve })
+    if (this.inFlight > 0) await new Promise<void>((resolve) => { this.idle = resolve })
   }
 
-  private async drain (): Promise<void> {
-    if (this.running || this.stopped) return
-    this.running = true
-    let retryIn: number | undefined
+  private pump (): void {
+    while (this.inFlight < MAX_IN_FLIGHT && !this.stopped && !this.backingOff) {
+      const batch = this.options.outbox.due(this.options.nextHop, this.options.maxBytes, this.takenUpTo)
+      if (batch.deliveries.length === 0) return
+      this.takenUpTo = batch.seqs[batch.seqs.length - 1]
+      this.inFlight++
+      void this.sendBatch(batch)
+    }
+  }
+
+  private async sendBatch (batch: QueuedBatch): Promise<void> {
+    const dead: Delivery[] = []
+    let outcome: 'done' | 'retry' = 'retry'
     try {
-      for (;;) {
-        if (this.stopped) break
-        const batch = this.options.outbox.due(this.options.nextHop, this.options.maxBytes)
-        if (batch.deliveries.length === 0) break
-        const dead: Delivery[] = []
-        if (await this.sendAll(batch.deliveries, dead) === 'retry') {
-          retryIn = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.failures++, 16)) * (0.5 + Math.random() / 2)
-          break
-        }
+      outcome = await this.sendAll(batch.deliveries, dead)
+      if (outcome === 'done') {
         this.options.outbox.settle(this.options.nextHop, batch, dead)
         this.failures = 0
         this.stats.sent += batch.deliveries.length - dead.length
         this.stats.batches++
       }
+    } catch (err) {
+      this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, error: String(err) })
     } finally {
-      this.running = false
-      this.idle?.()
-      if (retryIn !== undefined && !this.stopped) this.timer = setTimeout(() => { this.timer = undefined; void this.drain() }, retryIn)
+      this.inFlight--
+      if (outcome === 'retry' && !this.backingOff) {
+        this.backingOff = true
+        const wait = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.failures++, 16)) * (0.5 + Math.random() / 2)
+        clearTimeout(this.timer)
+        this.timer = setTimeout(() => { this.timer = undefined; this.backingOff = false; this.pump() }, wait)
+      }
+      if (this.inFlight === 0) {
+        this.takenUpTo = 0
+        this.idle?.()
+      }
+      this.pump()
     }
   }
 

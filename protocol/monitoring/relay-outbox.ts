@@ -23,11 +23,11 @@ export class RelayOutbox {
 
   constructor (private readonly db: Database.Database, private readonly maxRowBytes: number) {
     db.exec(`
-      CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY AUTOINCREMENT, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0);
       CREATE INDEX IF NOT EXISTS "outbox_hop" ON "outbox" ("next_hop", "dead", "seq");
     `)
     this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, ?)')
-    this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 ORDER BY "seq" LIMIT ?')
+    this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 AND "seq" > ? ORDER BY "seq" LIMIT ?')
     this.deleteSeq = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
     this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: Delivery[]) => {
       for (const seq of batch.seqs) this.deleteSeq.run(seq)
@@ -40,9 +40,9 @@ export class RelayOutbox {
     this.add(nextHop, deliveries, 0)
   }
 
-  /** The oldest queued rows for a hop, as many as fit in `maxBytes` of JSON (at least one row). */
-  due (nextHop: string, maxBytes: number): QueuedBatch {
-    const rows = this.selectDue.all(nextHop, 64) as Array<{ seq: number, bytes: number, body: string }>
+  /** The oldest queued rows for a hop after `afterSeq`, as many as fit in `maxBytes` of JSON (at least one row). */
+  due (nextHop: string, maxBytes: number, afterSeq = 0): QueuedBatch {
+    const rows = this.selectDue.all(nextHop, afterSeq, 64) as Array<{ seq: number, bytes: number, body: string }>
     const batch: QueuedBatch = { seqs: [], deliveries: [] }
     let size = 0
     for (const row of rows) {

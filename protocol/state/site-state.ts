@@ -55,6 +55,7 @@ export interface RouteRecord {
 
 export class SiteState implements ReplayCache {
   private readonly db: Database.Database
+  private lastPurge = 0
 
   constructor (stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 })
@@ -75,7 +76,12 @@ export class SiteState implements ReplayCache {
 
   seenBefore (from: string, id: string, keepUntil: number): boolean {
     const now = Date.now()
-    this.db.prepare('DELETE FROM "seen_messages" WHERE "keep_until" < ?').run(now)
+    // Expired ids are purged at most once a second: the DELETE scans the table, which holds a
+    // minute of message ids (the monitoring relay alone sends hundreds of requests a second).
+    if (now - this.lastPurge >= 1000) {
+      this.db.prepare('DELETE FROM "seen_messages" WHERE "keep_until" < ?').run(now)
+      this.lastPurge = now
+    }
     const inserted = this.db.prepare('INSERT OR IGNORE INTO "seen_messages" ("sender", "id", "keep_until") VALUES (?, ?, ?)').run(from, id, keepUntil)
     return inserted.changes === 0
   }
