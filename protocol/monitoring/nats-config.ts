@@ -7,8 +7,8 @@ const SERVER = /^((nats|tls):\/\/)?[^\s/]+$/
 
 /**
  * `monitoring.nats` (issue 7 §4): the NATS servers this site's hosts publish deliveries to, and the
- * JetStream stream and durable consumer the site takes them from. Every site process of a large
- * site may share the one durable consumer (each message goes to one of them).
+ * JetStream stream and durable consumer the site takes them from. The stream holds what the hosts
+ * published until the site daemon took it, so hosts go on while the daemon restarts or falls behind.
  */
 export const NatsIngestSchema = z.object({
   servers: z.array(z.string().regex(SERVER, 'must be nats://HOST:PORT, tls://HOST:PORT or HOST:PORT')).min(1, 'name at least one NATS server'),
