@@ -7,7 +7,7 @@ export interface FeedClientOptions {
   endpoint: string
   /** The persisted cursor: the last row whose effects are durable. */
   cursor: () => bigint
-  /** True when this host has no cursor for the VM (it just arrived): hello without one, "from the acknowledged position". */
+  /** True when this host has no cursor for the VM (it just arrived): hello with `resume`, "from the acknowledged position". */
   noCursor: () => boolean
   /** Rows after the cursor, in order, a batch per chunk read; must make them durable with the cursor before returning. */
   onRows: (rows: RowFrame[]) => void
@@ -79,13 +79,14 @@ export class FeedClient {
     // virtio-serial port (the guest cannot see the host disconnect): skipped, once. Any other bad
     // line is an error, so a guest that speaks another version is reported, not silently ignored.
     let firstLine = true
-    /** What this connection's hello asked for (undefined: from the guest's acknowledged position); null once its stats came. */
-    let hello: { after?: bigint, id: string } | null = null
+    /** What this connection's hello asked for (`resume`: from the guest's acknowledged position); null once its stats came. */
+    let hello: { after: bigint, resume: boolean, id: string } | null = null
     socket.setEncoding('utf8')
     let helloTimer: NodeJS.Timeout | undefined
     const sayHello = (): void => {
-      hello = { ...(this.options.noCursor() ? {} : { after: this.options.cursor() }), id: randomBytes(6).toString('hex') }
-      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', ...(hello.after === undefined ? {} : { after: hello.after.toString() }), id: hello.id }))
+      const resume = this.options.noCursor()
+      hello = { after: resume ? 0n : this.options.cursor(), resume, id: randomBytes(6).toString('hex') }
+      socket.write(encodeFrame({ v: FEED_VERSION, t: 'hello', after: hello.after.toString(), ...(resume ? { resume } : {}), id: hello.id }))
       helloTimer = setTimeout(sayHello, HELLO_RETRY_MS)
     }
     socket.on('connect', () => {
@@ -116,7 +117,8 @@ export class FeedClient {
             const first = hello
             hello = null
             clearTimeout(helloTimer)
-            const streamingFrom = first === null ? undefined : first.after ?? BigInt(frame.acked ?? '0')
+            // A guest that knows `resume` (it reports `acked`) streams from its acknowledged position.
+            const streamingFrom = first === null ? undefined : first.resume && frame.acked !== undefined ? BigInt(frame.acked) : first.after
             if (this.options.onStats(frame, streamingFrom)) {
               this.pending = []
               throw new Error('the cursor moved to follow the guest database: saying hello again')

@@ -40,7 +40,7 @@ export function followGuest (state: CursorState, stats: StatsFrame, streamingFro
   } else if (acked !== undefined && acked > state.cursor) {
     cursor = acked
     reason = state.epoch === undefined && state.cursor === 0n
-      ? undefined // a VM new to this host: the hello without a cursor already asked for exactly this
+      ? undefined // a VM new to this host: its resuming hello already asked for exactly this
       : `rows ${state.cursor + 1n}..${acked} were acknowledged by another host (the VM migrated here): continuing after row ${acked}`
   }
   return { epoch: stats.epoch, cursor, rehello: cursor !== (streamingFrom ?? state.cursor), ...(reason ? { reason } : {}) }

@@ -7,7 +7,7 @@ const STATS_INTERVAL_MS = 1000
 
 /**
  * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
- * cursor (or without one: from the position hosts acknowledged); then rows after the cursor go
+ * cursor (or `resume`: from the position hosts acknowledged); then rows after the cursor go
  * out in commit order: new commits straight from the store's commit events while the stream
  * keeps up, and from the tables (catch-up) after a reconnect or whenever the stream pushed back.
  * The host's `ack`s move the acknowledged position, which stays with the database (and the VM).
@@ -58,7 +58,7 @@ export class FeedSession {
           return
         }
         if (frame.t !== 'hello') throw new Error(`the host may only send hello or ack, not ${frame.t}`)
-        this.lastSent = frame.after === undefined ? this.acknowledged() : BigInt(frame.after)
+        this.lastSent = frame.resume === true ? this.acknowledged() : BigInt(frame.after)
         this.sendStats(true, frame.id)
         this.pump()
       })

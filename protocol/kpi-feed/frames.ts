@@ -1,11 +1,15 @@
 /**
  * The KPI feed's wire format (DESIGN.md Contract 2): newline-delimited JSON frames, each with a
- * version `v`. The host sends `hello` (on every (re)connect, with the cursor it has persisted, or
- * without one to mean "from the last row a host acknowledged"); the guest answers with `stats`,
- * then `row` frames in commit order from that cursor on, then follows new commits, and sends
- * `stats` now and then. The host sends `ack` once a batch's effects are durable, so the guest knows
- * how far hosts got (its acknowledged position travels with the VM when it migrates).
+ * version `v`. The host sends `hello` (on every (re)connect, with the cursor it has persisted, or,
+ * having none, `resume` to mean "from the last row a host acknowledged"); the guest answers with
+ * `stats`, then `row` frames in commit order from that cursor on, then follows new commits, and
+ * sends `stats` now and then. The host sends `ack` once a batch's effects are durable, so the guest
+ * knows how far hosts got (its acknowledged position travels with the VM when it migrates).
  * Sequences travel as decimal strings (they are 64-bit).
+ *
+ * Still version 1: `resume`, `id`, `acked` and `hello` are optional fields an older peer ignores
+ * (an older guest serves a resuming hello from `after`, i.e. "0": every row again, with the same
+ * delivery ids), and the host sends `ack` only to a guest whose stats carry `acked`.
  */
 export const FEED_VERSION = 1
 /** A sealed KPI is at most 1 MiB: base64 plus the frame fits well under this. */
@@ -14,11 +18,12 @@ export const MAX_FRAME_BYTES = 2 * 1024 * 1024
 export type FeedValue = number | string | null
 
 /**
- * `after` absent: from the guest's acknowledged position (a host with no cursor for this VM, e.g.
- * after a migration). `id`: echoed as `stats.hello` in the answer, so the host can tell it from
- * frames written for an earlier connection that a virtio-serial port still held.
+ * `resume: true`: from the guest's acknowledged position (a host with no cursor for this VM, e.g.
+ * after a migration; `after` is then "0", for guests that predate it). `id`: echoed as
+ * `stats.hello` in the answer, so the host can tell it from frames written for an earlier
+ * connection that a virtio-serial port still held.
  */
-export interface HelloFrame { v: 1, t: 'hello', after?: string, id?: string }
+export interface HelloFrame { v: 1, t: 'hello', after: string, resume?: boolean, id?: string }
 /** The host made rows up to `seq` of the database `epoch` durable; a guest ignores an ack for another epoch. */
 export interface AckFrame { v: 1, t: 'ack', seq: string, epoch: string }
 export interface RowFrame {
@@ -36,9 +41,9 @@ export interface RowFrame {
 /**
  * The guest's counters, its last committed sequence, and its database's epoch: sent first after
  * every hello, so a host whose cursor belongs to another epoch (a replaced or restored database)
- * starts over instead of skipping rows. `acked` (guests that understand `ack` and a hello without
- * `after`): the highest row any host acknowledged; a host whose cursor is behind it (another
- * host took those rows before the VM migrated here) continues from it.
+ * starts over instead of skipping rows. `acked` (guests that understand `ack` and `resume`): the
+ * highest row any host acknowledged; a host whose cursor is behind it (another host took those
+ * rows before the VM migrated here) continues from it. `hello`: the id of the hello it answers.
  */
 export interface StatsFrame { v: 1, t: 'stats', committed: number, refused: number, last: string, epoch: string, acked?: string, hello?: string }
 export type FeedFrame = HelloFrame | RowFrame | StatsFrame | AckFrame
@@ -68,7 +73,8 @@ export function decodeFrame (line: string): FeedFrame {
   if (f.v !== FEED_VERSION) throw new FeedFrameError(`unsupported frame version ${JSON.stringify(f.v)} (this side speaks ${FEED_VERSION})`)
   switch (f.t) {
     case 'hello':
-      if (f.after !== undefined && (typeof f.after !== 'string' || !SEQ.test(f.after))) throw new FeedFrameError('hello.after must be a decimal sequence string (or absent)')
+      if (typeof f.after !== 'string' || !SEQ.test(f.after)) throw new FeedFrameError('hello.after must be a decimal sequence string')
+      if (f.resume !== undefined && typeof f.resume !== 'boolean') throw new FeedFrameError('hello.resume must be a boolean')
       if (f.id !== undefined && (typeof f.id !== 'string' || !HELLO_ID.test(f.id))) throw new FeedFrameError('hello.id must be 1 to 64 letters, digits or dashes')
       return f as unknown as HelloFrame
     case 'ack':

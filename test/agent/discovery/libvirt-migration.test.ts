@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import { Agent } from '../../../agent/agent'
 import type { Delivery } from '../../../agent/engine/delivery'
 import { generateBoxKeyPair } from '../../../protocol/crypto/sealed-box'
+import { LibvirtHypervisor } from '../../../host/libvirt/libvirt-hypervisor'
 import { LibvirtVmHost } from '../../../protocol/hosts/libvirt-host'
 import { ensureDeb, ensureVmImage } from '../../packaging/support/artifacts'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
@@ -87,7 +88,7 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const context = async (): Promise<string> => `agent A:\n${agents.a.log.slice(-15).join('\n')}\nagent B:\n${agents.b.log.slice(-15).join('\n')}\n` +
     `console:\n${(await readFile(join(folderA, 'console.log'), 'utf8').catch(() => '')).split('\n').filter((l) => /fedvm|guestfs|sample|feed/.test(l)).slice(-40).join('\n')}`
 
-  await until('agent A to deliver 3 sample rows', 240_000, () => rows('a').length >= 3, context)
+  await until('agent A to deliver 3 sample rows', 360_000, () => rows('a').length >= 3, context)
   log(`first KPI rows at agent A after ${elapsed()}`)
   t.match(agents.a.log.join('\n'), new RegExp(`discovery: VM ${vmId} is here \\(domain ${vmId}, feed unix:${folderA}/kpi\\.sock\\)`), 'A found the VM')
   await until('A to deliver the VM\'s cpu.time', 30_000, () => agents.a.receiver.unique().some((d) => d.metric === CPU.metric), context)
@@ -131,6 +132,11 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   t.ok((await stat(join(dirs.b, vmId, 'kpi.sock'))).isSocket(), 'QEMU listens on the channel socket in B\'s VM directory')
   const cpuAtB = agents.b.receiver.unique().filter((d) => d.metric === CPU.metric)
   t.ok(cpuAtB.every((d) => d.vm === vmId) && cpuAtB.length > 0, `B delivers the VM's libvirt cpu.time (${cpuAtB.length} so far)`)
+  // Where discovery looks when a VM's folder has no domain.xml: the live definition, over the read-only socket.
+  const libvirtB = new LibvirtHypervisor({ socketPath: hostB.readOnlySocketPath })
+  t.teardown(async () => await libvirtB.close())
+  const ref = (await libvirtB.listDomains()).find((d) => d.name === vmId)!
+  t.match(await libvirtB.getDomainXml(ref), `<source mode='bind' path='${join(dirs.b, vmId, 'kpi.sock')}'/>`, 'the live domain XML names the channel socket at B')
   const feedLines = (name: 'a' | 'b'): string[] => agents[name].log.filter((l) => /feed |agent: /.test(l) && !/serving \/metrics/.test(l))
   log(`agent A's feed log:\n${feedLines('a').join('\n')}\nagent B's feed log:\n${feedLines('b').join('\n')}`)
   log(`done after ${elapsed()}`)

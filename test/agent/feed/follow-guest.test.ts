@@ -10,7 +10,7 @@ const E2 = 'e2e2e2e2e2e2e2e2'
 const stats = (epoch: string, last: number, acked?: number): StatsFrame => ({ v: 1, t: 'stats', committed: last, refused: 0, last: String(last), epoch, ...(acked === undefined ? {} : { acked: String(acked) }) })
 
 t.test('a host new to the VM continues after the acknowledged position', async (t) => {
-  t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n), { epoch: E1, cursor: 25n, rehello: false }, 'hello without after: the guest already streams from there')
+  t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n), { epoch: E1, cursor: 25n, rehello: false }, 'a resuming hello: the guest already streams from there')
   t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 0), 0n), { epoch: E1, cursor: 0n, rehello: false }, 'nothing acknowledged yet: from the first row')
   t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40), 0n), { epoch: E1, cursor: 0n, rehello: false }, 'an older guest (no acked): as before')
 })

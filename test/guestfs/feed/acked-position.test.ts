@@ -8,10 +8,11 @@ import { waitFor } from '../../agent/support/wait'
 
 // Issue 6 §3: the feed cursor travels with the VM. Hosts ack the rows they made durable; guestfs
 // keeps the highest ack (in memory, which a saved VM carries, and in _fedvm_meta for a shutdown),
-// and a host with no cursor of its own (the one a VM migrated to) says hello without `after`:
+// and a host with no cursor of its own (the one a VM migrated to) says hello with `resume`:
 // it is served from there. A fake host (this test) talks to the real guestfs over its unix feed.
 
-const hello = (after?: number, id?: string) => JSON.stringify({ v: 1, t: 'hello', ...(after === undefined ? {} : { after: String(after) }), ...(id ? { id } : {}) }) + '\n'
+/** `after` undefined: a host with no cursor, asking to resume from the acknowledged position. */
+const hello = (after?: number, id?: string) => JSON.stringify({ v: 1, t: 'hello', after: String(after ?? 0), ...(after === undefined ? { resume: true } : {}), ...(id ? { id } : {}) }) + '\n'
 const ack = (seq: number, epoch: string) => JSON.stringify({ v: 1, t: 'ack', seq: String(seq), epoch }) + '\n'
 
 /** The host's view of one connection: the first line (stats) and the row sequences that followed. */
@@ -22,7 +23,7 @@ async function served (host: PeerConnection, rows: number): Promise<{ stats: Rec
   return { stats, seqs }
 }
 
-t.test('the acknowledged position: kept across connections and a guestfs restart, a hello without after starts there', async (t) => {
+t.test('the acknowledged position: kept across connections and a guestfs restart, a resuming hello starts there', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-acked-')) // short: a unix socket path has at most 107 bytes
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const feed = join(dir, 'feed.sock')
@@ -50,7 +51,7 @@ t.test('the acknowledged position: kept across connections and a guestfs restart
   t.equal(two.stats.hello, 'c0ffee-2', 'the stats answering a hello name it')
   t.notOk('hello' in one.stats, 'and only when the hello had an id')
   t.equal(two.stats.acked, '5', 'the acknowledged position is the highest ack of this database')
-  t.strictSame(two.seqs, ['6', '7', '8'], 'a hello without after is served from the acknowledged position')
+  t.strictSame(two.seqs, ['6', '7', '8'], 'a resuming hello is served from the acknowledged position')
   second.write(ack(99, epoch))
   t.ok(await second.closedWithin(3000), 'an ack beyond the last committed row closes the connection')
   t.match((await mount.logLines(/closing connection after a bad frame/, 1))[0], /ack of row 99 beyond the last committed row 8/, 'with the reason logged')
