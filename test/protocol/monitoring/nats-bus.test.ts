@@ -16,7 +16,7 @@ import { makeVmDir } from '../support/vm-files'
 // agent (a real `fedvm agent run` on a real guestfs mount) publishes to a real `nats-server -js`;
 // B takes the deliveries from its JetStream stream, stores them in its relay outbox, acks, and
 // forwards them signed to A. The server is SIGKILLed while the agent publishes and restarted on
-// the same store dir. Then bad messages on the bus.
+// the same store dir; then B is. Then bad messages on the bus.
 
 const VM = 'web-1'
 const USERS = 'kpi:users.current_users'
@@ -83,6 +83,21 @@ t.test('agent → NATS → site B → A: nothing lost across a nats-server crash
     const durable = await jsm.consumers.info('FEDVM_DELIVERIES_site-b', 'fedvm-site')
     t.equal(durable.num_ack_pending, 0, 'nothing handed out and unacknowledged')
     await waitFor('B drained its relay outbox', () => stores.queued('site-b') === 0, 10_000)
+  })
+
+  await t.test('site B SIGKILLed while the agent publishes: the stream keeps the rows, B takes them after its restart', async (t) => {
+    const jsm = await jetstreamManager(nc)
+    for (let n = ROWS + 1; n <= ROWS + 40; n++) {
+      t.equal(await setup.write('users', `current_users\n${n}\n`), 'ok', `row ${n}`)
+      if (n === ROWS + 10) await fed.stop('site-b', 'SIGKILL')
+    }
+    await waitFor('rows waiting in the stream while B is down', async () => (await jsm.streams.info('FEDVM_DELIVERIES_site-b')).state.messages >= 25, 10_000)
+    await fed.start('site-b')
+    const values = await waitFor(`all ${ROWS + 40} rows at A`, () => { const v = usersAtA(); return v.length >= ROWS + 40 && v }, 30_000)
+    await sleep(500)
+    t.equal(usersAtA().length, ROWS + 40, 'no row twice at A (a message stored but not yet acked when B died came again and was dropped by id)')
+    t.same([...new Set(values)].sort((a, b) => a - b), Array.from({ length: ROWS + 40 }, (_, i) => i + 1))
+    await waitFor('the stream emptied again', async () => (await jsm.streams.info('FEDVM_DELIVERIES_site-b')).state.messages === 0, 10_000)
   })
 
   await t.test('the sealed payload stays sealed on the bus and at B; A opens it', async (t) => {
