@@ -11,7 +11,7 @@ import type { TestSite } from '../test/protocol/support/federation'
 
 // The shapes of bench/relay.ts's Injector and Transport (structural: this file compiles on its own).
 interface Injector { send (deliveries: Delivery[]): Promise<void>, close (): Promise<void> }
-interface Transport { name: string, siteMonitoring (siteId: string): Record<string, unknown>, injector (site: TestSite): Promise<Injector>, close (): Promise<void> }
+interface Transport { name: string, siteMonitoring (siteId: string): Record<string, unknown>, injector (site: TestSite): Promise<Injector>, processes?: () => Record<string, number>, close (): Promise<void> }
 
 export async function natsTransport (): Promise<Transport> {
   const cleanups: Array<() => unknown> = []
@@ -46,6 +46,7 @@ export async function natsTransport (): Promise<Transport> {
         close: async () => { await nc.close() },
       }
     },
+    processes: () => (server.pid === undefined ? {} : { 'nats-server': server.pid }),
     close: async () => {
       for (const cleanup of cleanups.reverse()) await cleanup()
     },

@@ -32,6 +32,8 @@ export interface Transport {
   name: string
   siteMonitoring (siteId: string): Record<string, unknown>
   injector (site: TestSite): Promise<Injector>
+  /** The transport's own processes (a broker: name → pid), whose CPU per delivery is reported with the sites'. */
+  processes?: () => Record<string, number>
   close (): Promise<void>
 }
 
@@ -70,11 +72,12 @@ async function cpuSeconds (pid: number): Promise<number> {
 }
 
 /** Runs a phase and adds each site's CPU per delivery (µs): what the load on this shared machine does not change. */
-async function withCpu<T extends object> (fed: Federation, deliveries: number, phase: () => Promise<T>): Promise<T & { cpuMicrosPerDelivery: Record<string, number> }> {
-  const ids = [...fed.sites.keys()]
-  const before = await Promise.all(ids.map((id) => cpuSeconds(fed.daemon(id).child.pid!)))
+async function withCpu<T extends object> (fed: Federation, deliveries: number, phase: () => Promise<T>, others: Record<string, number> = {}): Promise<T & { cpuMicrosPerDelivery: Record<string, number> }> {
+  const pids = new Map([...[...fed.sites.keys()].map((id): [string, number] => [id, fed.daemon(id).child.pid!]), ...Object.entries(others)])
+  const ids = [...pids.keys()]
+  const before = await Promise.all(ids.map((id) => cpuSeconds(pids.get(id)!)))
   const result = await phase()
-  const after = await Promise.all(ids.map((id) => cpuSeconds(fed.daemon(id).child.pid!)))
+  const after = await Promise.all(ids.map((id) => cpuSeconds(pids.get(id)!)))
   const cpu = Object.fromEntries(ids.map((id, i) => [id, Math.round(((after[i] - before[i]) * 1e6) / deliveries)]))
   return { ...result, cpuMicrosPerDelivery: { ...cpu, total: Object.values(cpu).reduce((a, b) => a + b, 0) } }
 }
@@ -211,12 +214,12 @@ async function main (): Promise<void> {
       transport: transport.name,
       machine: { loadAverage: (await import('node:os')).loadavg().map((l) => +l.toFixed(2)) },
       throughput: {
-        chain: await withCpu(fed, n, () => throughput(atC, store, 'chain-vm', 'tp-chain', n, 200, 4)),
-        direct: await withCpu(fed, n, () => throughput(atA, store, 'direct-vm', 'tp-direct', n, 200, 4)),
+        chain: await withCpu(fed, n, () => throughput(atC, store, 'chain-vm', 'tp-chain', n, 200, 4), transport.processes?.()),
+        direct: await withCpu(fed, n, () => throughput(atA, store, 'direct-vm', 'tp-direct', n, 200, 4), transport.processes?.()),
       },
       latencyMs: {
-        chain: await withCpu(fed, rate * seconds, () => latency(atC, store, 'chain-vm', 'lat-chain', rate, seconds)),
-        direct: await withCpu(fed, rate * seconds, () => latency(atA, store, 'direct-vm', 'lat-direct', rate, seconds)),
+        chain: await withCpu(fed, rate * seconds, () => latency(atC, store, 'chain-vm', 'lat-chain', rate, seconds), transport.processes?.()),
+        direct: await withCpu(fed, rate * seconds, () => latency(atA, store, 'direct-vm', 'lat-direct', rate, seconds), transport.processes?.()),
       },
     }
     store.close()
