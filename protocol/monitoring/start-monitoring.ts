@@ -53,6 +53,9 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
     throw err
   }
   relay.start()
+  // Former routes past their grace period are forgotten (checked once a minute; unref'd: never keeps the process up).
+  const prune = setInterval(() => site.state.dropFormerLocations(Date.now() - monitoring.tombstoneMs), 60_000)
+  prune.unref()
   const nats = monitoring.nats && new NatsIngest({ siteId: site.id, config: monitoring.nats, accept: (d) => relay.accept(d, LOCAL), log: site.log })
   nats?.start()
   return {
@@ -60,6 +63,7 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
     ingest: monitoring.ingest,
     nats,
     close: async () => {
+      clearInterval(prune)
       if (server !== undefined) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()))
         server.closeAllConnections()

@@ -121,6 +121,11 @@ export class SiteState implements ReplayCache {
     return rows.map((row) => ({ kind: row.kind as LocationRecord['kind'], target: row.target as string, upstream: (row.upstream as string | null) ?? null, leftAt: row.left_at as number }))
   }
 
+  /** Forgets former locations that left before `before` (their grace period is over). */
+  dropFormerLocations (before: number): void {
+    this.db.prepare('DELETE FROM "former_locations" WHERE "left_at" < ?').run(before)
+  }
+
   private remember (record: LocationRecord): void {
     this.db.prepare('INSERT INTO "former_locations" ("vm_id", "kind", "target", "upstream", "left_at") VALUES (?, ?, ?, ?, ?)').run(record.vmId, record.kind, record.target, record.upstream, Date.now())
   }
