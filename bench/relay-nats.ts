@@ -46,7 +46,7 @@ export async function natsTransport (): Promise<Transport> {
         close: async () => { await nc.close() },
       }
     },
-    processes: () => (server.pid === undefined ? {} : { 'nats-server': server.pid }),
+    processes: (): Record<string, number> => (server.pid === undefined ? {} : { 'nats-server': server.pid }),
     close: async () => {
       for (const cleanup of cleanups.reverse()) await cleanup()
     },
