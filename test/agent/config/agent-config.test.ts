@@ -45,6 +45,10 @@ const BAD: Array<[what: string, json: unknown, message: RegExp]> = [
   ['consumers[0].url not a URL', { consumers: [{ ...CONSUMER, url: 'not a url' }] }, /consumers\[0\]\.url: /],
   ['consumers[1].url not http', { consumers: [CONSUMER, { ...CONSUMER, url: 'ftp://127.0.0.1/x' }] }, /consumers\[1\]\.url: must be an http\(s\) URL/],
   ['consumers[0] unknown key', { consumers: [{ ...CONSUMER, retries: 3 }] }, /consumers\[0\]: Unrecognized key: "retries"/],
+  ['discover.vmDir missing', { discover: { intervalMs: 1000 } }, /discover\.vmDir: /],
+  ['discover.vmDir empty', { discover: { vmDir: '' } }, /discover\.vmDir: /],
+  ['discover.intervalMs too short', { discover: { vmDir: 'vms', intervalMs: 10 } }, /discover\.intervalMs: /],
+  ['discover unknown key', { discover: { vmDir: 'vms', dir: 'x' } }, /discover: Unrecognized key: "dir"/],
 ]
 
 for (const [what, json, message] of BAD) {
@@ -89,6 +93,12 @@ t.test('relative paths are taken from the config file\'s folder; absolute ones a
   t.equal(config.vms[1].feed, 'unix:/run/fedvm/b.sock')
   t.equal(config.vms[2].descriptor, join(process.cwd(), 'c.json'))
   t.equal(config.vms[2].feed, undefined, 'a VM without a feed has none')
+})
+
+t.test('discover: the VM directory from the config file\'s folder, a look every 2 s by default', async (t) => {
+  t.strictSame(parseConfig({ discover: { vmDir: 'vms' } }, 'conf/agent.json').discover, { vmDir: join(process.cwd(), 'conf', 'vms'), intervalMs: 2000 })
+  t.strictSame(parseConfig({ discover: { vmDir: '/var/lib/fedvm/vms', intervalMs: 500 } }, FILE).discover, { vmDir: '/var/lib/fedvm/vms', intervalMs: 500 })
+  t.equal(parseConfig({}, FILE).discover, undefined, 'off unless configured')
 })
 
 t.test('loadConfig: a missing file or bad JSON names the file', async (t) => {
