@@ -169,11 +169,13 @@ t.test('start() looks at once and then every interval; stop() waits for a look i
   const counting: VmDirectoryReader = { vmDir: '/vms', scan: async () => { looks++; return folder.scan() } }
   const changes: unknown[] = []
   const discovery = new VmDiscovery({ directory: counting, intervalMs: 30, onChange: (vms) => changes.push(vms), log: () => {} })
+  const startedAt = Date.now()
   discovery.start()
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(looks, 1, 'the first look at once')
+  while (looks < 3 && Date.now() - startedAt < 10_000) await new Promise((resolve) => setTimeout(resolve, 10))
   await discovery.stop()
   const after = looks
-  t.ok(after >= 3, `looked ${after} times in 200 ms at a 30 ms interval`)
+  t.ok(after >= 3, `looked ${after} times in ${Date.now() - startedAt} ms at a 30 ms interval`)
   t.equal(changes.length, 1)
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(looks, after, 'no look after stop()')
