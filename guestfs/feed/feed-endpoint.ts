@@ -60,6 +60,7 @@ async function openPort (path: string, store: KpiStore, log: (line: string) => v
   const port = await PortStream.open(path)
   const session = new FeedSession(store, port, port, (reason) => log(`feed: ignoring the host until its next hello: ${reason}`))
   port.on('error', (err) => log(`feed: port error: ${err.message}`))
+  port.on('host', (connected: boolean) => log(connected ? 'feed: the host end of the port is open' : 'feed: the host end of the port is closed (no host connected)'))
   log(`feed: serving dev:${path}`)
   return {
     async close () {

@@ -9,11 +9,15 @@ const READ_BYTES = 64 * 1024
  * polled: a blocking read would sit in libuv's thread pool, where it cannot be cancelled, and
  * keep the process from exiting. The port reads nothing (0 or EAGAIN) while no host is
  * connected, and writes fail with EAGAIN while its buffer is full: both are retried.
+ * A virtio-serial port reads 0 (end of file) exactly while its host end is closed (no agent
+ * connected to QEMU's socket, e.g. after the VM was restored on another host) and EAGAIN while
+ * it is open but quiet: the 'host' event says when that changes (for the log).
  */
 export class PortStream extends Duplex {
   private fd = -1
   private timer?: NodeJS.Timeout
   private reading = false
+  private hostConnected?: boolean
 
   static open (path: string): Promise<PortStream> {
     return new Promise((resolve, reject) => {
@@ -34,12 +38,19 @@ export class PortStream extends Duplex {
       this.reading = false
       if (this.destroyed) return
       if (err && err.code !== 'EAGAIN') return this.destroy(err)
+      this.hostIs(err !== null || bytes > 0)
       if (!err && bytes > 0) {
         if (this.push(buffer.subarray(0, bytes))) this._read()
         return
       }
       this.timer = setTimeout(() => this._read(), POLL_MS)
     })
+  }
+
+  private hostIs (connected: boolean): void {
+    if (this.hostConnected === connected) return
+    this.hostConnected = connected
+    this.emit('host', connected)
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {

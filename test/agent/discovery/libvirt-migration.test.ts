@@ -109,6 +109,9 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const restoredAt = Date.now()
   await until('A to drop the VM', 30_000, () => agents.a.log.some((l) => l.includes(`discovery: VM ${vmId} left`)), context)
   const lastAtA = Math.max(...rows('a').map(seqOf))
+  // What guestfs saw of its port (the journal on the serial console; A's console goes with A's copy).
+  const portLog = async (folder: string): Promise<string[]> => (await readFile(join(folder, 'console.log'), 'utf8').catch(() => '')).split('\n').filter((l) => /guestfs.*feed: /.test(l))
+  const portAtA = await portLog(folderA)
   await src.release(vmId)
   await until('agent B to deliver its first row', 60_000, () => rows('b').length >= 1, context)
   const followMs = Date.now() - restoredAt
@@ -138,6 +141,9 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const ref = (await libvirtB.listDomains()).find((d) => d.name === vmId)!
   t.match(await libvirtB.getDomainXml(ref), `<source mode='bind' path='${join(dirs.b, vmId, 'kpi.sock')}'/>`, 'the live domain XML names the channel socket at B')
   const feedLines = (name: 'a' | 'b'): string[] => agents[name].log.filter((l) => /feed |agent: /.test(l) && !/serving \/metrics/.test(l))
+  const portAtB = await portLog(join(dirs.b, vmId))
+  t.match(portAtB.join('\n'), /feed: the host end of the port is open/, 'the guest saw B\'s agent connect to its port')
+  log(`guestfs's port at A:\n${portAtA.join('\n')}\nat B:\n${portAtB.join('\n')}`)
   log(`agent A's feed log:\n${feedLines('a').join('\n')}\nagent B's feed log:\n${feedLines('b').join('\n')}`)
   log(`done after ${elapsed()}`)
 })
