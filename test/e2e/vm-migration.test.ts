@@ -44,17 +44,17 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   const image = await ensureVmImage(await ensureDeb(log), log)
   log(`image ready after ${elapsed()}`)
 
-  // Everything torn down in one place, in order, also on failure.
+  // Everything torn down in one place, last set up first, also on failure.
   const cleanups: Array<() => Promise<unknown>> = []
   t.teardown(async () => {
     for (const clean of cleanups.reverse()) await clean().catch((err) => log(`cleanup: ${String(err)}`))
   })
-  // FEDVM_TEST_KEEP_LOGS=DIR keeps the sites' and agents' logs (copied there before the clean-up).
-  const keep = process.env.FEDVM_TEST_KEEP_LOGS
-  if (keep) cleanups.push(async () => await run('sh', ['-c', 'mkdir -p "$1" && for s in a b; do for f in site agent; do cp "$2/$s/$f.log" "$1/$s-$f.log" 2>/dev/null || true; done; cp "$2/$s/hosts"/*/*/console.log "$1/$s-console.log" 2>/dev/null || true; done', 'sh', keep, root]))
   const tag = randomBytes(3).toString('hex')
   const root = await mkdtemp(join(tmpdir(), 'fvm-mig-'))
   cleanups.push(async () => await rm(root, { recursive: true, force: true }))
+  // FEDVM_TEST_KEEP_LOGS=DIR keeps the sites' and agents' logs (copied there before the clean-up).
+  const keep = process.env.FEDVM_TEST_KEEP_LOGS
+  if (keep) cleanups.push(async () => await run('sh', ['-c', 'mkdir -p "$1" && for s in a b; do for f in site agent; do cp "$2/$s/$f.log" "$1/$s-$f.log" 2>/dev/null || true; done; cp "$2/$s/hosts"/*/*/console.log "$1/$s-console.log" 2>/dev/null || true; done', 'sh', keep, root]))
   const { network, sites: [netA, netB] } = await SiteNetwork.create(tag, ['a', 'b'])
   cleanups.push(async () => await network.destroy())
   const created = await Promise.allSettled([
@@ -75,6 +75,13 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   await Promise.all([a.startDaemon(), b.startDaemon()])
 
   const vmId = `kpi-${tag}`
+  /** Everything A's command line printed (the Controller's outcomes): checked for B's host names at the end. */
+  const printedAtA: string[] = []
+  const cliA = async (sub: string, ...args: string[]): ReturnType<VmSite['cli']> => {
+    const answer = await a.cli(sub, ...args)
+    printedAtA.push(answer.stdout, answer.stderr)
+    return answer
+  }
   const descriptor = {
     id: vmId,
     primarySite: { id: 'site-a', publicKey: a.keys.sealPublicKey },
@@ -92,7 +99,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   ].join('\n')
 
   // Primary placement at A: the intake folder becomes a VM on A's libvirt host, booted there.
-  const placed = await a.cli('place', '--vm', vmId, '--dir', intake.dir, '--descriptor', intake.descriptorFile)
+  const placed = await cliA('place', '--vm', vmId, '--dir', intake.dir, '--descriptor', intake.descriptorFile)
   t.match(placed.json, { outcome: 'migrated', destination: 'site-a', local: true }, `placed at site-a (${placed.stdout.trim() || placed.stderr})`)
   t.equal(await state(a, vmId), 'running', 'running at A')
   const uuid = (await a.libvirt.virsh('domuuid', vmId)).trim()
@@ -113,7 +120,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     await writeFile(blocker, `<domain type='qemu'><name>${twin}</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>`)
     await b.libvirt.virsh('define', blocker)
     const before = maxSeq()
-    const refused = await a.cli('migrate', '--vm', vmId)
+    const refused = await cliA('migrate', '--vm', vmId)
     t.not(refused.code, 0, 'fedvm migrate fails')
     t.match(refused.json, { outcome: 'failed' }, `the Controller's outcome: ${JSON.stringify(refused.json)}`)
     t.ok(b.daemon!.events().some((e) => e.event === 'confirm-failed' && e.vm === vmId), 'B logged confirm-failed')
@@ -131,7 +138,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   await t.test('migration A → B', async (t) => {
     const before = maxSeq()
     const mark = Date.now()
-    const moved = await a.cli('migrate', '--vm', vmId)
+    const moved = await cliA('migrate', '--vm', vmId)
     const wallMs = Date.now() - mark
     t.match(moved.json, { outcome: 'migrated', destination: 'site-b', digestsAgree: true }, `migrated to site-b (${moved.stdout.trim() || moved.stderr})`)
     const prepared = a.daemon!.events().filter((e) => e.event === 'prepared-for-leaving' && e.vm === vmId).at(-1)
@@ -143,7 +150,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     t.equal((await a.libvirt.virsh('list', '--all', '--name')).trim(), '', 'no domain left at A')
     t.same((await readdir(a.vmDir)).filter((n) => !n.startsWith('.')), [], 'no VM directory at A')
     t.same(await leftovers(a.vmDir, vmId), [], 'no incoming/leaving/confirming entry at A')
-    const status = await a.cli('status')
+    const status = await cliA('status')
     const records = (status.json?.locations ?? []).filter((l: { vmId: string }) => l.vmId === vmId)
     t.same(records.map((l: { kind: string, target: string }) => [l.kind, l.target]), [['partner', 'site-b']], 'A records only that the VM went to partner site-b')
     await until('KPI rows from B\'s agent', 90_000, () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, context)
@@ -153,7 +160,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   await t.test('back to A with B\'s site daemon (the Source) killed midway: the retry completes', async (t) => {
     const from = b.daemon!.events().length
     const fromA = a.daemon!.events().length
-    const migrating = a.cli('migrate', '--vm', vmId)
+    const migrating = cliA('migrate', '--vm', vmId)
     // B's proxy is capped (see writeConfig below) so the kill lands in the middle of the copy.
     const progress = await a.daemon!.waitForEvent((e) => e.event === 'transfer-progress' && e.vm === vmId && e.bytes > 8 * 2 ** 20 && e.bytes < e.total, 120_000, fromA)
     t.ok(b.daemon!.events().slice(from).some((e) => e.event === 'prepared-for-leaving' && e.vm === vmId), 'B prepared the VM for leaving')
@@ -203,7 +210,8 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
 
   await t.test('A never learned B\'s host names', async (t) => {
     const { stdout } = await run('grep', ['-rla', B_HOST, a.dir]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
-    t.same(stdout.split('\n').filter(Boolean), [], `no file of A (logs, state, agent) names ${B_HOST}`)
+    t.same(stdout.split('\n').filter(Boolean), [], `no file of A (logs, state, monitoring store, agent) names ${B_HOST}`)
+    t.notOk(printedAtA.join('\n').includes(B_HOST), 'nor does anything A\'s command line printed (the Controller\'s outcomes)')
     const control = await run('grep', ['-rla', B_HOST, b.dir]).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }))
     t.ok(control.stdout.includes('site.json'), 'the same grep finds it in B\'s own config')
   })
