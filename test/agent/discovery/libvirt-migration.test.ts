@@ -141,8 +141,9 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const ref = (await libvirtB.listDomains()).find((d) => d.name === vmId)!
   t.match(await libvirtB.getDomainXml(ref), `<source mode='bind' path='${join(dirs.b, vmId, 'kpi.sock')}'/>`, 'the live domain XML names the channel socket at B')
   const feedLines = (name: 'a' | 'b'): string[] => agents[name].log.filter((l) => /feed |agent: /.test(l) && !/serving \/metrics/.test(l))
+  // Observed, not asserted: B's agent may connect while the restored VM is still paused (its domain
+  // is active), and then the guest never sees its port's host end close; B's hello alone tells it.
   const portAtB = await portLog(join(dirs.b, vmId))
-  t.match(portAtB.join('\n'), /feed: the host end of the port is open/, 'the guest saw B\'s agent connect to its port')
   log(`guestfs's port at A:\n${portAtA.join('\n')}\nat B:\n${portAtB.join('\n')}`)
   log(`agent A's feed log:\n${feedLines('a').join('\n')}\nagent B's feed log:\n${feedLines('b').join('\n')}`)
   log(`done after ${elapsed()}`)
