@@ -3,7 +3,7 @@
 // into its store) in the same run: deliveries/s with the ingest kept busy, and the latency from a
 // delivery's creation at the injector to its row in A's store at a steady rate (delivery interval 0:
 // every delivery sent as soon as made, batched only by the injector's 5 ms linger, as the agent does).
-// Usage: node dist/bench/relay.js [--transport http|nats] [--deliveries 20000] [--rate 5000] [--seconds 5]
+// Usage: node dist/bench/relay.js [--transport http|nats] [--deliveries 20000] [--rate 5000] [--seconds 5] [--linger 5]
 //        (--transport picks how deliveries reach C's ingest: POSTs, or the NATS bus (bench/relay-nats.ts);
 //        the direct hop is always a POST; writes bench/results/relay.json, or relay-nats.json)
 import Database from 'better-sqlite3'
@@ -178,18 +178,20 @@ async function latency (injector: Injector, store: Store, vm: string, prefix: st
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { transport: { type: 'string', default: 'http' }, deliveries: { type: 'string', default: '20000' }, rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' } } })
+  const { values } = parseArgs({ options: { transport: { type: 'string', default: 'http' }, deliveries: { type: 'string', default: '20000' }, rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' }, linger: { type: 'string', default: '5' } } })
   const makeTransport = TRANSPORTS[values.transport!]
   if (makeTransport === undefined) throw new Error(`--transport must be one of ${Object.keys(TRANSPORTS).join(', ')}`)
   const transport = await makeTransport()
   const n = Number(values.deliveries)
   const rate = Number(values.rate)
   const seconds = Number(values.seconds)
+  // Each site's monitoring.forwardLingerMs (how long new deliveries wait to share one signed request).
+  const linger = Number(values.linger)
 
   const fed = await Federation.create([
-    { id: 'site-a', ip: '127.0.0.61', hosts: [{ id: 'a1', maxVms: 1 }], partners: ['site-b'], policy: { delegate: true, expose: 'all', acceptFrom: [] }, monitoring: transport.siteMonitoring('site-a') },
-    { id: 'site-b', ip: '127.0.0.62', partners: ['site-a', 'site-c'], policy: { delegate: true, expose: 'all' }, monitoring: transport.siteMonitoring('site-b') },
-    { id: 'site-c', ip: '127.0.0.63', hosts: [{ id: 'c1', maxVms: 1 }], partners: ['site-b'], monitoring: transport.siteMonitoring('site-c') },
+    { id: 'site-a', ip: '127.0.0.61', hosts: [{ id: 'a1', maxVms: 1 }], partners: ['site-b'], policy: { delegate: true, expose: 'all', acceptFrom: [] }, monitoring: { ...transport.siteMonitoring('site-a'), forwardLingerMs: linger } },
+    { id: 'site-b', ip: '127.0.0.62', partners: ['site-a', 'site-c'], policy: { delegate: true, expose: 'all' }, monitoring: { ...transport.siteMonitoring('site-b'), forwardLingerMs: linger } },
+    { id: 'site-c', ip: '127.0.0.63', hosts: [{ id: 'c1', maxVms: 1 }], partners: ['site-b'], monitoring: { ...transport.siteMonitoring('site-c'), forwardLingerMs: linger } },
   ])
   const injectors: Injector[] = []
   try {
@@ -212,6 +214,7 @@ async function main (): Promise<void> {
 
     const result = {
       transport: transport.name,
+      forwardLingerMs: linger,
       machine: { loadAverage: (await import('node:os')).loadavg().map((l) => +l.toFixed(2)) },
       throughput: {
         chain: await withCpu(fed, n, () => throughput(atC, store, 'chain-vm', 'tp-chain', n, 200, 4), transport.processes?.()),
