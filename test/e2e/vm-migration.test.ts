@@ -6,6 +6,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import Database from 'better-sqlite3'
 import { ensureDeb, ensureVmImage } from '../packaging/support/artifacts'
 import { DeliveryReceiver } from '../support/federation/delivery-receiver'
 import { makeIntake, rowOf } from '../support/federation/kpi-vm'
@@ -153,6 +154,15 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     const status = await cliA('status')
     const records = (status.json?.locations ?? []).filter((l: { vmId: string }) => l.vmId === vmId)
     t.same(records.map((l: { kind: string, target: string }) => [l.kind, l.target]), [['partner', 'site-b']], 'A records only that the VM went to partner site-b')
+    const db = new Database(join(a.dir, 'state', 'site.db'), { readonly: true })
+    try {
+      const open = db.prepare('SELECT "role" FROM "tokens" WHERE "vm_id" = ? AND "state" = \'open\'').all(vmId)
+      t.same(open, [], 'no open transfer token for the VM at A')
+      const former = db.prepare('SELECT "kind", "target" FROM "former_locations" WHERE "vm_id" = ?').all(vmId)
+      log(`A's site state for the VM: location partner site-b; former locations (monitoring tombstones) ${JSON.stringify(former)}`)
+    } finally {
+      db.close()
+    }
     await until('KPI rows from B\'s agent', 90_000, () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, context)
     t.pass('B\'s agent delivers the VM\'s new rows')
   })
