@@ -114,7 +114,7 @@ t.test('monitoring relay through a 3-site chain', async (t) => {
     await sleep(1000)
     t.ok(stores.queued('site-c') > 0, `C holds what it could not pass on (${stores.queued('site-c')})`)
     await fed.start('site-b')
-    await waitFor('C to pass its backlog on to B', () => stores.queued('site-c') === 0, 20_000).catch((err) => {
+    await waitFor('C to pass its backlog on to B', () => stores.queued('site-c') === 0, 30_000).catch((err) => {
       t.comment(fed.daemon('site-c').events().filter((e) => String(e.event).startsWith('monitoring')).slice(-5))
       t.comment(fed.daemon('site-b').stderr.slice(-3000))
       throw err
