@@ -56,6 +56,7 @@ export interface RouteRecord {
 export class SiteState implements ReplayCache {
   private readonly db: Database.Database
   private lastPurge = 0
+  private readonly statements = new Map<string, Database.Statement>()
 
   constructor (stateDir: string) {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 })
@@ -79,35 +80,35 @@ export class SiteState implements ReplayCache {
     // Expired ids are purged at most once a second: the DELETE scans the table, which holds a
     // minute of message ids (the monitoring relay alone sends hundreds of requests a second).
     if (now - this.lastPurge >= 1000) {
-      this.db.prepare('DELETE FROM "seen_messages" WHERE "keep_until" < ?').run(now)
+      this.statement('DELETE FROM "seen_messages" WHERE "keep_until" < ?').run(now)
       this.lastPurge = now
     }
-    const inserted = this.db.prepare('INSERT OR IGNORE INTO "seen_messages" ("sender", "id", "keep_until") VALUES (?, ?, ?)').run(from, id, keepUntil)
+    const inserted = this.statement('INSERT OR IGNORE INTO "seen_messages" ("sender", "id", "keep_until") VALUES (?, ?, ?)').run(from, id, keepUntil)
     return inserted.changes === 0
   }
 
   location (vmId: string): LocationRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM "locations" WHERE "vm_id" = ?').get(vmId) as Record<string, string> | undefined
+    const row = this.statement('SELECT * FROM "locations" WHERE "vm_id" = ?').get(vmId) as Record<string, string> | undefined
     if (row === undefined) return undefined
     return { vmId: row.vm_id, kind: row.kind as LocationRecord['kind'], target: row.target, upstream: row.upstream ?? null, descriptor: JSON.parse(row.descriptor), version: row.version }
   }
 
   locations (): LocationRecord[] {
-    const rows = this.db.prepare('SELECT "vm_id" FROM "locations" ORDER BY "vm_id"').all() as Array<{ vm_id: string }>
+    const rows = this.statement('SELECT "vm_id" FROM "locations" ORDER BY "vm_id"').all() as Array<{ vm_id: string }>
     return rows.map((row) => this.location(row.vm_id)!)
   }
 
   setLocation (record: LocationRecord): void {
     const before = this.location(record.vmId)
     if (before !== undefined && (before.target !== record.target || before.upstream !== record.upstream)) this.remember(before)
-    this.db.prepare('INSERT OR REPLACE INTO "locations" ("vm_id", "kind", "target", "upstream", "descriptor", "version") VALUES (?, ?, ?, ?, ?, ?)')
+    this.statement('INSERT OR REPLACE INTO "locations" ("vm_id", "kind", "target", "upstream", "descriptor", "version") VALUES (?, ?, ?, ?, ?, ?)')
       .run(record.vmId, record.kind, record.target, record.upstream, JSON.stringify(record.descriptor ?? null), record.version)
   }
 
   /** Forgets where a VM went, unless the record was rewritten since `version` (the VM came back meanwhile). */
   dropLocationIf (vmId: string, version: string): boolean {
     const before = this.location(vmId)
-    const dropped = this.db.prepare('DELETE FROM "locations" WHERE "vm_id" = ? AND "version" = ?').run(vmId, version).changes > 0
+    const dropped = this.statement('DELETE FROM "locations" WHERE "vm_id" = ? AND "version" = ?').run(vmId, version).changes > 0
     if (dropped && before !== undefined) this.remember(before)
     return dropped
   }
@@ -117,48 +118,48 @@ export class SiteState implements ReplayCache {
    * monitoring relay still routes deliveries queued along the old chain (tombstones).
    */
   formerLocations (vmId: string, since: number): Array<Pick<LocationRecord, 'kind' | 'target' | 'upstream'> & { leftAt: number }> {
-    const rows = this.db.prepare('SELECT * FROM "former_locations" WHERE "vm_id" = ? AND "left_at" >= ? ORDER BY "left_at" DESC, rowid DESC').all(vmId, since) as Array<Record<string, string | number | null>>
+    const rows = this.statement('SELECT * FROM "former_locations" WHERE "vm_id" = ? AND "left_at" >= ? ORDER BY "left_at" DESC, rowid DESC').all(vmId, since) as Array<Record<string, string | number | null>>
     return rows.map((row) => ({ kind: row.kind as LocationRecord['kind'], target: row.target as string, upstream: (row.upstream as string | null) ?? null, leftAt: row.left_at as number }))
   }
 
   /** Forgets former locations that left before `before` (their grace period is over). */
   dropFormerLocations (before: number): void {
-    this.db.prepare('DELETE FROM "former_locations" WHERE "left_at" < ?').run(before)
+    this.statement('DELETE FROM "former_locations" WHERE "left_at" < ?').run(before)
   }
 
   private remember (record: LocationRecord): void {
-    this.db.prepare('INSERT INTO "former_locations" ("vm_id", "kind", "target", "upstream", "left_at") VALUES (?, ?, ?, ?, ?)').run(record.vmId, record.kind, record.target, record.upstream, Date.now())
+    this.statement('INSERT INTO "former_locations" ("vm_id", "kind", "target", "upstream", "left_at") VALUES (?, ?, ?, ?, ?)').run(record.vmId, record.kind, record.target, record.upstream, Date.now())
   }
 
   token (token: string): TokenRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM "tokens" WHERE "token" = ?').get(token) as TokenRow | undefined
+    const row = this.statement('SELECT * FROM "tokens" WHERE "token" = ?').get(token) as TokenRow | undefined
     return row === undefined ? undefined : tokenFromRow(row)
   }
 
   putToken (record: TokenRecord): void {
-    this.db.prepare(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester")
+    this.statement(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester")
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
       JSON.stringify(record.descriptor ?? null), record.manifest === null ? null : JSON.stringify(record.manifest), record.state, record.expiresAt, record.locationVersion,
       record.requester)
   }
 
   setTokenState (token: string, state: TokenState, manifest?: Manifest): void {
-    if (manifest === undefined) this.db.prepare('UPDATE "tokens" SET "state" = ? WHERE "token" = ?').run(state, token)
-    else this.db.prepare('UPDATE "tokens" SET "state" = ?, "manifest" = ? WHERE "token" = ?').run(state, JSON.stringify(manifest), token)
+    if (manifest === undefined) this.statement('UPDATE "tokens" SET "state" = ? WHERE "token" = ?').run(state, token)
+    else this.statement('UPDATE "tokens" SET "state" = ?, "manifest" = ? WHERE "token" = ?').run(state, JSON.stringify(manifest), token)
   }
 
   /** Open tokens past their expiry (the sweeper undoes what they prepared). */
   expiredOpenTokens (now: number): TokenRecord[] {
-    return (this.db.prepare('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as TokenRow[]).map(tokenFromRow)
+    return (this.statement('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as TokenRow[]).map(tokenFromRow)
   }
 
   /** Open source tokens for a VM: a new Forced migration supersedes them. */
   openSourceTokens (vmId: string): TokenRecord[] {
-    return (this.db.prepare('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as TokenRow[]).map(tokenFromRow)
+    return (this.statement('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as TokenRow[]).map(tokenFromRow)
   }
 
   route (ref: string): RouteRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM "routes" WHERE "ref" = ?').get(ref) as Record<string, string | number | null> | undefined
+    const row = this.statement('SELECT * FROM "routes" WHERE "ref" = ?').get(ref) as Record<string, string | number | null> | undefined
     if (row === undefined) return undefined
     return {
       ref: row.ref as string,
@@ -173,22 +174,32 @@ export class SiteState implements ReplayCache {
   }
 
   putRoute (record: RouteRecord): void {
-    this.db.prepare(`INSERT OR REPLACE INTO "routes" ("ref", "kind", "vm_id", "partner", "partner_ref", "requester", "location_version", "expires_at")
+    this.statement(`INSERT OR REPLACE INTO "routes" ("ref", "kind", "vm_id", "partner", "partner_ref", "requester", "location_version", "expires_at")
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(record.ref, record.kind, record.vmId, record.partner, record.partnerRef, record.requester, record.locationVersion, record.expiresAt)
   }
 
   /** Transfers this site prepared, or routed as Controller/Intermediary, for a VM and not yet expired. */
   sourceRoutes (vmId: string, requester: string, now: number): RouteRecord[] {
-    const rows = this.db.prepare('SELECT "ref" FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as Array<{ ref: string }>
+    const rows = this.statement('SELECT "ref" FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as Array<{ ref: string }>
     return rows.map((row) => this.route(row.ref)!)
   }
 
   dropExpiredRoutes (now: number): void {
-    this.db.prepare('DELETE FROM "routes" WHERE "expires_at" < ?').run(now)
+    this.statement('DELETE FROM "routes" WHERE "expires_at" < ?').run(now)
   }
 
   close (): void {
     this.db.close()
+  }
+
+  /** A prepared statement, compiled once per SQL text: preparing costs more than running these small queries. */
+  private statement (sql: string): Database.Statement {
+    let statement = this.statements.get(sql)
+    if (statement === undefined) {
+      statement = this.db.prepare(sql)
+      this.statements.set(sql, statement)
+    }
+    return statement
   }
 }
 
