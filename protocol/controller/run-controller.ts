@@ -5,6 +5,7 @@ import { askPartners, handleMigrationRequest } from '../handlers/migration-reque
 import type { Offer } from '../handlers/offer'
 import { demandOf, withDemand } from '../hosts/room'
 import { handleTransferCancel, handleTransferVerification, type VerificationAnswer } from '../handlers/transfer-verification'
+import { failureCauses } from '../proxy/failure-cause'
 import { manifestBytes, manifestsAgree } from '../proxy/manifest'
 import type { Caller, SiteContext } from '../site/site-context'
 import type { LocationRecord } from '../state/site-state'
@@ -97,7 +98,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       dstat = await initiate(site, chosen, vmId, source.ticket)
     } catch (err) {
       lastError = toProtocolError(err)
-      site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable })
+      site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable, causes: failureCauses(err) })
       // A host that filled up since it offered will not empty by waiting: the next offer is better.
       refused = refusedByDestination(lastError)
       if (!lastError.retryable || refused) break
@@ -114,7 +115,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       sstat = await handleTransferVerification(site, self, { vmId, token: source.token, dstat: dstat.status })
     } catch (err) {
       lastError = toProtocolError(err)
-      site.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code })
+      site.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code, causes: failureCauses(err) })
       if (!lastError.retryable) break
       await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
       continue

@@ -2,6 +2,7 @@ import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
 import { demandOf, vmsThatFit } from '../hosts/room'
 import { manifestBytes, type Manifest } from '../proxy/manifest'
+import { failureCauses } from '../proxy/failure-cause'
 import { pullVm, type PullResult } from '../proxy/puller'
 import { openTicket } from '../proxy/ticket'
 import { usableToken } from '../proxy/tokens'
@@ -55,6 +56,9 @@ export async function handleInitiateTransfer (site: SiteContext, caller: Caller,
   return { status: result.manifest, bytes: manifestBytes(result.manifest), fetchedBytes: result.fetchedBytes, reusedBytes: result.reusedBytes }
 }
 
+/** Pulls started per destination token in this process (for the log: which attempt failed, and why). */
+const pullAttempts = new Map<string, number>()
+
 async function pull (site: SiteContext, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown): Promise<PullResult> {
   const ticket = await openTicket(sealedTicket, site.config.keys, vmId)
   const host = site.host(hostId, vmId)
@@ -62,6 +66,8 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
   if (!await host.has(vmId) && vmsThatFit(await host.capacity(), demandOf(descriptor)) < 1) throw new ProtocolError('no-room', 'the offered host has no room left')
   const dir = await host.receive(vmId)
   const started = Date.now()
+  const attempt = (pullAttempts.get(token) ?? 0) + 1
+  pullAttempts.set(token, attempt)
   let lastLog = 0
   let result: PullResult
   try {
@@ -83,7 +89,8 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
     const e = toProtocolError(err)
     // Keep partial files only for a retry that can resume from them.
     if (!e.retryable) await host.abandon(vmId)
-    site.log({ event: 'transfer-failed', vm: vmId, code: e.code, kept: e.retryable })
+    // The cause chain names the file, the byte range and the underlying error (ECONNRESET, a timeout…).
+    site.log({ event: 'transfer-failed', vm: vmId, attempt, code: e.code, kept: e.retryable, ms: Date.now() - started, causes: failureCauses(err) })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
   site.progress.delete(vmId)
@@ -97,6 +104,7 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
     site.log({ event: 'confirm-failed', vm: vmId, error: (err as Error).message })
     throw new ProtocolError('transfer-failed', 'the destination could not run the VM', { cause: err, retryable: false })
   }
+  pullAttempts.delete(token)
   site.state.setTokenState(token, 'received', result.manifest)
   site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs })
   return result

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
-import { ProtocolError } from '../errors'
+import { ProtocolError, toProtocolError } from '../errors'
 import { fromProblemDocument } from '../http/problem'
 import { pinnedRequest, readResponseBody } from '../http/pinned-request'
 import { hashList, manifestsAgree, parseManifest, type Manifest } from './manifest'
@@ -77,10 +77,17 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
     await removeStrays(options.dir, new Set(source.files.map((f) => f.name)))
     options.onProgress?.({ ...progress })
     let next = 0
+    // After one range failed for good, the other workers stop taking chunks: the attempt is over.
+    let failed = false
     const worker = async (): Promise<void> => {
-      while (next < work.length) {
+      while (next < work.length && !failed) {
         const chunk = work[next++]
-        verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
+        try {
+          verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
+        } catch (err) {
+          failed = true
+          throw chunkFailure(err, chunk)
+        }
         options.onProgress?.({ ...progress })
       }
     }
@@ -99,6 +106,14 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
   }
   if (!manifestsAgree(received, source)) throw new ProtocolError('transfer-failed', 'the received files do not match the manifest')
   return { ...progress, manifest: received }
+}
+
+/** A chunk's failure, naming the file and byte range (the cause keeps the underlying error). */
+function chunkFailure (err: unknown, chunk: { file: string, offset: number, length: number }): ProtocolError {
+  const e = toProtocolError(err)
+  const where = `${chunk.file} bytes ${chunk.offset}-${chunk.offset + chunk.length - 1}`
+  const code = e.code === 'internal' ? 'transfer-failed' : e.code
+  return new ProtocolError(code, `${where}: ${e.code === 'internal' ? String((err as Error)?.message ?? err) : e.message}`, { cause: err, retryable: e.retryable, downstreamCode: e.downstreamCode })
 }
 
 /** Fetches one chunk until its digest matches (a damaged range is fetched again); returns the digest. */
