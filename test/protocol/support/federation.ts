@@ -129,9 +129,7 @@ export class Federation {
     // Migrations go through `fedvm migrate`, the Controller's own command line; the rest through `fedvm site`.
     const command = sub === 'migrate' ? ['migrate'] : ['site', sub]
     const raw = await runFedvm([...command, '--config', this.site(id).configFile, ...args])
-    let json: unknown
-    try { json = JSON.parse(raw.stdout) } catch { json = undefined }
-    return { code: raw.code, json, raw }
+    return { code: raw.code, json: raw.json, raw }
   }
 
   async close (): Promise<void> {

@@ -11,19 +11,33 @@ export interface CliResult {
   code: number | null
   stdout: string
   stderr: string
+  /** stdout parsed, if it is JSON. */
+  json: any
 }
 
-/** Runs `fedvm ARGS` to completion. */
-export function runFedvm (args: string[], timeoutMs = 120_000): Promise<CliResult> {
+export interface RunOptions {
+  /** A command line `fedvm` runs under, e.g. netnsPrefix(NS) from test/support/federation/site-network. */
+  prefix?: string[]
+  timeoutMs?: number
+}
+
+/** Runs `fedvm ARGS` to completion (under `prefix`, if given). */
+export function runFedvm (args: string[], { prefix = [], timeoutMs = 120_000 }: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fedvmJs(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, ...argv] = [...prefix, process.execPath, fedvmJs(), ...args]
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => { stdout += d })
     child.stderr.on('data', (d) => { stderr += d })
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`fedvm ${args.join(' ')} took longer than ${timeoutMs} ms`)) }, timeoutMs)
     child.on('error', reject)
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      let json: unknown
+      try { json = JSON.parse(stdout) } catch { json = undefined }
+      resolve({ code, stdout, stderr, json })
+    })
   })
 }
 

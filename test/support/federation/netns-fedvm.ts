@@ -6,28 +6,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { FEDVM_JS } from '../dist-paths'
-import { inNetns } from './site-network'
-
-export interface CliAnswer { code: number | null, stdout: string, stderr: string, json: any }
+import { runFedvm, type CliResult } from '../../protocol/support/fedvm-process'
+import { inNetns, netnsPrefix } from './site-network'
 
 /** Runs `fedvm ARGS` to completion in the namespace; `json` is its stdout parsed, if it is JSON. */
-export function runFedvmIn (netns: string, args: string[], timeoutMs = 180_000): Promise<CliAnswer> {
-  return new Promise((resolve, reject) => {
-    const [command, argv] = inNetns(netns, process.execPath, [FEDVM_JS(), ...args])
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`fedvm ${args.join(' ')} took longer than ${timeoutMs} ms`)) }, timeoutMs)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      let json: unknown
-      try { json = JSON.parse(stdout) } catch { json = undefined }
-      resolve({ code, stdout, stderr, json })
-    })
-  })
+export function runFedvmIn (netns: string, args: string[], timeoutMs = 180_000): Promise<CliResult> {
+  return runFedvm(args, { prefix: netnsPrefix(netns), timeoutMs })
 }
 
 /** A long-running `fedvm` process (site daemon, agent) in a namespace. */

@@ -70,7 +70,13 @@ async function ip (netns: string, ...args: string[]): Promise<void> {
   await run('ip', ['-n', netns, ...args])
 }
 
-/** The command line that runs `command` in a site's network namespace (same mount namespace, same /sys). */
+/** The command-line prefix that runs a command in a site's network namespace (same mount namespace, same /sys). */
+export function netnsPrefix (netns: string): string[] {
+  return ['nsenter', `--net=/run/netns/${netns}`]
+}
+
+/** The command line that runs `command` in a site's network namespace. */
 export function inNetns (netns: string, command: string, args: string[]): [string, string[]] {
-  return ['nsenter', [`--net=/run/netns/${netns}`, command, ...args]]
+  const [nsenter, ...options] = netnsPrefix(netns)
+  return [nsenter, [...options, command, ...args]]
 }

@@ -10,7 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LibvirtHost } from '../vm/libvirt-host'
-import { NetnsDaemon, runFedvmIn, type CliAnswer } from './netns-fedvm'
+import { type CliResult } from '../../protocol/support/fedvm-process'
+import { NetnsDaemon, runFedvmIn } from './netns-fedvm'
 import type { SiteNetns } from './site-network'
 
 export interface SiteKeys { id: string, publicKey: string, tlsFingerprint: string, sealPublicKey: string }
@@ -93,7 +94,7 @@ export class VmSite {
   }
 
   /** `fedvm site SUB --config SITE ARGS` (or `fedvm migrate …`) in the site's namespace. */
-  async cli (sub: string, ...args: string[]): Promise<CliAnswer> {
+  async cli (sub: string, ...args: string[]): Promise<CliResult> {
     const command = sub === 'migrate' ? ['migrate'] : ['site', sub]
     return await runFedvmIn(this.net.name, [...command, '--config', this.configFile, ...args])
   }
