@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { runFedvm } from '../support/guestfs-mount'
 import { AgentProcess } from './support/agent-process'
 import { freePort } from '../support/free-port'
-import { waitFor } from './support/wait'
+import { waitFor } from '../support/wait'
 
 // Issue 3 §2: `fedvm agent run --config FILE`; "Bad config: a message naming the field, exit code ≠ 0."
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { seriesValue } from './support/agent-process'
 import { AgentSetup, VM } from './support/agent-setup'
 import { DeliveryReceiver } from './support/delivery-receiver'
-import { waitFor } from './support/wait'
+import { waitFor } from '../support/wait'
 
 // Issue 3 §2: "SIGHUP reloads the config and descriptors without losing data; a changed
 // specifier takes effect at once." A bad config or descriptor on SIGHUP is logged and the

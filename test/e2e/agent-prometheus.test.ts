@@ -2,7 +2,7 @@ import t from 'tap'
 import { seal, unseal } from '../../protocol/crypto/sealed-box'
 import { AgentSetup, VM } from '../agent/support/agent-setup'
 import { DeliveryReceiver } from '../agent/support/delivery-receiver'
-import { waitFor } from '../agent/support/wait'
+import { waitFor } from '../support/wait'
 import { PrometheusServer } from '../support/prometheus'
 
 // Issue 3 §5, end to end with real parts: guestfs mounted with its KPI feed, the agent process,

@@ -11,6 +11,7 @@ import { chooseDomainType } from '../support/vm/kvm-probe'
 import { LibvirtHost } from '../support/vm/libvirt-host'
 import { scrape, type Scrape } from '../support/vm/metrics-http'
 import { startTestDomain, waitGuestReady } from '../support/vm/test-domain'
+import { waitFor } from '../support/wait'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
@@ -19,16 +20,6 @@ import { join } from 'node:path'
 
 const MiB = 1024 * 1024
 const CPU = 'libvirt_domain_info_cpu_time_seconds_total'
-
-async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 500))
-  }
-}
 
 t.test('libvirt metrics from a real VM through /metrics', async t => {
   const started = Date.now()
@@ -92,10 +83,10 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     const cpu1 = first.value(CPU, dom) ?? 0
     const vmAgeSeconds = (Date.now() - started) / 1000
     t.ok(cpu1 > 0 && cpu1 < vmAgeSeconds * 2 + 5, `cpu time ${cpu1} s is positive and below the VM's age × 2 cores (${vmAgeSeconds.toFixed(1)} s): seconds, not ns`)
-    const cpu2 = await until('cpu time to grow', 15_000, async () => {
+    const cpu2 = await waitFor('cpu time to grow', async () => {
       const v = (await scrape(endpoint.url)).value(CPU, dom) ?? 0
       return v > cpu1 ? v : undefined
-    })
+    }, 15_000, 500)
     t.ok(cpu2 > cpu1, `cpu time grew from ${cpu1} to ${cpu2}`)
     t.equal(first.value('libvirt_domain_info_state', dom), 1, 'state 1 (running)')
     t.ok((first.value('libvirt_domain_vcpu_time_seconds_total', { ...dom, vcpu: '0' }) ?? -1) >= 0, 'vcpu 0 time')
@@ -103,19 +94,19 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
   })
 
   await t.test('a descriptor asks for the mean cpu time: the specifier engine delivers it', async t => {
-    const mean = await until('the processed cpu.time', 15_000, async () => {
+    const mean = await waitFor('the processed cpu.time', async () => {
       const v = (await scrape(endpoint.url)).value('fedvm_kpi_processed', { domain: vm.name, metric: 'cpu.time', function: 'mean' })
       return v !== undefined ? v : undefined
-    })
+    }, 15_000, 500)
     const vmAgeSeconds = (Date.now() - started) / 1000
     t.ok(mean > 0 && mean < vmAgeSeconds * 2 + 5, `mean cpu time ${mean} s over the window, in seconds`)
   })
 
   await t.test('memory, block and interface series are present in bytes', async t => {
-    const s = await until<Scrape>('guest memory statistics from the balloon driver', 30_000, async () => {
+    const s = await waitFor<Scrape>('guest memory statistics from the balloon driver', async () => {
       const s = await scrape(endpoint.url)
       return s.value('libvirt_domain_memory_stats_usable_bytes', dom) !== undefined ? s : undefined
-    })
+    }, 30_000, 500)
     t.equal(s.value('libvirt_domain_info_memory_usage_bytes', dom), 128 * MiB, '128 MiB domain: memory in bytes (KiB × 1024)')
     t.equal(s.value('libvirt_domain_info_maximum_memory_bytes', dom), 128 * MiB, 'maximum memory in bytes')
     const rss = s.value('libvirt_domain_memory_stats_rss_bytes', dom) ?? 0
@@ -125,18 +116,18 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     const vda = { ...dom, target_device: 'vda' }
     t.equal(s.value('libvirt_domain_block_stats_capacity_bytes', vda), 8 * MiB, 'disk vda: 8 MiB capacity')
     t.ok((s.value('libvirt_domain_block_stats_read_bytes_total', vda) ?? 0) > 0, 'disk vda: bytes read')
-    const written = await until('the guest to write to vda', 20_000, async () => {
+    const written = await waitFor('the guest to write to vda', async () => {
       const v = (await scrape(endpoint.url)).value('libvirt_domain_block_stats_write_bytes_total', vda) ?? 0
       return v > 0 ? v : undefined
-    })
+    }, 20_000, 500)
     t.ok(written % 512 === 0, `disk vda: ${written} bytes written, whole sectors`)
     const nic = s.find('libvirt_domain_interface_stats_transmit_packets_total', dom)
     t.equal(nic.length, 1, 'one interface')
     const iface = { ...dom, target_device: nic[0]?.labels.target_device ?? '' }
-    const rx = await until('the guest to answer on the bridge (ping replies)', 20_000, async () => {
+    const rx = await waitFor('the guest to answer on the bridge (ping replies)', async () => {
       const v = (await scrape(endpoint.url)).value('libvirt_domain_interface_stats_receive_bytes_total', iface) ?? 0
       return v > 0 ? v : undefined
-    })
+    }, 20_000, 500)
     t.ok(rx > 0, `interface ${iface.target_device}: ${rx} bytes received`)
     t.equal(s.value('libvirt_domain_info_state', { domain: off.name, uuid: off.uuid }), 5, 'the shut-off domain: state 5 only')
     t.same(s.withLabel('uuid', off.uuid).map(x => x.name), ['libvirt_domain_info_state'], 'no usage series for a shut-off domain')
@@ -159,10 +150,10 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     t.ok(Date.now() - next < 2000, 'the next scrape skips the stuck domain without waiting again')
     t.equal(again.value('libvirt_domain_timed_out', { domain: stuck.name, uuid: stuck.uuid }), 1, 'still reported timed out')
     process.kill(pid, 'SIGCONT')
-    const back = await until('the stuck domain to come back', 20_000, async () => {
+    const back = await waitFor('the stuck domain to come back', async () => {
       const s = await scrape(endpoint.url)
       return s.value('libvirt_domain_info_state', { domain: stuck.name, uuid: stuck.uuid }) !== undefined ? s : undefined
-    })
+    }, 20_000, 500)
     t.equal(back.value('libvirt_domain_info_state', { domain: stuck.name, uuid: stuck.uuid }), 3, 'after SIGCONT: reported again, paused (3)')
     t.equal(back.value('libvirt_domain_timed_out', { domain: stuck.name, uuid: stuck.uuid }), undefined, 'no longer timed out')
     await host.virsh('destroy', stuck.name)

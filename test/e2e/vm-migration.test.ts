@@ -13,6 +13,7 @@ import { makeIntake, rowOf } from '../support/federation/kpi-vm'
 import { runFedvmIn } from '../support/federation/netns-fedvm'
 import { SiteNetwork } from '../support/federation/site-network'
 import { PROXY_PORT, VmSite } from '../support/federation/vm-site'
+import { waitFor } from '../support/wait'
 
 // Issue 6 §4: a VM of packaging/vm-image (guestfs + a sample app writing a KPI row every second)
 // moves between two sites, each in its own network namespace with its own libvirtd, `fedvm site
@@ -28,16 +29,6 @@ const log = (line: string): void => { t.comment(line) }
 const RECEIVER_PORT = 7480
 /** B's host name: A must never see it. */
 const B_HOST = 'b-hv-7q3'
-
-async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, context: () => Promise<string> | string = () => ''): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const value = await Promise.resolve().then(probe).catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await context()}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 t.test('a KPI-writing VM migrates between two sites in their own network namespaces', async (t) => {
   const started = Date.now()
@@ -108,9 +99,9 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     .filter((r) => r.delivery.vm === vmId)
     .map((r) => ({ ...rowOf(r.delivery.id)!, value: r.delivery.samples?.[0]?.value ?? NaN, path: r.path }))
   const maxSeq = (): number => Math.max(0, ...rows().map((r) => r.seq))
-  const firstRow = await until('the first KPI row from A\'s agent', 180_000, () => rows().find((r) => r.path.endsWith('/site-a')), context)
+  const firstRow = await waitFor('the first KPI row from A\'s agent', () => rows().find((r) => r.path.endsWith('/site-a')), 180_000, 250, context)
   log(`first KPI delivery after ${elapsed()} (seq ${firstRow.seq}, sample ${firstRow.value})`)
-  await until('a few more rows', 30_000, () => maxSeq() >= firstRow.seq + 3 || undefined, context)
+  await waitFor('a few more rows', () => maxSeq() >= firstRow.seq + 3 || undefined, 30_000, 250, context)
   t.pass(`A's agent delivers the VM's KPI rows (up to seq ${maxSeq()})`)
 
   await t.test('the Destination refuses at define time: the VM stays at A and runs', async (t) => {
@@ -131,7 +122,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     t.equal(await state(b, vmId), 'absent', 'B defined nothing under the VM\'s name')
     t.notOk(existsSync(join(b.vmDir, vmId)), 'no VM directory at B')
     t.same(await leftovers(b.vmDir, vmId), [], 'nothing in B\'s incoming/confirming folders')
-    await until('KPI rows after the refusal', 30_000, () => maxSeq() >= before + 3 || undefined, context)
+    await waitFor('KPI rows after the refusal', () => maxSeq() >= before + 3 || undefined, 30_000, 250, context)
     t.pass('the KPI stream goes on from A')
     await b.libvirt.virsh('undefine', twin)
   })
@@ -163,7 +154,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     } finally {
       db.close()
     }
-    await until('KPI rows from B\'s agent', 90_000, () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, context)
+    await waitFor('KPI rows from B\'s agent', () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, 90_000, 250, context)
     t.pass('B\'s agent delivers the VM\'s new rows')
   })
 
@@ -189,7 +180,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
 
   await t.test('the KPI stream at the primary: no gap, no duplicate across the moves', async (t) => {
     const last = maxSeq()
-    await until('rows after the last move', 60_000, () => rows().some((r) => r.path.endsWith('/site-a') && r.seq > last + 2) || undefined, context)
+    await waitFor('rows after the last move', () => rows().some((r) => r.path.endsWith('/site-a') && r.seq > last + 2) || undefined, 60_000, 250, context)
     // The primary site's view: what A's monitoring relay stored (from its own ingest and, relayed, from B's).
     const primary = async (): Promise<Array<{ id: string, samples?: Array<{ value: number }> }>> => {
       const q = await runFedvmIn(netA.name, ['monitor', 'query', '--config', a.configFile, '--vm', vmId, '--output', 'json'])
@@ -197,11 +188,11 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
       return q.json.deliveries
     }
     const witnessed = new Set(rows().map((r) => r.seq))
-    const stored = await until('the primary store to hold every row the agents sent', 60_000, async () => {
+    const stored = await waitFor('the primary store to hold every row the agents sent', async () => {
       const d = await primary()
       const seqs = new Set(d.map((x) => rowOf(x.id)?.seq))
       return [...witnessed].every((s) => seqs.has(s)) ? d : undefined
-    }, context)
+    }, 60_000, 250, context)
     const seqs = stored.map((d) => rowOf(d.id)!.seq).sort((x, y) => x - y)
     t.equal(new Set(stored.map((d) => rowOf(d.id)?.epoch)).size, 1, 'one guest database throughout (one epoch)')
     t.equal(new Set(seqs).size, seqs.length, `${seqs.length} rows stored at the primary, each once`)

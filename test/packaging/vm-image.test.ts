@@ -9,6 +9,7 @@ import { Agent } from '../../agent/agent'
 import { writeSealKeyPair } from '../../protocol/crypto/key-files'
 import { LibvirtHost } from '../support/vm/libvirt-host'
 import { scrape } from '../support/vm/metrics-http'
+import { waitFor } from '../support/wait'
 import { ensureDeb, ensureVmImage } from './support/artifacts'
 
 // packaging/vm-image/build's image boots under libvirt (TCG) from its domain template; udev starts
@@ -20,16 +21,6 @@ const run = promisify(execFile)
 // The first run on a machine debootstraps (3-6 min) before anything else; later runs take 1-2 min.
 t.setTimeout(15 * 60_000)
 const log = (line: string): void => { t.comment(line) }
-
-async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined>, context: () => Promise<string>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const value = await probe().catch(() => undefined)
-    if (value !== undefined) return value
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await context()}`)
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  }
-}
 
 t.test('the VM image boots, guestfs starts by itself and the agent sees the sample KPIs', async (t) => {
   const started = Date.now()
@@ -59,7 +50,7 @@ t.test('the VM image boots, guestfs starts by itself and the agent sees the samp
   await host.virsh('define', join(host.dir, `${name}.xml`))
   await host.virsh('start', name)
   const consoleText = async (): Promise<string> => `console (last 3000 characters):\n${(await readFile(consoleLog, 'utf8').catch(() => '')).slice(-3000)}`
-  await until('the channel socket', 30_000, async () => await stat(channel).then(() => true, () => undefined), consoleText)
+  await waitFor('the channel socket', async () => await stat(channel).then(() => true, () => undefined), 30_000, 500, consoleText)
 
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-vm-image-agent-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
@@ -74,27 +65,27 @@ t.test('the VM image boots, guestfs starts by itself and the agent sees the samp
   const context = async (): Promise<string> => `agent log:\n${agentLog.slice(-20).join('\n')}\n${await consoleText()}`
 
   const users = { domain: 'sample', kpi: 'users', column: 'current_users' }
-  const first = await until('the sample KPI on /metrics', 240_000, async () => {
+  const first = await waitFor('the sample KPI on /metrics', async () => {
     const s = await scrape(agent.metricsUrl)
     const sample = s.value('fedvm_kpi', { ...users, column: 'sample' })
     return sample !== undefined && s.value('fedvm_kpi', users) !== undefined ? { sample, writes: s.value('fedvm_kpi_writes_total', { domain: 'sample', kpi: 'users' }) ?? 0 } : undefined
-  }, context)
+  }, 240_000, 500, context)
   log(`first KPI on /metrics after ${elapsed()}`)
   const guestConsole = await readFile(consoleLog, 'utf8')
   t.match(guestConsole, /fedvm-vm: root mounted, starting systemd/, 'the initramfs handed over to the image\'s systemd')
   t.match(guestConsole, /guestfs: mounted \/kpi/, 'udev started fedvm-guestfs, which mounted /kpi')
-  const agentUp = await until('the guest\'s fedvm-agent', 60_000, async () => /fedvm-agent\[\d+\]: agent: serving \/metrics on http:\/\/127\.0\.0\.1:9464\/metrics/.test(await readFile(consoleLog, 'utf8')) || undefined, context)
+  const agentUp = await waitFor('the guest\'s fedvm-agent', async () => /fedvm-agent\[\d+\]: agent: serving \/metrics on http:\/\/127\.0\.0\.1:9464\/metrics/.test(await readFile(consoleLog, 'utf8')) || undefined, 60_000, 500, context)
   t.ok(agentUp, 'fedvm-agent.service runs under systemd with its sandbox (as fedvm-agent, no capabilities, ProtectSystem=strict)')
   const failed = (await readFile(consoleLog, 'utf8')).split('\n').filter((line) => /Failed to start|FAILED|status=\d+\/|code=exited/.test(line))
   t.same(failed, [], 'no unit failed during boot')
 
   // The application writes every second: a few seconds later there are more rows.
-  const later = await until('more KPI rows', 30_000, async () => {
+  const later = await waitFor('more KPI rows', async () => {
     const s = await scrape(agent.metricsUrl)
     const writes = s.value('fedvm_kpi_writes_total', { domain: 'sample', kpi: 'users' }) ?? 0
     const sample = s.value('fedvm_kpi', { ...users, column: 'sample' }) ?? 0
     return writes >= first.writes + 3 && sample >= first.sample + 3 ? { writes, sample } : undefined
-  }, context)
+  }, 30_000, 500, context)
   t.ok(later.sample >= first.sample + 3, `the sample counter moved from ${first.sample} to ${later.sample}`)
   const s = await scrape(agent.metricsUrl)
   t.equal(s.value('fedvm_feed_up', { domain: 'sample' }), 1, 'fedvm_feed_up{domain="sample"} 1')

@@ -12,6 +12,7 @@ import { LibvirtHypervisor } from '../../../host/libvirt/libvirt-hypervisor'
 import { LibvirtVmHost } from '../../../protocol/hosts/libvirt-host'
 import { ensureDeb, ensureVmImage } from '../../packaging/support/artifacts'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
+import { waitFor } from '../../support/wait'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 
 // Issue 6 §3 on real hypervisors: the VM image of packaging/vm-image (guestfs started by udev, a
@@ -26,16 +27,6 @@ t.setTimeout(12 * 60_000) // a first run on a machine builds the .deb and the im
 const log = (line: string): void => { t.comment(line) }
 const SAMPLE = { metric: 'kpi:users.sample', monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' }
 const CPU = { metric: 'cpu.time', monitoringIntervalMs: 1000, deliveryIntervalMs: 0, format: 'raw' }
-
-async function until<T> (what: string, timeoutMs: number, probe: () => Promise<T | undefined | false> | T | undefined | false, context: () => Promise<string>): Promise<T> {
-  const end = Date.now() + timeoutMs
-  for (;;) {
-    const value = await Promise.resolve().then(probe).catch(() => undefined)
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${await context()}`)
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-}
 
 /** The guest database row of a per-row delivery (its id ends in EPOCH.SEQ). */
 const seqOf = (d: Delivery): number => Number(/\.(\d+)$/.exec(d.id)?.[1] ?? NaN)
@@ -88,10 +79,10 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const context = async (): Promise<string> => `agent A:\n${agents.a.log.slice(-15).join('\n')}\nagent B:\n${agents.b.log.slice(-15).join('\n')}\n` +
     `console:\n${(await readFile(join(folderA, 'console.log'), 'utf8').catch(() => '')).split('\n').filter((l) => /fedvm|guestfs|sample|feed/.test(l)).slice(-40).join('\n')}`
 
-  await until('agent A to deliver 3 sample rows', 360_000, () => rows('a').length >= 3, context)
+  await waitFor('agent A to deliver 3 sample rows', () => rows('a').length >= 3, 360_000, 250, context)
   log(`first KPI rows at agent A after ${elapsed()}`)
   t.match(agents.a.log.join('\n'), new RegExp(`discovery: VM ${vmId} is here \\(domain ${vmId}, feed unix:${folderA}/kpi\\.sock\\)`), 'A found the VM')
-  await until('A to deliver the VM\'s cpu.time', 30_000, () => agents.a.receiver.unique().some((d) => d.metric === CPU.metric), context)
+  await waitFor('A to deliver the VM\'s cpu.time', () => agents.a.receiver.unique().some((d) => d.metric === CPU.metric), 30_000, 250, context)
 
   // The migration, in protocol order.
   const src = new LibvirtVmHost({ id: 'host-a', uri: hostA.uri, vmDir: dirs.a, maxVms: 2 })
@@ -107,17 +98,17 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   await dst.confirm(vmId)
   const confirmMs = Date.now() - mark
   const restoredAt = Date.now()
-  await until('A to drop the VM', 30_000, () => agents.a.log.some((l) => l.includes(`discovery: VM ${vmId} left`)), context)
+  await waitFor('A to drop the VM', () => agents.a.log.some((l) => l.includes(`discovery: VM ${vmId} left`)), 30_000, 250, context)
   const lastAtA = Math.max(...rows('a').map(seqOf))
   // What guestfs saw of its port (the journal on the serial console; A's console goes with A's copy).
   const portLog = async (folder: string): Promise<string[]> => (await readFile(join(folder, 'console.log'), 'utf8').catch(() => '')).split('\n').filter((l) => /guestfs.*feed: /.test(l))
   const portAtA = await portLog(folderA)
   await src.release(vmId)
-  await until('agent B to deliver its first row', 60_000, () => rows('b').length >= 1, context)
+  await waitFor('agent B to deliver its first row', () => rows('b').length >= 1, 60_000, 250, context)
   const followMs = Date.now() - restoredAt
   const guestClockLagMs = Date.now() - rows('b')[0].to
-  await until('agent B to deliver 3 rows', 60_000, () => rows('b').length >= 3, context)
-  await until('B to deliver the VM\'s cpu.time', 30_000, () => agents.b.receiver.unique().some((d) => d.metric === CPU.metric), context)
+  await waitFor('agent B to deliver 3 rows', () => rows('b').length >= 3, 60_000, 250, context)
+  await waitFor('B to deliver the VM\'s cpu.time', () => agents.b.receiver.unique().some((d) => d.metric === CPU.metric), 30_000, 250, context)
   log(`prepare (save) ${prepareMs} ms, copy ${copyMs} ms, define+restore ${confirmMs} ms; B's first row ${followMs} ms after the restore returned (the guest's clock then ${guestClockLagMs} ms behind: the pause is not made up until it syncs)`)
 
   const a = rows('a').map(seqOf)

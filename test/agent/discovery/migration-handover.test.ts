@@ -9,7 +9,7 @@ import { freePort } from '../../support/free-port'
 import { TestMount } from '../../support/guestfs-mount'
 import { AgentProcess } from '../support/agent-process'
 import { DeliveryReceiver } from '../support/delivery-receiver'
-import { waitFor } from '../support/wait'
+import { waitFor } from '../../support/wait'
 
 // Issue 6 §3, monitoring follows the VM, without libvirt: two host agents with `discover` and no
 // `vms`, each watching its own VM directory. The real guestfs serves the feed on a character device

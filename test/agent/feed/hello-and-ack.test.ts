@@ -2,7 +2,7 @@ import t from 'tap'
 import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { FakeGuest } from '../support/fake-feed-peers'
-import { waitFor } from '../support/wait'
+import { waitFor } from '../../support/wait'
 
 // The host's side of the feed's hand-over frames (Contract 2, issue 6 §3), against the real agent
 // with a fake guest: a hello nobody answered is said again (through a virtio-serial port a hello

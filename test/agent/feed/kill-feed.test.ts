@@ -1,7 +1,8 @@
 import t from 'tap'
 import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
-import { seededRandom, sleep, waitFor } from '../support/wait'
+import { sleep, waitFor } from '../../support/wait'
+import { seededRandom } from '../support/seeded-random'
 
 // Contract 2 and issue 3 §1: "Each committed row reaches the host exactly once, in commit order
 // … nothing is lost or repeated when guestfs, the agent or the connection is killed at any

@@ -5,7 +5,7 @@ import { seriesValue } from '../support/agent-process'
 import { AgentSetup, VM } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { connectAsHost, FakeGuest } from '../support/fake-feed-peers'
-import { waitFor } from '../support/wait'
+import { waitFor } from '../../support/wait'
 
 // Contract 2: "Frames are versioned; an unknown or malformed frame is an error on that
 // connection, never a crash." Both directions, against the real processes: a fake guest (a plain

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import t from 'tap'
 import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
-import { waitFor } from '../support/wait'
+import { waitFor } from '../../support/wait'
 
 // Contract 2 says nothing is lost; a guest whose KPI database is replaced (a new disk, a reinstalled
 // VM) starts its row sequence over. Each database has an epoch, sent with the feed: the agent notices

@@ -4,7 +4,7 @@ import t from 'tap'
 import { TestMount } from '../../support/guestfs-mount'
 import { AgentSetup, VM } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
-import { waitFor } from '../support/wait'
+import { waitFor } from '../../support/wait'
 
 // Issue 3 §1, `--feed dev:PATH`: inside a VM, guestfs serves the feed on a virtio-serial port (a
 // character device) and the host agent connects to QEMU's unix socket for it. Here socat plays QEMU:

@@ -2,7 +2,7 @@ import t from 'tap'
 import { seriesValue } from '../support/agent-process'
 import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
-import { sleep, waitFor } from '../support/wait'
+import { sleep, waitFor } from '../../support/wait'
 
 // Issue 3 §4: "deliveries are written to a durable outbox … before they are sent; the http
 // consumer POSTs them as JSON with an Idempotency-Key header, retries with backoff, and the

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { FEDVM_JS } from '../../support/dist-paths'
 import { watchExit, type ExitStatus } from '../../support/guestfs-mount'
-import { waitFor } from './wait'
+import { waitFor } from '../../support/wait'
 
 export interface Teardownable {
   teardown (fn: () => unknown): void

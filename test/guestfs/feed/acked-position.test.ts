@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { TestMount } from '../../support/guestfs-mount'
 import { connectAsHost, type PeerConnection } from '../../agent/support/fake-feed-peers'
-import { waitFor } from '../../agent/support/wait'
+import { waitFor } from '../../support/wait'
 
 // Issue 6 §3: the feed cursor travels with the VM. Hosts ack the rows they made durable; guestfs
 // keeps the highest ack (in memory, which a saved VM carries, and in _fedvm_meta for a shutdown),

@@ -7,7 +7,7 @@ import type { Delivery } from '../../../protocol/monitoring/delivery-schema'
 import { openMonitoringDb } from '../../../protocol/monitoring/monitoring-db'
 import { LOCAL, MonitoringRelay } from '../../../protocol/monitoring/monitoring-relay'
 import type { LocationRecord } from '../../../protocol/state/site-state'
-import { waitFor } from '../../agent/support/wait'
+import { waitFor } from '../../support/wait'
 
 // The relay on a real monitoring.db with the location records and the next hop played by the test:
 // routing by upstream, refusals, tombstones, retries, refused deliveries set apart, a restart.
