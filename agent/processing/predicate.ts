@@ -1,20 +1,15 @@
-/** Scheme (c) of the paper: deliver only when a predicate on the value holds. */
-export const PREDICATE_OPS = ['>', '>=', '<', '<=', '==', '!='] as const
+import { compare, type Comparison, type ComparisonOp } from '../../protocol/monitoring/rules/comparison'
+
+/**
+ * Scheme (c) of the paper: deliver only when a predicate on the value holds. The comparison is the
+ * monitoring rules' (protocol/ may not import agent/, agent/ may import protocol/); this list keeps
+ * the order the descriptor's errors name the operators in.
+ */
+export const PREDICATE_OPS = ['>', '>=', '<', '<=', '==', '!='] as const satisfies readonly ComparisonOp[]
 export type PredicateOp = typeof PREDICATE_OPS[number]
 
-export interface Predicate {
-  op: PredicateOp
-  value: number
-}
+export type Predicate = Comparison
 
 export function holds (predicate: Predicate | undefined, value: number): boolean {
-  if (!predicate) return true
-  switch (predicate.op) {
-    case '>': return value > predicate.value
-    case '>=': return value >= predicate.value
-    case '<': return value < predicate.value
-    case '<=': return value <= predicate.value
-    case '==': return value === predicate.value
-    case '!=': return value !== predicate.value
-  }
+  return predicate === undefined || compare(predicate, value)
 }

@@ -1,6 +1,6 @@
 /**
- * A rule's comparison of a value with a threshold. The same six operators as the agent's `when`
- * predicate (agent/processing/predicate.ts); declared here because protocol/ does not import agent/.
+ * A rule's comparison of a value with a threshold. The agent's `when` predicate
+ * (agent/processing/predicate.ts) compares with this too: agent/ may import protocol/, not the reverse.
  */
 export const COMPARISON_OPS = ['>=', '<=', '==', '!=', '>', '<'] as const
 export type ComparisonOp = typeof COMPARISON_OPS[number]
