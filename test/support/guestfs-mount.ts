@@ -7,6 +7,7 @@ import Database from 'better-sqlite3'
 import { isFuseMounted as isMounted } from '../../guestfs/fuse/mount-table'
 import { distFile, FEDVM_JS } from './dist-paths'
 import { FsWorker } from './fs-worker-client'
+import type { Teardownable } from './teardownable'
 
 type GuestfsProcessModule = typeof import('../../guestfs/guestfs-process')
 type GuestfsProcess = Awaited<ReturnType<GuestfsProcessModule['startGuestfsProcess']>>
@@ -19,10 +20,6 @@ function guestfsProcessModule (): GuestfsProcessModule {
 }
 
 /** The part of a tap test this helper needs. */
-export interface Teardownable {
-  teardown (fn: () => unknown): void
-}
-
 export interface ExitStatus {
   code: number | null
   signal: NodeJS.Signals | null

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './free-port'
-import type { Teardownable } from './prometheus'
+import type { Teardownable } from './teardownable'
 
 /** Debian installs it in sbin. */
 const BINARY = '/usr/sbin/nats-server'

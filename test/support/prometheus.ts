@@ -3,10 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './free-port'
-
-export interface Teardownable {
-  teardown (fn: () => unknown): void
-}
+import type { Teardownable } from './teardownable'
 
 export interface PromSample {
   metric: Record<string, string>

@@ -2,10 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { FEDVM_JS } from '../../support/dist-paths'
 import { watchExit, type ExitStatus } from '../../support/guestfs-mount'
 import { waitFor } from '../../support/wait'
-
-export interface Teardownable {
-  teardown (fn: () => unknown): void
-}
+import type { Teardownable } from '../../support/teardownable'
 
 /**
  * One `fedvm agent run --config FILE` child process (compiled dist/), its log (stderr), and its

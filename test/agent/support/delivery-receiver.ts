@@ -2,10 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
 import type { Delivery } from '../../../agent/engine/delivery'
-
-export interface Teardownable {
-  teardown (fn: () => unknown): void
-}
+import type { Teardownable } from '../../support/teardownable'
 
 export interface ReceivedPost {
   key: string | undefined

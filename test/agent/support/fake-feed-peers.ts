@@ -1,5 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import type { Teardownable } from './agent-process'
+import type { Teardownable } from '../../support/teardownable'
 
 /** One connection to (or from) a fake feed peer: the lines it received, what it writes, and when it closed. */
 export class PeerConnection {

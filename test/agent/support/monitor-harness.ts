@@ -8,10 +8,7 @@ import { parseDescriptor, type VmDescriptor } from '../../../agent/descriptor/vm
 import type { Delivery } from '../../../agent/engine/delivery'
 import { VmMonitor } from '../../../agent/engine/vm-monitor'
 import { AgentStore } from '../../../agent/state/agent-store'
-
-export interface Teardownable {
-  teardown (fn: () => unknown): void
-}
+import type { Teardownable } from '../../support/teardownable'
 
 /** The virtual clock's start: any fixed Unix time in ms. */
 export const T0 = 1_700_000_000_000
