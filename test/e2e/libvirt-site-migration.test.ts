@@ -28,10 +28,7 @@ t.test('libvirt-backed sites migrate a real VM within and across sites', async (
   const image = await ensureGuestImage()
   const type = await chooseDomainType(image)
   const tag = randomBytes(3).toString('hex')
-  const starts = await Promise.allSettled([LibvirtHost.start({ tag: `${tag}x` }), LibvirtHost.start({ tag: `${tag}y` })])
-  for (const s of starts) if (s.status === 'fulfilled') t.teardown(async () => await s.value.stop())
-  for (const s of starts) if (s.status === 'rejected') throw s.reason
-  const [x, y] = starts.map(s => (s as PromiseFulfilledResult<LibvirtHost>).value)
+  const [x, y] = await LibvirtHost.startAll(t, [{ tag: `${tag}x` }, { tag: `${tag}y` }])
 
   const fed = await Federation.create([
     { id: 'site-a', ip: '127.0.0.71', partners: ['site-b'] },

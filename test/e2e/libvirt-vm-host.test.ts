@@ -25,10 +25,7 @@ t.test('a libvirt VM leaves one VM host and runs again on another', async t => {
   const type = await chooseDomainType(image)
   const tag = randomBytes(3).toString('hex')
   // Two libvirt hosts, each its own libvirtd in its own namespaces, as two real hosts would be.
-  const starts = await Promise.allSettled([LibvirtHost.start({ tag: `${tag}a` }), LibvirtHost.start({ tag: `${tag}b` })])
-  for (const s of starts) if (s.status === 'fulfilled') t.teardown(async () => await s.value.stop())
-  for (const s of starts) if (s.status === 'rejected') throw s.reason
-  const [host, other] = starts.map(s => (s as PromiseFulfilledResult<LibvirtHost>).value)
+  const [host, other] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
   const root = await mkdtemp(join(tmpdir(), 'fedvm-vmhost-'))
   t.teardown(async () => await rm(root, { recursive: true, force: true }))
   t.comment(`libvirtds answering after ${Date.now() - started} ms (domain type ${type})`)

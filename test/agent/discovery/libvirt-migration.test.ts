@@ -36,10 +36,7 @@ t.test('a migrated VM is followed by the Destination host\'s agent without confi
   const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)} s`
   const image = await ensureVmImage(await ensureDeb(log), log)
   const tag = randomBytes(3).toString('hex')
-  const starts = await Promise.allSettled([LibvirtHost.start({ tag: `${tag}a` }), LibvirtHost.start({ tag: `${tag}b` })])
-  for (const s of starts) if (s.status === 'fulfilled') t.teardown(async () => await s.value.stop())
-  for (const s of starts) if (s.status === 'rejected') throw s.reason
-  const [hostA, hostB] = starts.map((s) => (s as PromiseFulfilledResult<LibvirtHost>).value)
+  const [hostA, hostB] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
   const root = await mkdtemp(join(tmpdir(), 'fedvm-follow-'))
   t.teardown(async () => await rm(root, { recursive: true, force: true }))
   log(`image and two libvirtds ready after ${elapsed()}`)

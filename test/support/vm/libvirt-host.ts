@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import type { Teardownable } from '../teardownable'
 import { cacheRoot } from './guest-image'
 
 const run = promisify(execFile)
@@ -82,6 +83,17 @@ export class LibvirtHost {
       await host.stop().catch(() => {})
       throw err
     }
+  }
+
+  /**
+   * Starts one host per options object at once; each that started is stopped at t's teardown,
+   * also when another failed to start (then the first failure is thrown).
+   */
+  static async startAll (t: Teardownable, all: LibvirtHostOptions[]): Promise<LibvirtHost[]> {
+    const starts = await Promise.allSettled(all.map(async (options) => await LibvirtHost.start(options)))
+    for (const s of starts) if (s.status === 'fulfilled') t.teardown(async () => await s.value.stop())
+    for (const s of starts) if (s.status === 'rejected') throw s.reason
+    return starts.map((s) => (s as PromiseFulfilledResult<LibvirtHost>).value)
   }
 
   /** Runs virsh against this host; rejects with virsh's stderr on failure. */
