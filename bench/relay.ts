@@ -6,6 +6,9 @@
 // Usage: node dist/bench/relay.js [--transport http|nats] [--deliveries 20000] [--rate 5000] [--seconds 5] [--linger 5]
 //        (--transport picks how deliveries reach C's ingest: POSTs, or the NATS bus (bench/relay-nats.ts);
 //        the direct hop is always a POST; writes bench/results/relay.json, or relay-nats.json)
+//        node dist/bench/relay.js --source guestfs [--rates 1000,5000] [--seconds 5] [--writers 2]
+//        (deliveries from a guestfs mount + `fedvm agent run` at C, latency close() → A's store, against
+//        the agent posting straight to A's ingest (bench/relay-guestfs.ts); writes relay-guestfs.json)
 import Database from 'better-sqlite3'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { Agent, request } from 'node:http'
@@ -14,6 +17,7 @@ import { parseArgs } from 'node:util'
 import type { Delivery } from '../protocol/monitoring/delivery-schema'
 import { Federation, type TestSite } from '../test/protocol/support/federation'
 import { makeVmDir } from '../test/protocol/support/vm-files'
+import { guestfsLatency } from './relay-guestfs'
 import { natsTransport } from './relay-nats'
 
 const REPO = join(__dirname, '..', '..')
@@ -82,7 +86,7 @@ async function withCpu<T extends object> (fed: Federation, deliveries: number, p
   return { ...result, cpuMicrosPerDelivery: { ...cpu, total: Object.values(cpu).reduce((a, b) => a + b, 0) } }
 }
 
-function percentiles (values: number[]): { p50: number, p99: number, max: number, n: number } {
+export function percentiles (values: number[]): { p50: number, p99: number, max: number, n: number } {
   const sorted = [...values].sort((a, b) => a - b)
   const at = (q: number) => +sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))].toFixed(1)
   return { p50: at(0.5), p99: at(0.99), max: +sorted[sorted.length - 1].toFixed(1), n: sorted.length }
@@ -178,7 +182,8 @@ async function latency (injector: Injector, store: Store, vm: string, prefix: st
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { transport: { type: 'string', default: 'http' }, deliveries: { type: 'string', default: '20000' }, rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' }, linger: { type: 'string', default: '5' } } })
+  const { values } = parseArgs({ options: { transport: { type: 'string', default: 'http' }, deliveries: { type: 'string', default: '20000' }, rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' }, linger: { type: 'string', default: '5' }, source: { type: 'string', default: 'injector' }, rates: { type: 'string', default: '1000,5000' }, writers: { type: 'string', default: '2' } } })
+  if (values.source !== 'injector' && values.source !== 'guestfs') throw new Error('--source must be injector or guestfs')
   const makeTransport = TRANSPORTS[values.transport!]
   if (makeTransport === undefined) throw new Error(`--transport must be one of ${Object.keys(TRANSPORTS).join(', ')}`)
   const transport = await makeTransport()
@@ -201,6 +206,25 @@ async function main (): Promise<void> {
       await makeVmDir(join(fed.root, vm), { 'disk.img': 4096 })
       const placed = await fed.cli('site-a', 'place', '--vm', vm, '--dir', join(fed.root, vm))
       if (placed.code !== 0) throw new Error(`placing ${vm}: ${placed.raw.stdout}${placed.raw.stderr}`)
+    }
+    if (values.source === 'guestfs') {
+      const storeFile = join(fed.site('site-a').dir, 'state', 'monitoring.db')
+      const paths = { chain: { name: 'chain', siteId: 'site-c', vm: 'chain-vm' }, direct: { name: 'direct', siteId: 'site-a', vm: 'direct-vm' } }
+      // Warm-up as in the injector mode: TLS connections between the sites, prepared statements, JIT.
+      const warmStore = new Store(storeFile)
+      for (const [siteId, vm] of [['site-c', 'chain-vm'], ['site-a', 'direct-vm']]) {
+        const warm = await (await httpTransport()).injector(fed.site(siteId))
+        await throughput(warm, warmStore, vm, `warm-${vm}`, 2000, 200, 2)
+        await warm.close()
+      }
+      warmStore.close()
+      const loadBefore = (await import('node:os')).loadavg().map((l) => +l.toFixed(2))
+      const byRate = await guestfsLatency(fed, storeFile, paths, values.rates!.split(',').map(Number), seconds, Number(values.writers), percentiles)
+      const report = { source: 'guestfs', forwardLingerMs: linger, machine: { loadAverage: loadBefore }, closeToStoreMs: byRate }
+      await mkdir(join(REPO, 'bench', 'results'), { recursive: true })
+      await writeFile(join(REPO, 'bench', 'results', 'relay-guestfs.json'), `${JSON.stringify(report, null, 2)}\n`)
+      console.log(JSON.stringify(report, null, 2))
+      return
     }
     const atC = await transport.injector(fed.site('site-c'))
     // The baseline is always the direct single-hop POST to A's own ingest.
