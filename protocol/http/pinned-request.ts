@@ -31,6 +31,20 @@ export interface PinnedRequestOptions {
 export async function pinnedRequest (target: PinnedTarget, options: PinnedRequestOptions): Promise<IncomingMessage> {
   const url = new URL(target.url)
   if (url.protocol !== 'https:') throw new ProtocolError('partner-unreachable', `${target.url} is not an https URL`)
+  try {
+    return await sendOnce(url, target, options)
+  } catch (err) {
+    // A pooled keep-alive socket the server already closed as idle (its 5 s keepAliveTimeout; the
+    // agent's own idle timeout is not applied to these sockets on Node 20, and a busy event loop
+    // reads the server's FIN late). The server never read the request: send it once more, on a new socket.
+    if (!(err instanceof StaleSocketError)) throw err
+    return await sendOnce(url, target, options, true)
+  }
+}
+
+class StaleSocketError extends Error {}
+
+function sendOnce (url: URL, target: PinnedTarget, options: PinnedRequestOptions, fresh = false): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({
       method: options.method,
@@ -43,7 +57,11 @@ export async function pinnedRequest (target: PinnedTarget, options: PinnedReques
     })
     req.setTimeout(options.timeoutMs, () => req.destroy(new ProtocolError('partner-unreachable', `no answer within ${options.timeoutMs} ms`)))
     req.on('response', resolve)
-    req.on('error', (err) => reject(asUnreachable(err)))
+    req.on('error', (err) => {
+      const code = (err as NodeJS.ErrnoException).code
+      if (!fresh && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) reject(new StaleSocketError(code))
+      else reject(asUnreachable(err))
+    })
     req.end(options.body)
   })
 }
