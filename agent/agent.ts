@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
+import { dirname } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { ready as sodiumReady } from '../protocol/crypto/sealed-box'
 import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './config/agent-config'
@@ -7,6 +8,7 @@ import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
 import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
 import { followGuest } from './feed/follow-guest'
+import { readHandover, writeHandover } from './feed/feed-handover'
 import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
 import { consumerName, createConsumer, type OutboxConsumer } from './outputs/outbox-consumer'
@@ -183,7 +185,9 @@ export class Agent {
       running.descriptor = descriptor
       if (!running.feed || running.config.feed !== vmConfig.feed) {
         running.feed?.stop()
-        running.feed = vmConfig.feed ? this.startFeed(vmConfig.name, vmConfig.feed, running.monitor) : undefined
+        // A discovered VM's folder carries the feed hand-over (agent/feed/feed-handover.ts).
+        const folder = this.discovered.get(vmConfig.name)?.config.descriptor === vmConfig.descriptor ? dirname(vmConfig.descriptor) : undefined
+        running.feed = vmConfig.feed ? this.startFeed(vmConfig.name, vmConfig.feed, running.monitor, folder) : undefined
       }
       running.config = vmConfig
     }
@@ -206,7 +210,8 @@ export class Agent {
     }
   }
 
-  private startFeed (vm: string, endpoint: string, monitor: VmMonitor): FeedClient {
+  private startFeed (vm: string, endpoint: string, monitor: VmMonitor, folder?: string): FeedClient {
+    let handedOver: string | undefined
     const feed = new FeedClient({
       endpoint,
       cursor: () => this.store.cursor(vm),
@@ -219,9 +224,21 @@ export class Agent {
       },
       onStats: (stats, streamingFrom) => {
         monitor.view.recordStats(stats)
-        return this.followGuest(vm, stats, streamingFrom)
+        return this.followGuest(vm, stats, streamingFrom, folder)
       },
-      onConnected: (connected) => { monitor.view.feedConnected = connected },
+      onConnected: (connected) => {
+        monitor.view.feedConnected = connected
+        // The feed ended (QEMU exited: saved or shut down to leave): its rows are stored, leave the cursor for the next host.
+        const epoch = this.store.cursorEpoch(vm)
+        const mark = `${epoch ?? ''}/${this.store.cursor(vm)}`
+        if (connected || folder === undefined || epoch === undefined || mark === handedOver) return
+        try {
+          writeHandover(folder, epoch, this.store.cursor(vm))
+          handedOver = mark
+        } catch (err) {
+          this.log(`agent: ${vm}: cannot write the feed hand-over in ${folder}: ${(err as Error).message}`)
+        }
+      },
       log: this.log,
     })
     feed.start()
@@ -229,9 +246,11 @@ export class Agent {
   }
 
   /** Moves the cursor with the guest's database and its acknowledged position (agent/feed/follow-guest.ts); true: say hello again. */
-  private followGuest (vm: string, stats: StatsFrame, streamingFrom?: bigint): boolean {
+  private followGuest (vm: string, stats: StatsFrame, streamingFrom?: bigint, folder?: string): boolean {
     const state = { epoch: this.store.cursorEpoch(vm), cursor: this.store.cursor(vm) }
-    const next = followGuest(state, stats, streamingFrom)
+    // Looked at once per hello (the first stats), not for every later stats.
+    const handover = folder !== undefined && streamingFrom !== undefined ? readHandover(folder) : undefined
+    const next = followGuest(state, stats, streamingFrom, handover)
     if (next.reason) this.log(`agent: ${vm}: ${next.reason}`)
     if (next.epoch !== state.epoch || next.cursor !== state.cursor) this.store.restartCursor(vm, next.epoch, next.cursor)
     return next.rehello

@@ -6,6 +6,12 @@ export interface CursorState {
   cursor: bigint
 }
 
+/** A cursor another host's agent left in the VM's folder when the VM's feed ended there. */
+export interface Handover {
+  epoch: string
+  seq: bigint
+}
+
 export interface FollowDecision {
   epoch: string
   cursor: bigint
@@ -26,9 +32,16 @@ export interface FollowDecision {
  * `streamingFrom` is the row the guest streams after on this connection (what the hello asked for)
  * for the first stats after a hello; for later stats, undefined (the cursor is where it streams).
  */
-export function followGuest (state: CursorState, stats: StatsFrame, streamingFrom?: bigint): FollowDecision {
+export function followGuest (state: CursorState, stats: StatsFrame, streamingFrom?: bigint, handover?: Handover): FollowDecision {
   const last = BigInt(stats.last)
-  const acked = stats.acked === undefined ? undefined : BigInt(stats.acked)
+  let acked = stats.acked === undefined ? undefined : BigInt(stats.acked)
+  let handedOver = false
+  // The Source host's agent's final cursor (feed-cursor.json in the VM's folder) knows acks that were
+  // still in flight when the VM was saved: taken when it is for this database and further along.
+  if (handover !== undefined && handover.epoch === stats.epoch && handover.seq <= last && (acked === undefined || handover.seq > acked)) {
+    acked = handover.seq
+    handedOver = true
+  }
   let cursor = state.cursor
   let reason: string | undefined
   if (state.epoch !== undefined && state.epoch !== stats.epoch) {
@@ -40,7 +53,7 @@ export function followGuest (state: CursorState, stats: StatsFrame, streamingFro
   } else if (acked !== undefined && acked > state.cursor) {
     cursor = acked
     reason = state.epoch === undefined && state.cursor === 0n
-      ? undefined // a VM new to this host: its resuming hello already asked for exactly this
+      ? (handedOver ? `the previous host's agent handed over its cursor: continuing after row ${acked}` : undefined) // a VM new to this host: its resuming hello already asked for exactly this
       : `rows ${state.cursor + 1n}..${acked} were acknowledged by another host (the VM migrated here): continuing after row ${acked}`
   }
   return { epoch: stats.epoch, cursor, rehello: cursor !== (streamingFrom ?? state.cursor), ...(reason ? { reason } : {}) }

@@ -24,12 +24,19 @@ export interface LibvirtVmHostOptions {
   shutdownTimeoutMs?: number
   /** How long a defined VM gets to reach the running state. */
   runningTimeoutMs?: number
+  /** How long, after the VM stopped to leave, the host's agent gets to leave its final feed cursor (default 5 s). */
+  handoverTimeoutMs?: number
+  log?: (line: string) => void
 }
 
 const DOMAIN_XML = 'domain.xml'
 const SAVED_STATE = 'saved-state'
 const DESCRIPTOR = 'descriptor.json'
-const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR])
+/** The host agent's feed cursor, written when the VM's KPI feed ended (agent/feed/feed-handover.ts); travels with the VM. */
+const FEED_CURSOR = 'feed-cursor.json'
+/** The VM's KPI feed channel (agent/discovery/domain-channel.ts): only then does an agent leave a cursor. */
+const KPI_CHANNEL_NAME = "name='org.fedvm.kpi.0'"
+const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR, FEED_CURSOR])
 
 /**
  * A VM host backed by a libvirt connection; the libvirt domain is named after the VM id.
@@ -81,6 +88,7 @@ export class LibvirtVmHost implements VmHost {
       await writeFile(leaving, `${state}\n`)
     }
     if (state !== 'shut off') {
+      const stopping = Date.now()
       if ((this.options.leaveBy ?? 'save') === 'save') {
         // Written under another name first: a save cut short must never be taken for a whole one.
         const partial = join(dir, `${SAVED_STATE}.partial`)
@@ -90,8 +98,33 @@ export class LibvirtVmHost implements VmHost {
       } else {
         await this.shutDown(vmId)
       }
+      const xml = await this.writeDomainXml(vmId)
+      if (xml.includes(KPI_CHANNEL_NAME) || xml.includes(KPI_CHANNEL_NAME.replaceAll("'", '"'))) await this.awaitFeedCursor(vmId, stopping)
+      return
     }
     await this.writeDomainXml(vmId)
+  }
+
+  /**
+   * The agent's last ack may still have been on its way to the guest when the VM stopped: its final
+   * cursor, written when the feed ended, tells the next host's agent where to go on. Without it in
+   * time the guest's own acknowledged position is the fallback (rows may then reach two agents).
+   */
+  private async awaitFeedCursor (vmId: string, since: number): Promise<void> {
+    const path = join(this.vmPath(vmId), FEED_CURSOR)
+    const until = Date.now() + (this.options.handoverTimeoutMs ?? 5000)
+    for (;;) {
+      const written = await stat(path).then((s) => s.mtimeMs, () => undefined)
+      if (written !== undefined && written >= since) {
+        const final = await readFile(path, 'utf8').then((text) => (JSON.parse(text) as { final?: unknown }).final === true, () => false)
+        if (final) return
+      }
+      if (Date.now() >= until) break
+      await sleep(100)
+    }
+    // An older one must not travel (nor change under the manifest if the agent writes it late).
+    await rm(path, { force: true })
+    this.options.log?.(`host ${this.id}: no final feed cursor from the host's agent for ${vmId} within ${this.options.handoverTimeoutMs ?? 5000} ms: the guest's acknowledged position is the fallback`)
   }
 
   async stayHere (vmId: string): Promise<void> {
@@ -106,6 +139,7 @@ export class LibvirtVmHost implements VmHost {
     // A saved state left behind would, restored later, roll the disks back.
     await rm(join(dir, SAVED_STATE), { force: true })
     await rm(join(dir, DOMAIN_XML), { force: true })
+    await rm(join(dir, FEED_CURSOR), { force: true })
     await rm(leaving, { force: true })
   }
 
@@ -125,7 +159,7 @@ export class LibvirtVmHost implements VmHost {
         paths.push(image)
       }
     }
-    for (const name of [SAVED_STATE, DESCRIPTOR]) if (await exists(join(dir, name))) paths.push(join(dir, name))
+    for (const name of [SAVED_STATE, DESCRIPTOR, FEED_CURSOR]) if (await exists(join(dir, name))) paths.push(join(dir, name))
     const files: VmFile[] = []
     for (const path of new Set(paths)) {
       const name = basename(path)

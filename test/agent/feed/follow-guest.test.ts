@@ -33,3 +33,13 @@ t.test('another database', async (t) => {
 t.test('a cursor kept from before epochs existed', async (t) => {
   t.strictSame(followGuest({ cursor: 12n }, stats(E1, 40), 12n), { epoch: E1, cursor: 12n, rehello: false }, 'adopted with the epoch it meets')
 })
+
+t.test('the previous host\'s hand-over (feed-cursor.json) against the guest\'s acked', async (t) => {
+  const arrived = followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n, { epoch: E1, seq: 30n })
+  t.match(arrived, { epoch: E1, cursor: 30n, rehello: true, reason: /handed over its cursor: continuing after row 30/ }, 'an ack lost in the save: the hand-over is further along, say hello after it')
+  t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n, { epoch: E1, seq: 20n }), { epoch: E1, cursor: 25n, rehello: false }, 'a hand-over behind the guest\'s acked: the acked wins')
+  t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n, { epoch: E2, seq: 30n }), { epoch: E1, cursor: 25n, rehello: false }, 'a hand-over for another database: ignored')
+  t.strictSame(followGuest({ cursor: 0n }, stats(E1, 40, 25), 25n, { epoch: E1, seq: 90n }), { epoch: E1, cursor: 25n, rehello: false }, 'a hand-over past the guest\'s last row: ignored')
+  t.match(followGuest({ epoch: E1, cursor: 10n }, stats(E1, 40, 25), 10n, { epoch: E1, seq: 33n }), { cursor: 33n, rehello: true, reason: /rows 11\.\.33 were acknowledged by another host/ }, 'back on a host with an old cursor: after the hand-over')
+  t.strictSame(followGuest({ epoch: E1, cursor: 36n }, stats(E1, 40, 25), 36n, { epoch: E1, seq: 33n }), { epoch: E1, cursor: 36n, rehello: false }, 'this host\'s own cursor ahead (its own old hand-over): it wins')
+})
