@@ -52,7 +52,7 @@ export class SiteContext {
     this.keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
     this.hosts = new Map(config.hosts.map((h): [string, VmHost] => [h.id, h.libvirt === undefined
       ? new DirHost(h.id, h.vmDir, h.maxVms)
-      : new LibvirtVmHost({ id: h.id, uri: h.libvirt.uri, leaveBy: h.libvirt.leaveBy, vmDir: h.vmDir, maxVms: h.maxVms, memoryMiB: h.memoryMiB, vcpus: h.vcpus })]))
+      : new LibvirtVmHost({ id: h.id, uri: h.libvirt.uri, leaveBy: h.libvirt.leaveBy, vmDir: h.vmDir, maxVms: h.maxVms, memoryMiB: h.memoryMiB, vcpus: h.vcpus, log: (message) => log({ event: 'host', host: h.id, message }) })]))
     this.proxyUrls = config.proxies.map((p) => p.url)
   }
 
