@@ -85,7 +85,7 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   for (const site of [a, b]) await site.startAgent([{ type: 'http', name: 'witness', url: `${receiver.url}/${site.id}` }])
   const context = async (): Promise<string> => [
     `console: ${(await readFile(join(a.vmDir, vmId, 'console.log'), 'utf8').catch(() => '')).slice(-3000)}`,
-    `A agent /metrics: ${(await run('nsenter', [`--net=/run/netns/${netA.name}`, 'curl', '-s', 'http://127.0.0.1:9464/metrics']).then((r) => r.stdout, () => '')).split('\n').filter((l) => /^fedvm_(feed|delivery|kpi)/.test(l)).join(' | ')}`,
+    `A agent /metrics: ${(await agentMetrics(netA.name).then((r) => r.stdout, () => '')).split('\n').filter((l) => /^fedvm_(feed|delivery|kpi)/.test(l)).join(' | ')}`,
     `A site: ${a.daemon?.stderr.slice(-1500) ?? ''}`, `B site: ${b.daemon?.stderr.slice(-1500) ?? ''}`,
     `A agent: ${a.agent?.stderr.slice(-800) ?? ''}`, `B agent: ${b.agent?.stderr.slice(-800) ?? ''}`,
   ].join('\n')
@@ -156,6 +156,9 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     }
     await waitFor('KPI rows from B\'s agent', () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, 90_000, 250, context)
     t.pass('B\'s agent delivers the VM\'s new rows')
+    // Its libvirt stats too: B's agent was told nothing about the VM.
+    const metricsB = await agentMetrics(netB.name).then((r) => r.stdout)
+    t.match(metricsB, new RegExp(`^libvirt_domain_info_cpu_time_seconds_total\\{[^}]*domain="${vmId}"`, 'm'), 'B\'s agent serves the VM\'s libvirt stats')
   })
 
   await t.test('back to A with B\'s site daemon (the Source) killed midway: the retry completes', async (t) => {
@@ -230,4 +233,10 @@ async function leftovers (vmDir: string, vmId: string): Promise<string[]> {
     if (existsSync(join(vmDir, folder, vmId))) found.push(`${folder}/${vmId}`)
   }
   return found
+}
+
+/** A site's agent's /metrics, read inside the site's network namespace (node's fetch: no curl on a fresh machine). */
+function agentMetrics (netns: string): Promise<{ stdout: string }> {
+  const script = "fetch('http://127.0.0.1:9464/metrics').then((r) => r.text()).then((text) => process.stdout.write(text))"
+  return run('nsenter', [`--net=/run/netns/${netns}`, process.execPath, '-e', script], { maxBuffer: 16 * 2 ** 20 })
 }
