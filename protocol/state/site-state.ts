@@ -159,18 +159,8 @@ export class SiteState implements ReplayCache {
   }
 
   route (ref: string): RouteRecord | undefined {
-    const row = this.statement('SELECT * FROM "routes" WHERE "ref" = ?').get(ref) as Record<string, string | number | null> | undefined
-    if (row === undefined) return undefined
-    return {
-      ref: row.ref as string,
-      kind: row.kind as RouteRecord['kind'],
-      vmId: row.vm_id as string,
-      partner: row.partner as string,
-      partnerRef: row.partner_ref as string,
-      requester: row.requester as string,
-      locationVersion: (row.location_version as string | null) ?? null,
-      expiresAt: row.expires_at as number,
-    }
+    const row = this.statement('SELECT * FROM "routes" WHERE "ref" = ?').get(ref) as RouteRow | undefined
+    return row === undefined ? undefined : routeFromRow(row)
   }
 
   putRoute (record: RouteRecord): void {
@@ -180,8 +170,7 @@ export class SiteState implements ReplayCache {
 
   /** Transfers this site prepared, or routed as Controller/Intermediary, for a VM and not yet expired. */
   sourceRoutes (vmId: string, requester: string, now: number): RouteRecord[] {
-    const rows = this.statement('SELECT "ref" FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as Array<{ ref: string }>
-    return rows.map((row) => this.route(row.ref)!)
+    return (this.statement('SELECT * FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as RouteRow[]).map(routeFromRow)
   }
 
   dropExpiredRoutes (now: number): void {
@@ -220,5 +209,21 @@ function tokenFromRow (row: TokenRow): TokenRecord {
     expiresAt: row.expires_at as number,
     locationVersion: (row.location_version as string | null) ?? null,
     requester: row.requester as string,
+  }
+}
+
+type RouteRow = Record<string, string | number | null>
+
+/** A row of "routes" as a RouteRecord (one reading for the lookup by ref and the list). */
+function routeFromRow (row: RouteRow): RouteRecord {
+  return {
+    ref: row.ref as string,
+    kind: row.kind as RouteRecord['kind'],
+    vmId: row.vm_id as string,
+    partner: row.partner as string,
+    partnerRef: row.partner_ref as string,
+    requester: row.requester as string,
+    locationVersion: (row.location_version as string | null) ?? null,
+    expiresAt: row.expires_at as number,
   }
 }
