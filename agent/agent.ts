@@ -11,7 +11,8 @@ import { followGuest } from './feed/follow-guest'
 import { readHandover, writeHandover } from './feed/feed-handover'
 import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
-import { consumerName, createConsumer, type OutboxConsumer } from './outputs/outbox-consumer'
+import { consumerName, createConsumer } from './outputs/create-consumer'
+import type { OutboxConsumer } from './outputs/outbox-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
 import { AgentStore } from './state/agent-store'
 import { VERSION } from './build-info'
@@ -46,7 +47,7 @@ export class Agent {
   private config: AgentConfig
   private poller?: DataPointPoller
   private hypervisor?: Hypervisor
-  /** `discover` (issue 6 §3): VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
+  /** `discover`: VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
   private discovery?: VmDiscovery
   private discovered: ReadonlyMap<string, DiscoveredVm> = new Map()
   private configuredDescriptors = new Map<string, VmDescriptor>()

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
-import { UsageError } from '../packaging/bin/usage-error'
+import { UsageError } from '../protocol/cli/usage-error'
 import { Agent } from './agent'
+import { EXIT } from '../protocol/cli/exit-codes'
 
 /** `fedvm agent run --config FILE`: runs until SIGINT/SIGTERM; SIGHUP reloads the config and descriptors. */
 export async function run (argv: string[]): Promise<number> {
@@ -16,5 +17,5 @@ export async function run (argv: string[]): Promise<number> {
   })
   await agent.stop()
   log('agent: stopped')
-  return 0
+  return EXIT.OK
 }

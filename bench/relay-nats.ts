@@ -1,12 +1,12 @@
-// bench/relay's NATS transport (issue 7 §4): a real `nats-server -js` on loopback; the injector
+// bench/relay's NATS transport: a real `nats-server -js` on loopback; the injector
 // publishes each delivery with the agent's `nats` consumer's publisher (its site's and VM's subject,
 // the id as Nats-Msg-Id, a batch's PubAcks awaited together) and the site takes them from its JetStream
 // stream (monitoring.nats) into the relay, from where the signed HTTP hops carry them on.
 import { connect } from '@nats-io/transport-node'
 import { JetStreamPublisher } from '../agent/outputs/jetstream-publisher'
-import { DEFAULT_SUBJECT_PREFIX, deliverySubject } from '../protocol/monitoring/nats-subjects'
+import { DEFAULT_SUBJECT_PREFIX, deliverySubject } from '../protocol/relay/nats-subjects'
 import { NatsServer } from '../test/support/nats-server'
-import type { Delivery } from '../protocol/monitoring/delivery-schema'
+import type { Delivery } from '../protocol/relay/delivery'
 import type { TestSite } from '../test/protocol/support/federation'
 
 // The shapes of bench/relay.ts's Injector and Transport (structural: this file compiles on its own).

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
-import { UsageError } from '../packaging/bin/usage-error'
+import { UsageError } from '../protocol/cli/usage-error'
 import { mountGuestfs } from './mount'
+import { EXIT } from '../protocol/cli/exit-codes'
 
 
 /** `fedvm guestfs mount`: serves the KPI filesystem in the foreground until SIGINT or SIGTERM. */
@@ -24,5 +25,5 @@ export async function run (argv: string[]): Promise<number> {
   })
   await guestfs.close()
   process.stderr.write(`guestfs: unmounted ${mountpoint}\n`)
-  return 0
+  return EXIT.OK
 }

@@ -2,10 +2,9 @@ import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { AgentError } from '../errors'
-import { describeIssues } from './zod-issues'
+import { describeIssues } from '../../protocol/zod-issues'
+import { listenSchema, parseListenAddress } from '../../protocol/http/listen-address'
 import { NatsConsumerSchema } from './nats-consumer-config'
-
-const LISTEN = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 
 export const DEFAULTS = {
   listen: '127.0.0.1:9464',
@@ -26,11 +25,11 @@ const HttpConsumerSchema = z.object({
   name: z.string().min(1).optional(),
 }).strict()
 
-/** Publishes to a NATS JetStream stream the site consumes (issue 7 §4); its schema is in its own file. */
+/** Publishes to a NATS JetStream stream the site consumes; its schema is in its own file. */
 const ConsumerSchema = z.discriminatedUnion('type', [HttpConsumerSchema, NatsConsumerSchema])
 
 /**
- * VM discovery (issue 6 §3): every `vmDir/ID/` laid out as protocol/hosts/libvirt-host.ts keeps it
+ * VM discovery: every `vmDir/ID/` laid out as host/vm-folder/libvirt-host.ts keeps it
  * (descriptor.json, domain.xml) whose libvirt domain runs is followed without a `vms` entry.
  */
 const DiscoverSchema = z.object({
@@ -48,8 +47,7 @@ const HypervisorSchema = z.object({
 }).strict()
 
 const ConfigSchema = z.object({
-  listen: z.string().regex(LISTEN, 'must be HOST:PORT')
-    .refine((listen) => Number(LISTEN.exec(listen)?.[2] ?? 0) <= 65535, 'the port must be 0 to 65535').default(DEFAULTS.listen),
+  listen: listenSchema.default(DEFAULTS.listen),
   stateDir: z.string().min(1).default(DEFAULTS.stateDir),
   vms: z.array(VmSchema).default([]),
   consumers: z.array(ConsumerSchema).default([]),
@@ -99,7 +97,7 @@ export async function loadConfig (file: string): Promise<AgentConfig> {
 }
 
 export function listenAddress (listen: string): { host: string, port: number } {
-  const match = LISTEN.exec(listen)
-  if (!match || Number(match[2]) > 65535) throw new AgentError('CONFIG_INVALID', `listen: must be HOST:PORT (port 0 to 65535), not "${listen}"`)
-  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) }
+  const address = parseListenAddress(listen)
+  if (address === undefined) throw new AgentError('CONFIG_INVALID', `listen: must be HOST:PORT (port 0 to 65535), not "${listen}"`)
+  return address
 }

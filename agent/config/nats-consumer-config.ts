@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import { DEFAULT_SUBJECT_PREFIX, isSubjectPrefix } from '../../protocol/monitoring/nats-subjects'
+import { DEFAULT_SUBJECT_PREFIX, isSubjectPrefix } from '../../protocol/relay/nats-subjects'
+import { SITE_ID } from '../../protocol/envelope/site-id'
 
-const SITE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/
 const SERVER = /^((nats|tls):\/\/)?[^\s/]+$/
 
 /**

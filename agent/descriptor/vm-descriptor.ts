@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isDataPointName } from '../../host/data-points'
 import { AgentError } from '../errors'
-import { describeIssues } from '../config/zod-issues'
+import { describeIssues } from '../../protocol/zod-issues'
 import { PROCESSING_FUNCTIONS } from '../processing/functions'
 import { PREDICATE_OPS } from '../processing/predicate'
 

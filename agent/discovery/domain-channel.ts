@@ -1,7 +1,5 @@
 import { attribute, domainName } from '../../host/libvirt/lifecycle-xml'
-
-/** The virtio-serial port guestfs serves the KPI feed on (packaging/vm-image, DESIGN.md Contract 2). */
-export const KPI_CHANNEL = 'org.fedvm.kpi.0'
+import { KPI_CHANNEL } from '../../host/vm-folder/vm-folder'
 
 /**
  * Where the host end of the VM's KPI channel listens: the `path` of

@@ -1,8 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { DESCRIPTOR, DOMAIN_XML } from '../../host/vm-folder/vm-folder'
 import { domainName, kpiChannelSocket } from './domain-channel'
 
-/** One VM folder as protocol/hosts/libvirt-host.ts lays it out: `vmDir/ID/descriptor.json`, `vmDir/ID/domain.xml`. */
+/** One VM folder as host/vm-folder/libvirt-host.ts lays it out: `vmDir/ID/descriptor.json`, `vmDir/ID/domain.xml`. */
 export interface FoundVm {
   id: string
   descriptorFile: string
@@ -22,8 +23,6 @@ export interface VmDirectoryReader {
   scan: () => Promise<FoundVm[]>
 }
 
-const DESCRIPTOR = 'descriptor.json'
-const DOMAIN_XML = 'domain.xml'
 
 /**
  * Lists the VM folders of a host's VM directory. Book-keeping folders (`.incoming`, `.leaving`,

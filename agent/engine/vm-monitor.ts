@@ -4,7 +4,7 @@ import type { VmDescriptor } from '../descriptor/vm-descriptor'
 import type { AgentStore } from '../state/agent-store'
 import { evaluate, type Sample, type WindowResult } from '../processing/window'
 import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
-import type { Delivery } from './delivery'
+import type { Delivery } from '../../protocol/relay/delivery'
 import { KpiView } from './kpi-view'
 
 export interface MonitorOutputs {
@@ -122,7 +122,8 @@ export class VmMonitor {
       // Sealed KPIs pass through one by one: each is its own sealed box, opaque here.
       result.samples.forEach((s, i) => deliveries.push({ ...base, id: `${this.vm}:${c.key}:${suffix}:${i}`, from: s.ts, to: s.ts, sealed: String(s.value) }))
     } else {
-      const payload = result.format === 'raw' ? { samples: result.samples } : { function: result.function, value: result.value }
+      // Only opaque (sealed) windows hold string values, and they took the branch above.
+      const payload = result.format === 'raw' ? { samples: result.samples as Array<{ ts: number, value: number }> } : { function: result.function, value: result.value }
       const id = `${this.vm}:${c.key}:${suffix}`
       if (c.spec.encrypt) {
         const sealed = sealSync(Buffer.from(JSON.stringify(payload)), this.publicKey).toString('base64')

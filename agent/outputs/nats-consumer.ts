@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { deliverySubject } from '../../protocol/monitoring/nats-subjects'
+import { deliverySubject } from '../../protocol/relay/nats-subjects'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import { JetStreamPublisher } from './jetstream-publisher'
 import type { OutboxConsumer } from './outbox-consumer'
@@ -19,7 +19,7 @@ export interface NatsConsumerOptions {
 }
 
 /**
- * Sends one consumer's outbox to a NATS JetStream stream (issue 7 §4): each delivery is published
+ * Sends one consumer's outbox to a NATS JetStream stream: each delivery is published
  * to its site's and VM's subject with the delivery id as Nats-Msg-Id, so the stream drops a repeat
  * within its duplicate window. A delivery leaves the outbox only once JetStream answered with a
  * PubAck (stored, or already stored); a batch's publishes are awaited in parallel, the ones

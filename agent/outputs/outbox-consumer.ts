@@ -1,8 +1,3 @@
-import type { ConsumerConfig } from '../config/agent-config'
-import type { AgentStore } from '../state/agent-store'
-import { HttpConsumer } from './http-consumer'
-import { NatsConsumer } from './nats-consumer'
-
 /**
  * One consumer of the durable outbox: it sends the deliveries queued under its `name` and removes
  * each only once the receiver acknowledged it (2xx for HTTP, a JetStream PubAck for NATS).
@@ -14,15 +9,4 @@ export interface OutboxConsumer {
   start (): void
   kick (): void
   stop (): void
-}
-
-/** The outbox key of a consumer: its `name`, else the URL (http) or `nats:SITE` (nats). */
-export function consumerName (config: ConsumerConfig): string {
-  return config.name ?? (config.type === 'http' ? config.url : `nats:${config.site}`)
-}
-
-export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void): OutboxConsumer {
-  const name = consumerName(config)
-  if (config.type === 'nats') return new NatsConsumer(name, config, store, log)
-  return new HttpConsumer(name, config.url, store, log)
 }

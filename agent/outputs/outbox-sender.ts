@@ -1,7 +1,7 @@
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
+import { backoffMs } from '../../protocol/backoff'
 
-const MIN_BACKOFF_MS = 200
-const MAX_BACKOFF_MS = 30_000
+const BACKOFF = { minMs: 200, maxMs: 30_000, jitter: true }
 const IDLE_POLL_MS = 1000
 
 /** What a transport did with a batch: the deliveries it could not get acknowledged (the rest were), and why. */
@@ -89,8 +89,7 @@ export class OutboxSender {
         if (failed.length > 0) {
           this.failed(reason ?? 'not acknowledged')
           const attempts = Math.max(...failed.map((d) => d.attempts)) + 1
-          const backoff = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(attempts, 16))
-          store.retryLater(failed, Date.now() + backoff * (0.5 + Math.random() / 2))
+          store.retryLater(failed, Date.now() + backoffMs(attempts, BACKOFF))
         }
       }
     } finally {

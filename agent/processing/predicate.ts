@@ -1,4 +1,4 @@
-import { compare, type Comparison, type ComparisonOp } from '../../protocol/monitoring/rules/comparison'
+import { compare, type Comparison, type ComparisonOp } from '../../protocol/primary/rules/comparison'
 
 /**
  * Scheme (c) of the paper: deliver only when a predicate on the value holds. The comparison is the

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import type { Sample } from '../processing/window'
-import type { Delivery } from '../engine/delivery'
+import type { Delivery } from '../../protocol/relay/delivery'
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS feed_cursors (vm TEXT PRIMARY KEY, seq TEXT NOT NULL, epoch TEXT) WITHOUT ROWID;

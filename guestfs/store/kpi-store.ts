@@ -8,6 +8,7 @@ import { AckedPosition } from './acked-position'
 import { Checkpointer } from './checkpointer'
 import { KpiTables, type CommittedRow } from './kpi-tables'
 import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
+import { SEALED_BOX_OVERHEAD } from '../../protocol/crypto/sealed-box-size'
 
 export type { CommittedRow }
 
@@ -40,8 +41,6 @@ export interface KpiStoreOptions {
   maxBatch?: number
 }
 
-/** libsodium's crypto_box_SEALBYTES: an ephemeral public key and a MAC. Nothing shorter is a sealed box. */
-const SEALED_BOX_OVERHEAD = 48
 /** Largest file content accepted; KPI files are one or two lines. */
 export const MAX_CONTENT_BYTES = 1024 * 1024
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { VERSION } from '../../agent/build-info'
 import { COMMANDS } from './commands'
-import { EXIT } from './exit-codes'
-import { UsageError } from './usage-error'
+import { EXIT } from '../../protocol/cli/exit-codes'
+import { USAGE_ERROR_CODE } from '../../protocol/cli/usage-error'
 
 const version = VERSION
 
@@ -30,7 +30,9 @@ async function main (argv: string[]): Promise<number> {
   try {
     return await (await command.load()).run(rest)
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    const code = (err as { code?: unknown }).code
+    // By code, not class: each layer's command throws it, and node's parseArgs has its own codes.
+    if (code === USAGE_ERROR_CODE || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`fedvm ${name}: ${(err as Error).message}\nusage: ${command.usage}\n`)
       return EXIT.USAGE
     }

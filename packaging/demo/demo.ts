@@ -9,6 +9,7 @@ import Database from 'better-sqlite3'
 import { Agent } from '../../agent/agent'
 import { startGuestfsProcess } from '../../guestfs/guestfs-process'
 import { writeSealKeyPair } from '../../protocol/crypto/key-files'
+import { EXIT } from '../../protocol/cli/exit-codes'
 
 const sh = promisify(execFile)
 
@@ -60,7 +61,7 @@ export async function run (): Promise<number> {
   }
   printRows(dbFile)
   await rm(workdir, { recursive: true, force: true })
-  return 0
+  return EXIT.OK
 }
 
 /** The embedded defaults: one VM whose descriptor asks for every users count and their median each second. */

@@ -3,13 +3,17 @@ import { handleForcedMigration, type PreparedSource } from '../handlers/forced-m
 import { handleInitiateTransfer, type TransferStatus } from '../handlers/initiate-transfer'
 import { askPartners, handleMigrationRequest } from '../handlers/migration-request'
 import type { Offer } from '../handlers/offer'
-import { demandOf, withDemand } from '../hosts/room'
+import { demandOf, withDemand } from '../roles/room'
 import { handleTransferCancel, handleTransferVerification, type VerificationAnswer } from '../handlers/transfer-verification'
 import { failureCauses } from '../proxy/failure-cause'
 import { manifestBytes, manifestsAgree } from '../proxy/manifest'
 import type { Caller, SiteContext } from '../site/site-context'
 import type { LocationRecord } from '../state/site-state'
 import { rankCandidates, type Candidate } from './benefit'
+import { backoffMs } from '../backoff'
+
+/** Between Initiate transfer attempts on one offer. */
+const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
 
 export interface MigrationOutcome {
   vm: string
@@ -102,7 +106,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       // A host that filled up since it offered will not empty by waiting: the next offer is better.
       refused = refusedByDestination(lastError)
       if (!lastError.retryable || refused) break
-      await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
+      await sleep(backoffMs(attempt - 1, RETRY))
       continue
     }
     received = true
@@ -117,7 +121,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       lastError = toProtocolError(err)
       site.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code, causes: failureCauses(err) })
       if (!lastError.retryable) break
-      await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)))
+      await sleep(backoffMs(attempt - 1, RETRY))
       continue
     }
     if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {

@@ -1,12 +1,13 @@
 import { mkdir } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { UsageError } from '../../packaging/bin/usage-error'
+import { UsageError } from '../cli/usage-error'
 import { writeSealKeyPair } from './key-files'
 import { writeSigningKeyPair } from './signing-keys'
 import { writeTlsIdentity } from './tls-certificate'
+import { isSiteId } from '../envelope/site-id'
+import { EXIT } from '../cli/exit-codes'
 
-const SITE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/
 
 /**
  * `fedvm keygen --site ID --out DIR`: a site's keys. seal.key/seal.pub (what VM owners seal KPIs for),
@@ -17,12 +18,12 @@ export async function run (argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { out: { type: 'string' }, site: { type: 'string' } } })
   if (!values.out) throw new UsageError('--out DIR is required')
   const site = values.site ?? basename(resolve(values.out))
-  if (!SITE_ID.test(site)) throw new UsageError(`--site ${JSON.stringify(site)}: use lower-case letters, digits, '.' and '-'`)
+  if (!isSiteId(site)) throw new UsageError(`--site ${JSON.stringify(site)}: use lower-case letters, digits, '.' and '-'`)
   await mkdir(values.out, { recursive: true, mode: 0o700 })
   const sealPublicKey = await writeSealKeyPair(values.out)
   const publicKey = await writeSigningKeyPair(values.out)
   const tlsFingerprint = await writeTlsIdentity(values.out, site)
   process.stderr.write(`wrote seal.key, sign.key, tls.key (secret) and seal.pub, sign.pub, tls.crt in ${values.out}\n`)
   process.stdout.write(`${JSON.stringify({ id: site, publicKey, tlsFingerprint, sealPublicKey }, null, 2)}\n`)
-  return 0
+  return EXIT.OK
 }

@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { UsageError } from '../../packaging/bin/usage-error'
+import { UsageError } from '../cli/usage-error'
 import { decodeKey } from './key-files'
 import { readStdin } from './read-stdin'
 import { seal } from './sealed-box'
+import { EXIT } from '../cli/exit-codes'
 
 /** The argument is the key itself when it reads as one, else a file holding it. */
 async function publicKeyArgument (value: string): Promise<Uint8Array> {
@@ -20,5 +21,5 @@ export async function run (argv: string[]): Promise<number> {
   if (!values.to) throw new UsageError('--to PRIMARY_PUBLIC_KEY is required (base64, or a file holding it)')
   const sealed = await seal(await readStdin(), await publicKeyArgument(values.to))
   process.stdout.write(sealed)
-  return 0
+  return EXIT.OK
 }

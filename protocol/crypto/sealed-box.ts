@@ -1,4 +1,5 @@
 import sodium from 'libsodium-wrappers'
+import { SEALED_BOX_OVERHEAD } from './sealed-box-size'
 
 /**
  * Sealed boxes (libsodium crypto_box_seal): anyone with the primary site's public key can seal a
@@ -9,7 +10,6 @@ export interface BoxKeyPair {
   secretKey: Uint8Array
 }
 
-export const SEALED_BOX_OVERHEAD = 48
 const KEY_BYTES = 32
 
 export async function ready (): Promise<typeof sodium> {

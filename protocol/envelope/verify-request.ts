@@ -5,6 +5,7 @@ import { requestSigningBytes } from './canonical'
 import { hopSigningValue, type Hop, type SignedRequest, type UnsignedHop } from './hop'
 import type { Keyring } from './keyring'
 import type { ReplayCache } from './replay-cache'
+import { isSiteId } from './site-id'
 
 export interface VerifyOptions {
   me: string
@@ -28,7 +29,6 @@ export interface VerifiedRequest {
 }
 
 const MESSAGE_ID = /^[A-Za-z0-9-]{8,64}$/
-const SITE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/
 
 /**
  * Checks, in this order and before anything else is done with the request: shape, addressee, sender,
@@ -104,8 +104,8 @@ function checkHopShape (hop: unknown, index: number): void {
   const h = hop as Record<string, unknown>
   const allowed = new Set(['from', 'to', 'id', 'ts', 'budget', 'prevKey', 'ref', 'sig'])
   for (const key of Object.keys(h)) if (!allowed.has(key)) throw new ProtocolError('bad-request', `${where}.${key} is not a hop field`)
-  if (typeof h.from !== 'string' || !SITE_ID.test(h.from)) throw new ProtocolError('bad-request', `${where}.from must be a site id`)
-  if (typeof h.to !== 'string' || !SITE_ID.test(h.to)) throw new ProtocolError('bad-request', `${where}.to must be a site id`)
+  if (typeof h.from !== 'string' || !isSiteId(h.from)) throw new ProtocolError('bad-request', `${where}.from must be a site id`)
+  if (typeof h.to !== 'string' || !isSiteId(h.to)) throw new ProtocolError('bad-request', `${where}.to must be a site id`)
   if (typeof h.id !== 'string' || !MESSAGE_ID.test(h.id)) throw new ProtocolError('bad-request', `${where}.id must be a message id`)
   if (!Number.isSafeInteger(h.ts)) throw new ProtocolError('bad-request', `${where}.ts must be an integer (ms)`)
   if (!Number.isSafeInteger(h.budget)) throw new ProtocolError('bad-request', `${where}.budget must be an integer`)

@@ -1,5 +1,5 @@
 import { ProtocolError } from '../errors'
-import { isSafeFileName } from '../proxy/manifest'
+import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 
 /** Field readers for request bodies: a missing or malformed field is a bad-request naming it. */
 export function objectBody (body: unknown): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
-import { demandOf, vmsThatFit } from '../hosts/room'
+import { demandOf, vmsThatFit } from '../roles/room'
 import { manifestBytes, type Manifest } from '../proxy/manifest'
 import { failureCauses } from '../proxy/failure-cause'
 import { pullVm, type PullResult } from '../proxy/puller'

@@ -1,6 +1,6 @@
 import { ProtocolError, toProtocolError } from '../errors'
-import { demandOf, vmsThatFit } from '../hosts/room'
-import type { Demand } from '../hosts/vm-host'
+import { demandOf, vmsThatFit } from '../roles/room'
+import type { Demand } from '../../host/vm-folder/vm-host'
 import { newToken } from '../proxy/tokens'
 import type { Caller, SiteContext } from '../site/site-context'
 import { objectBody, stringListField, vmIdField } from './body-fields'

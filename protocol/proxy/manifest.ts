@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
+import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 import { ProtocolError } from '../errors'
 
 /**
@@ -22,14 +23,8 @@ export interface Manifest {
   files: ManifestFile[]
 }
 
-/** Flat names only: no separators, no leading dot, nothing that could leave the VM's directory. */
-const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}$/
 const HEX64 = /^[0-9a-f]{64}$/
 const MAX_FILES = 1024
-
-export function isSafeFileName (name: string): boolean {
-  return FILE_NAME.test(name) && name !== '..' && !name.includes('..')
-}
 
 export async function hashFile (path: string, name: string, chunkBytes: number): Promise<ManifestFile> {
   const chunks: string[] = []

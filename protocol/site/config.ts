@@ -1,8 +1,10 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { decodeKey } from '../crypto/key-files'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
+import { SITE_ID } from '../envelope/site-id'
 import { ConfigError } from '../errors'
-import { parseMonitoringConfig, type MonitoringConfig } from '../monitoring/monitoring-config'
+import { parseListenAddress } from '../http/listen-address'
+import { parseMonitoringConfig, type MonitoringConfig } from './monitoring-config'
 
 export type ExposePolicy = 'all' | 'local' | string[]
 
@@ -33,7 +35,7 @@ export interface SiteConfig {
   hosts: HostConfig[]
   proxies: ProxyConfig[]
   stateDir: string
-  /** Monitoring relay to the primary site (issue 7); every sub-key has a default. */
+  /** Monitoring relay to the primary site; every sub-key has a default. */
   monitoring: MonitoringConfig
   /** Protocol limits; every one has a default. */
   limits: {
@@ -65,9 +67,7 @@ export const DEFAULT_LIMITS: SiteConfig['limits'] = {
   chunkBytes: 8 * 1024 * 1024,
 }
 
-const SITE_ID = /^[a-z0-9][a-z0-9.-]{0,62}$/
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
-const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[[0-9a-fA-F:]+\]):(\d{1,5})$/
 
 /** Validates a parsed config file; relative paths are taken from the config file's folder. */
 export function parseSiteConfig (value: unknown, configFile: string): SiteConfig {
@@ -85,7 +85,7 @@ export function parseSiteConfig (value: unknown, configFile: string): SiteConfig
   if (proxies.length === 0) throw new ConfigError('proxies', 'at least one transfer proxy is needed')
   return {
     id,
-    listen: pattern(c.listen, 'listen', LISTEN, 'ADDRESS:PORT'),
+    listen: listenAddress(c.listen, 'listen'),
     keys: path(c.keys, 'keys', base),
     partners,
     policy: policy(c.policy ?? {}, partnerIds),
@@ -140,7 +140,7 @@ function libvirtConnection (value: unknown, where: string): NonNullable<HostConf
 function proxy (value: unknown, where: string): ProxyConfig {
   const p = object(value, where)
   known(p, where, ['listen', 'url', 'maxBytesPerSecond'])
-  const listen = pattern(p.listen, `${where}.listen`, LISTEN, 'ADDRESS:PORT')
+  const listen = listenAddress(p.listen, `${where}.listen`)
   const url = p.url === undefined ? `https://${listen}` : string(p.url, `${where}.url`).replace(/\/$/, '')
   if (!/^https:\/\/[^/]+$/.test(url)) throw new ConfigError(`${where}.url`, 'must be https://HOST:PORT')
   const result: ProxyConfig = { listen, url }
@@ -205,6 +205,12 @@ function string (value: unknown, field: string): string {
 function pattern (value: unknown, field: string, re: RegExp, what: string): string {
   const text = string(value, field)
   if (!re.test(text)) throw new ConfigError(field, `${JSON.stringify(text)} is not ${what}`)
+  return text
+}
+
+function listenAddress (value: unknown, field: string): string {
+  const text = string(value, field)
+  if (parseListenAddress(text) === undefined) throw new ConfigError(field, `${JSON.stringify(text)} is not HOST:PORT (port 0 to 65535)`)
   return text
 }
 

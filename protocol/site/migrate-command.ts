@@ -1,6 +1,6 @@
 import { run as runSite } from './site-command'
 
-/** `fedvm migrate --config FILE --vm ID`: the Controller (issue 5's command line), same as `fedvm site migrate`. */
+/** `fedvm migrate --config FILE --vm ID`: the Controller, same as `fedvm site migrate`. */
 export function run (argv: string[]): Promise<number> {
   return runSite(['migrate', ...argv])
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { UsageError } from '../../packaging/bin/usage-error'
+import { UsageError } from '../cli/usage-error'
 import { readSigningKeyPair } from '../crypto/signing-keys'
 import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
@@ -10,6 +10,7 @@ import { loadSiteConfig } from './load-config'
 import { callSite } from './partner-client'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
+import { EXIT } from '../cli/exit-codes'
 
 const USAGE = 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]'
 
@@ -30,7 +31,7 @@ export async function run (argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`fedvm site: bad config ${values.config}: ${err.message}\n`)
-      return 3
+      return EXIT.CONFIG
     }
     throw err
   }
@@ -62,7 +63,7 @@ async function serve (config: SiteConfig): Promise<number> {
     process.once('SIGINT', resolve)
   })
   await running.close()
-  return 0
+  return EXIT.OK
 }
 
 async function admin (config: SiteConfig, op: string, body: unknown): Promise<number> {
@@ -74,10 +75,10 @@ async function admin (config: SiteConfig, op: string, body: unknown): Promise<nu
       windowMs: config.limits.timestampWindowMs, timeoutMs: config.limits.transferTimeoutMs,
     })
     process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`)
-    return 0
+    return EXIT.OK
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err
     process.stdout.write(`${JSON.stringify({ outcome: 'failed', code: err.code, retryable: err.retryable, detail: err.message, ...(err.downstreamCode ? { downstreamCode: err.downstreamCode } : {}) }, null, 2)}\n`)
-    return 1
+    return EXIT.FAILURE
   }
 }

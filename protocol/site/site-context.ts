@@ -10,11 +10,11 @@ import type { SignedRequest } from '../envelope/hop'
 import { signForward, signNewRequest } from '../envelope/sign-request'
 import type { VerifiedRequest } from '../envelope/verify-request'
 import { ProtocolError } from '../errors'
-import type { MonitoringRelay } from '../monitoring/monitoring-relay'
-import { DirHost } from '../hosts/dir-host'
-import { IntakeHost } from '../hosts/intake-host'
-import { LibvirtVmHost } from '../hosts/libvirt-host'
-import type { VmHost } from '../hosts/vm-host'
+import type { MonitoringRelay } from '../relay/monitoring-relay'
+import { DirHost } from '../../host/vm-folder/dir-host'
+import { IntakeHost } from '../../host/vm-folder/intake-host'
+import { LibvirtVmHost } from '../../host/vm-folder/libvirt-host'
+import type { VmHost } from '../../host/vm-folder/vm-host'
 import type { PullResult } from '../proxy/puller'
 import { SiteState } from '../state/site-state'
 import type { SiteConfig } from './config'
@@ -37,7 +37,7 @@ export class SiteContext {
   /** What those transfers have done so far, by VM id: `fedvm site status` shows it while they run. */
   readonly progress = new Map<string, { bytes: number, total: number, reused: number, rateBytesPerSecond: number }>()
   readonly proxyUrls: string[]
-  /** The monitoring relay (issue 7): set by the site daemon once the site's monitoring.db is open. */
+  /** The monitoring relay: set by the site daemon once the site's monitoring.db is open. */
   monitoring?: MonitoringRelay
   private nextProxy = 0
 

@@ -1,7 +1,8 @@
 import type { Server } from 'node:net'
-import { startMonitoring, type RunningMonitoring } from '../monitoring/start-monitoring'
+import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { Throttle } from '../proxy/throttle'
 import { createSourceServer } from '../proxy/source-server'
+import { parseListenAddress } from '../http/listen-address'
 import type { SiteConfig } from './config'
 import { SiteContext, type Log } from './site-context'
 import { createSiteServer } from './site-server'
@@ -57,9 +58,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
 }
 
 function listen (server: Server, address: string): Promise<Server> {
-  const at = address.lastIndexOf(':')
-  const host = address.slice(0, at).replace(/^\[|\]$/g, '')
-  const port = Number(address.slice(at + 1))
+  const { host, port } = parseListenAddress(address)!
   return new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => {

@@ -9,14 +9,14 @@ import { handleInitiateTransfer } from '../handlers/initiate-transfer'
 import { handleMigrationRequest } from '../handlers/migration-request'
 import { handleTransferCancel, handleTransferVerification } from '../handlers/transfer-verification'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
-import { handleMonitoringDeliveries } from '../monitoring/deliveries-operation'
+import { handleMonitoringDeliveries } from '../relay/deliveries-operation'
 import { readBody, parseJson } from '../http/read-body'
 import { ADMIN_OPERATIONS } from './admin-operations'
 import type { Caller, SiteContext } from './site-context'
 
 type Handler = (site: SiteContext, caller: Caller, body: unknown, verified: VerifiedRequest) => Promise<unknown>
 
-/** The four operations of paper III-B, plus cancelling a prepared transfer and relaying monitoring deliveries (issue 7). */
+/** The four operations of paper III-B, plus cancelling a prepared transfer and relaying monitoring deliveries. */
 const OPERATIONS: Record<string, Handler> = {
   'migration-request': (site, caller, body) => handleMigrationRequest(site, caller, body, { delegate: true }),
   'forced-migration': (site, caller, body) => handleForcedMigration(site, caller, body, (vmId, exclude) => runController(site, vmId, exclude)),

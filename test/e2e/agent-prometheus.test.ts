@@ -5,7 +5,7 @@ import { DeliveryReceiver } from '../agent/support/delivery-receiver'
 import { waitFor } from '../support/wait'
 import { PrometheusServer } from '../support/prometheus'
 
-// Issue 3 §5, end to end with real parts: guestfs mounted with its KPI feed, the agent process,
+// End to end with real parts: guestfs mounted with its KPI feed, the agent process,
 // a real Prometheus server (Debian `prometheus`) scraping the agent's /metrics every second, and
 // a small HTTP receiver. An application writes a known sequence of KPI values; Prometheus's HTTP
 // API must come to show them, and the receiver must get exactly the values the specifiers give.

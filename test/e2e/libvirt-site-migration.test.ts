@@ -12,7 +12,7 @@ import { chooseDomainType } from '../support/vm/kvm-probe'
 import { LibvirtHost } from '../support/vm/libvirt-host'
 import { domainXml, waitGuestReady } from '../support/vm/test-domain'
 
-// Issue 6 section 2: sites whose hosts are libvirt connections, driven through real `fedvm site run`
+// Sites whose hosts are libvirt connections, driven through real `fedvm site run`
 // processes. One small TCG VM (a qcow2 overlay on a base image) goes: primary placement on site-a's
 // host, site-a → site-b (usage scenario 1 across sites), then between site-b's hosts (scenario 3).
 // Two libvirtds serve both sites' hosts: X holds a1 (site-a) and b2 (site-b), Y holds b1 and b3

@@ -6,13 +6,13 @@ import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { LibvirtVmHost } from '../../protocol/hosts/libvirt-host'
+import { LibvirtVmHost } from '../../host/vm-folder/libvirt-host'
 import { ensureGuestImage } from '../support/vm/guest-image'
 import { chooseDomainType } from '../support/vm/kvm-probe'
 import { LibvirtHost } from '../support/vm/libvirt-host'
 import { domainXml, waitGuestReady } from '../support/vm/test-domain'
 
-// Issue 6 section 1: the VmHost the protocol migrates through, on a real libvirtd with a small TCG VM.
+// The VmHost the protocol migrates through, on a real libvirtd with a small TCG VM.
 // One libvirtd holds both "hosts" (two VM directories); a plain sparse copy stands in for the proxy.
 
 const run = promisify(execFile)

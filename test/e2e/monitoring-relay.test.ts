@@ -13,7 +13,7 @@ import { post, signAs } from '../protocol/support/signed-client'
 import { makeVmDir } from '../protocol/support/vm-files'
 import { MonitoringStores, injected, postIngest } from '../protocol/support/monitoring-stores'
 
-// Issue 7 §1, §2, §5: the primary A delegates web-1 to B, which delegates it to C. C's agent (a real
+// The primary A delegates web-1 to B, which delegates it to C. C's agent (a real
 // `fedvm agent run` fed by a real guestfs mount) posts to C's ingest; the deliveries reach A's
 // primary store through B, each hop signed anew by its sender, sealed payloads opaque on the way.
 // Then faults (B killed, A killed), a migration C → D (D under A), and bad input.
@@ -142,7 +142,7 @@ t.test('monitoring relay through a 3-site chain', async (t) => {
   })
 
   await t.test('the chain follows migration: new deliveries take the new chain, queued ones still arrive', async (t) => {
-    await setup.agent.stop() // the agent at C goes with the VM (issue 6 §3 moves it); late deliveries are injected below
+    await setup.agent.stop() // the agent at C goes with the VM; late deliveries are injected below
     const evicted = await fed.cli('site-c', 'evict', '--vm', VM)
     t.match(evicted.json, { outcome: 'escalated', answer: { outcome: 'performed', by: 'site-a', result: { outcome: 'migrated', destination: 'site-d' } } }, 'web-1 moved C → D')
     t.same((await fed.cli('site-a', 'status')).json.locations, [{ vmId: VM, kind: 'partner', target: 'site-d', upstream: null }])

@@ -15,7 +15,7 @@ import { SiteNetwork } from '../support/federation/site-network'
 import { PROXY_PORT, VmSite } from '../support/federation/vm-site'
 import { waitFor } from '../support/wait'
 
-// Issue 6 §4: a VM of packaging/vm-image (guestfs + a sample app writing a KPI row every second)
+// A VM of packaging/vm-image (guestfs + a sample app writing a KPI row every second)
 // moves between two sites, each in its own network namespace with its own libvirtd, `fedvm site
 // run` and `fedvm agent run`. One boot serves every check: the Destination refusing at define time
 // (the VM stays at A, running), a migration A → B (timings, UUID, KPI stream, nothing left at A),

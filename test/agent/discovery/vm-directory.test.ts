@@ -4,7 +4,7 @@ import t from 'tap'
 import { VmDirectory } from '../../../agent/discovery/vm-directory'
 import { kpiChannelSocket } from '../../../agent/discovery/domain-channel'
 
-// A VM directory as protocol/hosts/libvirt-host.ts lays it out, on a real temp folder.
+// A VM directory as host/vm-folder/libvirt-host.ts lays it out, on a real temp folder.
 
 const domainXml = (name: string, channels: string) => `<domain type='qemu'>
   <name>${name}</name>

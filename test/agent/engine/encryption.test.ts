@@ -1,7 +1,7 @@
 import t from 'tap'
 import { seal, unseal } from '../../../protocol/crypto/sealed-box'
 import { createAgentRegistry } from '../../../agent/outputs/agent-metrics'
-import type { Delivery } from '../../../agent/engine/delivery'
+import type { Delivery } from '../../../protocol/relay/delivery'
 import { MonitorHarness, T0 } from '../support/monitor-harness'
 
 // Contract 3: `encrypt` seals the delivered payload for the primary site's key. Contract 4 and

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { readTlsIdentity, writeTlsIdentity } from '../../../protocol/crypto/tls-certificate'
 import { pinnedRequest, readResponseBody } from '../../../protocol/http/pinned-request'
 
-// Issue 6 §4: transfers and control requests failed with partner-unreachable (ECONNRESET) under load.
+// Transfers and control requests failed with partner-unreachable (ECONNRESET) under load.
 // Cause: a pooled keep-alive socket stays in the pool past the server's keepAliveTimeout (Node 20 does
 // not apply the agent's idle timeout to it), so the next request after a pause goes out on a socket
 // the server has closed. The request is sent again on a new socket instead of failing.

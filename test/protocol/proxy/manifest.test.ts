@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { hashFile, isSafeFileName, manifestsAgree, parseManifest } from '../../../protocol/proxy/manifest'
+import { isSafeFileName } from '../../../host/vm-folder/vm-folder'
+import { hashFile, manifestsAgree, parseManifest } from '../../../protocol/proxy/manifest'
 
 const digest = '0'.repeat(64)
 const file = (name: string): unknown => ({ name, size: 10, sha256: digest, chunks: [digest] })

@@ -42,7 +42,7 @@ t.test('a manifest naming a path outside the VM directory is refused, nothing wr
   }), { code: 'partner-unreachable' }, 'a certificate that does not match the pinned fingerprint')
 })
 
-// Issue 6 §1, "disk images are copied sparsely": a chunk the manifest says is all zeros is a hole at
+// "disk images are copied sparsely": a chunk the manifest says is all zeros is a hole at
 // the destination already, so it is neither requested from the source nor written.
 t.test('all-zero chunks are not fetched and stay holes at the destination', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-pull-sparse-'))

@@ -2,8 +2,8 @@ import Database from 'better-sqlite3'
 import { existsSync, readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { join } from 'node:path'
-import type { Delivery } from '../../../protocol/monitoring/delivery-schema'
-import { deliveryFromRow } from '../../../protocol/monitoring/primary-store'
+import type { Delivery } from '../../../protocol/relay/delivery'
+import { deliveryFromRow } from '../../../protocol/primary/primary-store'
 import type { Federation } from './federation'
 
 /**

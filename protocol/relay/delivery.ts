@@ -1,0 +1,76 @@
+import { z } from 'zod'
+import { ProtocolError } from '../errors'
+import { describeIssue } from '../zod-issues'
+
+/**
+ * A delivery as the agent makes it (DESIGN.md Contract 3) and as sites relay it: raw ones carry
+ * `samples`, processed ones `value` (and `function`), sealed ones `sealed` instead of either. `id` is
+ * stable, so a receiver that sees a delivery twice drops the repeat. Declared here for the agent and
+ * for every ingest (local HTTP, NATS, the signed cross-site operation): protocol/ may not import agent/.
+ */
+export interface Delivery {
+  id: string
+  vm: string
+  metric: string
+  format: 'raw' | 'processed'
+  function?: 'min' | 'max' | 'mean' | 'median'
+  from: number
+  to: number
+  samples?: Array<{ ts: number, value: number }>
+  value?: number
+  sealed?: string
+}
+
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+const VM_ID = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/
+const time = z.number().int().min(0).max(8_640_000_000_000_000)
+
+// Members in code-unit order: parsed deliveries then come out with their keys already sorted, so
+// canonical JSON (signing, verifying at the next hop) need not reorder them.
+const DeliverySchema = z.object({
+  format: z.enum(['raw', 'processed']),
+  from: time,
+  function: z.enum(['min', 'max', 'mean', 'median']).optional(),
+  id: z.string().min(1).max(512),
+  metric: z.string().min(1).max(512),
+  samples: z.array(z.object({ ts: time, value: z.number() }).strict()).min(1).max(100_000).optional(),
+  sealed: z.string().min(1).regex(BASE64, 'must be base64').optional(),
+  to: time,
+  value: z.number().optional(),
+  // A VM id as the site state keeps it (protocol/proxy/manifest.ts isSafeFileName: no "..").
+  vm: z.string().max(128).regex(VM_ID, 'must be a VM id (letters, digits, ._+-)'),
+}).strict().superRefine((d, ctx) => {
+  const payloads = (['samples', 'value', 'sealed'] as const).filter((key) => d[key] !== undefined)
+  if (payloads.length !== 1) {
+    ctx.addIssue({ code: 'custom', path: payloads.length === 0 ? ['samples'] : [payloads[1]], message: 'exactly one of samples, value or sealed is needed' })
+    return
+  }
+  if (d.format === 'raw' && (d.value !== undefined || d.function !== undefined)) ctx.addIssue({ code: 'custom', path: [d.value !== undefined ? 'value' : 'function'], message: 'a raw delivery carries samples (or sealed), not a processed value' })
+  if (d.format === 'processed' && d.samples !== undefined) ctx.addIssue({ code: 'custom', path: ['samples'], message: 'a processed delivery carries value (or sealed), not samples' })
+  if (d.format === 'processed' && d.function === undefined) ctx.addIssue({ code: 'custom', path: ['function'], message: 'a processed delivery names its function' })
+  if (d.to < d.from) ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before from' })
+})
+
+const MAX_BATCH = 100_000
+
+/**
+ * Checks a list of deliveries (`where` names it in messages, e.g. "deliveries"). The first bad one
+ * is a bad-request naming its field (`deliveries[3].value: …`): nothing of a bad batch is stored.
+ */
+export function parseDeliveries (value: unknown, where: string): Delivery[] {
+  if (!Array.isArray(value)) throw new ProtocolError('bad-request', `${where} must be a list of deliveries`)
+  if (value.length > MAX_BATCH) throw new ProtocolError('request-too-large', `${where} holds ${value.length} deliveries; at most ${MAX_BATCH} at once`)
+  const seen = new Set<string>()
+  const result: Delivery[] = []
+  for (let i = 0; i < value.length; i++) {
+    const parsed = DeliverySchema.safeParse(value[i])
+    if (!parsed.success) {
+      throw new ProtocolError('bad-request', describeIssue(parsed.error.issues[0], `${where}[${i}]`))
+    }
+    // A batch repeating an id is one delivery (the primary stores each id once).
+    if (seen.has(parsed.data.id)) continue
+    seen.add(parsed.data.id)
+    result.push(parsed.data as Delivery)
+  }
+  return result
+}

@@ -1,0 +1,142 @@
+import type Database from 'better-sqlite3'
+import { ProtocolError } from '../errors'
+import type { LocationRecord, SiteState } from '../state/site-state'
+import { parseDeliveries, type Delivery } from './delivery'
+import { PrimaryStore } from '../primary/primary-store'
+import { RelayForwarder, type SendBatch } from './relay-forwarder'
+import { RelayOutbox } from './relay-outbox'
+
+/** `from` for deliveries of this site's own hosts (the local ingest, the NATS bus): not a site id. */
+export const LOCAL = '(local)'
+
+export interface RelayOptions {
+  siteId: string
+  db: Database.Database
+  /** Location records: who delegated each VM here (the next hop), and where it went. */
+  state: Pick<SiteState, 'location' | 'formerLocations'>
+  send: SendBatch
+  log: (event: Record<string, unknown>) => void
+  lingerMs: number
+  /** How long a departed VM's former route is still used (and its former target still heard). */
+  tombstoneMs: number
+  /** At most this much delivery JSON in one signed request (under the partners' maxRequestBytes). */
+  maxBatchBytes: number
+}
+
+type Route = { nextHop: string | null } | { refused: ProtocolError }
+
+/**
+ * The one entry point for monitoring deliveries, from every ingest (local HTTP, NATS, the signed
+ * `monitoring-deliveries` operation). A delivery for VM v goes to the site that delegated v here
+ * (its location record's upstream), or into the primary store when this site is v's primary. A
+ * batch is validated whole, then stored in one transaction (outbox rows or primary rows) before
+ * accept() resolves; forwarders drain the outbox per next hop.
+ */
+export class MonitoringRelay {
+  readonly primary: PrimaryStore
+  readonly outbox: RelayOutbox
+  private readonly forwarders = new Map<string, RelayForwarder>()
+  private readonly listeners: Array<(fresh: Delivery[]) => void> = []
+  private readonly store: (primary: Delivery[], forward: Map<string, Delivery[]>) => Delivery[]
+  private closed = false
+
+  constructor (private readonly options: RelayOptions) {
+    this.primary = new PrimaryStore(options.db)
+    this.outbox = new RelayOutbox(options.db, options.maxBatchBytes)
+    this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>) => {
+      for (const [hop, list] of forward) this.outbox.enqueue(hop, list)
+      return this.primary.insert(primary)
+    })
+  }
+
+  /** Sends what a previous run left queued. */
+  start (): void {
+    for (const hop of this.outbox.nextHops()) this.forwarder(hop).kick()
+  }
+
+  /**
+   * Validates and durably stores a batch from `from` (a partner site id, or LOCAL). Refuses the
+   * whole batch (nothing stored) on the first bad delivery, naming its field, or on a VM this site
+   * does not know (unknown-vm) or that `from` is not running for it (not-permitted).
+   */
+  async accept (deliveries: readonly unknown[], from: string): Promise<{ accepted: number }> {
+    if (this.closed) throw new ProtocolError('internal', 'the site is shutting down', { retryable: true })
+    const valid = parseDeliveries(deliveries, 'deliveries')
+    const routes = new Map<string, Route>()
+    const primary: Delivery[] = []
+    const forward = new Map<string, Delivery[]>()
+    valid.forEach((d, i) => {
+      let route = routes.get(d.vm)
+      if (route === undefined) routes.set(d.vm, route = this.route(d.vm, from))
+      if ('refused' in route) throw new ProtocolError(route.refused.code, `deliveries[${i}].vm: ${route.refused.message}`)
+      if (route.nextHop === null) primary.push(d)
+      else {
+        const list = forward.get(route.nextHop)
+        if (list === undefined) forward.set(route.nextHop, [d])
+        else list.push(d)
+      }
+    })
+    const fresh = this.store(primary, forward)
+    for (const hop of forward.keys()) this.forwarder(hop).kick()
+    if (fresh.length > 0) {
+      for (const listener of this.listeners) {
+        try {
+          listener(fresh)
+        } catch (err) {
+          this.options.log({ event: 'monitoring-listener-failed', error: String(err) })
+        }
+      }
+    }
+    return { accepted: valid.length }
+  }
+
+  /** Called with the deliveries newly stored in the primary store (repeats are not passed again). */
+  onStored (listener: (fresh: Delivery[]) => void): void {
+    this.listeners.push(listener)
+  }
+
+  /** Deliveries waiting for each next hop. */
+  queued (): Record<string, number> {
+    return this.outbox.counts()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    await Promise.all([...this.forwarders.values()].map((f) => f.stop()))
+  }
+
+  /**
+   * Where VM v's deliveries go: its current record's upstream, else (it left) the upstream it had
+   * when it left, for `tombstoneMs`. A partner may send only for a VM this site delegated to it
+   * (now, or before the VM moved on).
+   */
+  private route (vm: string, from: string): Route {
+    const current = this.options.state.location(vm)
+    const former = this.options.state.formerLocations(vm, Date.now() - this.options.tombstoneMs)
+    if (current === undefined && former.length === 0) return { refused: new ProtocolError('unknown-vm', `this site is not responsible for ${vm}`) }
+    if (from !== LOCAL && !ranAt(current, from) && !former.some((f) => ranAt(f, from))) {
+      return { refused: new ProtocolError('not-permitted', `${vm} was not delegated to ${from} by this site`) }
+    }
+    return { nextHop: current !== undefined ? current.upstream : former[0].upstream }
+  }
+
+  private forwarder (nextHop: string): RelayForwarder {
+    let forwarder = this.forwarders.get(nextHop)
+    if (forwarder === undefined) {
+      forwarder = new RelayForwarder({
+        nextHop,
+        outbox: this.outbox,
+        send: this.options.send,
+        lingerMs: this.options.lingerMs,
+        maxBytes: this.options.maxBatchBytes,
+        log: this.options.log,
+      })
+      this.forwarders.set(nextHop, forwarder)
+    }
+    return forwarder
+  }
+}
+
+function ranAt (record: Pick<LocationRecord, 'kind' | 'target'> | undefined, site: string): boolean {
+  return record !== undefined && record.kind === 'partner' && record.target === site
+}

@@ -1,0 +1,92 @@
+import type Database from 'better-sqlite3'
+import type { Delivery } from './delivery'
+
+/** Rows of the outbox taken together for one request to the next hop. */
+export interface QueuedBatch {
+  seqs: number[]
+  deliveries: Delivery[]
+}
+
+/**
+ * Deliveries this site holds for a next hop until that hop acknowledged them (at-least-once per
+ * hop). A row holds a run of deliveries accepted together (one JSON array, at most `maxRowBytes`),
+ * so a batch costs one row to store, read and delete whatever its size: per-delivery rows cost
+ * twice as much CPU here, and repeats are dropped at the primary anyway (its key is the delivery id).
+ * Rows are deleted only after the next hop's verified 2xx; deliveries the next hop refused for good
+ * are kept in a row marked dead, never sent again.
+ */
+export class RelayOutbox {
+  private readonly insert: Database.Statement
+  private readonly selectDue: Database.Statement
+  private readonly deleteSeq: Database.Statement
+  private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: Delivery[]) => void
+
+  constructor (private readonly db: Database.Database, private readonly maxRowBytes: number) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY AUTOINCREMENT, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0);
+      CREATE INDEX IF NOT EXISTS "outbox_hop" ON "outbox" ("next_hop", "dead", "seq");
+    `)
+    this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, ?)')
+    this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 AND "seq" > ? ORDER BY "seq" LIMIT ?')
+    this.deleteSeq = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
+    this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: Delivery[]) => {
+      for (const seq of batch.seqs) this.deleteSeq.run(seq)
+      if (dead.length > 0) this.add(nextHop, dead, 1)
+    })
+  }
+
+  /** Queues deliveries for a next hop (call inside the batch's transaction). */
+  enqueue (nextHop: string, deliveries: readonly Delivery[]): void {
+    this.add(nextHop, deliveries, 0)
+  }
+
+  /** The oldest queued rows for a hop after `afterSeq`, as many as fit in `maxBytes` of JSON (at least one row). */
+  due (nextHop: string, maxBytes: number, afterSeq = 0): QueuedBatch {
+    const rows = this.selectDue.all(nextHop, afterSeq, 64) as Array<{ seq: number, bytes: number, body: string }>
+    const batch: QueuedBatch = { seqs: [], deliveries: [] }
+    let size = 0
+    for (const row of rows) {
+      size += row.bytes
+      if (batch.seqs.length > 0 && size > maxBytes) break
+      batch.seqs.push(row.seq)
+      for (const d of JSON.parse(row.body) as Delivery[]) batch.deliveries.push(d)
+    }
+    return batch
+  }
+
+  /** The next hop acknowledged the batch except `dead` (refused for good): forget the rest. */
+  settle (nextHop: string, batch: QueuedBatch, dead: Delivery[] = []): void {
+    this.settleTx(batch, nextHop, dead)
+  }
+
+  /** Next hops with deliveries waiting (at start, after a restart). */
+  nextHops (): string[] {
+    return (this.db.prepare('SELECT DISTINCT "next_hop" FROM "outbox" WHERE "dead" = 0').all() as Array<{ next_hop: string }>).map((r) => r.next_hop)
+  }
+
+  /** How many deliveries wait, per next hop (live ones). */
+  counts (): Record<string, number> {
+    const rows = this.db.prepare('SELECT "next_hop", sum("count") AS n FROM "outbox" WHERE "dead" = 0 GROUP BY "next_hop"').all() as Array<{ next_hop: string, n: number }>
+    return Object.fromEntries(rows.map((r) => [r.next_hop, r.n]))
+  }
+
+  /** Runs of deliveries, each row's JSON at most maxRowBytes (a single larger delivery gets a row of its own). */
+  private add (nextHop: string, deliveries: readonly Delivery[], dead: 0 | 1): void {
+    let parts: string[] = []
+    let bytes = 2
+    const flush = () => {
+      if (parts.length === 0) return
+      this.insert.run(nextHop, parts.length, bytes, `[${parts.join(',')}]`, dead)
+      parts = []
+      bytes = 2
+    }
+    for (const d of deliveries) {
+      const text = JSON.stringify(d)
+      const size = Buffer.byteLength(text) + 1
+      if (parts.length > 0 && bytes + size > this.maxRowBytes) flush()
+      parts.push(text)
+      bytes += size
+    }
+    flush()
+  }
+}

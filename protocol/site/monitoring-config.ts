@@ -1,0 +1,40 @@
+import { z } from 'zod'
+import { ConfigError } from '../errors'
+import { RulesSchema } from '../primary/rules/rules-config'
+import { NatsIngestSchema } from '../relay/nats-config'
+import { listenSchema } from '../http/listen-address'
+import { fieldPath, issueMessage } from '../zod-issues'
+
+
+/**
+ * The site config's optional `monitoring` section. Every sub-key is optional; each part
+ * of the monitoring relay adds its own sub-key here, one line, with its parser in its own file.
+ */
+const MonitoringSchema = z.object({
+  /** Where this site's hosts' agents POST deliveries (plain HTTP, inside the site's trust boundary). */
+  ingest: listenSchema.optional(),
+  /** How long new deliveries wait to share one signed request to the next hop. */
+  forwardLingerMs: z.number().int().min(0).max(10_000).default(5),
+  /** How long a departed VM's former route is kept, so deliveries still queued for it flow on. */
+  tombstoneMs: z.number().int().min(1000).default(24 * 3600_000),
+  /** The primary site's own /metrics, newest value per VM metric (primary-metrics.ts). */
+  metricsListen: listenSchema.optional(),
+  /** Whether that /metrics shows opened sealed values (off: scrapers are usually less trusted than the site). */
+  metricsSealed: z.boolean().default(false),
+  /** SLA-style rules on newly stored primary deliveries (rules/rules-config.ts). */
+  rules: RulesSchema.default([]),
+  /** Deliveries from the NATS bus (nats-config.ts): servers, JetStream stream and durable consumer. */
+  nats: NatsIngestSchema.optional(),
+}).strict()
+
+export type MonitoringConfig = z.infer<typeof MonitoringSchema>
+
+export const DEFAULT_MONITORING: MonitoringConfig = MonitoringSchema.parse({})
+
+/** Validates `monitoring`; a bad value is a ConfigError naming the field (`monitoring.ingest`). */
+export function parseMonitoringConfig (value: unknown): MonitoringConfig {
+  const result = MonitoringSchema.safeParse(value ?? {})
+  if (result.success) return result.data
+  const issue = result.error.issues[0]
+  throw new ConfigError(fieldPath(issue.path, 'monitoring'), issueMessage(issue))
+}

@@ -1,0 +1,118 @@
+import t from 'tap'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ProtocolError } from '../../../protocol/errors'
+import type { Delivery } from '../../../protocol/relay/delivery'
+import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
+import { LOCAL, MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import type { LocationRecord } from '../../../protocol/state/site-state'
+import { waitFor } from '../../support/wait'
+
+// The relay on a real monitoring.db with the location records and the next hop played by the test:
+// routing by upstream, refusals, tombstones, retries, refused deliveries set apart, a restart.
+
+type Former = Pick<LocationRecord, 'kind' | 'target' | 'upstream'> & { leftAt: number }
+
+function delivery (id: string, vm = 'vm1', extra: Partial<Delivery> = {}): Delivery {
+  return { id, vm, metric: 'kpi:app.users', format: 'processed', function: 'max', from: 1000, to: 2000, value: 7, ...extra }
+}
+
+async function setup (t: { teardown (fn: () => unknown): void }, send: (to: string, deliveries: Delivery[]) => Promise<unknown>) {
+  const dir = await mkdtemp(join(tmpdir(), 'fedvm-relay-test-'))
+  const locations = new Map<string, Pick<LocationRecord, 'kind' | 'target' | 'upstream'>>()
+  const former = new Map<string, Former[]>()
+  const events: Array<Record<string, unknown>> = []
+  const open = () => {
+    const db = openMonitoringDb(dir)
+    const relay = new MonitoringRelay({
+      siteId: 'site-b',
+      db,
+      state: {
+        location: (vm) => { const l = locations.get(vm); return l && { vmId: vm, descriptor: null, version: 'v', ...l } },
+        formerLocations: (vm, since) => (former.get(vm) ?? []).filter((f) => f.leftAt >= since),
+      },
+      send,
+      log: (e) => events.push(e),
+      lingerMs: 1,
+      tombstoneMs: 60_000,
+      maxBatchBytes: 64 * 1024,
+    })
+    t.teardown(async () => { await relay.close(); if (db.open) db.close() })
+    return { relay, db }
+  }
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return { locations, former, events, open }
+}
+
+t.test('routes by the location record: upstream null → primary store, otherwise the upstream; onStored gets only fresh ones', async (t) => {
+  const sent: Array<{ to: string, ids: string[] }> = []
+  const s = await setup(t, async (to, ds) => { sent.push({ to, ids: ds.map((d) => d.id) }) })
+  s.locations.set('mine', { kind: 'partner', target: 'site-c', upstream: null })
+  s.locations.set('theirs', { kind: 'partner', target: 'site-c', upstream: 'site-a' })
+  const { relay } = s.open()
+  const stored: string[][] = []
+  relay.onStored((fresh) => stored.push(fresh.map((d) => d.id)))
+  t.same(await relay.accept([delivery('p1', 'mine'), delivery('f1', 'theirs'), delivery('p2', 'mine')], 'site-c'), { accepted: 3 })
+  t.same(await relay.accept([delivery('p1', 'mine'), delivery('p3', 'mine')], 'site-c'), { accepted: 2 })
+  t.same(stored, [['p1', 'p2'], ['p3']], 'a repeat is stored once and not passed on again')
+  t.same((relay.primary.db.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all()), ['p1', 'p2', 'p3'])
+  await waitFor('the forward', () => sent.length > 0)
+  t.same(sent, [{ to: 'site-a', ids: ['f1'] }])
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0)
+})
+
+t.test('refusals: unknown VM, a sender the VM was never delegated to, a bad field; nothing of the batch stored', async (t) => {
+  const s = await setup(t, async () => {})
+  s.locations.set('vm1', { kind: 'partner', target: 'site-c', upstream: null })
+  s.locations.set('here', { kind: 'host', target: 'h1', upstream: null })
+  const { relay } = s.open()
+  await t.rejects(relay.accept([delivery('a'), delivery('b', 'nobody')], 'site-c'), { code: 'unknown-vm', message: /deliveries\[1\]\.vm/ })
+  await t.rejects(relay.accept([delivery('c')], 'site-d'), { code: 'not-permitted' }, 'site-d does not run vm1 for this site')
+  await t.rejects(relay.accept([delivery('d', 'here')], 'site-c'), { code: 'not-permitted' }, 'a VM on a local host: no partner may send for it')
+  t.same(await relay.accept([delivery('e', 'here')], LOCAL), { accepted: 1 }, 'its own hosts may')
+  await t.rejects(relay.accept([delivery('f'), { ...delivery('g'), format: 'raw' }], 'site-c'), { code: 'bad-request', message: /deliveries\[1\]\.value/ })
+  await t.rejects(relay.accept([{ ...delivery('h'), samples: [{ ts: 1, value: 2 }] }], 'site-c'), { code: 'bad-request', message: /exactly one of/ })
+  await t.rejects(relay.accept([{ ...delivery('i'), sealed: 'not base64!' , value: undefined }], 'site-c'), { code: 'bad-request', message: /deliveries\[0\]\.sealed/ })
+  await t.rejects(relay.accept([{ ...delivery('j'), extra: 1 }], 'site-c'), { code: 'bad-request', message: /deliveries\[0\]/ })
+  t.same(relay.primary.db.prepare('SELECT id FROM deliveries').pluck().all(), ['e'], 'only the accepted batch was stored')
+})
+
+t.test('tombstones: a VM that left still routes by its former upstream, and its former target is still heard', async (t) => {
+  const sent: string[] = []
+  const s = await setup(t, async (to, ds) => { sent.push(...ds.map((d) => `${to}:${d.id}`)) })
+  s.former.set('gone', [{ kind: 'partner', target: 'site-c', upstream: 'site-a', leftAt: Date.now() - 1000 }])
+  s.former.set('long-gone', [{ kind: 'partner', target: 'site-c', upstream: 'site-a', leftAt: Date.now() - 120_000 }])
+  const { relay } = s.open()
+  t.same(await relay.accept([delivery('late', 'gone')], 'site-c'), { accepted: 1 })
+  await t.rejects(relay.accept([delivery('too-late', 'long-gone')], 'site-c'), { code: 'unknown-vm' }, 'past the grace period')
+  await waitFor('the forward', () => sent.length > 0)
+  t.same(sent, ['site-a:late'])
+})
+
+t.test('a hop down: kept and retried with backoff; a delivery refused for good is set apart; a restart sends what is queued', async (t) => {
+  let mode: 'down' | 'refuse-x' | 'up' = 'down'
+  const received: string[] = []
+  let attempts = 0
+  const s = await setup(t, async (_to, ds) => {
+    attempts++
+    if (mode === 'down') throw new ProtocolError('partner-unreachable', 'down')
+    if (ds.some((d) => d.id === 'x')) throw new ProtocolError('unknown-vm', 'refused for good')
+    received.push(...ds.map((d) => d.id))
+  })
+  s.locations.set('vm1', { kind: 'partner', target: 'site-c', upstream: 'site-a' })
+  const first = s.open()
+  await first.relay.accept(['a', 'b', 'x', 'c'].map((id) => delivery(id)), 'site-c')
+  await waitFor('a few attempts', () => attempts >= 3, 5000)
+  t.same(first.relay.queued(), { 'site-a': 4 }, 'nothing lost while the hop is down')
+  await first.relay.close()
+  first.db.close()
+
+  mode = 'refuse-x'
+  const second = s.open()
+  second.relay.start()
+  await waitFor('the queue to drain after the restart', () => Object.keys(second.relay.queued()).length === 0, 5000)
+  t.same(received.sort(), ['a', 'b', 'c'], 'every delivery but the refused one arrived')
+  t.ok(s.events.some((e) => e.event === 'monitoring-delivery-refused' && e.id === 'x'), 'the refused one is logged')
+  t.equal(second.db.prepare('SELECT sum(count) FROM outbox WHERE dead = 1').pluck().get(), 1, 'and kept apart, never sent again')
+})
