@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { DEFAULT_SUBJECT_PREFIX, isSubjectPrefix } from '../../protocol/relay/nats-subjects'
-import { SITE_ID } from '../../protocol/envelope/site-id'
+import { SITE_ID } from '../../protocol/site-id'
 
 const SERVER = /^((nats|tls):\/\/)?[^\s/]+$/
 

@@ -42,7 +42,7 @@ export const COMMANDS: readonly Command[] = [
     name: 'monitor',
     usage: 'fedvm monitor query --config SITE.json --vm ID [--metric M] [--since T] [--until T] [--output json|table]',
     summary: 'show what the primary site stored of a VM\'s monitoring data (sealed values opened with its seal.key)',
-    load: () => import('../../protocol/primary/monitor-command.js'),
+    load: () => import('../../protocol/site/monitor-command.js'),
   },
   {
     name: 'seal',

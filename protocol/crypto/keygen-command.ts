@@ -5,7 +5,7 @@ import { UsageError } from '../cli/usage-error'
 import { writeSealKeyPair } from './key-files'
 import { writeSigningKeyPair } from './signing-keys'
 import { writeTlsIdentity } from './tls-certificate'
-import { isSiteId } from '../envelope/site-id'
+import { isSiteId } from '../site-id'
 import { EXIT } from '../cli/exit-codes'
 
 

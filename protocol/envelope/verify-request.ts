@@ -5,7 +5,7 @@ import { requestSigningBytes } from './canonical'
 import { hopSigningValue, type Hop, type SignedRequest, type UnsignedHop } from './hop'
 import type { Keyring } from './keyring'
 import type { ReplayCache } from './replay-cache'
-import { isSiteId } from './site-id'
+import { isSiteId } from '../site-id'
 
 export interface VerifyOptions {
   me: string

@@ -1,5 +1,5 @@
 import { Gauge, Registry } from 'prom-client'
-import type { Log } from '../site/site-context'
+import type { Log } from '../log'
 import type { Delivery } from '../relay/delivery'
 import type { PrimaryLatest } from './primary-latest'
 import type { OpenedDelivery, SealedOpener } from './sealed-opener'

@@ -1,7 +1,8 @@
+import type Database from 'better-sqlite3'
 import type { Server } from 'node:http'
-import { runController } from '../controller/run-controller'
-import type { SiteContext } from '../site/site-context'
-import type { MonitoringRelay } from '../relay/monitoring-relay'
+import type { Log } from '../log'
+import type { Delivery } from '../relay/delivery'
+import type { Rule } from './rules/rules-config'
 import { PrimaryLatest } from './primary-latest'
 import { createPrimaryRegistry } from './primary-metrics'
 import { startPrimaryMetricsServer } from './primary-metrics-server'
@@ -19,26 +20,40 @@ export interface RunningPrimaryViews {
 
 /**
  * The primary site's views on its store: `/metrics` with the newest value of each VM
- * metric, and the SLA rules, both fed by relay.onStored. Subscribed before any ingest listens, so
+ * metric, and the SLA rules, both fed by the relay's onStored. Subscribed before any ingest listens, so
  * no stored delivery passes them by.
  */
-export async function startPrimaryViews (site: SiteContext, relay: MonitoringRelay): Promise<RunningPrimaryViews> {
-  const { metricsListen, metricsSealed, rules } = site.config.monitoring
+export interface PrimaryViewsDeps {
+  config: { metricsListen?: string, metricsSealed: boolean, rules: Rule[] }
+  /** The site's keys folder: seal.key opens sealed values. */
+  keysDir: string
+  /** The primary store's database (primary-store.ts). */
+  db: Database.Database
+  /** Subscribes to deliveries newly stored in the primary store. */
+  onStored: (listener: (fresh: Delivery[]) => void) => void
+  /** What a rule's `forced-migration` action runs: the Controller for the VM. */
+  forceMigration: (vmId: string) => Promise<unknown>
+  log: Log
+}
+
+export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<RunningPrimaryViews> {
+  const { metricsListen, metricsSealed, rules } = deps.config
+  const { db, onStored, log } = deps
   if (metricsListen === undefined && rules.length === 0) return { close: async () => {} }
-  const opener = await SealedOpener.load(site.config.keys)
-  if (!opener.hasKey) site.log({ event: 'config-warning', detail: `${opener.keyFile} is missing: sealed deliveries cannot be read by rules or /metrics` })
+  const opener = await SealedOpener.load(deps.keysDir)
+  if (!opener.hasKey) log({ event: 'config-warning', detail: `${opener.keyFile} is missing: sealed deliveries cannot be read by rules or /metrics` })
   let runner: RuleRunner | undefined
   if (rules.length > 0) {
-    const firings = new RuleFirings(relay.primary.db)
-    runner = new RuleRunner({ rules, opener, log: site.log, firings, forceMigration: (vmId) => runController(site, vmId, []) })
-    relay.onStored(runner.handle)
+    const firings = new RuleFirings(db)
+    runner = new RuleRunner({ rules, opener, log, firings, forceMigration: deps.forceMigration })
+    onStored(runner.handle)
   }
   let server: Server | undefined
   if (metricsListen !== undefined) {
     const latest = new PrimaryLatest()
-    relay.onStored(latest.update)
-    latest.update(latestDeliveries(relay.primary.db))
-    server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log: site.log }), metricsListen)
+    onStored(latest.update)
+    latest.update(latestDeliveries(db))
+    server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log }), metricsListen)
   }
   return {
     metrics: metricsListen,

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls'
 import { ProtocolError, toProtocolError } from '../errors'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
 import type { VmHost } from '../../host/vm-folder/vm-host'
-import type { SiteState, TokenRecord } from '../state/site-state'
+import type { TokenRecord, TokenStore } from './token-record'
 import type { TlsIdentity } from '../crypto/tls-certificate'
 import type { Throttle } from './throttle'
 import { usableToken } from './tokens'
@@ -16,7 +16,7 @@ const READ_BYTES = 128 * 1024
 
 export interface SourceServerOptions {
   index: number
-  state: SiteState
+  state: Pick<TokenStore, 'token'>
   tls: TlsIdentity
   hostFor: (record: TokenRecord) => VmHost
   throttle?: Throttle

@@ -1,6 +1,6 @@
 import { ProtocolError } from '../errors'
-import { objectBody } from '../handlers/body-fields'
-import type { Caller } from '../site/site-context'
+import { objectBody } from '../roles/body-fields'
+import type { Caller } from '../roles/caller'
 import type { MonitoringRelay } from './monitoring-relay'
 
 /**

@@ -1,8 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ProtocolError } from '../errors'
-import type { LocationRecord, SiteState } from '../state/site-state'
+import type { LocationRecord, LocationStore } from '../roles/records'
 import { parseDeliveries, type Delivery } from './delivery'
-import { PrimaryStore } from '../primary/primary-store'
 import { RelayForwarder, type SendBatch } from './relay-forwarder'
 import { RelayOutbox } from './relay-outbox'
 
@@ -13,7 +12,9 @@ export interface RelayOptions {
   siteId: string
   db: Database.Database
   /** Location records: who delegated each VM here (the next hop), and where it went. */
-  state: Pick<SiteState, 'location' | 'formerLocations'>
+  state: Pick<LocationStore, 'location' | 'formerLocations'>
+  /** Where deliveries for this site's own primary VMs are stored, in `db` (primary/primary-store.ts). */
+  primary: PrimarySink
   send: SendBatch
   log: (event: Record<string, unknown>) => void
   lingerMs: number
@@ -21,6 +22,11 @@ export interface RelayOptions {
   tombstoneMs: number
   /** At most this much delivery JSON in one signed request (under the partners' maxRequestBytes). */
   maxBatchBytes: number
+}
+
+/** The primary site's store as the relay writes to it: inserts a batch, returns the deliveries new to it. */
+export interface PrimarySink {
+  insert: (deliveries: Delivery[]) => Delivery[]
 }
 
 type Route = { nextHop: string | null } | { refused: ProtocolError }
@@ -33,7 +39,6 @@ type Route = { nextHop: string | null } | { refused: ProtocolError }
  * accept() resolves; forwarders drain the outbox per next hop.
  */
 export class MonitoringRelay {
-  readonly primary: PrimaryStore
   readonly outbox: RelayOutbox
   private readonly forwarders = new Map<string, RelayForwarder>()
   private readonly listeners: Array<(fresh: Delivery[]) => void> = []
@@ -41,11 +46,10 @@ export class MonitoringRelay {
   private closed = false
 
   constructor (private readonly options: RelayOptions) {
-    this.primary = new PrimaryStore(options.db)
     this.outbox = new RelayOutbox(options.db, options.maxBatchBytes)
     this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>) => {
       for (const [hop, list] of forward) this.outbox.enqueue(hop, list)
-      return this.primary.insert(primary)
+      return options.primary.insert(primary)
     })
   }
 

@@ -1,30 +1,29 @@
 import { stat } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
-import { runController } from '../controller/run-controller'
 import { ProtocolError, toProtocolError } from '../errors'
-import { objectBody, stringField, vmIdField } from '../handlers/body-fields'
-import { handleForcedMigration } from '../handlers/forced-migration'
-import { handleTransferCancel } from '../handlers/transfer-verification'
-import type { SiteContext } from './site-context'
+import { objectBody, stringField, vmIdField } from '../roles/body-fields'
+import { runController } from '../roles/controller'
+import { handleTransferCancel } from '../roles/source'
+import type { SiteParts } from './site-parts'
 
 /**
  * What the site's own CLI asks its daemon (signed with the site's key; no other sender is accepted):
  * place a new VM (primary placement), migrate one (Controller), evict one (Forced migration "away"
  * to the site that delegated it here), and list where VMs went.
  */
-export const ADMIN_OPERATIONS: Record<string, (site: SiteContext, body: unknown) => Promise<unknown>> = {
+export const ADMIN_OPERATIONS: Record<string, (site: SiteParts, body: unknown) => Promise<unknown>> = {
   'admin-place': place,
   'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
   'admin-evict': evict,
   'admin-cancel': cancel,
   'admin-status': async (site) => ({
-    id: site.id,
+    id: site.self,
     locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
-    incoming: [...site.progress].map(([vmId, progress]) => ({ vmId, ...progress })),
+    incoming: [...site.transfers.progress].map(([vmId, progress]) => ({ vmId, ...progress })),
   }),
 }
 
-async function place (site: SiteContext, rawBody: unknown): Promise<unknown> {
+async function place (site: SiteParts, rawBody: unknown): Promise<unknown> {
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   const dir = stringField(body, 'dir')
@@ -41,15 +40,15 @@ async function place (site: SiteContext, rawBody: unknown): Promise<unknown> {
 }
 
 /** Scenario 2, step 0: this site must see the VM go; the site that delegated it here performs or escalates. */
-async function evict (site: SiteContext, rawBody: unknown): Promise<unknown> {
+async function evict (site: SiteParts, rawBody: unknown): Promise<unknown> {
   const vmId = vmIdField(objectBody(rawBody))
   const record = site.state.location(vmId)
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
   if (record.upstream === null) {
-    return { outcome: 'performed', by: site.id, result: await runController(site, vmId, []) }
+    return { outcome: 'performed', by: site.self, result: await runController(site, vmId, []) }
   }
   try {
-    return await site.send(record.upstream, 'forced-migration', { vmId, mode: 'away' }, undefined, { timeoutMs: site.config.limits.transferTimeoutMs })
+    return await site.partners.send(record.upstream, 'forced-migration', { vmId, mode: 'away' }, undefined, { timeoutMs: site.config.limits.transferTimeoutMs })
   } catch (err) {
     throw toProtocolError(err)
   }
@@ -59,15 +58,13 @@ async function evict (site: SiteContext, rawBody: unknown): Promise<unknown> {
  * Cancels the transfers of a VM that this site prepared (as Source) or started (as Controller): the
  * source proxy refuses further ranges, the destination's pull stops, and the VM stays where it was.
  */
-async function cancel (site: SiteContext, rawBody: unknown): Promise<unknown> {
+async function cancel (site: SiteParts, rawBody: unknown): Promise<unknown> {
   const vmId = vmIdField(objectBody(rawBody))
   const tokens = [
-    ...site.state.openSourceTokens(vmId).filter((t) => t.requester === site.id).map((t) => t.token),
-    ...site.state.sourceRoutes(vmId, site.id, Date.now()).map((r) => r.ref),
+    ...site.state.openSourceTokens(vmId).filter((t) => t.requester === site.self).map((t) => t.token),
+    ...site.state.sourceRoutes(vmId, site.self, Date.now()).map((r) => r.ref),
   ]
-  const results = await Promise.all(tokens.map((token) => handleTransferCancel(site, { sender: site.id }, { vmId, token })
+  const results = await Promise.all(tokens.map((token) => handleTransferCancel(site, { sender: site.self }, { vmId, token })
     .then(() => 'cancelled', (err) => toProtocolError(err).code)))
   return { vm: vmId, transfers: results.length, cancelled: results.filter((r) => r === 'cancelled').length }
 }
-
-export { handleForcedMigration }

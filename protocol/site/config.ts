@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { decodeKey } from '../crypto/key-files'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
-import { SITE_ID } from '../envelope/site-id'
+import { SITE_ID } from '../site-id'
 import { ConfigError } from '../errors'
 import { parseListenAddress } from '../http/listen-address'
 import { parseMonitoringConfig, type MonitoringConfig } from './monitoring-config'

@@ -57,7 +57,7 @@ function required (value: string | undefined, what: string): string {
 async function serve (config: SiteConfig): Promise<number> {
   const log = (event: Record<string, unknown>): void => { process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), site: config.id, ...event })}\n`) }
   const running = await startSite(config, log)
-  process.stdout.write(`${JSON.stringify({ event: 'listening', id: config.id, url: `https://${config.listen}`, proxies: running.site.proxyUrls, tlsFingerprint: running.site.tls.fingerprint })}\n`)
+  process.stdout.write(`${JSON.stringify({ event: 'listening', id: config.id, url: `https://${config.listen}`, proxies: running.site.proxies.urls, tlsFingerprint: running.site.tls.fingerprint })}\n`)
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve)
     process.once('SIGINT', resolve)

@@ -1,31 +1,32 @@
 import type { Server } from 'node:net'
-import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { Throttle } from '../proxy/throttle'
 import { createSourceServer } from '../proxy/source-server'
 import { parseListenAddress } from '../http/listen-address'
+import type { Log } from '../log'
 import type { SiteConfig } from './config'
-import { SiteContext, type Log } from './site-context'
+import { loadSiteParts, type SiteParts } from './site-parts'
 import { createSiteServer } from './site-server'
+import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { sweepExpired } from './sweeper'
 
 const SWEEP_INTERVAL_MS = 2000
 
 export interface RunningSite {
-  site: SiteContext
+  site: SiteParts
   close: () => Promise<void>
 }
 
 /** Starts the control endpoint and every transfer proxy; resolves once all listen. */
 export async function startSite (config: SiteConfig, log: Log): Promise<RunningSite> {
-  const site = await SiteContext.load(config, log)
+  const site = await loadSiteParts(config, log)
   const servers: Server[] = []
   let monitoring: RunningMonitoring | undefined
   try {
     monitoring = await startMonitoring(site, listen)
-    servers.push(await listen(createSiteServer(site), config.listen))
+    servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
-      const server = createSourceServer({ index, state: site.state, tls: site.tls, hostFor: (t) => site.host(t.hostId, t.vmId), throttle, log })
+      const server = createSourceServer({ index, state: site.state, tls: site.tls, hostFor: (t) => site.hosts.get(t.hostId, t.vmId), throttle, log })
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {

@@ -1,13 +1,13 @@
 import type { Server } from 'node:http'
-import { signNewRequest } from '../envelope/sign-request'
-import { callSite } from './partner-client'
-import type { SiteContext } from './site-context'
+import { PrimaryStore } from '../primary/primary-store'
+import { startPrimaryViews, type RunningPrimaryViews } from '../primary/primary-views'
 import type { Delivery } from '../relay/delivery'
 import { createIngestServer } from '../relay/ingest-server'
 import { openMonitoringDb } from '../relay/monitoring-db'
 import { LOCAL, MonitoringRelay } from '../relay/monitoring-relay'
 import { NatsIngest } from '../relay/nats-ingest'
-import { startPrimaryViews, type RunningPrimaryViews } from '../primary/primary-views'
+import { runController } from '../roles/controller'
+import type { SiteParts } from './site-parts'
 
 /** Room left in a signed request for everything but the deliveries (op, hops, signature). */
 const ENVELOPE_MARGIN_BYTES = 4096
@@ -22,27 +22,30 @@ export interface RunningMonitoring {
 }
 
 /**
- * Opens monitoring.db, starts the relay (sends what a previous run left queued) and, when
- * `monitoring.ingest` is set, the local ingest listener; sets `site.monitoring`.
+ * Opens monitoring.db, starts the relay (sends what a previous run left queued), the primary site's
+ * views on its store and, when `monitoring.ingest` is set, the local ingest listener.
  */
-export async function startMonitoring (site: SiteContext, listen: (server: Server, address: string) => Promise<unknown>): Promise<RunningMonitoring> {
-  const { monitoring, limits, stateDir } = site.config
+export async function startMonitoring (site: SiteParts, listen: (server: Server, address: string) => Promise<unknown>): Promise<RunningMonitoring> {
+  const { monitoring, limits, stateDir, keys } = site.config
   const db = openMonitoringDb(stateDir)
   const relay = new MonitoringRelay({
-    siteId: site.id,
+    siteId: site.self,
     db,
     state: site.state,
-    send: (to, deliveries) => sendDeliveries(site, to, deliveries),
+    primary: new PrimaryStore(db),
+    send: (to, deliveries: Delivery[]) => site.partners.sendAsOrigin(to, 'monitoring-deliveries', { deliveries }),
     log: site.log,
     lingerMs: monitoring.forwardLingerMs,
     tombstoneMs: monitoring.tombstoneMs,
     maxBatchBytes: limits.maxRequestBytes - ENVELOPE_MARGIN_BYTES,
   })
-  site.monitoring = relay
   let server: Server | undefined
   let views: RunningPrimaryViews | undefined
   try {
-    views = await startPrimaryViews(site, relay)
+    views = await startPrimaryViews({
+      config: monitoring, keysDir: keys, db, onStored: (listener) => relay.onStored(listener),
+      forceMigration: (vmId) => runController(site, vmId, []), log: site.log,
+    })
     if (monitoring.ingest !== undefined) {
       server = createIngestServer(relay, site.log)
       await listen(server, monitoring.ingest)
@@ -56,7 +59,7 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
   // Former routes past their grace period are forgotten (checked once a minute; unref'd: never keeps the process up).
   const prune = setInterval(() => site.state.dropFormerLocations(Date.now() - monitoring.tombstoneMs), 60_000)
   prune.unref()
-  const nats = monitoring.nats && new NatsIngest({ siteId: site.id, config: monitoring.nats, accept: (d) => relay.accept(d, LOCAL), log: site.log })
+  const nats = monitoring.nats && new NatsIngest({ siteId: site.self, config: monitoring.nats, accept: (d) => relay.accept(d, LOCAL), log: site.log })
   nats?.start()
   return {
     relay,
@@ -75,14 +78,4 @@ export async function startMonitoring (site: SiteContext, listen: (server: Serve
       db.close()
     },
   }
-}
-
-/**
- * One signed request to the next hop, with this site as its origin (never a forward: the receiver
- * learns only its neighbour). Unlike SiteContext.send it logs nothing per batch (hundreds a second).
- */
-async function sendDeliveries (site: SiteContext, to: string, deliveries: Delivery[]): Promise<unknown> {
-  const { limits } = site.config
-  const request = await signNewRequest({ id: site.id, secretKey: site.signing.secretKey }, to, 'monitoring-deliveries', { deliveries }, limits.hopBudget)
-  return callSite(site.endpoint(to), site.id, request, { windowMs: limits.timestampWindowMs, timeoutMs: limits.requestTimeoutMs })
 }

@@ -1,5 +1,5 @@
 import { toProtocolError } from '../../errors'
-import type { Log } from '../../site/site-context'
+import type { Log } from '../../log'
 import type { Delivery } from '../../relay/delivery'
 import { MonitoringViewError } from '../errors'
 import type { SealedOpener } from '../sealed-opener'

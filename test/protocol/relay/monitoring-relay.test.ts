@@ -6,7 +6,8 @@ import { ProtocolError } from '../../../protocol/errors'
 import type { Delivery } from '../../../protocol/relay/delivery'
 import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
 import { LOCAL, MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
-import type { LocationRecord } from '../../../protocol/state/site-state'
+import { PrimaryStore } from '../../../protocol/primary/primary-store'
+import type { LocationRecord } from '../../../protocol/roles/records'
 import { waitFor } from '../../support/wait'
 
 // The relay on a real monitoring.db with the location records and the next hop played by the test:
@@ -32,6 +33,7 @@ async function setup (t: { teardown (fn: () => unknown): void }, send: (to: stri
         location: (vm) => { const l = locations.get(vm); return l && { vmId: vm, descriptor: null, version: 'v', ...l } },
         formerLocations: (vm, since) => (former.get(vm) ?? []).filter((f) => f.leftAt >= since),
       },
+      primary: new PrimaryStore(db),
       send,
       log: (e) => events.push(e),
       lingerMs: 1,
@@ -50,13 +52,13 @@ t.test('routes by the location record: upstream null → primary store, otherwis
   const s = await setup(t, async (to, ds) => { sent.push({ to, ids: ds.map((d) => d.id) }) })
   s.locations.set('mine', { kind: 'partner', target: 'site-c', upstream: null })
   s.locations.set('theirs', { kind: 'partner', target: 'site-c', upstream: 'site-a' })
-  const { relay } = s.open()
+  const { relay, db } = s.open()
   const stored: string[][] = []
   relay.onStored((fresh) => stored.push(fresh.map((d) => d.id)))
   t.same(await relay.accept([delivery('p1', 'mine'), delivery('f1', 'theirs'), delivery('p2', 'mine')], 'site-c'), { accepted: 3 })
   t.same(await relay.accept([delivery('p1', 'mine'), delivery('p3', 'mine')], 'site-c'), { accepted: 2 })
   t.same(stored, [['p1', 'p2'], ['p3']], 'a repeat is stored once and not passed on again')
-  t.same((relay.primary.db.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all()), ['p1', 'p2', 'p3'])
+  t.same((db.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all()), ['p1', 'p2', 'p3'])
   await waitFor('the forward', () => sent.length > 0)
   t.same(sent, [{ to: 'site-a', ids: ['f1'] }])
   await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0)
@@ -66,7 +68,7 @@ t.test('refusals: unknown VM, a sender the VM was never delegated to, a bad fiel
   const s = await setup(t, async () => {})
   s.locations.set('vm1', { kind: 'partner', target: 'site-c', upstream: null })
   s.locations.set('here', { kind: 'host', target: 'h1', upstream: null })
-  const { relay } = s.open()
+  const { relay, db } = s.open()
   await t.rejects(relay.accept([delivery('a'), delivery('b', 'nobody')], 'site-c'), { code: 'unknown-vm', message: /deliveries\[1\]\.vm/ })
   await t.rejects(relay.accept([delivery('c')], 'site-d'), { code: 'not-permitted' }, 'site-d does not run vm1 for this site')
   await t.rejects(relay.accept([delivery('d', 'here')], 'site-c'), { code: 'not-permitted' }, 'a VM on a local host: no partner may send for it')
@@ -75,7 +77,7 @@ t.test('refusals: unknown VM, a sender the VM was never delegated to, a bad fiel
   await t.rejects(relay.accept([{ ...delivery('h'), samples: [{ ts: 1, value: 2 }] }], 'site-c'), { code: 'bad-request', message: /exactly one of/ })
   await t.rejects(relay.accept([{ ...delivery('i'), sealed: 'not base64!' , value: undefined }], 'site-c'), { code: 'bad-request', message: /deliveries\[0\]\.sealed/ })
   await t.rejects(relay.accept([{ ...delivery('j'), extra: 1 }], 'site-c'), { code: 'bad-request', message: /deliveries\[0\]/ })
-  t.same(relay.primary.db.prepare('SELECT id FROM deliveries').pluck().all(), ['e'], 'only the accepted batch was stored')
+  t.same(db.prepare('SELECT id FROM deliveries').pluck().all(), ['e'], 'only the accepted batch was stored')
 })
 
 t.test('tombstones: a VM that left still routes by its former upstream, and its former target is still heard', async (t) => {

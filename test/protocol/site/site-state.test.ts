@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SiteState } from '../../../protocol/state/site-state'
+import { SiteState } from '../../../protocol/site/site-state'
 
 t.test('the replay cache survives a restart and forgets ids past their window', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-state-'))

@@ -1,19 +1,31 @@
+import { backoffMs } from '../backoff'
 import { ProtocolError, toProtocolError } from '../errors'
-import { handleForcedMigration, type PreparedSource } from '../handlers/forced-migration'
-import { handleInitiateTransfer, type TransferStatus } from '../handlers/initiate-transfer'
-import { askPartners, handleMigrationRequest } from '../handlers/migration-request'
-import type { Offer } from '../handlers/offer'
-import { demandOf, withDemand } from '../roles/room'
-import { handleTransferCancel, handleTransferVerification, type VerificationAnswer } from '../handlers/transfer-verification'
 import { failureCauses } from '../proxy/failure-cause'
 import { manifestBytes, manifestsAgree } from '../proxy/manifest'
-import type { Caller, SiteContext } from '../site/site-context'
-import type { LocationRecord } from '../state/site-state'
 import { rankCandidates, type Candidate } from './benefit'
-import { backoffMs } from '../backoff'
+import type { Caller } from './caller'
+import { handleInitiateTransfer, handleMigrationRequest, type DestinationDeps } from './destination'
+import { prepareSource, type ForcedMigrationDeps } from './forced-migration'
+import { hostIdOf } from './host-directory'
+import { askPartner, askPartners } from './intermediary'
+import { TransferStatusSchema, type Offer, type PreparedSource, type TransferStatus, type VerificationAnswer } from './partner-answers'
+import type { LocationRecord } from './records'
+import { demandOf, withDemand } from './room'
+import { handleTransferCancel, handleTransferVerification } from './source'
 
 /** Between Initiate transfer attempts on one offer. */
 const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
+
+export interface ControllerDeps extends DestinationDeps, ForcedMigrationDeps {
+  hosts: DestinationDeps['hosts']
+  tokens: DestinationDeps['tokens'] & ForcedMigrationDeps['tokens']
+  locations: DestinationDeps['locations'] & ForcedMigrationDeps['locations']
+  routes: DestinationDeps['routes'] & ForcedMigrationDeps['routes']
+  proxies: DestinationDeps['proxies'] & ForcedMigrationDeps['proxies']
+  identity: DestinationDeps['identity'] & ForcedMigrationDeps['identity']
+  policy: DestinationDeps['policy'] & { prefer: string[] }
+  limits: DestinationDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
+}
 
 export interface MigrationOutcome {
   vm: string
@@ -36,22 +48,21 @@ export interface MigrationOutcome {
  * took the VM (no room left, a host that could not run it) gives way to the next best one. On final
  * failure the prepared transfer is cancelled, so the VM stays where it was and keeps working.
  */
-export async function runController (site: SiteContext, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
+export async function runController (deps: ControllerDeps, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
   const started = Date.now()
-  const record = site.state.location(vmId)
+  const record = deps.locations.location(vmId)
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
-  const self: Caller = { sender: site.id }
-  const runner = (id: string, ex: string[]): Promise<unknown> => runController(site, id, ex)
+  const self: Caller = { sender: deps.self }
 
   // Steps 1–2: Migration request to every possible destination, the local site included, in parallel.
-  const descriptor = await descriptorWithDemand(site, vmId, record)
+  const descriptor = await descriptorWithDemand(deps, vmId, record)
   const body = { vmId, descriptor, exclude }
   const [local, remote] = await Promise.all([
-    handleMigrationRequest(site, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: site.id, offer }))),
-    askPartners(site, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
+    handleMigrationRequest(deps, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: deps.self, offer }))),
+    askPartners(deps, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
   ])
-  const candidates = rankCandidates([...local, ...remote], site.id, site.config.policy.prefer)
-  site.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
+  const candidates = rankCandidates([...local, ...remote], deps.self, deps.policy.prefer)
+  deps.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
   if (candidates.length === 0) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
 
   // Step 3: the greatest benefit first; when its transfer cannot start or its host cannot run the VM, the next.
@@ -61,48 +72,46 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
     // Step 4: Forced migration on the Source (through the chain of delegation). Its ticket is sealed for, and
     // its token bound to, one destination site: another site's offer needs the VM prepared for that site.
     if (source === undefined || !sameSite(source.for, chosen.offer)) {
-      const prepared = await handleForcedMigration(site, self, {
-        vmId, mode: 'prepare', destination: { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint },
-      }, runner) as PreparedSource
+      const prepared = await prepareSource(deps, vmId, { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint })
       source = { prepared, for: chosen.offer }
     }
-    const result = await transfer(site, chosen, vmId, source.prepared, record)
+    const result = await transfer(deps, chosen, vmId, source.prepared, record)
     if (result.outcome !== undefined) {
       const outcome: MigrationOutcome = { ...result.outcome, offers: candidates.length, durationMs: Date.now() - started }
-      site.log({ event: 'migrated', ...outcome, offerTried: index + 1 })
+      deps.log({ event: 'migrated', ...outcome, offerTried: index + 1 })
       return outcome
     }
     lastError = result.error
     // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
     if (!result.nextOfferAllowed) break
-    site.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: index + 1 < candidates.length })
+    deps.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: index + 1 < candidates.length })
   }
   if (source !== undefined) {
     const token = source.prepared.token
-    await handleTransferCancel(site, self, { vmId, token }).catch((err) => {
-      site.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
+    await handleTransferCancel(deps, self, { vmId, token }).catch((err) => {
+      deps.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
     })
   }
   throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
 }
 
 /** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat. */
-async function transfer (site: SiteContext, chosen: Candidate, vmId: string, source: PreparedSource, record: LocationRecord): Promise<
+async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, source: PreparedSource, record: LocationRecord): Promise<
   { outcome: Omit<MigrationOutcome, 'offers' | 'durationMs'>, error?: undefined, nextOfferAllowed?: undefined } |
   { outcome?: undefined, error: ProtocolError, nextOfferAllowed: boolean }
 > {
-  const self: Caller = { sender: site.id }
+  const self: Caller = { sender: deps.self }
   let lastError: ProtocolError | undefined
   let received = false
   // The destination said it will not take the VM (rather than going quiet, when it may have taken it).
   let refused = false
-  for (let attempt = 1; attempt <= site.config.limits.initiateAttempts; attempt++) {
+  for (let attempt = 1; attempt <= deps.limits.initiateAttempts; attempt++) {
     let dstat: TransferStatus
     try {
-      dstat = await initiate(site, chosen, vmId, source.ticket)
+      dstat = await initiate(deps, chosen, vmId, source.ticket)
     } catch (err) {
       lastError = toProtocolError(err)
-      site.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable, causes: failureCauses(err) })
+      deps.log({ event: 'initiate-failed', vm: vmId, attempt, code: lastError.code, retryable: lastError.retryable, causes: failureCauses(err) })
       // A host that filled up since it offered will not empty by waiting: the next offer is better.
       refused = refusedByDestination(lastError)
       if (!lastError.retryable || refused) break
@@ -110,16 +119,16 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
       continue
     }
     received = true
-    if (chosen.via !== site.id) {
-      const existing = site.state.location(vmId)
-      site.state.setLocation({ vmId, kind: 'partner', target: chosen.via, upstream: existing?.upstream ?? record.upstream, descriptor: record.descriptor, version: site.newVersion() })
+    if (chosen.via !== deps.self) {
+      const existing = deps.locations.location(vmId)
+      deps.locations.setLocation({ vmId, kind: 'partner', target: chosen.via, upstream: existing?.upstream ?? record.upstream, descriptor: record.descriptor, version: deps.newVersion() })
     }
     let sstat: VerificationAnswer
     try {
-      sstat = await handleTransferVerification(site, self, { vmId, token: source.token, dstat: dstat.status })
+      sstat = await handleTransferVerification(deps, self, { vmId, token: source.token, dstat: dstat.status })
     } catch (err) {
       lastError = toProtocolError(err)
-      site.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code, causes: failureCauses(err) })
+      deps.log({ event: 'verification-failed', vm: vmId, attempt, code: lastError.code, causes: failureCauses(err) })
       if (!lastError.retryable) break
       await sleep(backoffMs(attempt - 1, RETRY))
       continue
@@ -127,7 +136,7 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
     if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {
       return {
         outcome: {
-          vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === site.id, bytes: manifestBytes(dstat.status),
+          vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === deps.self, bytes: manifestBytes(dstat.status),
           fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt,
         },
       }
@@ -141,13 +150,13 @@ async function transfer (site: SiteContext, chosen: Candidate, vmId: string, sou
  * The descriptor sent with the Migration request. When it does not state the VM's memory and vCPUs
  * and the VM is on a host of this site (or handed in for placement), the host's definition of it does.
  */
-async function descriptorWithDemand (site: SiteContext, vmId: string, record: LocationRecord): Promise<unknown> {
+async function descriptorWithDemand (deps: ControllerDeps, vmId: string, record: LocationRecord): Promise<unknown> {
   if (record.kind === 'partner' || Object.keys(demandOf(record.descriptor)).length > 0) return record.descriptor
   try {
-    const host = site.host(record.kind === 'intake' ? `intake:${record.target}` : record.target, vmId)
+    const host = deps.hosts.get(hostIdOf(record), vmId)
     return withDemand(record.descriptor, await host.demand?.(vmId))
   } catch (err) {
-    site.log({ event: 'demand-unknown', vm: vmId, error: (err as Error).message })
+    deps.log({ event: 'demand-unknown', vm: vmId, error: (err as Error).message })
     return record.descriptor
   }
 }
@@ -166,9 +175,9 @@ function sameSite (a: Offer, b: Offer): boolean {
   return a.sealKey === b.sealKey && a.tlsFingerprint === b.tlsFingerprint
 }
 
-async function initiate (site: SiteContext, chosen: Candidate, vmId: string, ticket: string): Promise<TransferStatus> {
-  if (chosen.via === site.id) return handleInitiateTransfer(site, { sender: site.id }, { vmId, ticket }, chosen.offer.ref)
-  return await site.send(chosen.via, 'initiate-transfer', { vmId, ticket }, undefined, { ref: chosen.offer.ref, timeoutMs: site.config.limits.transferTimeoutMs }) as TransferStatus
+async function initiate (deps: ControllerDeps, chosen: Candidate, vmId: string, ticket: string): Promise<TransferStatus> {
+  if (chosen.via === deps.self) return handleInitiateTransfer(deps, { sender: deps.self }, { vmId, ticket }, chosen.offer.ref)
+  return askPartner(deps, chosen.via, 'initiate-transfer', { vmId, ticket }, TransferStatusSchema, { ref: chosen.offer.ref, timeoutMs: deps.limits.transferTimeoutMs })
 }
 
 function sleep (ms: number): Promise<void> {

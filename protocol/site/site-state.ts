@@ -3,57 +3,15 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ReplayCache } from '../envelope/replay-cache'
 import type { Manifest } from '../proxy/manifest'
+import type { TokenRecord, TokenState, TokenStore } from '../proxy/token-record'
+import type { FormerLocation, LocationRecord, LocationStore, RouteRecord, RouteStore } from '../roles/records'
 
 /**
  * Where this site keeps what must survive a restart: the replay cache, where each VM it is
  * responsible for went (a local host or the partner it delegated to, nothing more), the transfer
  * tokens its proxies issued, and the routes it forwards through as an Intermediary.
  */
-export interface LocationRecord {
-  vmId: string
-  kind: 'host' | 'partner' | 'intake'
-  /** A host id (local), a partner site id, or the directory of a VM being placed. */
-  target: string
-  /** The site that delegated the VM here; null when this site is where it started. */
-  upstream: string | null
-  descriptor: unknown
-  /** Changes whenever the record is rewritten: a verified transfer removes the record only if it is unchanged. */
-  version: string
-}
-
-export type TokenState = 'open' | 'received' | 'spent' | 'cancelled' | 'expired'
-
-export interface TokenRecord {
-  token: string
-  role: 'source' | 'destination'
-  proxy: number
-  vmId: string
-  hostId: string
-  /** Source: the TLS fingerprint of the destination proxy that may pull. Destination: the host's VM slot (unused). */
-  boundTo: string
-  descriptor: unknown
-  manifest: Manifest | null
-  state: TokenState
-  expiresAt: number
-  /** Source: the location version when the transfer was prepared. */
-  locationVersion: string | null
-  /** The site that asked for this token (Forced migration or Migration request); only it may use it in the control channel. */
-  requester: string
-}
-
-export interface RouteRecord {
-  ref: string
-  kind: 'offer' | 'source'
-  vmId: string
-  partner: string
-  partnerRef: string
-  /** The site that may use this route (the one this site answered). */
-  requester: string
-  locationVersion: string | null
-  expiresAt: number
-}
-
-export class SiteState implements ReplayCache {
+export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenStore {
   private readonly db: Database.Database
   private lastPurge = 0
   private readonly statements = new Map<string, Database.Statement>()
@@ -117,7 +75,7 @@ export class SiteState implements ReplayCache {
    * Where a VM was before its record was replaced or dropped (newest first, since `since`): the
    * monitoring relay still routes deliveries queued along the old chain (tombstones).
    */
-  formerLocations (vmId: string, since: number): Array<Pick<LocationRecord, 'kind' | 'target' | 'upstream'> & { leftAt: number }> {
+  formerLocations (vmId: string, since: number): FormerLocation[] {
     const rows = this.statement('SELECT * FROM "former_locations" WHERE "vm_id" = ? AND "left_at" >= ? ORDER BY "left_at" DESC, rowid DESC').all(vmId, since) as Array<Record<string, string | number | null>>
     return rows.map((row) => ({ kind: row.kind as LocationRecord['kind'], target: row.target as string, upstream: (row.upstream as string | null) ?? null, leftAt: row.left_at as number }))
   }

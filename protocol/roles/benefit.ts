@@ -1,4 +1,4 @@
-import type { Offer } from '../handlers/offer'
+import type { Offer } from './partner-answers'
 
 export interface Candidate {
   /** The site to send Initiate transfer to: this site itself, or the partner that made the offer. */

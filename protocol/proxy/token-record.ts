@@ -1,0 +1,33 @@
+import type { Manifest } from './manifest'
+
+export type TokenState = 'open' | 'received' | 'spent' | 'cancelled' | 'expired'
+
+/** A transfer token a proxy of this site issued: the only handle to a transfer outside this site. */
+export interface TokenRecord {
+  token: string
+  role: 'source' | 'destination'
+  proxy: number
+  vmId: string
+  hostId: string
+  /** Source: the TLS fingerprint of the destination proxy that may pull. Destination: the host's VM slot (unused). */
+  boundTo: string
+  descriptor: unknown
+  manifest: Manifest | null
+  state: TokenState
+  expiresAt: number
+  /** Source: the location version when the transfer was prepared. */
+  locationVersion: string | null
+  /** The site that asked for this token (Forced migration or Migration request); only it may use it in the control channel. */
+  requester: string
+}
+
+/** Where the tokens are kept (the site state): what the proxies and the roles read and write of them. */
+export interface TokenStore {
+  token: (token: string) => TokenRecord | undefined
+  putToken: (record: TokenRecord) => void
+  setTokenState: (token: string, state: TokenState, manifest?: Manifest) => void
+  /** Open tokens past their expiry (the sweeper undoes what they prepared). */
+  expiredOpenTokens: (now: number) => TokenRecord[]
+  /** Open source tokens for a VM: a new Forced migration supersedes them. */
+  openSourceTokens: (vmId: string) => TokenRecord[]
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod'
+import { ProtocolError } from '../errors'
+import { parseManifest, type Manifest } from '../proxy/manifest'
+import { describeIssue } from '../zod-issues'
+
+/**
+ * What partners answer to each operation, checked before anything is done with it: a signature
+ * proves who answered, not that the answer is well formed.
+ */
+
+/** A manifest as the proxies check it (proxy/manifest.ts), for the VM it names. */
+const ManifestSchema = z.unknown().transform((value, ctx): Manifest => {
+  try {
+    return parseManifest(value, String((value as { vmId?: unknown } | null)?.vmId))
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message })
+    return z.NEVER
+  }
+})
+
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+/**
+ * An answer to a Migration request: the handle to pass back in Initiate transfer (a destination token,
+ * or an Intermediary's route to one), and what the Source needs to bind its token to the destination
+ * proxy and seal ⟨suri, stok⟩ for it. No address: location unawareness.
+ */
+export const OfferSchema = z.object({
+  ref: z.string(),
+  sealKey: z.string(),
+  tlsFingerprint: z.string(),
+  /** How many delegations away the destination is (0: the answering site's own host). */
+  depth: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+  /** How many more VMs like this one that host takes (its free VM slots, bounded by free memory and vCPUs). */
+  free: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+})
+export type Offer = z.infer<typeof OfferSchema>
+
+/** Offers that are not well formed are dropped one by one: a partner's other offers still count. */
+export const OffersSchema = z.object({ offers: z.array(z.unknown()).catch([]) }).catch({ offers: [] }).transform(({ offers }): Offer[] =>
+  offers.flatMap((offer) => {
+    const parsed = OfferSchema.safeParse(offer)
+    return parsed.success ? [parsed.data] : []
+  }))
+
+/** Forced migration, mode "prepare": the Source's token, and ⟨suri, stok⟩ sealed for the destination. */
+export const PreparedSourceSchema = z.object({
+  /** stok: opaque; the Controller passes it back in Transfer verification. */
+  token: z.string(),
+  /** ⟨suri, stok⟩ sealed for the destination site. */
+  ticket: z.string(),
+  expiresAt: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+})
+export type PreparedSource = z.infer<typeof PreparedSourceSchema>
+
+/** Initiate transfer: dstat, and what this attempt cost. */
+export const TransferStatusSchema = z.object({
+  status: ManifestSchema,
+  bytes: count,
+  fetchedBytes: count,
+  reusedBytes: count,
+})
+export type TransferStatus = z.infer<typeof TransferStatusSchema>
+
+/** Transfer verification: sstat; verified when it equals dstat (the token is spent, the source copy released). */
+export const VerificationAnswerSchema = z.object({
+  state: z.enum(['verified', 'pending']),
+  status: ManifestSchema,
+})
+export type VerificationAnswer = z.infer<typeof VerificationAnswerSchema>
+
+export const CancelAnswerSchema = z.object({ state: z.literal('cancelled') })
+export type CancelAnswer = z.infer<typeof CancelAnswerSchema>
+
+/** Forced migration, mode "away": what the site further up did, passed on as it came. */
+export const AwayAnswerSchema = z.unknown()
+
+/** A partner's answer checked against its schema; a malformed one is bad-response naming the field. */
+export function parseAnswer<T> (schema: z.ZodType<T>, value: unknown, from: string, op: string): T {
+  const parsed = schema.safeParse(value)
+  if (parsed.success) return parsed.data
+  throw new ProtocolError('bad-response', `${from} answered ${op} with a malformed answer: ${describeIssue(parsed.error.issues[0])}`)
+}

@@ -1,0 +1,121 @@
+import { HypervisorError } from '../../host/errors'
+import { normalizeFingerprint } from '../crypto/tls-certificate'
+import { ProtocolError } from '../errors'
+import type { Log } from '../log'
+import { hashFile, manifestsAgree, parseManifest, type Manifest } from '../proxy/manifest'
+import type { ProxyPool } from '../proxy/proxy-pool'
+import { sealTicket } from '../proxy/ticket'
+import type { TokenStore } from '../proxy/token-record'
+import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
+import { objectBody, stringField, vmIdField } from './body-fields'
+import type { Caller } from './caller'
+import { hostIdOf, type HostDirectory } from './host-directory'
+import { passAlong, type PassAlongDeps } from './intermediary'
+import { CancelAnswerSchema, PreparedSourceSchema, VerificationAnswerSchema, type CancelAnswer, type PreparedSource, type VerificationAnswer } from './partner-answers'
+import type { LocationRecord, LocationStore, RouteStore } from './records'
+
+/**
+ * The Source (paper III-C): prepares a VM for leaving and hands out its proxy's ⟨uri, token⟩ sealed
+ * for the destination (Forced migration, mode "prepare"), then says whether the destination's
+ * status equals its own (Transfer verification), or lets the VM stay (cancel). A VM this site
+ * delegated further is reached through the route recorded at Forced migration (the Intermediary).
+ */
+export interface SourceDeps extends PassAlongDeps {
+  hosts: Pick<HostDirectory, 'get'>
+  tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState' | 'openSourceTokens'>
+  locations: Pick<LocationStore, 'dropLocationIf'>
+  routes: Pick<RouteStore, 'route' | 'putRoute'>
+  proxies: Pick<ProxyPool, 'choose' | 'url'>
+  identity: { tlsFingerprint: string }
+  limits: { chunkBytes: number, tokenTtlMs: number }
+  log: Log
+}
+
+/** Forced migration, mode "prepare" (Controller → Source, through the chain of delegation). */
+export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId: string, record: LocationRecord, body: Record<string, unknown>): Promise<PreparedSource> {
+  if (caller.sender !== deps.self && caller.sender !== record.upstream) {
+    throw new ProtocolError('not-permitted', 'only the site that delegated the VM here may force it away')
+  }
+  const destination = objectBody(body.destination)
+  const sealKey = stringField(destination, 'sealKey', 100)
+  const fingerprint = normalizeFingerprint(stringField(destination, 'tlsFingerprint', 200))
+  if (fingerprint === undefined) throw new ProtocolError('bad-request', 'destination.tlsFingerprint must be a SHA-256 fingerprint')
+  if (record.kind === 'partner') {
+    const answer = await passAlong(deps, caller, record.target, 'forced-migration', body, PreparedSourceSchema)
+    deps.routes.putRoute({ ref: answer.token, kind: 'source', vmId, partner: record.target, partnerRef: answer.token, requester: caller.sender, locationVersion: record.version, expiresAt: answer.expiresAt })
+    return answer
+  }
+  const hostId = hostIdOf(record)
+  const host = deps.hosts.get(hostId, vmId)
+  if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
+  for (const old of deps.tokens.openSourceTokens(vmId)) deps.tokens.setTokenState(old.token, 'cancelled')
+  const started = Date.now()
+  const manifest: Manifest = { vmId, chunkBytes: deps.limits.chunkBytes, files: [] }
+  try {
+    await host.prepareForLeaving(vmId)
+    for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
+  } catch (err) {
+    // Nothing was handed out yet: the VM runs on here as before.
+    await host.stayHere(vmId).catch((stayErr) => deps.log({ event: 'stay-here-failed', vm: vmId, error: (stayErr as Error).message }))
+    deps.log({ event: 'prepare-failed', vm: vmId, error: (err as Error).message })
+    if (err instanceof HypervisorError && err.code === 'UNSUPPORTED_VM') throw new ProtocolError('unsupported-vm', 'the VM has parts a cold migration cannot carry', { cause: err })
+    throw err
+  }
+  const token = newToken()
+  const proxy = deps.proxies.choose()
+  const expiresAt = Date.now() + deps.limits.tokenTtlMs
+  deps.tokens.putToken({
+    token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest,
+    state: 'open', expiresAt, locationVersion: record.version, requester: caller.sender,
+  })
+  const ticket = await sealTicket({ vmId, uri: deps.proxies.url(proxy), fingerprint: deps.identity.tlsFingerprint, token }, sealKey)
+  deps.log({ event: 'prepared-for-leaving', vm: vmId, files: manifest.files.length, bytes: manifest.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
+  return { token, ticket, expiresAt }
+}
+
+/**
+ * Transfer verification: the source proxy's view is its manifest; when dstat equals it, the transfer
+ * is done: the token is spent, the VM released here, and this site forgets the VM unless it came
+ * back meanwhile.
+ */
+export async function handleTransferVerification (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<VerificationAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const token = stringField(body, 'token', 100)
+  const dstat = parseManifest(body.dstat, vmId)
+  const route = deps.routes.route(token)
+  if (route !== undefined && route.kind === 'source') {
+    checkHolder(route, caller.sender, vmId, 'transfer')
+    const answer = await passAlong(deps, caller, route.partner, 'transfer-verification', body, VerificationAnswerSchema)
+    if (answer.state === 'verified' && route.locationVersion !== null) deps.locations.dropLocationIf(vmId, route.locationVersion)
+    return answer
+  }
+  const record = verifiableSourceToken(deps.tokens, token, caller.sender, vmId)
+  const manifest = record.manifest!
+  if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
+  if (record.state === 'open') {
+    checkNotExpired(record)
+    deps.tokens.setTokenState(token, 'spent')
+    await deps.hosts.get(record.hostId, vmId).release(vmId)
+    if (record.locationVersion !== null) deps.locations.dropLocationIf(vmId, record.locationVersion)
+    deps.log({ event: 'transfer-verified', vm: vmId })
+  }
+  return { state: 'verified', status: manifest }
+}
+
+/** Cancels a prepared transfer (the Controller gave up): the VM stays at the Source and runs there. */
+export async function handleTransferCancel (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<CancelAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const token = stringField(body, 'token', 100)
+  const route = deps.routes.route(token)
+  if (route !== undefined && route.kind === 'source') {
+    checkHolder(route, caller.sender, vmId, 'transfer')
+    return await passAlong(deps, caller, route.partner, 'transfer-cancel', body, CancelAnswerSchema)
+  }
+  const record = cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
+  deps.tokens.setTokenState(token, 'cancelled')
+  await deps.hosts.get(record.hostId, vmId).stayHere(vmId)
+  deps.log({ event: 'transfer-cancelled', vm: vmId })
+  return { state: 'cancelled' }
+}

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { decodeKey, encodeKey, SEAL_PUBLIC_FILE } from '../crypto/key-files'
+import { ready } from '../crypto/sealed-box'
+import { readSigningKeyPair, type SigningKeyPair } from '../crypto/signing-keys'
+import { readTlsIdentity, type TlsIdentity } from '../crypto/tls-certificate'
+import { Keyring } from '../envelope/keyring'
+import type { Log } from '../log'
+import { ProxyPool } from '../proxy/proxy-pool'
+import type { ControllerDeps } from '../roles/controller'
+import { IncomingTransfers } from '../roles/incoming-transfers'
+import type { SiteConfig } from './config'
+import { SignedPartners } from './partners'
+import { SiteHosts } from './site-hosts'
+import { SiteState } from './site-state'
+
+/**
+ * The parts a running site is made of, built once at start from its config and keys. Only site/
+ * (the daemon, its server and operation table) sees them all; each role, proxy and relay part is
+ * handed the few it declares (roles/*: `…Deps`).
+ */
+export interface SiteParts extends ControllerDeps {
+  config: SiteConfig
+  keyring: Keyring
+  signing: SigningKeyPair
+  tls: TlsIdentity
+  state: SiteState
+  hosts: SiteHosts
+  partners: SignedPartners
+  proxies: ProxyPool
+}
+
+export async function loadSiteParts (config: SiteConfig, log: Log): Promise<SiteParts> {
+  await ready() // libsodium compiles its WebAssembly once; not on the first request's clock
+  const signing = await readSigningKeyPair(config.keys)
+  const tls = await readTlsIdentity(config.keys)
+  const sealPublicKey = encodeKey(decodeKey('seal.pub', await readFile(join(config.keys, SEAL_PUBLIC_FILE), 'utf8')))
+  const keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
+  const state = new SiteState(config.stateDir)
+  return {
+    self: config.id,
+    config,
+    keyring,
+    signing,
+    tls,
+    state,
+    tokens: state,
+    locations: state,
+    routes: state,
+    hosts: new SiteHosts(config.hosts, log),
+    partners: new SignedPartners({ id: config.id, listen: config.listen, signing, tls }, config.partners, keyring, config.limits, log),
+    proxies: new ProxyPool(config.proxies.map((p) => p.url)),
+    identity: { sealPublicKey, tlsFingerprint: tls.fingerprint, tls, keysDir: config.keys },
+    policy: config.policy,
+    limits: config.limits,
+    transfers: new IncomingTransfers(),
+    newVersion: randomUUID,
+    log,
+  }
+}
