@@ -2,6 +2,7 @@ import type { RowFrame } from '../../protocol/kpi-feed/frames'
 import { sealSync } from '../../protocol/crypto/sealed-box'
 import type { VmDescriptor } from '../descriptor/vm-descriptor'
 import type { AgentStore } from '../state/agent-store'
+import { isStorageError, type StorageOp } from '../state/storage-health'
 import { evaluate, type Sample, type WindowResult } from '../processing/window'
 import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
 import type { Delivery } from './delivery'
@@ -11,7 +12,7 @@ export interface MonitorOutputs {
   readonly store: AgentStore
   /** Consumer names; every delivery is queued once per consumer. */
   readonly consumers: () => readonly string[]
-  /** Called after a delivery was queued (outside the transaction is up to the caller). */
+  /** Called once a delivery's queueing committed. */
   readonly delivered: (delivery: Delivery) => void
 }
 
@@ -32,7 +33,8 @@ export class VmMonitor {
     const next = descriptor.monitoring.map(compileSpecifier)
     const kept = new Set(next.map((c) => c.key))
     const removed = this.specs.filter((c) => !kept.has(c.key))
-    this.outputs.store.transaction(() => { for (const c of removed) this.flushWindow(c, Date.now()) })
+    // If the store refuses, the removed specifiers' samples stay in it undelivered: the new specifiers still apply.
+    this.guarded(() => { for (const c of removed) this.flushWindow(c, Date.now()) })
     this.stopTimers()
     this.specs = next
     this.publicKey = new Uint8Array(Buffer.from(descriptor.primarySite.publicKey, 'base64'))
@@ -46,7 +48,7 @@ export class VmMonitor {
 
   /** The VM is no longer followed here (it left the host): every open window is delivered now, then the timers stop. */
   finish (): void {
-    this.outputs.store.transaction(() => { for (const c of this.specs) this.flushWindow(c, Date.now()) })
+    this.guarded(() => { for (const c of this.specs) this.flushWindow(c, Date.now()) })
     this.stopTimers()
   }
 
@@ -62,8 +64,9 @@ export class VmMonitor {
    */
   ingest (rows: readonly RowFrame[], epoch = ''): void {
     const prefix = epoch ? `${epoch.slice(0, 12)}.` : ''
+    // Counted once stored: a batch the store refuses comes again from the guest.
+    this.outputs.store.afterCommit(() => { for (const row of rows) this.view.record(row) })
     for (const row of rows) {
-      this.view.record(row)
       for (const c of this.specs) {
         const sample = sampleOf(c, row)
         if (sample === undefined) continue
@@ -94,10 +97,10 @@ export class VmMonitor {
   private startTimers (c: CompiledSpecifier): void {
     const { monitoringIntervalMs, deliveryIntervalMs } = c.spec
     if (monitoringIntervalMs > 0) {
-      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.monitorTick(c)), monitoringIntervalMs))
+      this.timers.push(setInterval(() => this.guarded(() => this.monitorTick(c)), monitoringIntervalMs))
     }
     if (deliveryIntervalMs > 0) {
-      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.flushWindow(c, Date.now())), deliveryIntervalMs))
+      this.timers.push(setInterval(() => this.guarded(() => this.flushWindow(c, Date.now())), deliveryIntervalMs))
     }
   }
 
@@ -133,8 +136,22 @@ export class VmMonitor {
     }
     for (const delivery of deliveries) {
       for (const consumer of this.outputs.consumers()) this.outputs.store.enqueue(consumer, delivery)
-      if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
-      this.outputs.delivered(delivery)
+      this.outputs.store.afterCommit(() => {
+        if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
+        this.outputs.delivered(delivery)
+      })
+    }
+  }
+
+  /**
+   * Runs fn in its own transaction; a write the store refuses (a full disk: counted and logged by
+   * the store) leaves the window as it was, so the next tick delivers it.
+   */
+  private guarded (fn: () => void, op: StorageOp = 'window'): void {
+    try {
+      this.outputs.store.transaction(fn, op)
+    } catch (err) {
+      if (!isStorageError(err)) throw err
     }
   }
 

@@ -1,4 +1,5 @@
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
+import { isStorageError } from '../state/storage-health'
 
 const MIN_BACKOFF_MS = 200
 const MAX_BACKOFF_MS = 30_000
@@ -93,6 +94,10 @@ export class OutboxSender {
           store.retryLater(failed, Date.now() + backoff * (0.5 + Math.random() / 2))
         }
       }
+    } catch (err) {
+      // The store refused a write (counted and logged there): acknowledged deliveries it could not
+      // remove are sent again (their ids make that harmless); the idle poll tries again.
+      if (!isStorageError(err)) throw err
     } finally {
       this.sending = false
       this.schedule(IDLE_POLL_MS)
