@@ -1,7 +1,4 @@
 import type { ConsumerConfig } from '../config/agent-config'
-import type { AgentStore } from '../state/agent-store'
-import { HttpConsumer } from './http-consumer'
-import { NatsConsumer } from './nats-consumer'
 
 /**
  * One consumer of the durable outbox: it sends the deliveries queued under its `name` and removes
@@ -19,10 +16,4 @@ export interface OutboxConsumer {
 /** The outbox key of a consumer: its `name`, else the URL (http) or `nats:SITE` (nats). */
 export function consumerName (config: ConsumerConfig): string {
   return config.name ?? (config.type === 'http' ? config.url : `nats:${config.site}`)
-}
-
-export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void): OutboxConsumer {
-  const name = consumerName(config)
-  if (config.type === 'nats') return new NatsConsumer(name, config, store, log)
-  return new HttpConsumer(name, config.url, store, log)
 }

@@ -4,6 +4,8 @@ import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import type { Sample } from '../processing/window'
 import type { Delivery } from '../engine/delivery'
+import { stringifyExact } from '../engine/exact-json'
+import { stringifyExact } from '../engine/exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
 
 const DDL = `
@@ -53,11 +55,11 @@ export class AgentStore {
         ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch`),
       setCursor: this.db.prepare('INSERT INTO feed_cursors (vm, seq) VALUES (?, ?) ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq'),
       addSample: this.db.prepare('INSERT INTO window_samples (vm, spec, ts, value) VALUES (?, ?, ?, ?)'),
-      windowSamples: this.db.prepare('SELECT ts, value FROM window_samples WHERE vm = ? AND spec = ? ORDER BY rowid'),
+      windowSamples: this.db.prepare('SELECT ts, value FROM window_samples WHERE vm = ? AND spec = ? ORDER BY rowid').safeIntegers(),
       clearWindow: this.db.prepare('DELETE FROM window_samples WHERE vm = ? AND spec = ?'),
       setLatest: this.db.prepare(`INSERT INTO latest_values (vm, metric, ts, value) VALUES (?, ?, ?, ?)
         ON CONFLICT (vm, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value`),
-      latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?'),
+      latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?').safeIntegers(),
       enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body) VALUES (?, ?, ?)'),
       due: this.db.prepare('SELECT seq, id, body, attempts FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
       ack: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
@@ -134,7 +136,7 @@ export class AgentStore {
 
   /** The window's samples, removed from the store (the caller's transaction makes the delivery at once). */
   takeWindow (vm: string, spec: string): Sample[] {
-    const samples = this.statements.windowSamples.all(vm, spec) as Sample[]
+    const samples = (this.statements.windowSamples.all(vm, spec) as StoredSample[]).map(sampleOf)
     if (samples.length > 0) this.statements.clearWindow.run(vm, spec)
     return samples
   }
@@ -144,11 +146,12 @@ export class AgentStore {
   }
 
   latest (vm: string, metric: string): Sample | undefined {
-    return this.statements.latest.get(vm, metric) as Sample | undefined
+    const stored = this.statements.latest.get(vm, metric) as StoredSample | undefined
+    return stored && sampleOf(stored)
   }
 
   enqueue (consumer: string, delivery: Delivery): void {
-    this.statements.enqueue.run(consumer, delivery.id, JSON.stringify(delivery))
+    this.statements.enqueue.run(consumer, delivery.id, stringifyExact(delivery))
   }
 
   /** The consumer's oldest deliveries that are due, in the order they were queued. */
@@ -171,4 +174,16 @@ export class AgentStore {
   close (): void {
     this.db.close()
   }
+}
+
+/** A sample as read with safeIntegers: INTEGER columns come back as bigint, so a KPI integer beyond ±2^53 stays exact. */
+interface StoredSample {
+  ts: bigint
+  value: bigint | number | string
+}
+
+function sampleOf (stored: StoredSample): Sample {
+  const { value } = stored
+  const exact = typeof value === 'bigint' && (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER))
+  return { ts: Number(stored.ts), value: typeof value === 'bigint' && !exact ? Number(value) : value }
 }

@@ -1,0 +1,12 @@
+import type { ConsumerConfig } from '../config/agent-config'
+import type { AgentStore } from '../state/agent-store'
+import { HttpConsumer } from './http-consumer'
+import { NatsConsumer } from './nats-consumer'
+import { consumerName, type OutboxConsumer } from './outbox-consumer'
+
+/** The consumer a config entry names: http POSTs, or NATS JetStream publishes. */
+export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void): OutboxConsumer {
+  const name = consumerName(config)
+  if (config.type === 'nats') return new NatsConsumer(name, config, store, log)
+  return new HttpConsumer(name, config.url, store, log)
+}
