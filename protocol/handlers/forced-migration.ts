@@ -2,9 +2,9 @@ import { HypervisorError } from '../../host/errors'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
 import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
-import { hashFile, type Manifest } from '../proxy/manifest'
 import { sealTicket } from '../proxy/ticket'
 import { newToken } from '../proxy/tokens'
+import type { TransferPlan } from '../proxy/transfer-plan'
 import type { LocationRecord } from '../state/site-state'
 import type { Caller, SiteContext } from '../site/site-context'
 import { objectBody, stringField, vmIdField } from './body-fields'
@@ -58,10 +58,11 @@ async function prepare (site: SiteContext, caller: Caller, vmId: string, record:
   if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
   for (const old of site.state.openSourceTokens(vmId)) site.state.setTokenState(old.token, 'cancelled')
   const started = Date.now()
-  const manifest: Manifest = { vmId, chunkBytes: site.config.limits.chunkBytes, files: [] }
+  // The files are fixed here, once: the source proxy only opens and reads them, and hashes them while sending.
+  const plan: TransferPlan = { chunkBytes: site.config.limits.chunkBytes, files: [] }
   try {
     await host.prepareForLeaving(vmId)
-    for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
+    plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
   } catch (err) {
     // Nothing was handed out yet: the VM runs on here as before.
     await host.stayHere(vmId).catch((stayErr) => site.log({ event: 'stay-here-failed', vm: vmId, error: (stayErr as Error).message }))
@@ -73,11 +74,11 @@ async function prepare (site: SiteContext, caller: Caller, vmId: string, record:
   const proxy = site.chooseProxy()
   const expiresAt = Date.now() + site.config.limits.tokenTtlMs
   site.state.putToken({
-    token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest,
+    token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest: null, plan,
     state: 'open', expiresAt, locationVersion: record.version, requester: caller.sender,
   })
   const ticket = await sealTicket({ vmId, uri: site.proxyUrls[proxy], fingerprint: site.tls.fingerprint, token }, sealKey)
-  site.log({ event: 'prepared-for-leaving', vm: vmId, files: manifest.files.length, bytes: manifest.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
+  site.log({ event: 'prepared-for-leaving', vm: vmId, files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   return { token, ticket, expiresAt }
 }
 

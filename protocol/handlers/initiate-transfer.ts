@@ -60,6 +60,7 @@ export async function handleInitiateTransfer (site: SiteContext, caller: Caller,
 const pullAttempts = new Map<string, number>()
 
 async function pull (site: SiteContext, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown): Promise<PullResult> {
+  const initiated = Date.now()
   const ticket = await openTicket(sealedTicket, site.config.keys, vmId)
   const host = site.host(hostId, vmId)
   // Offers reserve nothing: the host may have filled up since it offered.
@@ -106,7 +107,7 @@ async function pull (site: SiteContext, token: string, hostId: string, vmId: str
   }
   pullAttempts.delete(token)
   site.state.setTokenState(token, 'received', result.manifest)
-  site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs })
+  site.log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs, firstByteMs: result.firstByteAt === undefined ? null : result.firstByteAt - initiated })
   return result
 }
 

@@ -1,6 +1,7 @@
 import { ProtocolError, toProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
 import { manifestsAgree, parseManifest, type Manifest } from '../proxy/manifest'
+import { sourceManifest } from '../proxy/source-manifest'
 import type { Caller, SiteContext } from '../site/site-context'
 import { objectBody, stringField, vmIdField } from './body-fields'
 
@@ -38,7 +39,8 @@ export async function handleTransferVerification (site: SiteContext, caller: Cal
   if (record.requester !== caller.sender || record.vmId !== vmId) throw new ProtocolError('token-foreign', 'the transfer was prepared for another site or VM')
   if (record.state === 'cancelled') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
   if (record.state === 'expired') throw new ProtocolError('token-expired', 'the transfer token has expired')
-  const manifest = record.manifest!
+  // A destination reports dstat after reading the source's manifest; one that never did gets it hashed now.
+  const manifest = record.manifest ?? await sourceManifest(site.state, record)
   if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
   if (record.state === 'open') {
     if (record.expiresAt < Date.now()) throw new ProtocolError('token-expired', 'the transfer token has expired')

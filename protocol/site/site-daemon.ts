@@ -24,7 +24,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     servers.push(await listen(createSiteServer(site), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
-      const server = createSourceServer({ index, state: site.state, tls: site.tls, hostFor: (t) => site.host(t.hostId, t.vmId), throttle, log })
+      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, log })
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {
