@@ -36,7 +36,7 @@ export class KpiView {
     if (!row.cols || !row.vals) return
     for (let i = 0; i < row.cols.length; i++) {
       const value = row.vals[i]
-      if (typeof value === 'number' && !this.hidden.has(`${row.kpi}.${row.cols[i]}`)) state.values.set(row.cols[i], value)
+      if ((typeof value === 'number' || typeof value === 'bigint') && !this.hidden.has(`${row.kpi}.${row.cols[i]}`)) state.values.set(row.cols[i], Number(value))
     }
   }
 

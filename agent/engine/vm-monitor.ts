@@ -5,6 +5,7 @@ import type { AgentStore } from '../state/agent-store'
 import { isStorageError, type StorageOp } from '../state/storage-health'
 import { evaluate, type Sample, type WindowResult } from '../processing/window'
 import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
+import { stringifyExact } from './exact-json'
 import type { Delivery } from './delivery'
 import { KpiView } from './kpi-view'
 
@@ -128,7 +129,7 @@ export class VmMonitor {
       const payload = result.format === 'raw' ? { samples: result.samples } : { function: result.function, value: result.value }
       const id = `${this.vm}:${c.key}:${suffix}`
       if (c.spec.encrypt) {
-        const sealed = sealSync(Buffer.from(JSON.stringify(payload)), this.publicKey).toString('base64')
+        const sealed = sealSync(Buffer.from(stringifyExact(payload)), this.publicKey).toString('base64')
         deliveries.push({ ...base, id, ...(result.format === 'processed' ? { function: result.function } : {}), sealed })
       } else {
         deliveries.push({ ...base, id, ...payload })
@@ -173,5 +174,5 @@ function sampleOf (c: CompiledSpecifier, row: RowFrame): Sample | undefined {
   if (c.kpi.column === undefined || !row.cols || !row.vals) return undefined
   const index = row.cols.indexOf(c.kpi.column)
   const value = index >= 0 ? row.vals[index] : undefined
-  return typeof value === 'number' ? { ts: row.ts, value } : undefined
+  return typeof value === 'number' || typeof value === 'bigint' ? { ts: row.ts, value } : undefined
 }

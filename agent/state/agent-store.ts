@@ -5,7 +5,6 @@ import type { Database as Db, Statement } from 'better-sqlite3'
 import type { Sample } from '../processing/window'
 import type { Delivery } from '../engine/delivery'
 import { stringifyExact } from '../engine/exact-json'
-import { stringifyExact } from '../engine/exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
 
 const DDL = `
