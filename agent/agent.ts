@@ -177,6 +177,7 @@ export class Agent {
           store: this.store,
           consumers: () => [...this.consumers.keys()],
           delivered: () => this.kickConsumers(),
+          log: this.log,
         })
         running = { config: vmConfig, monitor }
         this.vms.set(vmConfig.name, running)

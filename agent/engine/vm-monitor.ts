@@ -8,6 +8,7 @@ import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
 import { stringifyExact } from './exact-json'
 import type { Delivery } from './delivery'
 import { KpiView } from './kpi-view'
+import { formatKpiMetric } from '../descriptor/kpi-metric'
 
 export interface MonitorOutputs {
   readonly store: AgentStore
@@ -15,6 +16,7 @@ export interface MonitorOutputs {
   readonly consumers: () => readonly string[]
   /** Called once a delivery's queueing committed. */
   readonly delivered: (delivery: Delivery) => void
+  readonly log?: (line: string) => void
 }
 
 /**
@@ -26,6 +28,11 @@ export class VmMonitor {
   private specs: CompiledSpecifier[] = []
   private timers: NodeJS.Timeout[] = []
   private publicKey: Uint8Array = new Uint8Array(32)
+  /**
+   * `TABLE.COLUMN` texts of column specifiers: an encrypted KPI of that very name is most likely what
+   * the specifier meant (`kpi:revenue.v2` for the encrypted revenue.v2, which is `kpi:"revenue.v2"`).
+   */
+  private misread = new Map<string, string>()
 
   constructor (readonly vm: string, private readonly outputs: MonitorOutputs) {}
 
@@ -39,7 +46,8 @@ export class VmMonitor {
     this.stopTimers()
     this.specs = next
     this.publicKey = new Uint8Array(Buffer.from(descriptor.primarySite.publicKey, 'base64'))
-    this.view.setHidden(next.filter((c) => c.spec.encrypt && c.kpi?.column).map((c) => `${c.kpi!.table}.${c.kpi!.column}`))
+    this.view.setHidden(next.filter((c) => c.spec.encrypt && c.kpi?.column).map((c) => [c.kpi!.table, c.kpi!.column!]))
+    this.misread = new Map(next.flatMap((c) => (c.kpi?.column === undefined ? [] : [[`${c.kpi.table}.${c.kpi.column}`, c.spec.metric]])))
     for (const c of next) this.startTimers(c)
   }
 
@@ -66,7 +74,12 @@ export class VmMonitor {
   ingest (rows: readonly RowFrame[], epoch = ''): void {
     const prefix = epoch ? `${epoch.slice(0, 12)}.` : ''
     // Counted once stored: a batch the store refuses comes again from the guest.
-    this.outputs.store.afterCommit(() => { for (const row of rows) this.view.record(row) })
+    this.outputs.store.afterCommit(() => {
+      for (const row of rows) {
+        this.view.record(row)
+        if (row.sealed !== undefined && this.misread.size > 0) this.warnMisread(row.kpi)
+      }
+    })
     for (const row of rows) {
       for (const c of this.specs) {
         const sample = sampleOf(c, row)
@@ -75,6 +88,14 @@ export class VmMonitor {
         else this.take(c, sample, prefix + row.seq)
       }
     }
+  }
+
+  /** Says once that a specifier reads a column where an encrypted KPI of the same text exists. */
+  private warnMisread (table: string): void {
+    const metric = this.misread.get(table)
+    if (metric === undefined) return
+    this.misread.delete(table)
+    this.outputs.log?.(`agent: ${this.vm}: ${metric} reads a column of an unencrypted KPI, but the guest has an encrypted KPI named ${JSON.stringify(table)}: that one is ${formatKpiMetric({ table })}`)
   }
 
   /** A hypervisor data point's reading, for specifiers that ask for it. */
