@@ -28,7 +28,7 @@ ls -l unencrypted
  * an application writing KPIs with the shell; then the SQLite rows, the agent's /metrics and the
  * deliveries a push consumer received. Everything runs on loopback and is removed at the end.
  */
-export async function run (): Promise<number> {
+export async function run (): Promise<void> {
   const workdir = await mkdtemp(join(tmpdir(), 'fedvm-demo-'))
   const mountpoint = join(workdir, 'kpi')
   const dbFile = join(workdir, 'kpi.db')
@@ -60,7 +60,6 @@ export async function run (): Promise<number> {
   }
   printRows(dbFile)
   await rm(workdir, { recursive: true, force: true })
-  return 0
 }
 
 /** The embedded defaults: one VM whose descriptor asks for every users count and their median each second. */
