@@ -73,6 +73,7 @@ export class Agent {
       monitors: () => [...(holder.agent?.vms.values() ?? [])].map((vm) => vm.monitor),
       consumers: () => holder.agent?.consumers.values() ?? [],
       store,
+      storage: store.health,
       version: VERSION,
     })
     const server = await startMetricsServer(registry, host, port)

@@ -2,12 +2,14 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import type { VmMonitor } from '../engine/vm-monitor'
 import type { OutboxConsumer } from './outbox-consumer'
 import type { AgentStore } from '../state/agent-store'
-import { isStorageError } from '../state/storage-health'
+import { isStorageError, type StorageHealth } from '../state/storage-health'
 
 export interface MetricsSources {
   monitors: () => Iterable<VmMonitor>
   consumers: () => Iterable<OutboxConsumer>
   store: AgentStore
+  /** Whether the store's writes succeed (the store's own, apart so a registry can be built without a store). */
+  storage: StorageHealth
   version: string
 }
 
@@ -81,13 +83,13 @@ export function createAgentRegistry (sources: MetricsSources): Registry {
     name: 'fedvm_agent_storage_errors_total', help: 'Writes to the agent\'s state (stateDir) that SQLite refused (a full disk, an I/O error), per operation; each is retried.', labelNames: ['op'], registers,
     collect () {
       this.reset()
-      for (const [op, count] of sources.store.health.errors) this.inc({ op }, count)
+      for (const [op, count] of sources.storage.errors) this.inc({ op }, count)
     },
   })
   new Gauge({
     name: 'fedvm_agent_storage_up', help: '1 while the agent\'s latest write to its state succeeded, 0 while writes fail.', registers,
     collect () {
-      this.set(sources.store.health.up ? 1 : 0)
+      this.set(sources.storage.up ? 1 : 0)
     },
   })
   new Gauge({

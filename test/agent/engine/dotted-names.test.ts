@@ -25,7 +25,7 @@ t.test('dotted table and column names: the right column, and an encrypt: true co
   h.ingest(h.row('app.v2', { 'p.99': 12, p: 1 }), h.row('app', { 'v2.p': 34 }))
   t.strictSame(h.of('kpi:"app.v2"."p.99"', 'raw').map((d) => d.samples![0].value), [12])
   t.equal(h.of('kpi:app."v2.p"', 'raw').length, 1)
-  const text = await createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, version: 'test' }).metrics()
+  const text = await createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, storage: h.store.health, version: 'test' }).metrics()
   t.match(text, /fedvm_kpi\{domain="web-1",kpi="app\.v2",column="p\.99"\} 12/)
   t.notMatch(text, /column="v2\.p"/, 'the sealed column is hidden')
   t.notMatch(text, / 34\n/)

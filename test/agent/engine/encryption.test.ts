@@ -15,7 +15,7 @@ async function open (h: MonitorHarness, d: Delivery): Promise<unknown> {
 }
 
 async function metricsText (h: MonitorHarness): Promise<string> {
-  const registry = createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, version: 'test' })
+  const registry = createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, storage: h.store.health, version: 'test' })
   return registry.metrics()
 }
 
