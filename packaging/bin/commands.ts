@@ -33,6 +33,7 @@ export interface Command extends Help {
 
 const CONFIG_SITE: readonly [string, string] = ['--config FILE', 'the site\'s config (JSON); the daemon of that config is asked']
 const VM: readonly [string, string] = ['--vm ID', 'the VM\'s id']
+const TO: readonly [string, string] = ['--to SITE|HOST', 'pin the destination: this site\'s id (its own hosts only), a partner\'s id (that partner, and where it delegates), or one of this site\'s hosts']
 
 /** Every fedvm command, in the order `fedvm --help` lists them. The one place commands are declared. */
 export const COMMANDS: readonly Command[] = [
@@ -81,7 +82,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'site',
-    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--dir DIR] [--descriptor FILE]',
+    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE]',
     summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer',
     example: 'fedvm site status --config /etc/fedvm/site.json',
     load: () => import('../../protocol/site/site-command.js'),
@@ -95,10 +96,10 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'migrate',
-        usage: 'fedvm site migrate --config FILE --vm ID',
+        usage: 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST]',
         summary: 'run the Controller at the site\'s daemon: migrate the VM to the best offer, print the outcome as JSON (as `fedvm migrate`)',
-        options: [CONFIG_SITE, VM],
-        example: 'fedvm site migrate --config /etc/fedvm/site.json --vm web-1',
+        options: [CONFIG_SITE, VM, TO],
+        example: 'fedvm site migrate --config /etc/fedvm/site.json --vm web-1 --to site-b',
       },
       {
         name: 'place',
@@ -132,10 +133,10 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'migrate',
-    usage: 'fedvm migrate --config FILE --vm ID',
-    summary: 'run the Controller: migrate a VM to the best offer (this site\'s own hosts first), print the outcome as JSON',
-    options: [CONFIG_SITE, VM],
-    example: 'fedvm migrate --config /etc/fedvm/site.json --vm web-1',
+    usage: 'fedvm migrate --config FILE --vm ID [--to SITE|HOST]',
+    summary: 'run the Controller: migrate a VM to the best offer (this site\'s own hosts first) or where --to pins it, print the outcome as JSON',
+    options: [CONFIG_SITE, VM, TO],
+    example: 'fedvm migrate --config /etc/fedvm/site.json --vm web-1 --to site-b',
     load: () => import('../../protocol/site/migrate-command.js'),
   },
   {

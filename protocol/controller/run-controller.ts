@@ -32,10 +32,11 @@ export interface MigrationOutcome {
  * took the VM (no room left, a host that could not run it) gives way to the next best one. On final
  * failure the prepared transfer is cancelled, so the VM stays where it was and keeps working.
  */
-export async function runController (site: SiteContext, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
+export async function runController (site: SiteContext, vmId: string, exclude: string[], to?: string): Promise<MigrationOutcome> {
   const started = Date.now()
   const record = site.state.location(vmId)
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
+  const pin = pinOf(site, to)
   const self: Caller = { sender: site.id }
   const runner = (id: string, ex: string[]): Promise<unknown> => runController(site, id, ex)
 
@@ -43,12 +44,18 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
   const descriptor = await descriptorWithDemand(site, vmId, record)
   const body = { vmId, descriptor, exclude }
   const [local, remote] = await Promise.all([
-    handleMigrationRequest(site, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: site.id, offer }))),
-    askPartners(site, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
+    pin.local
+      ? handleMigrationRequest(site, self, body, { delegate: false }).then((r) => r.offers
+        .filter((offer) => pin.host === undefined || site.state.token(offer.ref)?.hostId === pin.host)
+        .map((offer): Candidate => ({ via: site.id, offer })))
+      : [],
+    pin.partners
+      ? askPartners(site, undefined, vmId, body, new Set([...exclude, ...pin.skipPartners])).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer })))
+      : [],
   ])
   const candidates = rankCandidates([...local, ...remote], site.id, site.config.policy.prefer)
-  site.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
-  if (candidates.length === 0) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
+  site.log({ event: 'controller-offers', vm: vmId, offers: candidates.length, ...(to === undefined ? {} : { to }) })
+  if (candidates.length === 0) throw new ProtocolError('no-placement', to === undefined ? 'no destination offered to take the VM' : `${to} offered no room for the VM`)
 
   // Step 3: the greatest benefit first; when its transfer cannot start or its host cannot run the VM, the next.
   let source: { prepared: PreparedSource, for: Offer } | undefined
@@ -80,6 +87,20 @@ export async function runController (site: SiteContext, vmId: string, exclude: s
     })
   }
   throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+}
+
+/**
+ * Which offers a pinned migration (`fedvm migrate --to`) asks for: TO names this site (its own hosts
+ * only), a partner (its offers only, including those it delegates further), or one host of this site,
+ * in that order. Without TO every destination competes and the benefit ranks them.
+ */
+function pinOf (site: SiteContext, to: string | undefined): { local: boolean, partners: boolean, host?: string, skipPartners: string[] } {
+  const partners = site.config.partners.map((p) => p.id)
+  if (to === undefined) return { local: true, partners: true, skipPartners: [] }
+  if (to === site.id) return { local: true, partners: false, skipPartners: [] }
+  if (partners.includes(to)) return { local: false, partners: true, skipPartners: partners.filter((p) => p !== to) }
+  if (site.hosts.has(to)) return { local: true, partners: false, host: to, skipPartners: [] }
+  throw new ProtocolError('bad-request', `to: ${JSON.stringify(to)} is neither this site, a partner nor a host of this site`)
 }
 
 /** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat. */

@@ -14,7 +14,10 @@ import type { SiteContext } from './site-context'
  */
 export const ADMIN_OPERATIONS: Record<string, (site: SiteContext, body: unknown) => Promise<unknown>> = {
   'admin-place': place,
-  'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
+  'admin-migrate': async (site, rawBody) => {
+    const body = objectBody(rawBody)
+    return runController(site, vmIdField(body), [], body.to === undefined ? undefined : stringField(body, 'to', 128))
+  },
   'admin-evict': evict,
   'admin-cancel': cancel,
   'admin-status': async (site) => ({

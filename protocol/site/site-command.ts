@@ -14,19 +14,19 @@ import type { SiteConfig } from './config'
 /** The flags each sub-command takes (all strings); `required` are checked before the config is read. */
 const SUBCOMMANDS: Record<string, { flags: string[], required: string[] }> = {
   run: { flags: ['config'], required: ['config'] },
-  migrate: { flags: ['config', 'vm'], required: ['config', 'vm'] },
+  migrate: { flags: ['config', 'vm', 'to'], required: ['config', 'vm'] },
   place: { flags: ['config', 'vm', 'dir', 'descriptor'], required: ['config', 'vm', 'dir'] },
   evict: { flags: ['config', 'vm'], required: ['config', 'vm'] },
   cancel: { flags: ['config', 'vm'], required: ['config', 'vm'] },
   status: { flags: ['config'], required: ['config'] },
 }
 
-const PLACEHOLDER: Record<string, string> = { config: 'FILE', vm: 'ID', dir: 'DIR', descriptor: 'FILE' }
+const PLACEHOLDER: Record<string, string> = { config: 'FILE', vm: 'ID', dir: 'DIR', descriptor: 'FILE', to: 'SITE|HOST' }
 
 /**
  * `fedvm site run --config FILE` serves the protocol until SIGTERM/SIGINT. The other sub-commands
  * ask the running daemon of the same config (signed with the site's own key) and print its JSON answer:
- * `migrate` runs the Controller, `place` makes a primary placement from a directory of VM files,
+ * `migrate` runs the Controller (`--to` pins the destination), `place` makes a primary placement from a directory of VM files,
  * `evict` forces a VM away to the site that delegated it here, `cancel` stops a VM's running transfer
  * (it stays where it was), `status` lists where VMs went.
  */
@@ -42,7 +42,7 @@ export async function run (argv: string[]): Promise<void> {
   const config = await loadSiteConfig(field('config'))
   switch (sub) {
     case 'run': return serve(config)
-    case 'migrate': return admin(config, 'admin-migrate', { vmId: field('vm') })
+    case 'migrate': return admin(config, 'admin-migrate', { vmId: field('vm'), ...(values.to === undefined ? {} : { to: field('to') }) })
     case 'evict': return admin(config, 'admin-evict', { vmId: field('vm') })
     case 'cancel': return admin(config, 'admin-cancel', { vmId: field('vm') })
     case 'status': return admin(config, 'admin-status', {})
