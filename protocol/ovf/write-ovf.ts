@@ -3,7 +3,7 @@ import { DescriptorFormatError } from './errors'
 import { monitoringSection, type PrimarySite, type SpecifierFields } from './monitoring-section'
 import { FEDVM, OVF_2, RASD } from './namespaces'
 import { resourceItems, type Resources } from './virtual-hardware'
-import { element, textElement } from './xml-nodes'
+import { element, escapeXml, textElement } from './xml-nodes'
 
 /** What the envelope carries of a descriptor (a VmDescriptor from agent/descriptor is one). */
 export interface DescriptorFields {
@@ -19,6 +19,9 @@ const builder = new XMLBuilder({
   attributeNamePrefix: '',
   format: true,
   suppressEmptyNode: true,
+  processEntities: false,
+  attributeValueProcessor: (_name: string, value: unknown) => escapeXml(value),
+  tagValueProcessor: (_name: string, value: unknown) => escapeXml(value),
 })
 
 /**

@@ -32,6 +32,8 @@ const parser = new XMLParser({
   attributeNamePrefix: '',
   parseTagValue: false,
   parseAttributeValue: false,
+  // Attribute values are data (an id, a metric) and keep their spaces; element text is trimmed below.
+  trimValues: false,
   ignoreDeclaration: true,
   ignorePiTags: true,
   // Decodes numeric character references (&#62;), which the default leaves as text. It also accepts
