@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -22,9 +22,11 @@ import { sleep, waitFor } from '../support/wait'
 //  (a) vm-big migrates A → B over the slow link, timed against `scp` of the same disk over the same
 //      link (a private sshd in B's namespace) in the same run: printed and written to
 //      bench/results/wan-migration.json;
-//  (b) vm-big migrates back B → A and B is cut off from A for 30 s while the disk is on its way:
-//      the migration completes or fails cleanly, the VM is listed at exactly one site with its
-//      files complete there and nowhere else; every KPI row written at B meanwhile reaches A once.
+//  (b) vm-big migrates back B → A (A pulls from B) and B is cut off from A for 30 s while the disk
+//      is on its way, (c) then A → B again (B pulls, A's Controller waits on B's Initiate transfer)
+//      with the same cut: each migration completes or fails cleanly, the VM is listed at exactly one
+//      site with its files complete there and nowhere else; every KPI row written at B through both
+//      partitions reaches A once.
 
 const MiB = 1024 * 1024
 const WAN: LinkShape = { rttMs: 50, lossPercent: 1 }
@@ -124,18 +126,23 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     await writeFile(join(REPO_ROOT, 'bench', 'results', 'wan-migration.json'), JSON.stringify(figures, null, 2) + '\n')
   })
 
-  await t.test('(b) B cut off for 30 s while vm-big moves back: the VM ends at exactly one site; no row lost or doubled', async (t) => {
-    const fromEvent = a.daemon!.events().length
+  /**
+   * `fedvm migrate --vm vm-big` at A (the Controller) with B cut off for 30 s as soon as the
+   * Destination (`puller`) reports bytes on the way; afterwards exactly one site runs vm-big, with
+   * complete files there and none at the other, whether the migration completed or failed.
+   */
+  const migrateThroughPartition = async (t: Test, puller: DirSite, expected: { to: DirSite, from: DirSite }): Promise<void> => {
+    const fromEvent = puller.daemon!.events().length
     const migrating = a.cli('migrate', '--vm', BIG)
-    const progress = await a.daemon!.waitForEvent((e) => e.event === 'transfer-progress' && e.vm === BIG && (e.bytes as number) > 0, 60_000, fromEvent)
+    const progress = await puller.daemon!.waitForEvent((e) => e.event === 'transfer-progress' && e.vm === BIG && (e.bytes as number) > 0, 60_000, fromEvent)
     await network.partition(netB)
     const cutAt = Date.now()
-    t.comment(`B cut off with ${String(progress.bytes)} of ${String(progress.total)} bytes at A, after ${elapsed()}`)
+    t.comment(`B cut off with ${String(progress.bytes)} of ${String(progress.total)} bytes at ${puller.id}, after ${elapsed()}`)
     await sleep(PARTITION_MS)
     await network.heal(netB)
     const moved = await migrating
     const endedMs = Date.now() - cutAt
-    t.comment(`the migration ended ${endedMs} ms after the cut (${endedMs - PARTITION_MS} ms after the heal): ${moved.stdout.trim()}`)
+    t.comment(`the migration ended ${endedMs} ms after the cut (${endedMs - PARTITION_MS} ms after the heal): ${JSON.stringify(moved.json)}`)
     t.ok(endedMs < PARTITION_MS + 90_000, 'the migration did not hang')
 
     const [atA, atB] = [await a.locations(), await b.locations()]
@@ -146,15 +153,25 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     t.same(await digestsOf(join(runs, BIG)), bigDigests, `its files are complete where it runs (${hereA ? 'A' : 'B'})`)
     t.notOk(existsSync(join(other, BIG)), 'and there is no copy at the other site')
     if (moved.code === 0) {
-      t.match(moved.json, { outcome: 'migrated', destination: 'site-a', local: true }, 'the migration completed after the partition')
-      t.ok(hereA, 'at A')
+      t.match(moved.json, { outcome: 'migrated', destination: expected.to.id }, `the migration completed after the partition (at ${expected.to.id})`)
+      t.ok(expected.to === a ? hereA : hereB, `vm-big runs at ${expected.to.id}`)
       t.ok(moved.json.attempts >= 2, `Initiate was repeated after the partition (${String(moved.json.attempts)} attempts)`)
     } else {
       t.match(moved.json, { outcome: 'failed', retryable: true }, 'the migration failed cleanly')
-      t.ok(hereB, 'and the VM stays at B')
+      t.ok(expected.from === a ? hereA : hereB, `vm-big stays at ${expected.from.id}`)
     }
     t.match(atA.get(BIG), hereA ? { kind: 'host', target: 'a1' } : { kind: 'partner', target: 'site-b' }, 'A, the primary, knows where it is')
+  }
 
+  await t.test('(b) B (the Source) cut off for 30 s while vm-big moves back to A: the VM ends at exactly one site', async (t) => {
+    await migrateThroughPartition(t, a, { to: a, from: b })
+  })
+
+  await t.test('(c) B (the Destination) cut off for 30 s while vm-big moves A → B, the Controller waiting on B: exactly one site', async (t) => {
+    await migrateThroughPartition(t, b, { to: b, from: a })
+  })
+
+  await t.test('the KPI rows written at B through both partitions: every one once at A', async (t) => {
     writing = false
     t.equal(await writer, undefined, 'every write at B was committed')
     const values = await waitFor(`all ${written} rows at A`, () => { const v = usersAtA(); return v.length >= written && v }, 90_000, 200, logs)
