@@ -4,7 +4,8 @@ import { dirname } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { ready as sodiumReady } from '../protocol/crypto/sealed-box'
 import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './config/agent-config'
-import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
+import { descriptorFromText } from './descriptor/descriptor-text'
+import type { VmDescriptor } from './descriptor/vm-descriptor'
 import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
 import { followGuest } from './feed/follow-guest'
@@ -274,13 +275,13 @@ export class Agent {
 async function readDescriptors (config: AgentConfig): Promise<Map<string, VmDescriptor>> {
   const descriptors = new Map<string, VmDescriptor>()
   for (const [i, vm] of config.vms.entries()) {
-    let json: unknown
+    let text: string
     try {
-      json = JSON.parse(await readFile(vm.descriptor, 'utf8'))
+      text = await readFile(vm.descriptor, 'utf8')
     } catch (err) {
       throw new Error(`vms[${i}].descriptor: cannot read ${vm.descriptor}: ${(err as Error).message}`, { cause: err })
     }
-    descriptors.set(vm.name, parseDescriptor(json, `vms[${i}].descriptor (${vm.descriptor})`))
+    descriptors.set(vm.name, descriptorFromText(text, `vms[${i}].descriptor (${vm.descriptor})`))
   }
   return descriptors
 }

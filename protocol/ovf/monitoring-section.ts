@@ -59,6 +59,7 @@ export function readMonitoringSection (section: XmlElement, origins: Origins): {
   if (sites.length > 1) throw new DescriptorFormatError(sites[1].path, 'one primary site only')
   const site = sites[0]
   origins.record(['primarySite'], site.path)
+  for (const key of ['id', 'publicKey']) origins.record(['primarySite', key], `${site.path}/@${key}`)
   const primarySite = plainAttributes(site, origins, ['primarySite'])
   const monitoring = childrenNamed(section, FEDVM, 'Specifier').map((spec, i) => readSpecifier(spec, origins, ['monitoring', i]))
   return { primarySite, monitoring }
