@@ -161,6 +161,29 @@ export const COMMANDS: readonly Command[] = [
     }],
   },
   {
+    name: 'descriptor',
+    usage: 'fedvm descriptor from-ovf|to-ovf FILE',
+    summary: 'convert a VM descriptor between JSON and an OVF envelope with fedvm\'s monitoring section, checking it on the way',
+    example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
+    load: () => import('../../agent/descriptor/descriptor-command.js'),
+    subcommands: [
+      {
+        name: 'from-ovf',
+        usage: 'fedvm descriptor from-ovf FILE.ovf',
+        summary: 'print the JSON descriptor an OVF 2.x envelope holds: its VirtualSystem\'s id and hardware, fedvm\'s section; other sections are skipped',
+        options: [['FILE.ovf', 'the envelope (a package\'s .ovf file), or - for standard input']],
+        example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
+      },
+      {
+        name: 'to-ovf',
+        usage: 'fedvm descriptor to-ovf FILE.json',
+        summary: 'print an OVF 2.0 envelope for a JSON descriptor: id, resources, primary site and monitoring specifiers',
+        options: [['FILE.json', 'the descriptor, or - for standard input']],
+        example: 'fedvm descriptor to-ovf web-1.json > web-1.ovf',
+      },
+    ],
+  },
+  {
     name: 'seal',
     usage: 'fedvm seal --to PRIMARY_PUBLIC_KEY|FILE < value > sealed',
     summary: 'seal a value for the primary site (for encrypted/)',
