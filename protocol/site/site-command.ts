@@ -81,7 +81,7 @@ async function admin (config: SiteConfig, op: string, body: unknown): Promise<vo
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err
     if (err.code === 'partner-unreachable') {
-      const down = await probeDaemon(config.listen)
+      const down = await probeDaemon(config.listen, tls.fingerprint)
       if (down !== undefined) throw new DaemonUnreachableError(url, down, err)
     }
     process.stdout.write(`${JSON.stringify({ outcome: 'failed', code: err.code, retryable: err.retryable, detail: err.message, ...(err.downstreamCode ? { downstreamCode: err.downstreamCode } : {}) }, null, 2)}\n`)

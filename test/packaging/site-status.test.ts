@@ -1,9 +1,11 @@
 import t from 'tap'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer, type AddressInfo } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EXIT } from '../../packaging/bin/exit-codes'
+import { readTlsIdentity, writeTlsIdentity } from '../../protocol/crypto/tls-certificate'
 import { probeDaemon } from '../../protocol/site/daemon-probe'
 import { freePort } from '../support/free-port'
 import { FedvmDaemon, runFedvm } from '../protocol/support/fedvm-process'
@@ -11,13 +13,23 @@ import { FedvmDaemon, runFedvm } from '../protocol/support/fedvm-process'
 // `fedvm site status` (and every sub-command that asks the site's own daemon) says when that daemon
 // is down, instead of reporting a partner as unreachable.
 
-t.test('probeDaemon: undefined while something accepts connections, the reason once nothing does', async (t) => {
-  const server = createServer((socket) => socket.destroy())
+t.test('probeDaemon: undefined only when the site\'s own certificate answers; else why not', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedvm-probe-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await Promise.all([writeTlsIdentity(dir, 'site-a'), mkdir(join(dir, 'other')).then(() => writeTlsIdentity(join(dir, 'other'), 'site-a'))])
+  const [own, other] = await Promise.all([readTlsIdentity(dir), readTlsIdentity(join(dir, 'other'))])
+  const server = createTlsServer({ key: own.key, cert: own.cert }, (socket) => socket.end())
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  t.equal(await probeDaemon(`127.0.0.1:${port}`), undefined, 'a listener: reachable')
+  const listen = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  t.equal(await probeDaemon(listen, own.fingerprint), undefined, 'the site\'s certificate: the daemon is there')
+  t.match(await probeDaemon(listen, other.fingerprint), /a server there presents a certificate other than the site's tls\.crt/, 'another certificate: not the daemon')
   await new Promise((resolve) => server.close(resolve))
-  t.equal(await probeDaemon(`127.0.0.1:${port}`), 'ECONNREFUSED', 'closed: refused')
+  t.equal(await probeDaemon(listen, own.fingerprint), 'ECONNREFUSED', 'closed: refused')
+
+  const plain = createServer((socket) => socket.destroy())
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => plain.close(resolve)))
+  t.type(await probeDaemon(`127.0.0.1:${(plain.address() as AddressInfo).port}`, own.fingerprint), 'string', 'a program that speaks no TLS: not the daemon')
 })
 
 t.test('site status with the daemon down says so; with it up, answers', async (t) => {
