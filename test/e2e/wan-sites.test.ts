@@ -30,6 +30,8 @@ import { sleep, waitFor } from '../support/wait'
 
 const MiB = 1024 * 1024
 const WAN: LinkShape = { rttMs: 50, lossPercent: 1 }
+/** For the partitions: a 40 Mbit/s link keeps the disk on its way for seconds, so the cut finds it mid-transfer on any machine. */
+const SLOW_WAN: LinkShape = { ...WAN, mbitPerSecond: 40 }
 const PARTITION_MS = 30_000
 const BIG = 'vm-big'
 const WEB = 'web-1'
@@ -132,11 +134,13 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
    * complete files there and none at the other, whether the migration completed or failed.
    */
   const migrateThroughPartition = async (t: Test, puller: DirSite, expected: { to: DirSite, from: DirSite }): Promise<void> => {
+    await network.setShape(SLOW_WAN)
     const fromEvent = puller.daemon!.events().length
     const migrating = a.cli('migrate', '--vm', BIG)
     const progress = await puller.daemon!.waitForEvent((e) => e.event === 'transfer-progress' && e.vm === BIG && (e.bytes as number) > 0, 60_000, fromEvent)
     await network.partition(netB)
     const cutAt = Date.now()
+    t.ok((progress.bytes as number) < (progress.total as number), 'the cut finds the disk on its way')
     t.comment(`B cut off with ${String(progress.bytes)} of ${String(progress.total)} bytes at ${puller.id}, after ${elapsed()}`)
     await sleep(PARTITION_MS)
     await network.heal(netB)
@@ -161,6 +165,7 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
       t.ok(expected.from === a ? hereA : hereB, `vm-big stays at ${expected.from.id}`)
     }
     t.match(atA.get(BIG), hereA ? { kind: 'host', target: 'a1' } : { kind: 'partner', target: 'site-b' }, 'A, the primary, knows where it is')
+    await network.setShape(WAN)
   }
 
   await t.test('(b) B (the Source) cut off for 30 s while vm-big moves back to A: the VM ends at exactly one site', async (t) => {

@@ -4,14 +4,16 @@
 Usage: wan-link.py NETNS...   (as root; one TAP device `eth0` is made in each network namespace)
 
 Every Ethernet frame a site sends leaves its `eth0` (a TAP device whose file descriptor this process
-holds), is delayed by half the round-trip time, dropped with the loss probability, and written to
+holds), is delayed by half the round-trip time (plus its turn on a port of limited rate, if one is
+set: a port more than QUEUE_S behind drops, as a router's full buffer does), dropped with the loss
+probability, and written to
 the `eth0` of the site its destination MAC address was last seen at (every other site for broadcasts
 and unknown addresses): a learning switch with a slow, lossy port per site. A TAP device without a
 virtio-net header gets no offloads, so frames are at most one MTU, as on a wire. A cut site's frames
 vanish in both directions (no RST, no ICMP), as in an internet partition.
 
 Commands, one per line on stdin, each answered `ok COMMAND` on stdout:
-  shape RTT_MS LOSS_PERCENT   delay and loss for every frame from now on
+  shape RTT_MS LOSS_PERCENT [MBIT]   delay, loss and rate (0 or none: unlimited) for every frame from now on
   cut INDEX | heal INDEX      partition the INDEX-th site (0-based, argument order) / end that
 The process ends when stdin closes (its parent died or stopped it); the TAP devices go with it.
 """
@@ -30,6 +32,7 @@ TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 FRAME_MAX = 65536
+QUEUE_S = 0.25
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -65,6 +68,8 @@ def main():
     index_of = {fd: i for i, fd in enumerate(taps)}
     one_way = 0.0
     loss = 0.0
+    bits_per_s = 0.0
+    free_at = [0.0] * len(taps)  # when each site's port has sent what it holds
     cut = set()
     where = {}  # MAC address -> site index
     queue = []  # (due, seq, target index, frame)
@@ -101,6 +106,7 @@ def main():
                     if words[0] == 'shape':
                         one_way = float(words[1]) / 2000.0
                         loss = float(words[2]) / 100.0
+                        bits_per_s = float(words[3]) * 1e6 if len(words) > 3 else 0.0
                     elif words[0] == 'cut':
                         cut.add(int(words[1]))
                     elif words[0] == 'heal':
@@ -122,12 +128,19 @@ def main():
                 where[frame[6:12]] = source
                 known = where.get(frame[0:6])
                 targets = [known] if known is not None and known != source and not frame[0] & 1 else [i for i in range(len(taps)) if i != source]
-                due = time.monotonic() + one_way
+                arrived = time.monotonic()
                 for target in targets:
                     if target in cut or (loss > 0 and random.random() < loss):
                         continue
+                    sent = arrived
+                    if bits_per_s > 0:
+                        start = max(arrived, free_at[target])
+                        if start - arrived > QUEUE_S:
+                            continue
+                        sent = start + len(frame) * 8 / bits_per_s
+                        free_at[target] = sent
                     seq += 1
-                    heapq.heappush(queue, (due, seq, target, frame))
+                    heapq.heappush(queue, (sent + one_way, seq, target, frame))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@
  *
  * The link is wan-link.py, a user-space switch holding each site's eth0 (a TAP device): the kernels
  * of these machines have no sch_netem (`tc qdisc add … netem` answers "Specified qdisc kind is
- * unknown"), and the TAP path needs nothing but /dev/net/tun. `setShape()` sets RTT and loss,
+ * unknown"), and the TAP path needs nothing but /dev/net/tun. `setShape()` sets RTT, loss and rate,
  * `partition(site)` makes every frame to and from one site vanish (no RST, no ICMP, as on the
  * internet) until `heal(site)`. `destroy()` stops the link by PID and deletes the namespaces; register
  * it with t.teardown. If the test process dies, the link sees its stdin close and exits.
@@ -33,6 +33,8 @@ export interface LinkShape {
   rttMs: number
   /** Frames lost in each direction, in percent. */
   lossPercent: number
+  /** Each site's port sends at most this many Mbit/s (a WAN link's bandwidth); unlimited when absent. */
+  mbitPerSecond?: number
 }
 
 export class WanNetwork {
@@ -69,7 +71,7 @@ export class WanNetwork {
   }
 
   async setShape (shape: LinkShape): Promise<void> {
-    await this.command(`shape ${shape.rttMs} ${shape.lossPercent}`)
+    await this.command(`shape ${shape.rttMs} ${shape.lossPercent} ${shape.mbitPerSecond ?? 0}`)
   }
 
   /** Nothing reaches `site` and nothing leaves it. */
