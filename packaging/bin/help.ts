@@ -18,7 +18,7 @@ export function overview (commands: readonly Command[], version: string): string
   const width = Math.max(...commands.map((command) => command.name.length))
   const lines = commands.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}\n  ${' '.repeat(width)}  ${command.usage}`)
   return `fedvm ${version}: monitoring and migration of VMs in federated clouds\n\nCommands:\n${lines.join('\n')}\n\n` +
-    'fedvm help COMMAND [SUB-COMMAND] (or COMMAND --help) shows a command\'s options and an example.\n'
+    'fedvm help COMMAND [SUB-COMMAND] (or fedvm COMMAND [SUB-COMMAND] --help) shows its options and an example.\n'
 }
 
 /**
@@ -32,7 +32,7 @@ export function commandHelp ({ command, sub }: Resolved): string {
   const width = Math.max(...subs.map((s) => s.name.length))
   const list = subs.map((s) => `  ${s.name.padEnd(width)}  ${s.usage}\n  ${' '.repeat(width)}  ${s.summary}\n`).join('')
   return `usage: ${command.usage}\n${command.summary}\n\nSub-commands:\n${list}\nExample:\n  ${command.example}\n\n` +
-    `fedvm help ${command.name} SUB-COMMAND (or ${command.name} SUB-COMMAND --help) shows its options and an example.\n`
+    `fedvm help ${command.name} SUB-COMMAND (or fedvm ${command.name} SUB-COMMAND --help) shows its options and an example.\n`
 }
 
 function entry (help: Help): string {
