@@ -4,15 +4,16 @@ import { dirname } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { ready as sodiumReady } from '../protocol/crypto/sealed-box'
 import { listenAddress, loadConfig, type AgentConfig, type VmConfig } from './config/agent-config'
-import { parseDescriptor, type VmDescriptor } from './descriptor/vm-descriptor'
+import { descriptorFromText } from './descriptor/descriptor-text'
+import type { VmDescriptor } from './descriptor/vm-descriptor'
 import { VmMonitor } from './engine/vm-monitor'
 import { FeedClient } from './feed/feed-client'
 import { followGuest } from './feed/follow-guest'
 import { readHandover, writeHandover } from './feed/feed-handover'
 import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
-import { consumerName, createConsumer } from './outputs/create-consumer'
-import type { OutboxConsumer } from './outputs/outbox-consumer'
+import { consumerName, type OutboxConsumer } from './outputs/outbox-consumer'
+import { createConsumer } from './outputs/create-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
 import { AgentStore } from './state/agent-store'
 import { VERSION } from './build-info'
@@ -47,7 +48,7 @@ export class Agent {
   private config: AgentConfig
   private poller?: DataPointPoller
   private hypervisor?: Hypervisor
-  /** `discover`: VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
+  /** `discover` (issue 6 §3): VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
   private discovery?: VmDiscovery
   private discovered: ReadonlyMap<string, DiscoveredVm> = new Map()
   private configuredDescriptors = new Map<string, VmDescriptor>()
@@ -66,13 +67,14 @@ export class Agent {
     const config = await loadConfig(configFile)
     const descriptors = await readDescriptors(config)
     await sodiumReady()
-    const store = new AgentStore(config.stateDir)
+    const store = new AgentStore(config.stateDir, log)
     const { host, port } = listenAddress(config.listen)
     const holder: { agent?: Agent } = {}
     const registry = createAgentRegistry({
       monitors: () => [...(holder.agent?.vms.values() ?? [])].map((vm) => vm.monitor),
       consumers: () => holder.agent?.consumers.values() ?? [],
       store,
+      storage: store.health,
       version: VERSION,
     })
     const server = await startMetricsServer(registry, host, port)
@@ -177,6 +179,7 @@ export class Agent {
           store: this.store,
           consumers: () => [...this.consumers.keys()],
           delivered: () => this.kickConsumers(),
+          log: this.log,
         })
         running = { config: vmConfig, monitor }
         this.vms.set(vmConfig.name, running)
@@ -272,13 +275,13 @@ export class Agent {
 async function readDescriptors (config: AgentConfig): Promise<Map<string, VmDescriptor>> {
   const descriptors = new Map<string, VmDescriptor>()
   for (const [i, vm] of config.vms.entries()) {
-    let json: unknown
+    let text: string
     try {
-      json = JSON.parse(await readFile(vm.descriptor, 'utf8'))
+      text = await readFile(vm.descriptor, 'utf8')
     } catch (err) {
       throw new Error(`vms[${i}].descriptor: cannot read ${vm.descriptor}: ${(err as Error).message}`, { cause: err })
     }
-    descriptors.set(vm.name, parseDescriptor(json, `vms[${i}].descriptor (${vm.descriptor})`))
+    descriptors.set(vm.name, descriptorFromText(text, `vms[${i}].descriptor (${vm.descriptor})`))
   }
   return descriptors
 }

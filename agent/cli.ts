@@ -1,12 +1,16 @@
 import { parseArgs } from 'node:util'
-import { UsageError } from '../protocol/cli/usage-error'
 import { Agent } from './agent'
-import { EXIT } from '../protocol/cli/exit-codes'
+
+/** A command line that cannot be run as given; fedvm's dispatcher knows it by its code and shows the usage. */
+class UsageError extends Error {
+  readonly code = 'usage'
+}
 
 /** `fedvm agent run --config FILE`: runs until SIGINT/SIGTERM; SIGHUP reloads the config and descriptors. */
-export async function run (argv: string[]): Promise<number> {
+export async function run (argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' } } })
-  if (positionals[0] !== 'run' || positionals.length !== 1) throw new UsageError('the agent command is `fedvm agent run --config FILE`')
+  if (positionals[0] !== 'run') throw new UsageError(positionals[0] === undefined ? 'a sub-command is missing (run)' : `unknown agent sub-command "${positionals[0]}"`)
+  if (positionals.length !== 1) throw new UsageError(`unexpected argument "${positionals[1]}"`)
   if (!values.config) throw new UsageError('--config FILE is required')
   const log = (line: string) => process.stderr.write(`${line}\n`)
   const agent = await Agent.start(values.config, log)
@@ -17,5 +21,4 @@ export async function run (argv: string[]): Promise<number> {
   })
   await agent.stop()
   log('agent: stopped')
-  return EXIT.OK
 }

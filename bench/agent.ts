@@ -11,6 +11,7 @@ import { parseArgs, promisify } from 'node:util'
 import { Gauge, Registry } from 'prom-client'
 import { createAgentRegistry } from '../agent/outputs/agent-metrics'
 import { KpiView } from '../agent/engine/kpi-view'
+import { StorageHealth } from '../agent/state/storage-health'
 import { startGuestfsProcess } from '../guestfs/guestfs-process'
 import { writeSealKeyPair } from '../protocol/crypto/key-files'
 
@@ -65,7 +66,7 @@ async function measureRender (): Promise<Record<string, number>> {
     view.record({ v: 1, t: 'row', seq: '1', kpi: 'app', ts: Date.now(), cols: Array.from({ length: 20 }, (_, c) => `c${c}`), vals: Array.from({ length: 20 }, (_, c) => vm * 100 + c) })
     return { vm: `vm-${vm}`, view }
   })
-  const registry = createAgentRegistry({ monitors: () => monitors as never, consumers: () => [], store: undefined as never, version: 'bench' })
+  const registry = createAgentRegistry({ monitors: () => monitors as never, consumers: () => [], store: undefined as never, storage: new StorageHealth(() => {}), version: 'bench' })
   const plain = new Registry()
   const gauge = new Gauge({ name: 'fedvm_kpi', help: 'h', labelNames: ['domain', 'kpi', 'column'], registers: [plain] })
   for (const m of monitors) for (const [column, value] of m.view.kpis.get('app')!.values) gauge.set({ domain: m.vm, kpi: 'app', column }, value)

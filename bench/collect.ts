@@ -21,7 +21,8 @@ import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { startTestDomain, waitGuestReady } from '../test/support/vm/test-domain'
 import { VIRSH_GROUPS } from '../test/support/vm/capture-stats-fixture'
-import { agentCost, median, scaledReply, ReplayHypervisor, type Cost } from './collect-replay'
+import { scaledReply } from '../test/host/support/stats-reply'
+import { agentCost, median, ReplayHypervisor, type Cost } from './collect-replay'
 
 const run = promisify(execFile)
 

@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util'
-import { UsageError } from '../protocol/cli/usage-error'
 import { mountGuestfs } from './mount'
-import { EXIT } from '../protocol/cli/exit-codes'
 
+/** A command line that cannot be run as given; fedvm's dispatcher knows it by its code and shows the usage. */
+class UsageError extends Error {
+  readonly code = 'usage'
+}
 
 /** `fedvm guestfs mount`: serves the KPI filesystem in the foreground until SIGINT or SIGTERM. */
-export async function run (argv: string[]): Promise<number> {
+export async function run (argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -25,5 +27,4 @@ export async function run (argv: string[]): Promise<number> {
   })
   await guestfs.close()
   process.stderr.write(`guestfs: unmounted ${mountpoint}\n`)
-  return EXIT.OK
 }

@@ -21,75 +21,80 @@
  *
  * A data point the hypervisor did not report (no balloon driver, inactive domain) is absent.
  */
+import { kibToBytes, nsToSeconds } from './base-units'
 import type { BlockStats, DomainStats, InterfaceStats } from './hypervisor'
 
-const NS = 1e-9
-const KIB = 1024
+type Convert = (value: number) => number
+const same: Convert = v => v
 
 const NET: Array<[string, keyof InterfaceStats]> = [
   ['rx_bytes', 'rxBytes'], ['rx_pkts', 'rxPackets'], ['rx_errs', 'rxErrors'], ['rx_drop', 'rxDrops'],
   ['tx_bytes', 'txBytes'], ['tx_pkts', 'txPackets'], ['tx_errs', 'txErrors'], ['tx_drop', 'txDrops']
 ]
 
-const BLOCK: Array<[string, keyof BlockStats, number]> = [
-  ['rd_bytes', 'rdBytes', 1], ['rd_reqs', 'rdReqs', 1], ['rd_times', 'rdTimesNs', NS],
-  ['wr_bytes', 'wrBytes', 1], ['wr_reqs', 'wrReqs', 1], ['wr_times', 'wrTimesNs', NS],
-  ['fl_reqs', 'flReqs', 1], ['fl_times', 'flTimesNs', NS],
-  ['allocation', 'allocation', 1], ['capacity', 'capacity', 1], ['physical', 'physical', 1]
+const BLOCK: Array<[string, keyof BlockStats, Convert]> = [
+  ['rd_bytes', 'rdBytes', same], ['rd_reqs', 'rdReqs', same], ['rd_times', 'rdTimesNs', nsToSeconds],
+  ['wr_bytes', 'wrBytes', same], ['wr_reqs', 'wrReqs', same], ['wr_times', 'wrTimesNs', nsToSeconds],
+  ['fl_reqs', 'flReqs', same], ['fl_times', 'flTimesNs', nsToSeconds],
+  ['allocation', 'allocation', same], ['capacity', 'capacity', same], ['physical', 'physical', same]
 ]
 
 export function domainDataPoints (d: DomainStats): Map<string, number> {
   const out = new Map<string, number>()
-  const set = (name: string, value: number | undefined, scale = 1): void => {
-    if (value !== undefined && Number.isFinite(value)) out.set(name, value * scale)
+  const set = (name: string, value: number | undefined, convert: Convert = same): void => {
+    if (value !== undefined && Number.isFinite(value)) out.set(name, convert(value))
   }
-  const addTo = (name: string, value: number): void => { out.set(name, (out.get(name) ?? 0) + value) }
 
   set('state.state', d.state.code)
   set('state.reason', d.state.reason)
   if (d.cpu !== undefined) {
-    set('cpu.time', d.cpu.timeNs, NS)
-    set('cpu.user', d.cpu.userNs, NS)
-    set('cpu.system', d.cpu.systemNs, NS)
+    set('cpu.time', d.cpu.timeNs, nsToSeconds)
+    set('cpu.user', d.cpu.userNs, nsToSeconds)
+    set('cpu.system', d.cpu.systemNs, nsToSeconds)
   }
   const b = d.balloon
   if (b !== undefined) {
-    set('balloon.current', b.currentKiB, KIB)
-    set('balloon.maximum', b.maximumKiB, KIB)
-    set('balloon.swap_in', b.swapInKiB, KIB)
-    set('balloon.swap_out', b.swapOutKiB, KIB)
+    set('balloon.current', b.currentKiB, kibToBytes)
+    set('balloon.maximum', b.maximumKiB, kibToBytes)
+    set('balloon.swap_in', b.swapInKiB, kibToBytes)
+    set('balloon.swap_out', b.swapOutKiB, kibToBytes)
     set('balloon.major_fault', b.majorFault)
     set('balloon.minor_fault', b.minorFault)
-    set('balloon.unused', b.unusedKiB, KIB)
-    set('balloon.available', b.availableKiB, KIB)
-    set('balloon.usable', b.usableKiB, KIB)
-    set('balloon.rss', b.rssKiB, KIB)
-    set('balloon.disk_caches', b.diskCachesKiB, KIB)
+    set('balloon.unused', b.unusedKiB, kibToBytes)
+    set('balloon.available', b.availableKiB, kibToBytes)
+    set('balloon.usable', b.usableKiB, kibToBytes)
+    set('balloon.rss', b.rssKiB, kibToBytes)
+    set('balloon.disk_caches', b.diskCachesKiB, kibToBytes)
   }
   if (d.vcpu !== undefined) {
     set('vcpu.current', d.vcpu.current)
     set('vcpu.maximum', d.vcpu.maximum)
     for (const v of d.vcpu.vcpus) {
       set(`vcpu.${v.index}.state`, v.state)
-      set(`vcpu.${v.index}.time`, v.timeNs, NS)
-      set(`vcpu.${v.index}.wait`, v.waitNs, NS)
-      set(`vcpu.${v.index}.delay`, v.delayNs, NS)
+      set(`vcpu.${v.index}.time`, v.timeNs, nsToSeconds)
+      set(`vcpu.${v.index}.wait`, v.waitNs, nsToSeconds)
+      set(`vcpu.${v.index}.delay`, v.delayNs, nsToSeconds)
     }
   }
-  for (const n of d.interfaces) {
-    for (const [key, field] of NET) {
+  for (const [key, field] of NET) {
+    let sum = 0
+    for (const n of d.interfaces) {
       const value = n[field] as number
       set(`net.${n.name}.${key}`, value)
-      addTo(`net.${key}`, value)
+      sum += value
     }
+    if (d.interfaces.length > 0) set(`net.${key}`, sum)
   }
-  for (const blk of d.blocks) {
-    for (const [key, field, scale] of BLOCK) {
+  for (const [key, field, convert] of BLOCK) {
+    // Summed in libvirt's units and converted once: a sum of converted values would add their rounding.
+    let sum: number | undefined
+    for (const blk of d.blocks) {
       const value = blk[field] as number | undefined
       if (value === undefined) continue
-      set(`block.${blk.name}.${key}`, value, scale)
-      addTo(`block.${key}`, value * scale)
+      set(`block.${blk.name}.${key}`, value, convert)
+      sum = (sum ?? 0) + value
     }
+    set(`block.${key}`, sum, convert)
   }
   return out
 }

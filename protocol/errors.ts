@@ -81,3 +81,13 @@ export class ConfigError extends Error {
     this.field = field
   }
 }
+
+/** A command line that cannot be run as given: the message says what to change. fedvm's dispatcher knows it by its code. */
+export class UsageError extends Error {
+  readonly code = 'usage'
+
+  constructor (message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UsageError'
+  }
+}

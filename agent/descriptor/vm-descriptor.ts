@@ -4,11 +4,12 @@ import { AgentError } from '../errors'
 import { describeIssues } from '../../protocol/zod-issues'
 import { PROCESSING_FUNCTIONS } from '../processing/functions'
 import { PREDICATE_OPS } from '../processing/predicate'
+import { parseKpiMetric, type KpiTarget } from './kpi-metric'
 
 const BASE64_KEY = /^[A-Za-z0-9+/]{43}=$/
 
-/** `kpi:TABLE.COLUMN` (split at the last dot), `kpi:TABLE` for an encrypted KPI, or a hypervisor data point. */
-const METRIC = /^(kpi:.*[^.]|[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)$/
+/** A KPI (`kpi:TABLE.COLUMN`, `kpi:TABLE`: its grammar is agent/descriptor/kpi-metric.ts) or a hypervisor data point. */
+const METRIC = /^(kpi:.+|[a-z][a-z0-9_]*(\.[a-z0-9_]+)+)$/
 /** Node's timers take at most 2^31-1 ms; a longer interval would fire after 1 ms, again and again. */
 const MAX_INTERVAL_MS = 2 ** 31 - 1
 const interval = z.number().int().min(0).max(MAX_INTERVAL_MS, `must be at most ${MAX_INTERVAL_MS} ms (about 24.8 days)`)
@@ -22,8 +23,13 @@ export const SpecifierSchema = z.object({
   when: z.object({ op: z.enum(PREDICATE_OPS), value: z.number() }).strict().optional(),
   encrypt: z.boolean().default(false),
 }).strict().superRefine((spec, ctx) => {
-  if (!spec.metric.startsWith('kpi:') && !isDataPointName(spec.metric)) {
+  const kpi = spec.metric.startsWith('kpi:') ? parseKpiMetric(spec.metric) : undefined
+  if (kpi === undefined && !isDataPointName(spec.metric)) {
     ctx.addIssue({ code: 'custom', path: ['metric'], message: `unknown hypervisor data point "${spec.metric}" (see host/data-points.ts for the list)` })
+  }
+  if (kpi !== undefined && 'error' in kpi) {
+    ctx.addIssue({ code: 'custom', path: ['metric'], message: kpi.error })
+    return
   }
   if (spec.format === 'processed' && !spec.function) {
     ctx.addIssue({ code: 'custom', path: ['function'], message: 'processed format needs a function (min, max, mean or median)' })
@@ -32,7 +38,7 @@ export const SpecifierSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['function'], message: 'a raw specifier takes no function' })
   }
   // Contract 3: an encrypted KPI (kpi:TABLE) is raw only; the host can neither process nor compare sealed values.
-  if (kpiTarget(spec.metric)?.column === undefined && spec.metric.startsWith('kpi:')) {
+  if (kpi !== undefined && kpi.column === undefined) {
     if (spec.format !== 'raw') ctx.addIssue({ code: 'custom', path: ['format'], message: 'an encrypted KPI (kpi:TABLE) is delivered raw only' })
     if (spec.when) ctx.addIssue({ code: 'custom', path: ['when'], message: 'an encrypted KPI (kpi:TABLE) is opaque: no predicate can be evaluated on it' })
   }
@@ -59,10 +65,10 @@ export function parseDescriptor (json: unknown, source: string): VmDescriptor {
   return result.data
 }
 
-/** A KPI metric's table and column; the column is absent for an encrypted KPI (`kpi:TABLE`). */
-export function kpiTarget (metric: string): { table: string, column?: string } | undefined {
+/** A valid specifier's KPI (table and column; no column for an encrypted KPI), or undefined for a hypervisor data point. */
+export function kpiTarget (metric: string): KpiTarget | undefined {
   if (!metric.startsWith('kpi:')) return undefined
-  const name = metric.slice(4)
-  const dot = name.lastIndexOf('.')
-  return dot > 0 ? { table: name.slice(0, dot), column: name.slice(dot + 1) } : { table: name }
+  const target = parseKpiMetric(metric)
+  if ('error' in target) throw new Error(`not a valid KPI metric (descriptors are validated at load): ${target.error}`)
+  return target
 }

@@ -1,6 +1,7 @@
 import { domainDataPoints } from '../../host/data-points'
 import type { DomainRef, Hypervisor } from '../../host/hypervisor'
 import type { AgentStore } from '../state/agent-store'
+import { isStorageError } from '../state/storage-health'
 import type { VmMonitor } from './vm-monitor'
 
 /**
@@ -53,9 +54,11 @@ export class DataPointPoller {
             if (value !== undefined) monitor.ingestDataPoint(name, { ts, value })
           }
         }
-      })
+      }, 'datapoints')
       this.failing = false
     } catch (err) {
+      // The store refused (counted and logged there): this poll's readings are dropped, the next poll reads again.
+      if (isStorageError(err)) return
       if (!this.failing) this.log(`data points: hypervisor read failed (logged once until it works again): ${(err as Error).message}`)
       this.failing = true
       this.refsReadAt = 0

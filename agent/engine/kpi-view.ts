@@ -15,13 +15,13 @@ export class KpiView {
   readonly processed = new Map<string, { metric: string, fn: ProcessingFunction, value: number }>()
   guest: { committed: number, refused: number } = { committed: 0, refused: 0 }
   feedConnected = false
-  /** `table.column` of KPIs whose specifiers ask for encryption: their values stay off /metrics. */
+  /** Table and column (joined by NUL: names may hold dots) of KPIs whose specifiers ask for encryption: their values stay off /metrics. */
   private hidden = new Set<string>()
 
-  setHidden (columns: string[]): void {
-    this.hidden = new Set(columns)
+  setHidden (columns: Array<[table: string, column: string]>): void {
+    this.hidden = new Set(columns.map(([table, column]) => hiddenKey(table, column)))
     for (const [table, state] of this.kpis) {
-      for (const column of state.values.keys()) if (this.hidden.has(`${table}.${column}`)) state.values.delete(column)
+      for (const column of state.values.keys()) if (this.hidden.has(hiddenKey(table, column))) state.values.delete(column)
     }
   }
 
@@ -36,7 +36,7 @@ export class KpiView {
     if (!row.cols || !row.vals) return
     for (let i = 0; i < row.cols.length; i++) {
       const value = row.vals[i]
-      if (typeof value === 'number' && !this.hidden.has(`${row.kpi}.${row.cols[i]}`)) state.values.set(row.cols[i], value)
+      if ((typeof value === 'number' || typeof value === 'bigint') && !this.hidden.has(hiddenKey(row.kpi, row.cols[i]))) state.values.set(row.cols[i], Number(value))
     }
   }
 
@@ -47,4 +47,8 @@ export class KpiView {
   recordStats (stats: StatsFrame): void {
     this.guest = { committed: stats.committed, refused: stats.refused }
   }
+}
+
+function hiddenKey (table: string, column: string): string {
+  return `${table}\u0000${column}`
 }

@@ -2,17 +2,21 @@ import type { RowFrame } from '../../protocol/kpi-feed/frames'
 import { sealSync } from '../../protocol/crypto/sealed-box'
 import type { VmDescriptor } from '../descriptor/vm-descriptor'
 import type { AgentStore } from '../state/agent-store'
+import { isStorageError, type StorageOp } from '../state/storage-health'
 import { evaluate, type Sample, type WindowResult } from '../processing/window'
 import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
-import type { Delivery } from '../../protocol/relay/delivery'
+import { stringifyExact } from './exact-json'
+import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
 import { KpiView } from './kpi-view'
+import { formatKpiMetric } from '../descriptor/kpi-metric'
 
 export interface MonitorOutputs {
   readonly store: AgentStore
   /** Consumer names; every delivery is queued once per consumer. */
   readonly consumers: () => readonly string[]
-  /** Called after a delivery was queued (outside the transaction is up to the caller). */
+  /** Called once a delivery's queueing committed. */
   readonly delivered: (delivery: Delivery) => void
+  readonly log?: (line: string) => void
 }
 
 /**
@@ -24,6 +28,11 @@ export class VmMonitor {
   private specs: CompiledSpecifier[] = []
   private timers: NodeJS.Timeout[] = []
   private publicKey: Uint8Array = new Uint8Array(32)
+  /**
+   * `TABLE.COLUMN` texts of column specifiers: an encrypted KPI of that very name is most likely what
+   * the specifier meant (`kpi:revenue.v2` for the encrypted revenue.v2, which is `kpi:"revenue.v2"`).
+   */
+  private misread = new Map<string, string>()
 
   constructor (readonly vm: string, private readonly outputs: MonitorOutputs) {}
 
@@ -32,11 +41,13 @@ export class VmMonitor {
     const next = descriptor.monitoring.map(compileSpecifier)
     const kept = new Set(next.map((c) => c.key))
     const removed = this.specs.filter((c) => !kept.has(c.key))
-    this.outputs.store.transaction(() => { for (const c of removed) this.flushWindow(c, Date.now()) })
+    // If the store refuses, the removed specifiers' samples stay in it undelivered: the new specifiers still apply.
+    this.guarded(() => { for (const c of removed) this.flushWindow(c, Date.now()) })
     this.stopTimers()
     this.specs = next
     this.publicKey = new Uint8Array(Buffer.from(descriptor.primarySite.publicKey, 'base64'))
-    this.view.setHidden(next.filter((c) => c.spec.encrypt && c.kpi?.column).map((c) => `${c.kpi!.table}.${c.kpi!.column}`))
+    this.view.setHidden(next.filter((c) => c.spec.encrypt && c.kpi?.column).map((c) => [c.kpi!.table, c.kpi!.column!]))
+    this.misread = new Map(next.flatMap((c) => (c.kpi?.column === undefined ? [] : [[`${c.kpi.table}.${c.kpi.column}`, c.spec.metric]])))
     for (const c of next) this.startTimers(c)
   }
 
@@ -46,7 +57,7 @@ export class VmMonitor {
 
   /** The VM is no longer followed here (it left the host): every open window is delivered now, then the timers stop. */
   finish (): void {
-    this.outputs.store.transaction(() => { for (const c of this.specs) this.flushWindow(c, Date.now()) })
+    this.guarded(() => { for (const c of this.specs) this.flushWindow(c, Date.now()) })
     this.stopTimers()
   }
 
@@ -62,8 +73,14 @@ export class VmMonitor {
    */
   ingest (rows: readonly RowFrame[], epoch = ''): void {
     const prefix = epoch ? `${epoch.slice(0, 12)}.` : ''
+    // Counted once stored: a batch the store refuses comes again from the guest.
+    this.outputs.store.afterCommit(() => {
+      for (const row of rows) {
+        this.view.record(row)
+        if (row.sealed !== undefined && this.misread.size > 0) this.warnMisread(row.kpi)
+      }
+    })
     for (const row of rows) {
-      this.view.record(row)
       for (const c of this.specs) {
         const sample = sampleOf(c, row)
         if (sample === undefined) continue
@@ -71,6 +88,14 @@ export class VmMonitor {
         else this.take(c, sample, prefix + row.seq)
       }
     }
+  }
+
+  /** Says once that a specifier reads a column where an encrypted KPI of the same text exists. */
+  private warnMisread (table: string): void {
+    const metric = this.misread.get(table)
+    if (metric === undefined) return
+    this.misread.delete(table)
+    this.outputs.log?.(`agent: ${this.vm}: ${metric} reads a column of an unencrypted KPI, but the guest has an encrypted KPI named ${JSON.stringify(table)}: that one is ${formatKpiMetric({ table })}`)
   }
 
   /** A hypervisor data point's reading, for specifiers that ask for it. */
@@ -94,10 +119,10 @@ export class VmMonitor {
   private startTimers (c: CompiledSpecifier): void {
     const { monitoringIntervalMs, deliveryIntervalMs } = c.spec
     if (monitoringIntervalMs > 0) {
-      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.monitorTick(c)), monitoringIntervalMs))
+      this.timers.push(setInterval(() => this.guarded(() => this.monitorTick(c)), monitoringIntervalMs))
     }
     if (deliveryIntervalMs > 0) {
-      this.timers.push(setInterval(() => this.outputs.store.transaction(() => this.flushWindow(c, Date.now())), deliveryIntervalMs))
+      this.timers.push(setInterval(() => this.guarded(() => this.flushWindow(c, Date.now())), deliveryIntervalMs))
     }
   }
 
@@ -123,10 +148,10 @@ export class VmMonitor {
       result.samples.forEach((s, i) => deliveries.push({ ...base, id: `${this.vm}:${c.key}:${suffix}:${i}`, from: s.ts, to: s.ts, sealed: String(s.value) }))
     } else {
       // Only opaque (sealed) windows hold string values, and they took the branch above.
-      const payload = result.format === 'raw' ? { samples: result.samples as Array<{ ts: number, value: number }> } : { function: result.function, value: result.value }
+      const payload = result.format === 'raw' ? { samples: result.samples as Array<{ ts: number, value: number | bigint }> } : { function: result.function, value: result.value }
       const id = `${this.vm}:${c.key}:${suffix}`
       if (c.spec.encrypt) {
-        const sealed = sealSync(Buffer.from(JSON.stringify(payload)), this.publicKey).toString('base64')
+        const sealed = sealSync(Buffer.from(stringifyExact(payload)), this.publicKey).toString('base64')
         deliveries.push({ ...base, id, ...(result.format === 'processed' ? { function: result.function } : {}), sealed })
       } else {
         deliveries.push({ ...base, id, ...payload })
@@ -134,8 +159,22 @@ export class VmMonitor {
     }
     for (const delivery of deliveries) {
       for (const consumer of this.outputs.consumers()) this.outputs.store.enqueue(consumer, delivery)
-      if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
-      this.outputs.delivered(delivery)
+      this.outputs.store.afterCommit(() => {
+        if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
+        this.outputs.delivered(delivery)
+      })
+    }
+  }
+
+  /**
+   * Runs fn in its own transaction; a write the store refuses (a full disk: counted and logged by
+   * the store) leaves the window as it was, so the next tick delivers it.
+   */
+  private guarded (fn: () => void, op: StorageOp = 'window'): void {
+    try {
+      this.outputs.store.transaction(fn, op)
+    } catch (err) {
+      if (!isStorageError(err)) throw err
     }
   }
 
@@ -157,5 +196,5 @@ function sampleOf (c: CompiledSpecifier, row: RowFrame): Sample | undefined {
   if (c.kpi.column === undefined || !row.cols || !row.vals) return undefined
   const index = row.cols.indexOf(c.kpi.column)
   const value = index >= 0 ? row.vals[index] : undefined
-  return typeof value === 'number' ? { ts: row.ts, value } : undefined
+  return typeof value === 'number' || typeof value === 'bigint' ? { ts: row.ts, value } : undefined
 }

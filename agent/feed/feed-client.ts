@@ -51,6 +51,8 @@ export class FeedClient {
   private batchTimer?: NodeJS.Timeout
   /** The guest database's epoch, when the guest takes acks; undefined until its stats say so. */
   private ackEpoch?: string
+  /** The latest batch could not be stored (a full disk): reconnects keep backing off instead of asking for it at once. */
+  private storeFailing = false
 
   constructor (private readonly options: FeedClientOptions) {}
 
@@ -90,7 +92,7 @@ export class FeedClient {
       helloTimer = setTimeout(sayHello, HELLO_RETRY_MS)
     }
     socket.on('connect', () => {
-      this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
+      if (!this.storeFailing) this.backoffMs = MIN_BACKOFF_MS // a guest that restarted is followed again at once
       this.options.onConnected(true)
       sayHello()
     })
@@ -167,6 +169,7 @@ export class FeedClient {
     this.pending = []
     try {
       this.options.onRows(rows)
+      this.storeFailing = false
       this.backoffMs = MIN_BACKOFF_MS
       const socket = this.socket
       if (this.ackEpoch !== undefined && socket && socket.writable) {
@@ -175,6 +178,7 @@ export class FeedClient {
     } catch (err) {
       // Nothing of the batch was kept (one transaction): reconnecting asks for it again.
       this.options.log(`feed ${this.options.endpoint}: could not store rows: ${(err as Error).message}`)
+      this.storeFailing = true
       this.socket?.destroy()
     }
   }

@@ -2,11 +2,14 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import type { VmMonitor } from '../engine/vm-monitor'
 import type { OutboxConsumer } from './outbox-consumer'
 import type { AgentStore } from '../state/agent-store'
+import { isStorageError, type StorageHealth } from '../state/storage-health'
 
 export interface MetricsSources {
   monitors: () => Iterable<VmMonitor>
   consumers: () => Iterable<OutboxConsumer>
   store: AgentStore
+  /** Whether the store's writes succeed (the store's own, apart so a registry can be built without a store). */
+  storage: StorageHealth
   version: string
 }
 
@@ -66,7 +69,27 @@ export function createAgentRegistry (sources: MetricsSources): Registry {
     name: 'fedvm_delivery_queue_length', help: 'Deliveries in the durable outbox not yet acknowledged, per consumer.', labelNames: ['consumer'], registers,
     collect () {
       this.reset()
-      for (const c of sources.consumers()) this.set({ consumer: c.name }, sources.store.queueLength(c.name))
+      for (const c of sources.consumers()) {
+        try {
+          this.set({ consumer: c.name }, sources.store.queueLength(c.name))
+        } catch (err) {
+          // An unreadable store (an I/O error) leaves the series out: the rest of /metrics, storage health included, still answers.
+          if (!isStorageError(err)) throw err
+        }
+      }
+    },
+  })
+  new Counter({
+    name: 'fedvm_agent_storage_errors_total', help: 'Writes to the agent\'s state (stateDir) that SQLite refused (a full disk, an I/O error), per operation; each is retried.', labelNames: ['op'], registers,
+    collect () {
+      this.reset()
+      for (const [op, count] of sources.storage.errors) this.inc({ op }, count)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_agent_storage_up', help: '1 while the agent\'s latest write to its state succeeded, 0 while writes fail.', registers,
+    collect () {
+      this.set(sources.storage.up ? 1 : 0)
     },
   })
   new Gauge({

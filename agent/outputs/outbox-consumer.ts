@@ -1,3 +1,5 @@
+import type { ConsumerConfig } from '../config/agent-config'
+
 /**
  * One consumer of the durable outbox: it sends the deliveries queued under its `name` and removes
  * each only once the receiver acknowledged it (2xx for HTTP, a JetStream PubAck for NATS).
@@ -9,4 +11,9 @@ export interface OutboxConsumer {
   start (): void
   kick (): void
   stop (): void
+}
+
+/** The outbox key of a consumer: its `name`, else the URL (http) or `nats:SITE` (nats). */
+export function consumerName (config: ConsumerConfig): string {
+  return config.name ?? (config.type === 'http' ? config.url : `nats:${config.site}`)
 }

@@ -1,4 +1,5 @@
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
+import { isStorageError } from '../state/storage-health'
 import { backoffMs } from '../../protocol/backoff'
 
 const BACKOFF = { minMs: 200, maxMs: 30_000, jitter: true }
@@ -92,6 +93,10 @@ export class OutboxSender {
           store.retryLater(failed, Date.now() + backoffMs(attempts, BACKOFF))
         }
       }
+    } catch (err) {
+      // The store refused a write (counted and logged there): acknowledged deliveries it could not
+      // remove are sent again (their ids make that harmless); the idle poll tries again.
+      if (!isStorageError(err)) throw err
     } finally {
       this.sending = false
       this.schedule(IDLE_POLL_MS)

@@ -3,7 +3,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import type { Sample } from '../processing/window'
-import type { Delivery } from '../../protocol/relay/delivery'
+import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
+import { stringifyExact } from '../engine/exact-json'
+import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS feed_cursors (vm TEXT PRIMARY KEY, seq TEXT NOT NULL, epoch TEXT) WITHOUT ROWID;
@@ -33,10 +35,13 @@ export class AgentStore {
   private readonly statements: Record<string, Statement>
   /** Cursors are read on every feed chunk: kept here, written through. */
   private readonly cursors = new Map<string, bigint>()
-  private readonly pendingCursors = new Map<string, bigint>()
   private readonly epochs = new Map<string, string | undefined>()
+  /** What runs once the current transaction commits (dropped if it rolls back). */
+  private committed: Array<() => void> = []
+  readonly health: StorageHealth
 
-  constructor (stateDir: string) {
+  constructor (stateDir: string, log: (line: string) => void = () => {}) {
+    this.health = new StorageHealth(log)
     mkdirSync(stateDir, { recursive: true, mode: 0o750 })
     this.db = new Database(join(stateDir, 'agent.db'))
     this.db.pragma('journal_mode = WAL')
@@ -49,12 +54,11 @@ export class AgentStore {
         ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq, epoch = excluded.epoch`),
       setCursor: this.db.prepare('INSERT INTO feed_cursors (vm, seq) VALUES (?, ?) ON CONFLICT (vm) DO UPDATE SET seq = excluded.seq'),
       addSample: this.db.prepare('INSERT INTO window_samples (vm, spec, ts, value) VALUES (?, ?, ?, ?)'),
-      windowSamples: this.db.prepare('SELECT ts, value FROM window_samples WHERE vm = ? AND spec = ? ORDER BY rowid'),
+      windowSamples: this.db.prepare('SELECT ts, value FROM window_samples WHERE vm = ? AND spec = ? ORDER BY rowid').safeIntegers(),
       clearWindow: this.db.prepare('DELETE FROM window_samples WHERE vm = ? AND spec = ?'),
-      openWindows: this.db.prepare('SELECT DISTINCT vm, spec FROM window_samples'),
       setLatest: this.db.prepare(`INSERT INTO latest_values (vm, metric, ts, value) VALUES (?, ?, ?, ?)
         ON CONFLICT (vm, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value`),
-      latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?'),
+      latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?').safeIntegers(),
       enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body) VALUES (?, ?, ?)'),
       due: this.db.prepare('SELECT seq, id, body, attempts FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
       ack: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
@@ -63,14 +67,33 @@ export class AgentStore {
     }
   }
 
-  /** Runs fn in one transaction (nested calls join the outer one). */
-  transaction<T> (fn: () => T): T {
+  /**
+   * Runs fn in one transaction (nested calls join the outer one). A write SQLite refuses (a full
+   * disk, an I/O error) rolls it all back, is counted under `op` in `health`, and is thrown on:
+   * the caller keeps its input and tries again later.
+   */
+  transaction<T> (fn: () => T, op: StorageOp = 'ingest'): T {
     if (this.db.inTransaction) return fn()
-    this.pendingCursors.clear()
-    const result = this.db.transaction(fn)()
-    for (const [vm, seq] of this.pendingCursors) this.cursors.set(vm, seq)
-    this.pendingCursors.clear()
+    this.committed = []
+    let result: T
+    try {
+      result = this.db.transaction(fn)()
+    } catch (err) {
+      this.committed = []
+      if (isStorageError(err)) this.health.failed(op, err)
+      throw err
+    }
+    this.health.succeeded()
+    const hooks = this.committed
+    this.committed = []
+    for (const hook of hooks) hook()
     return result
+  }
+
+  /** Runs fn once the current transaction commits, never if it rolls back (at once outside a transaction). */
+  afterCommit (fn: () => void): void {
+    if (this.db.inTransaction) this.committed.push(fn)
+    else fn()
   }
 
   cursor (vm: string): bigint {
@@ -93,15 +116,17 @@ export class AgentStore {
   restartCursor (vm: string, epoch: string, seq: bigint): void {
     this.transaction(() => {
       this.statements.setEpoch.run(vm, seq.toString(), epoch)
-      this.pendingCursors.set(vm, seq)
-    })
-    this.epochs.set(vm, epoch)
+      this.afterCommit(() => {
+        this.cursors.set(vm, seq)
+        this.epochs.set(vm, epoch)
+      })
+    }, 'cursor')
   }
 
   /** Call inside the transaction that stores the rows' effects; the cached value follows only if it commits. */
   setCursor (vm: string, seq: bigint): void {
     this.statements.setCursor.run(vm, seq.toString())
-    this.pendingCursors.set(vm, seq)
+    this.afterCommit(() => this.cursors.set(vm, seq))
   }
 
   addWindowSample (vm: string, spec: string, sample: Sample): void {
@@ -110,13 +135,9 @@ export class AgentStore {
 
   /** The window's samples, removed from the store (the caller's transaction makes the delivery at once). */
   takeWindow (vm: string, spec: string): Sample[] {
-    const samples = this.statements.windowSamples.all(vm, spec) as Sample[]
+    const samples = (this.statements.windowSamples.all(vm, spec) as StoredSample[]).map(sampleOf)
     if (samples.length > 0) this.statements.clearWindow.run(vm, spec)
     return samples
-  }
-
-  openWindows (): Array<{ vm: string, spec: string }> {
-    return this.statements.openWindows.all() as Array<{ vm: string, spec: string }>
   }
 
   setLatest (vm: string, metric: string, sample: Sample): void {
@@ -124,11 +145,12 @@ export class AgentStore {
   }
 
   latest (vm: string, metric: string): Sample | undefined {
-    return this.statements.latest.get(vm, metric) as Sample | undefined
+    const stored = this.statements.latest.get(vm, metric) as StoredSample | undefined
+    return stored && sampleOf(stored)
   }
 
   enqueue (consumer: string, delivery: Delivery): void {
-    this.statements.enqueue.run(consumer, delivery.id, JSON.stringify(delivery))
+    this.statements.enqueue.run(consumer, delivery.id, stringifyExact(delivery))
   }
 
   /** The consumer's oldest deliveries that are due, in the order they were queued. */
@@ -137,11 +159,11 @@ export class AgentStore {
   }
 
   ack (queued: readonly QueuedDelivery[]): void {
-    this.transaction(() => { for (const q of queued) this.statements.ack.run(q.seq) })
+    this.transaction(() => { for (const q of queued) this.statements.ack.run(q.seq) }, 'outbox')
   }
 
   retryLater (queued: readonly QueuedDelivery[], nextAttempt: number): void {
-    this.transaction(() => { for (const q of queued) this.statements.retry.run(nextAttempt, q.seq) })
+    this.transaction(() => { for (const q of queued) this.statements.retry.run(nextAttempt, q.seq) }, 'outbox')
   }
 
   queueLength (consumer: string): number {
@@ -151,4 +173,16 @@ export class AgentStore {
   close (): void {
     this.db.close()
   }
+}
+
+/** A sample as read with safeIntegers: INTEGER columns come back as bigint, so a KPI integer beyond ±2^53 stays exact. */
+interface StoredSample {
+  ts: bigint
+  value: bigint | number | string
+}
+
+function sampleOf (stored: StoredSample): Sample {
+  const { value } = stored
+  const exact = typeof value === 'bigint' && (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER))
+  return { ts: Number(stored.ts), value: typeof value === 'bigint' && !exact ? Number(value) : value }
 }

@@ -112,6 +112,6 @@ export class FeedSession {
 function rowFrame (row: CommittedRow): RowFrame {
   const base = { v: FEED_VERSION, t: 'row', seq: row.seq.toString(), kpi: row.name, ts: row.ts } as const
   if (row.sealed) return { ...base, sealed: row.sealed.toString('base64') }
-  const vals = (row.values ?? []).map((value) => typeof value === 'bigint' ? Number(value) : value)
-  return { ...base, cols: row.columns ?? [], vals }
+  // INTEGER values are bigint: encodeFrame sends those beyond ±2^53 exactly (as `big`), the others as numbers.
+  return { ...base, cols: row.columns ?? [], vals: row.values ?? [] }
 }

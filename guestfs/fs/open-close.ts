@@ -51,6 +51,7 @@ export async function flush (state: GuestfsState, _path: string, fd: number): Pr
   const handle = state.openFiles.get(fd)
   if (!handle.writable || !handle.dirty) return
   handle.dirty = false
+  if (handle.refusal) return refuseLogged(state, handle.dir, handle.name, handle.refusal)
   const content = Buffer.from(handle.content())
   if (handle.staging) {
     state.staging.set(handle.dir, handle.name, content)
@@ -72,9 +73,20 @@ export async function commitLogged (state: GuestfsState, dir: KpiDir, name: stri
   try {
     await state.store.commit(dir, name, content)
   } catch (err) {
-    const code = err instanceof FsError ? err.code : 'EIO'
-    const reason = err instanceof Error ? err.message : String(err)
-    state.log(`refused ${dir}/${name} (${code}): ${reason} [refused so far: ${state.store.stats.refused}]`)
+    logRefusal(state, dir, name, err)
     throw err
   }
+}
+
+/** A sample the filesystem refused before it reached the store (it was oversize): counted and logged like the store's refusals. */
+function refuseLogged (state: GuestfsState, dir: KpiDir, name: string, refusal: FsError): never {
+  state.store.countRefusal()
+  logRefusal(state, dir, name, refusal)
+  throw refusal
+}
+
+function logRefusal (state: GuestfsState, dir: KpiDir, name: string, err: unknown): void {
+  const code = err instanceof FsError ? err.code : 'EIO'
+  const reason = err instanceof Error ? err.message : String(err)
+  state.log(`refused ${dir}/${name} (${code}): ${reason} [refused so far: ${state.store.stats.refused}]`)
 }

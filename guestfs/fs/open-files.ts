@@ -13,6 +13,11 @@ export class Handle {
   length = 0
   /** Written since the last flush: the next FLUSH or FSYNC commits. */
   dirty = false
+  /**
+   * Set once the handle was asked to hold more than a KPI file may: its sample is refused as a
+   * whole at FLUSH, so no prefix of oversize content is ever committed.
+   */
+  refusal?: FsError
 
   constructor (
     readonly fd: number,
@@ -38,7 +43,7 @@ export class Handle {
   write (data: Buffer, position: number): void {
     const at = this.append ? this.length : position
     const end = at + data.length
-    if (end > MAX_CONTENT_BYTES) throw new FsError('EFBIG', `${this.key}: a KPI file holds at most ${MAX_CONTENT_BYTES} bytes`)
+    if (end > MAX_CONTENT_BYTES) throw this.refuseOversize()
     this.reserve(end)
     if (at > this.length) this.bytes.fill(0, this.length, at)
     data.copy(this.bytes, at)
@@ -47,11 +52,17 @@ export class Handle {
   }
 
   truncate (size: number): void {
-    if (size > MAX_CONTENT_BYTES) throw new FsError('EFBIG', `${this.key}: a KPI file holds at most ${MAX_CONTENT_BYTES} bytes`)
+    if (size > MAX_CONTENT_BYTES) throw this.refuseOversize()
     this.reserve(size)
     if (size > this.length) this.bytes.fill(0, this.length, size)
     this.length = size
     this.dirty = true
+  }
+
+  private refuseOversize (): FsError {
+    this.refusal ??= new FsError('EFBIG', `content is larger than ${MAX_CONTENT_BYTES} bytes (a KPI file holds at most that)`)
+    this.dirty = true
+    return this.refusal
   }
 
   private reserve (size: number): void {

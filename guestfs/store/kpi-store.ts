@@ -7,6 +7,7 @@ import { foldCase } from '../sql-names'
 import { AckedPosition } from './acked-position'
 import { Checkpointer } from './checkpointer'
 import { KpiTables, type CommittedRow } from './kpi-tables'
+import { storeError } from './sqlite-errno'
 import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
 import { SEALED_BOX_OVERHEAD } from '../../protocol/crypto/sealed-box-size'
 
@@ -138,6 +139,11 @@ export class KpiStore {
     })
   }
 
+  /** Counts a sample refused before it reached the store (the filesystem refused oversize content at write()). */
+  countRefusal (): void {
+    this.stats.refused++
+  }
+
   /** The sequence of the last committed row (0 when there is none). */
   get lastCommittedSeq (): bigint {
     return this.lastSeq
@@ -213,7 +219,7 @@ export class KpiStore {
       } catch (err) {
         this.loadShapes()
         this.stats.refused++
-        item.reject(toFsError(err))
+        item.reject(storeError(err))
       }
     }
   }

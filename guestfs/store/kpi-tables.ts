@@ -31,7 +31,12 @@ export class KpiTables {
   private readonly shapes = new Map<string, TableShape>()
   private readonly inserts = new Map<string, Statement>()
 
-  constructor (private readonly db: Db) {}
+  /** Most columns SQLite allows in a table (ts included): checked before any DDL, so a too-wide sample costs nothing. */
+  private readonly maxColumns: number
+
+  constructor (private readonly db: Db) {
+    this.maxColumns = columnLimit(db)
+  }
 
   /** Reads the named tables' columns from SQLite; returns the largest rowid found (0 when none). */
   load (tables: ReadonlyArray<{ name: string, encrypted: boolean }>): bigint {
@@ -54,7 +59,7 @@ export class KpiTables {
    * as needed); returns the table columns the values went into.
    */
   insert (name: string, encrypted: boolean, seq: bigint, ts: number, sample: { columns: string[], values: KpiValue[] } | { data: Buffer }): string[] {
-    const shape = this.tableFor(name, encrypted)
+    const shape = this.tableFor(name, encrypted, 'data' in sample ? [] : sample.columns)
     const columns = 'data' in sample ? ['data'] : this.ensureColumns(shape, sample.columns)
     const values = 'data' in sample ? [sample.data] : sample.values
     this.insertFor(shape.name, columns).run(seq, BigInt(ts), ...values)
@@ -74,7 +79,8 @@ export class KpiTables {
     return rows.slice(0, limit)
   }
 
-  private tableFor (name: string, encrypted: boolean): TableShape {
+  /** The table's shape; a new unencrypted table is created with the first sample's columns in one statement. */
+  private tableFor (name: string, encrypted: boolean, columns: string[]): TableShape {
     const folded = foldCase(name)
     const existing = this.shapes.get(folded)
     if (existing) {
@@ -84,25 +90,34 @@ export class KpiTables {
       return existing
     }
     const table = quoteIdentifier(name)
-    this.db.exec(encrypted
-      ? `CREATE TABLE ${table} (ts INTEGER NOT NULL, data BLOB NOT NULL)`
-      : `CREATE TABLE ${table} (ts INTEGER NOT NULL)`)
     const shape: TableShape = { name, encrypted, columns: new Map([['ts', 'ts']]) }
-    if (encrypted) shape.columns.set('data', 'data')
+    if (encrypted) {
+      this.db.exec(`CREATE TABLE ${table} (ts INTEGER NOT NULL, data BLOB NOT NULL)`)
+      shape.columns.set('data', 'data')
+    } else {
+      this.checkWidth(1 + columns.length)
+      this.db.exec(`CREATE TABLE ${table} (${['ts INTEGER NOT NULL', ...columns.map(quoteIdentifier)].join(', ')})`)
+      for (const column of columns) shape.columns.set(foldCase(column), column)
+    }
     this.shapes.set(folded, shape)
     return shape
   }
 
   /** Maps the sample's columns onto the table's (ignoring ASCII case) and adds the new ones (older rows read NULL). */
   private ensureColumns (shape: TableShape, columns: string[]): string[] {
-    return columns.map((column) => {
-      const folded = foldCase(column)
-      const existing = shape.columns.get(folded)
-      if (existing) return existing
+    const added = columns.filter((column) => !shape.columns.has(foldCase(column)))
+    if (added.length > 0) this.checkWidth(shape.columns.size + added.length)
+    for (const column of added) {
       this.db.exec(`ALTER TABLE ${quoteIdentifier(shape.name)} ADD COLUMN ${quoteIdentifier(column)}`)
-      shape.columns.set(folded, column)
-      return column
-    })
+      shape.columns.set(foldCase(column), column)
+    }
+    return columns.map((column) => shape.columns.get(foldCase(column)) as string)
+  }
+
+  private checkWidth (columns: number): void {
+    if (columns > this.maxColumns) {
+      throw new FsError('EINVAL', `the sample needs ${columns} columns (ts included): more than a KPI table can hold (SQLite allows ${this.maxColumns})`)
+    }
   }
 
   private insertFor (table: string, columns: string[]): Statement {
@@ -126,4 +141,11 @@ function rowFromRecord (shape: TableShape, record: Record<string, KpiValue | Buf
   if (shape.encrypted) return { seq, name: shape.name, ts: time, columns: null, values: null, sealed: rest.data as Buffer }
   const columns = Object.keys(rest)
   return { seq, name: shape.name, ts: time, columns, values: columns.map((column) => rest[column] as KpiValue), sealed: null }
+}
+
+/** SQLite's SQLITE_MAX_COLUMN as this build was compiled (compile_options lists it when set), else its documented default. */
+function columnLimit (db: Db): number {
+  const options = db.pragma('compile_options', { simple: false }) as Array<{ compile_options: string }>
+  const setting = options.map((row) => /^MAX_COLUMN=(\d+)$/.exec(row.compile_options)).find((match) => match !== null)
+  return setting ? Number(setting[1]) : 2000
 }

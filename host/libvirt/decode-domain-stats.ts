@@ -4,21 +4,13 @@
  * Tested against reply bodies captured from a real libvirtd (test/host/fixtures/*.xdr).
  *
  * `walkDomainStatsReply` hands every parameter to a sink as it is read, so the parser can build
- * typed stats in one pass (no per-domain Map of 70 entries); `decodeDomainStatsReply` is the same
- * walk into raw records.
+ * typed stats in one pass (no per-domain Map of 70 entries).
  */
 import { XdrReader } from './rpc/xdr'
 import { readDomain } from './rpc/remote-types'
 import { HypervisorError } from '../errors'
 
 export type ParamValue = number | string | boolean
-
-/** One domain's record as libvirt sends it, before any interpretation. */
-export interface RawDomainStats {
-  name: string
-  uuid: string
-  params: Map<string, ParamValue>
-}
 
 /** Receives one domain at a time: `begin`, then each parameter in wire order, then `end`. */
 export interface DomainStatsSink<D, T> {
@@ -28,7 +20,7 @@ export interface DomainStatsSink<D, T> {
 }
 
 const DOMAIN_LIST_MAX = 16384
-const PARAMS_MAX = 2048 // REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX
+const PARAMS_MAX = 4096 // REMOTE_CONNECT_GET_ALL_DOMAIN_STATS_MAX: the most parameters libvirt sends for one domain
 
 export function walkDomainStatsReply<D, T> (body: Buffer, sink: DomainStatsSink<D, T>): T[] {
   const r = new XdrReader(body)
@@ -45,16 +37,6 @@ export function walkDomainStatsReply<D, T> (body: Buffer, sink: DomainStatsSink<
     out[i] = sink.end(domain)
   }
   return out
-}
-
-const RAW: DomainStatsSink<RawDomainStats, RawDomainStats> = {
-  begin: (name, uuid) => ({ name, uuid, params: new Map() }),
-  param: (d, field, value) => { d.params.set(field, value) },
-  end: d => d
-}
-
-export function decodeDomainStatsReply (body: Buffer): RawDomainStats[] {
-  return walkDomainStatsReply(body, RAW)
 }
 
 /** remote_typed_param_value: a discriminated union on virTypedParameterType. */

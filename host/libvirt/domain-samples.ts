@@ -4,10 +4,8 @@
  * nanoseconds → seconds, KiB → bytes. Every series has `domain` and `uuid` labels.
  */
 import type { MetricFamily, Sample } from '../collector'
+import { kibToBytes, nsToSeconds } from '../base-units'
 import type { DomainStats } from '../hypervisor'
-
-const NS = 1e-9
-const KIB = 1024
 
 type FamilyDef = MetricFamily
 
@@ -70,9 +68,9 @@ export function domainSamples (d: DomainStats, out: Sample[] = []): Sample[] {
   add(out, F.state, d.state.code, base)
   if (d.balloon !== undefined) {
     const b = d.balloon
-    add(out, F.maxMemory, b.maximumKiB * KIB, base)
-    add(out, F.memory, b.currentKiB * KIB, base)
-    add(out, F.memActual, b.currentKiB * KIB, base)
+    add(out, F.maxMemory, kibToBytes(b.maximumKiB), base)
+    add(out, F.memory, kibToBytes(b.currentKiB), base)
+    add(out, F.memActual, kibToBytes(b.currentKiB), base)
     add(out, F.memSwapIn, kib(b.swapInKiB), base)
     add(out, F.memSwapOut, kib(b.swapOutKiB), base)
     add(out, F.memMajorFault, b.majorFault, base)
@@ -83,10 +81,11 @@ export function domainSamples (d: DomainStats, out: Sample[] = []): Sample[] {
     add(out, F.memRss, kib(b.rssKiB), base)
     add(out, F.memDiskCache, kib(b.diskCachesKiB), base)
     if (b.availableKiB !== undefined && b.usableKiB !== undefined && b.availableKiB > 0) {
-      add(out, F.memUsedPercent, (b.availableKiB - b.usableKiB) / b.availableKiB * 100, base)
+      // One division last: the product of integers is exact, so the percent is rounded once.
+      add(out, F.memUsedPercent, (b.availableKiB - b.usableKiB) * 100 / b.availableKiB, base)
     }
   }
-  if (d.cpu !== undefined) add(out, F.cpuTime, d.cpu.timeNs * NS, base)
+  if (d.cpu !== undefined) add(out, F.cpuTime, nsToSeconds(d.cpu.timeNs), base)
   if (d.vcpu !== undefined) {
     add(out, F.vcpus, d.vcpu.current, base)
     for (const v of d.vcpu.vcpus) {
@@ -130,5 +129,5 @@ function add (out: Sample[], f: FamilyDef, value: number | undefined, labels: Re
   out.push({ name: f.name, help: f.help, type: f.type, labels, value })
 }
 
-function ns (v: number | undefined): number | undefined { return v === undefined ? undefined : v * NS }
-function kib (v: number | undefined): number | undefined { return v === undefined ? undefined : v * KIB }
+function ns (v: number | undefined): number | undefined { return v === undefined ? undefined : nsToSeconds(v) }
+function kib (v: number | undefined): number | undefined { return v === undefined ? undefined : kibToBytes(v) }

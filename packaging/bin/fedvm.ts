@@ -1,43 +1,45 @@
 #!/usr/bin/env node
 import { VERSION } from '../../agent/build-info'
 import { COMMANDS } from './commands'
-import { EXIT } from '../../protocol/cli/exit-codes'
-import { USAGE_ERROR_CODE } from '../../protocol/cli/usage-error'
+import { EXIT, exitCodeOf, type ExitCode } from './exit-codes'
+import { asksForHelp, commandHelp, overview, resolve, usageLine } from './help'
 
-const version = VERSION
-
-function help (): string {
-  const width = Math.max(...COMMANDS.map((command) => command.name.length))
-  const lines = COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary}\n      ${command.usage}`)
-  return `fedvm ${version}: monitoring and migration of VMs in federated clouds\n\nCommands:\n${lines.join('\n')}\n`
-}
-
-async function main (argv: string[]): Promise<number> {
+async function main (argv: string[]): Promise<ExitCode> {
   const [name, ...rest] = argv
   if (name === '--version' || name === '-V') {
-    process.stdout.write(`fedvm ${version}\n`)
+    process.stdout.write(`fedvm ${VERSION}\n`)
     return EXIT.OK
   }
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help())
-    return name === undefined ? EXIT.USAGE : EXIT.OK
-  }
-  const command = COMMANDS.find((candidate) => candidate.name === name)
-  if (!command) {
-    process.stderr.write(`fedvm: unknown command "${name}"\n\n${help()}`)
+  if (name === undefined) {
+    process.stderr.write(overview(COMMANDS, VERSION))
     return EXIT.USAGE
   }
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+    process.stdout.write(overview(COMMANDS, VERSION))
+    return EXIT.OK
+  }
+  const asked = name === 'help' ? rest : argv
+  const resolved = resolve(COMMANDS, asked)
+  if (resolved === undefined) {
+    process.stderr.write(`fedvm: unknown command "${asked[0]}"\n\n${overview(COMMANDS, VERSION)}`)
+    return EXIT.USAGE
+  }
+  if (name === 'help' && asked.length > 1 && resolved.sub === undefined) {
+    process.stderr.write(`fedvm help: "${asked[0]}" has no sub-command "${asked[1]}"\n${usageLine(resolved)}`)
+    return EXIT.USAGE
+  }
+  if (name === 'help' || asksForHelp(rest)) {
+    process.stdout.write(commandHelp(resolved))
+    return EXIT.OK
+  }
   try {
-    return await (await command.load()).run(rest)
+    await (await resolved.command.load()).run(rest)
+    return EXIT.OK
   } catch (err) {
-    const code = (err as { code?: unknown }).code
-    // By code, not class: each layer's command throws it, and node's parseArgs has its own codes.
-    if (code === USAGE_ERROR_CODE || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
-      process.stderr.write(`fedvm ${name}: ${(err as Error).message}\nusage: ${command.usage}\n`)
-      return EXIT.USAGE
-    }
+    const code = exitCodeOf(err)
     process.stderr.write(`fedvm ${name}: ${err instanceof Error ? err.message : String(err)}\n`)
-    return EXIT.FAILURE
+    if (code === EXIT.USAGE) process.stderr.write(usageLine(resolved))
+    return code
   }
 }
 

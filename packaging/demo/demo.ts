@@ -9,7 +9,6 @@ import Database from 'better-sqlite3'
 import { Agent } from '../../agent/agent'
 import { startGuestfsProcess } from '../../guestfs/guestfs-process'
 import { writeSealKeyPair } from '../../protocol/crypto/key-files'
-import { EXIT } from '../../protocol/cli/exit-codes'
 
 const sh = promisify(execFile)
 
@@ -29,7 +28,7 @@ ls -l unencrypted
  * an application writing KPIs with the shell; then the SQLite rows, the agent's /metrics and the
  * deliveries a push consumer received. Everything runs on loopback and is removed at the end.
  */
-export async function run (): Promise<number> {
+export async function run (): Promise<void> {
   const workdir = await mkdtemp(join(tmpdir(), 'fedvm-demo-'))
   const mountpoint = join(workdir, 'kpi')
   const dbFile = join(workdir, 'kpi.db')
@@ -61,7 +60,6 @@ export async function run (): Promise<number> {
   }
   printRows(dbFile)
   await rm(workdir, { recursive: true, force: true })
-  return EXIT.OK
 }
 
 /** The embedded defaults: one VM whose descriptor asks for every users count and their median each second. */

@@ -1,12 +1,11 @@
 import { mkdir } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { UsageError } from '../cli/usage-error'
+import { UsageError } from '../errors'
 import { writeSealKeyPair } from './key-files'
 import { writeSigningKeyPair } from './signing-keys'
 import { writeTlsIdentity } from './tls-certificate'
 import { isSiteId } from '../site-id'
-import { EXIT } from '../cli/exit-codes'
 
 
 /**
@@ -14,7 +13,7 @@ import { EXIT } from '../cli/exit-codes'
  * sign.key/sign.pub (Ed25519 identity) and tls.key/tls.crt (self-signed). Prints, as JSON, what partners
  * put in their partner list: the signing public key and the certificate fingerprint.
  */
-export async function run (argv: string[]): Promise<number> {
+export async function run (argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { out: { type: 'string' }, site: { type: 'string' } } })
   if (!values.out) throw new UsageError('--out DIR is required')
   const site = values.site ?? basename(resolve(values.out))
@@ -25,5 +24,4 @@ export async function run (argv: string[]): Promise<number> {
   const tlsFingerprint = await writeTlsIdentity(values.out, site)
   process.stderr.write(`wrote seal.key, sign.key, tls.key (secret) and seal.pub, sign.pub, tls.crt in ${values.out}\n`)
   process.stdout.write(`${JSON.stringify({ id: site, publicKey, tlsFingerprint, sealPublicKey }, null, 2)}\n`)
-  return EXIT.OK
 }

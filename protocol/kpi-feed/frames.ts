@@ -15,7 +15,13 @@ export const FEED_VERSION = 1
 /** A sealed KPI is at most 1 MiB: base64 plus the frame fits well under this. */
 export const MAX_FRAME_BYTES = 2 * 1024 * 1024
 
-export type FeedValue = number | string | null
+/**
+ * A KPI value as a row carries it: INTEGER and REAL as number, TEXT as string, NULL as null; an
+ * INTEGER beyond ±2^53 (a JSON number would round it) as bigint, exact. On the wire such an integer
+ * is a decimal string in `vals` and its position is listed in `big` (an older host reads it as text
+ * and makes no sample of it, rather than a wrong number).
+ */
+export type FeedValue = number | bigint | string | null
 
 /**
  * `resume: true`: from the guest's acknowledged position (a host with no cursor for this VM, e.g.
@@ -35,6 +41,8 @@ export interface RowFrame {
   /** Unencrypted rows: column names and values in the same order. */
   cols?: string[]
   vals?: FeedValue[]
+  /** On the wire only: the positions in `vals` of integers beyond ±2^53, sent as decimal strings (decoded into bigint). */
+  big?: number[]
   /** Encrypted rows: the sealed bytes as base64, opaque to the host. */
   sealed?: string
 }
@@ -53,8 +61,27 @@ export class FeedFrameError extends Error {
 }
 
 export function encodeFrame (frame: FeedFrame): string {
+  if (frame.t === 'row' && frame.vals !== undefined && frame.vals.some((value) => typeof value === 'bigint')) frame = bigOnWire(frame)
   return JSON.stringify(frame) + '\n'
 }
+
+/** Writes a row's bigint values as decimal strings listed in `big`; integers that a JSON number carries exactly go as numbers. */
+function bigOnWire (frame: RowFrame): RowFrame {
+  const big: number[] = []
+  const vals = frame.vals!.map((value, i) => {
+    if (typeof value !== 'bigint') return value
+    if (value >= MIN_SAFE && value <= MAX_SAFE) return Number(value)
+    big.push(i)
+    return value.toString()
+  })
+  return big.length > 0 ? { ...frame, vals, big } : { ...frame, vals }
+}
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER)
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+const INT64_TEXT = /^-?[0-9]{1,19}$/
+const INT64_MIN = -(2n ** 63n)
+const INT64_MAX = 2n ** 63n - 1n
 
 const SEQ = /^(0|[1-9][0-9]{0,19})$/
 const EPOCH = /^[0-9a-f]{8,64}$/
@@ -109,7 +136,25 @@ function checkRow (f: Record<string, unknown>): RowFrame {
   if (!vals.every((v) => v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
     throw new FeedFrameError('row.vals holds numbers, strings or null only')
   }
+  if (f.big !== undefined) {
+    decodeBig(f.big, vals)
+    delete f.big
+  }
   return f as unknown as RowFrame
+}
+
+/** Turns the values `big` lists back into exact bigints (in place); throws naming what is wrong. */
+function decodeBig (big: unknown, vals: unknown[]): void {
+  if (!Array.isArray(big)) throw new FeedFrameError('row.big must be an array of positions in row.vals')
+  let previous = -1
+  for (const at of big) {
+    if (!Number.isSafeInteger(at) || at <= previous || at >= vals.length) throw new FeedFrameError('row.big must list positions in row.vals, each once, in increasing order')
+    previous = at
+    const text = vals[at]
+    const value = typeof text === 'string' && INT64_TEXT.test(text) ? BigInt(text) : undefined
+    if (value === undefined || value < INT64_MIN || value > INT64_MAX) throw new FeedFrameError(`row.vals[${at}] is listed in row.big but is not a 64-bit integer in decimal`)
+    vals[at] = value
+  }
 }
 
 /**

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 import { ProtocolError } from '../errors'
+import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 
 /**
  * The SHA-256 manifest of a VM's files. Both sides report it as the transfer status, so equal
@@ -23,31 +22,30 @@ export interface Manifest {
   files: ManifestFile[]
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
-const MAX_FILES = 1024
+export const HEX64 = /^[0-9a-f]{64}$/
+export const MAX_FILES = 1024
 
-export async function hashFile (path: string, name: string, chunkBytes: number): Promise<ManifestFile> {
-  const chunks: string[] = []
-  let chunk = createHash('sha256')
-  let inChunk = 0
-  let size = 0
-  for await (const data of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-    let buf = data as Buffer
-    size += buf.length
-    while (buf.length > 0) {
-      const take = Math.min(buf.length, chunkBytes - inChunk)
-      chunk.update(buf.subarray(0, take))
-      inChunk += take
-      buf = buf.subarray(take)
-      if (inChunk === chunkBytes) {
-        chunks.push(chunk.digest('hex'))
-        chunk = createHash('sha256')
-        inChunk = 0
-      }
-    }
+const zeroDigests = new Map<number, string>()
+
+/** The SHA-256 of `length` zero bytes: what a hole reads as. */
+export function zeroDigest (length: number): string {
+  let digest = zeroDigests.get(length)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(Buffer.alloc(length)).digest('hex')
+    zeroDigests.set(length, digest)
   }
-  if (inChunk > 0) chunks.push(chunk.digest('hex'))
-  return { name, size, sha256: hashList(chunks), chunks }
+  return digest
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024)
+
+/** All bytes zero (compared a MiB at a time: memcmp, far cheaper than hashing). */
+export function isZero (data: Buffer): boolean {
+  for (let at = 0; at < data.length; at += ZEROS.length) {
+    const part = data.subarray(at, at + ZEROS.length)
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false
+  }
+  return true
 }
 
 /** The file digest: SHA-256 over the binary chunk digests, in order. */

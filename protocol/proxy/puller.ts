@@ -5,8 +5,9 @@ import { join } from 'node:path'
 import { ProtocolError, toProtocolError } from '../errors'
 import { fromProblemDocument } from '../http/problem'
 import { pinnedRequest, readResponseBody } from '../http/pinned-request'
-import { hashList, manifestsAgree, parseManifest, type Manifest } from './manifest'
-import { TOKEN_HEADER } from './source-server'
+import { parseListing } from './file-listing'
+import { hashList, HEX64, manifestsAgree, parseManifest, zeroDigest, type Manifest } from './manifest'
+import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './source-server'
 import type { SourceTicket } from './ticket'
 
 export interface PullOptions {
@@ -24,7 +25,7 @@ export interface PullProgress {
   totalBytes: number
   /**
    * Bytes already present and verified when this attempt started (a resumed transfer), and
-   * all-zero chunks over holes: never fetched, never written, so a sparse disk stays sparse.
+   * all-zero chunks: the source sends no bytes for them and they stay holes, so a sparse disk stays sparse.
    */
   reusedBytes: number
   fetchedBytes: number
@@ -34,56 +35,62 @@ export interface PullProgress {
 
 export interface PullResult extends PullProgress {
   manifest: Manifest
+  /** When the first byte of file data arrived (undefined: nothing needed fetching). */
+  firstByteAt?: number
 }
 
 const CHUNK_ATTEMPTS = 3
 
+interface Chunk { file: string, index: number, offset: number, length: number, /** the region held bytes before this attempt */ onDisk: boolean }
+
 /**
- * The destination proxy's side of Initiate transfer: fetch the manifest, keep every chunk already
- * on disk whose digest matches (so a retry never copies twice), fetch the others in parallel ranges,
- * verify each chunk as it arrives. dstat is the manifest built from the digests the chunks actually
- * had, here, on disk or on arrival.
+ * The destination proxy's side of Initiate transfer: read the source's file listing, keep every
+ * chunk already on disk whose digest the source knows and that matches (so a retry never copies
+ * twice), fetch the others in parallel, verify each one as it arrives against the digest the
+ * source computed while reading it, and finally check everything against the source's manifest.
+ * dstat is the manifest built from the digests the chunks actually had here, on disk or on arrival.
  */
 export async function pullVm (options: PullOptions): Promise<PullResult> {
   const { ticket } = options
-  const source = parseManifest(JSON.parse((await get(options, '/v1/transfer/manifest', undefined, 1024 * 1024)).toString('utf8')), ticket.vmId)
+  const listing = parseListing(JSON.parse((await get(options, '/v1/transfer/files', 4 * 1024 * 1024)).toString('utf8')), ticket.vmId)
   const progress: PullProgress = { totalBytes: 0, reusedBytes: 0, fetchedBytes: 0, refetchedChunks: 0 }
   const handles = new Map<string, FileHandle>()
   // The digest each chunk actually had on disk or on arrival: dstat is built from these.
-  const verified = new Map<string, string[]>(source.files.map((f) => [f.name, []]))
-  const work: Array<{ file: string, index: number, offset: number, length: number, digest: string }> = []
+  const verified = new Map<string, string[]>(listing.files.map((f) => [f.name, []]))
+  const work: Chunk[] = []
+  let firstByteAt: number | undefined
   try {
-    for (const file of source.files) {
+    for (const file of listing.files) {
       progress.totalBytes += file.size
       const handle = await open(join(options.dir, file.name), 'a+').then(async (h) => { await h.close(); return open(join(options.dir, file.name), 'r+') })
       handles.set(file.name, handle)
       const before = (await handle.stat()).size
       if (before !== file.size) await handle.truncate(file.size)
       for (let index = 0; index < file.chunks.length; index++) {
-        const offset = index * source.chunkBytes
-        const length = Math.min(source.chunkBytes, file.size - offset)
-        const chunk = { file: file.name, index, offset, length, digest: file.chunks[index] }
-        // Only bytes that were on disk before this attempt can be reused (a new file is all holes),
-        // and a chunk the manifest says is all zeros is already right where the file is a hole.
-        const onDisk = offset < before ? await chunkDigest(handle, chunk) : zeroDigest(length)
-        if (onDisk === chunk.digest) {
+        const offset = index * listing.chunkBytes
+        const length = Math.min(listing.chunkBytes, file.size - offset)
+        const known = file.chunks[index]
+        const chunk: Chunk = { file: file.name, index, offset, length, onDisk: offset < before }
+        // Only bytes that were on disk before this attempt can be reused, and only against a digest
+        // the source vouched for (a new file is all holes: nothing to check).
+        if (known !== null && chunk.onDisk && await chunkDigest(handle, chunk) === known) {
           progress.reusedBytes += length
-          verified.get(file.name)![index] = onDisk
+          verified.get(file.name)![index] = known
         } else {
           work.push(chunk)
         }
       }
     }
-    await removeStrays(options.dir, new Set(source.files.map((f) => f.name)))
+    await removeStrays(options.dir, new Set(listing.files.map((f) => f.name)))
     options.onProgress?.({ ...progress })
     let next = 0
-    // After one range failed for good, the other workers stop taking chunks: the attempt is over.
+    // After one chunk failed for good, the other workers stop taking chunks: the attempt is over.
     let failed = false
     const worker = async (): Promise<void> => {
       while (next < work.length && !failed) {
         const chunk = work[next++]
         try {
-          verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress)
+          verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress, () => { firstByteAt ??= Date.now() })
         } catch (err) {
           failed = true
           throw chunkFailure(err, chunk)
@@ -98,14 +105,16 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
   }
   const received: Manifest = {
     vmId: ticket.vmId,
-    chunkBytes: source.chunkBytes,
-    files: source.files.map((file) => {
+    chunkBytes: listing.chunkBytes,
+    files: listing.files.map((file) => {
       const chunks = verified.get(file.name)!
       return { name: file.name, size: file.size, sha256: hashList(chunks), chunks }
     }),
   }
-  if (!manifestsAgree(received, source)) throw new ProtocolError('transfer-failed', 'the received files do not match the manifest')
-  return { ...progress, manifest: received }
+  // The source's manifest: its digests of every chunk, the ones it hashed while sending included.
+  const source = parseManifest(JSON.parse((await get(options, '/v1/transfer/manifest', 4 * 1024 * 1024)).toString('utf8')), ticket.vmId)
+  if (!manifestsAgree(received, source)) throw new ProtocolError('transfer-failed', 'the received files do not match the source\'s manifest')
+  return { ...progress, manifest: received, ...(firstByteAt === undefined ? {} : { firstByteAt }) }
 }
 
 /** A chunk's failure, naming the file and byte range (the cause keeps the underlying error). */
@@ -116,33 +125,45 @@ function chunkFailure (err: unknown, chunk: { file: string, offset: number, leng
   return new ProtocolError(code, `${where}: ${e.code === 'internal' ? String((err as Error)?.message ?? err) : e.message}`, { cause: err, retryable: e.retryable, downstreamCode: e.downstreamCode })
 }
 
-/** Fetches one chunk until its digest matches (a damaged range is fetched again); returns the digest. */
-async function fetchChunk (options: PullOptions, chunk: { file: string, offset: number, length: number, digest: string }, handle: FileHandle, progress: PullProgress): Promise<string> {
+/** Fetches one chunk until it arrives whole and matches the source's digest; returns the digest. */
+async function fetchChunk (options: PullOptions, chunk: Chunk, handle: FileHandle, progress: PullProgress, onData: () => void): Promise<string> {
   for (let attempt = 1; ; attempt++) {
-    const range = `bytes=${chunk.offset}-${chunk.offset + chunk.length - 1}`
-    const { pieces, size, digest } = await getChunk(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}`, range, chunk.length)
-    progress.fetchedBytes += size
-    if (size === chunk.length && digest === chunk.digest) {
-      await writeAll(handle, pieces, chunk.offset)
-      return digest
+    const got = await getChunk(options, chunk, onData)
+    if (got.zero && got.claimed === zeroDigest(chunk.length)) {
+      // No bytes moved, and a hole stays a hole: only bytes left from an earlier attempt need overwriting.
+      progress.reusedBytes += chunk.length
+      if (chunk.onDisk) await writeZeros(handle, chunk)
+      return got.claimed
+    }
+    progress.fetchedBytes += got.size
+    if (!got.zero && got.size === chunk.length && got.digest === got.claimed) {
+      await writeAll(handle, got.pieces, chunk.offset)
+      return got.digest
     }
     progress.refetchedChunks++
     if (attempt >= CHUNK_ATTEMPTS) throw new ProtocolError('transfer-failed', `a chunk of ${chunk.file} did not match its digest ${CHUNK_ATTEMPTS} times`)
   }
 }
 
-/** One range, kept as the pieces the socket delivered (no copy) and hashed as it arrives. */
-async function getChunk (options: PullOptions, path: string, range: string, length: number): Promise<{ pieces: Buffer[], size: number, digest: string }> {
-  const res = await sourceRequest(options, path, range)
-  if (res.statusCode !== 206 && res.statusCode !== 200) throw await problemOf(res)
+/** One chunk, kept as the pieces the socket delivered (no copy) and hashed as it arrives. */
+async function getChunk (options: PullOptions, chunk: Chunk, onData: () => void): Promise<{ pieces: Buffer[], size: number, digest: string, claimed: string, zero: boolean }> {
+  const res = await sourceRequest(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}?chunk=${chunk.index}`)
+  if (res.statusCode !== 200) throw await problemOf(res)
+  const claimed = String(res.headers[DIGEST_HEADER] ?? '')
+  if (!HEX64.test(claimed)) {
+    res.resume()
+    throw new ProtocolError('bad-response', `the source sent a chunk of ${chunk.file} without its digest`)
+  }
+  const zero = res.headers[ZERO_HEADER] === '1'
   const pieces: Buffer[] = []
   const hash = createHash('sha256')
   let size = 0
   try {
     for await (const data of res) {
       const piece = data as Buffer
+      if (size === 0) onData()
       size += piece.length
-      if (size > length) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the range')
+      if (size > chunk.length || zero) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the chunk')
       hash.update(piece)
       pieces.push(piece)
     }
@@ -150,7 +171,11 @@ async function getChunk (options: PullOptions, path: string, range: string, leng
     if (err instanceof ProtocolError) throw err
     throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
   }
-  return { pieces, size, digest: hash.digest('hex') }
+  return { pieces, size, digest: hash.digest('hex'), claimed, zero }
+}
+
+async function writeZeros (handle: FileHandle, chunk: Chunk): Promise<void> {
+  await writeAll(handle, [Buffer.alloc(chunk.length)], chunk.offset)
 }
 
 /** writev in batches (the kernel takes at most IOV_MAX buffers a call), handling short writes. */
@@ -180,27 +205,15 @@ function dropBytes (buffers: Buffer[], count: number): Buffer[] {
   return out
 }
 
-const zeroDigests = new Map<number, string>()
-
-/** The SHA-256 of `length` zero bytes: what a hole reads as. */
-function zeroDigest (length: number): string {
-  let digest = zeroDigests.get(length)
-  if (digest === undefined) {
-    digest = createHash('sha256').update(Buffer.alloc(length)).digest('hex')
-    zeroDigests.set(length, digest)
-  }
-  return digest
-}
-
 async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
   const buf = Buffer.allocUnsafe(chunk.length)
   const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
   return bytesRead === chunk.length ? createHash('sha256').update(buf).digest('hex') : undefined
 }
 
-async function get (options: PullOptions, path: string, range: string | undefined, limit: number): Promise<Buffer> {
-  const res = await sourceRequest(options, path, range)
-  if (res.statusCode !== 200 && res.statusCode !== 206) throw await problemOf(res)
+async function get (options: PullOptions, path: string, limit: number): Promise<Buffer> {
+  const res = await sourceRequest(options, path)
+  if (res.statusCode !== 200) throw await problemOf(res)
   try {
     return await readResponseBody(res, Math.max(limit, 64 * 1024))
   } catch (err) {
@@ -209,11 +222,11 @@ async function get (options: PullOptions, path: string, range: string | undefine
   }
 }
 
-function sourceRequest (options: PullOptions, path: string, range: string | undefined): Promise<IncomingMessage> {
+function sourceRequest (options: PullOptions, path: string): Promise<IncomingMessage> {
   return pinnedRequest({ url: options.ticket.uri, fingerprint: options.ticket.fingerprint }, {
     method: 'GET',
     path,
-    headers: { [TOKEN_HEADER]: options.ticket.token, ...(range ? { range } : {}) },
+    headers: { [TOKEN_HEADER]: options.ticket.token },
     clientCert: options.clientCert,
     timeoutMs: options.timeoutMs,
     signal: options.signal,

@@ -1,4 +1,5 @@
 import type { Manifest } from './manifest'
+import type { TransferPlan } from './transfer-plan'
 
 export type TokenState = 'open' | 'received' | 'spent' | 'cancelled' | 'expired'
 
@@ -13,6 +14,8 @@ export interface TokenRecord {
   boundTo: string
   descriptor: unknown
   manifest: Manifest | null
+  /** Source: the files fixed when the transfer was prepared (paths stay here, never sent). */
+  plan?: TransferPlan | null
   state: TokenState
   expiresAt: number
   /** Source: the location version when the transfer was prepared. */
@@ -26,6 +29,8 @@ export interface TokenStore {
   token: (token: string) => TokenRecord | undefined
   putToken: (record: TokenRecord) => void
   setTokenState: (token: string, state: TokenState, manifest?: Manifest) => void
+  /** The source's manifest, once the transfer hashed every chunk; the token's state stays as it is. */
+  setTokenManifest: (token: string, manifest: Manifest) => void
   /** Open tokens past their expiry (the sweeper undoes what they prepared). */
   expiredOpenTokens: (now: number) => TokenRecord[]
   /** Open source tokens for a VM: a new Forced migration supersedes them. */

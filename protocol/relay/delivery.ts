@@ -8,7 +8,7 @@ import { describeIssue } from '../zod-issues'
  * stable, so a receiver that sees a delivery twice drops the repeat. Declared here for the agent and
  * for every ingest (local HTTP, NATS, the signed cross-site operation): protocol/ may not import agent/.
  */
-export interface Delivery {
+export interface Delivery<SampleValue = number> {
   id: string
   vm: string
   metric: string
@@ -16,10 +16,16 @@ export interface Delivery {
   function?: 'min' | 'max' | 'mean' | 'median'
   from: number
   to: number
-  samples?: Array<{ ts: number, value: number }>
+  samples?: Array<{ ts: number, value: SampleValue }>
   value?: number
   sealed?: string
 }
+
+/**
+ * A delivery as the agent makes it: a KPI integer beyond ±2^53 is a bigint there, written digit for
+ * digit in the JSON it sends (a site parses it as a number).
+ */
+export type AgentDelivery = Delivery<number | bigint>
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 const VM_ID = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/

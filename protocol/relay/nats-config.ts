@@ -20,6 +20,11 @@ export const NatsIngestSchema = z.object({
   duplicateWindowMs: z.number().int().min(1000).max(7 * 24 * 3600_000).default(10 * 60_000),
   /** Deliveries handed out and not yet acknowledged, at most (flow control when the site falls behind). */
   maxAckPending: z.number().int().min(1).max(1_000_000).default(20_000),
+  /**
+   * Copies of the stream (and its consumer) kept by a JetStream cluster: 1 for a single server;
+   * 3 on a three-node cluster, so the stream goes on while any one node is down. JetStream allows at most 5.
+   */
+  replicas: z.number().int().min(1).max(5).default(1),
   /** At most this many deliveries per relay.accept() batch. */
   batch: z.number().int().min(1).max(10_000).default(1000),
 }).strict()

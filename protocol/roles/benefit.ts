@@ -11,7 +11,8 @@ export interface Candidate {
  * then preferred partners in the order listed, then fewer delegations, then more free room.
  */
 export function benefit (candidate: Candidate, self: string, prefer: string[]): number {
-  const local = candidate.via === self ? 10_000 : 0
+  // Above the best partner's score, whatever the length of prefer: own hosts always rank first.
+  const local = candidate.via === self ? (prefer.length + 1) * 1_000 : 0
   const preferred = prefer.includes(candidate.via) ? (prefer.length - prefer.indexOf(candidate.via)) * 1_000 : 0
   return local + preferred - candidate.offer.depth * 100 + Math.min(candidate.offer.free, 99)
 }

@@ -48,22 +48,29 @@ export interface MigrationOutcome {
  * took the VM (no room left, a host that could not run it) gives way to the next best one. On final
  * failure the prepared transfer is cancelled, so the VM stays where it was and keeps working.
  */
-export async function runController (deps: ControllerDeps, vmId: string, exclude: string[]): Promise<MigrationOutcome> {
+export async function runController (deps: ControllerDeps, vmId: string, exclude: string[], to?: string): Promise<MigrationOutcome> {
   const started = Date.now()
   const record = deps.locations.location(vmId)
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
+  const pin = pinOf(deps, to)
   const self: Caller = { sender: deps.self }
 
   // Steps 1–2: Migration request to every possible destination, the local site included, in parallel.
   const descriptor = await descriptorWithDemand(deps, vmId, record)
   const body = { vmId, descriptor, exclude }
   const [local, remote] = await Promise.all([
-    handleMigrationRequest(deps, self, body, { delegate: false }).then((r) => r.offers.map((offer): Candidate => ({ via: deps.self, offer }))),
-    askPartners(deps, undefined, vmId, body, new Set(exclude)).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer }))),
+    pin.local
+      ? handleMigrationRequest(deps, self, body, { delegate: false }).then((r) => r.offers
+        .filter((offer) => pin.host === undefined || deps.tokens.token(offer.ref)?.hostId === pin.host)
+        .map((offer): Candidate => ({ via: deps.self, offer })))
+      : [],
+    pin.partners
+      ? askPartners(deps, undefined, vmId, body, new Set([...exclude, ...pin.skipPartners])).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer })))
+      : [],
   ])
   const candidates = rankCandidates([...local, ...remote], deps.self, deps.policy.prefer)
-  deps.log({ event: 'controller-offers', vm: vmId, offers: candidates.length })
-  if (candidates.length === 0) throw new ProtocolError('no-placement', 'no destination offered to take the VM')
+  deps.log({ event: 'controller-offers', vm: vmId, offers: candidates.length, ...(to === undefined ? {} : { to }) })
+  if (candidates.length === 0) throw new ProtocolError('no-placement', to === undefined ? 'no destination offered to take the VM' : `${to} offered no room for the VM`)
 
   // Step 3: the greatest benefit first; when its transfer cannot start or its host cannot run the VM, the next.
   let source: { prepared: PreparedSource, for: Offer } | undefined
@@ -93,6 +100,20 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
     })
   }
   throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+}
+
+/**
+ * Which offers a pinned migration (`fedvm migrate --to`) asks for: TO names this site (its own hosts
+ * only), a partner (its offers only, including those it delegates further), or one host of this site,
+ * in that order. Without TO every destination competes and the benefit ranks them.
+ */
+function pinOf (deps: ControllerDeps, to: string | undefined): { local: boolean, partners: boolean, host?: string, skipPartners: string[] } {
+  const partners = deps.partners.ids()
+  if (to === undefined) return { local: true, partners: true, skipPartners: [] }
+  if (to === deps.self) return { local: true, partners: false, skipPartners: [] }
+  if (partners.includes(to)) return { local: false, partners: true, skipPartners: partners.filter((p) => p !== to) }
+  if (deps.hosts.has(to)) return { local: true, partners: false, host: to, skipPartners: [] }
+  throw new ProtocolError('bad-request', `to: ${JSON.stringify(to)} is neither this site, a partner nor a host of this site`)
 }
 
 /** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat. */

@@ -117,6 +117,7 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
 
 async function receive (deps: DestinationDeps, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown): Promise<PullResult> {
   const { transfers, log } = deps
+  const initiated = Date.now()
   const ticket = await openTicket(sealedTicket, deps.identity.keysDir, vmId)
   const host = deps.hosts.get(hostId, vmId)
   // Offers reserve nothing: the host may have filled up since it offered.
@@ -163,7 +164,7 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
   }
   transfers.attempts.delete(token)
   deps.tokens.setTokenState(token, 'received', result.manifest)
-  log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs })
+  log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs, firstByteMs: result.firstByteAt === undefined ? null : result.firstByteAt - initiated })
   return result
 }
 

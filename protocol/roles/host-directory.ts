@@ -6,6 +6,8 @@ export interface HostDirectory {
   get: (hostId: string, vmId: string) => VmHost
   /** The hosts that take VMs (intakes never do). */
   all: () => Iterable<VmHost>
+  /** Whether this site has a host of that id (intakes are not hosts). */
+  has: (hostId: string) => boolean
 }
 
 /** The host id of where a location record says the VM is (a host of this site, or the intake it is placed from). */

@@ -2,10 +2,12 @@ import { HypervisorError } from '../../host/errors'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
 import { ProtocolError } from '../errors'
 import type { Log } from '../log'
-import { hashFile, manifestsAgree, parseManifest, type Manifest } from '../proxy/manifest'
+import { manifestsAgree, parseManifest } from '../proxy/manifest'
 import type { ProxyPool } from '../proxy/proxy-pool'
+import { sourceManifest } from '../proxy/source-manifest'
 import { sealTicket } from '../proxy/ticket'
 import type { TokenStore } from '../proxy/token-record'
+import type { TransferPlan } from '../proxy/transfer-plan'
 import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
@@ -22,7 +24,7 @@ import type { LocationRecord, LocationStore, RouteStore } from './records'
  */
 export interface SourceDeps extends PassAlongDeps {
   hosts: Pick<HostDirectory, 'get'>
-  tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState' | 'openSourceTokens'>
+  tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState' | 'setTokenManifest' | 'openSourceTokens'>
   locations: Pick<LocationStore, 'dropLocationIf'>
   routes: Pick<RouteStore, 'route' | 'putRoute'>
   proxies: Pick<ProxyPool, 'choose' | 'url'>
@@ -50,10 +52,11 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
   for (const old of deps.tokens.openSourceTokens(vmId)) deps.tokens.setTokenState(old.token, 'cancelled')
   const started = Date.now()
-  const manifest: Manifest = { vmId, chunkBytes: deps.limits.chunkBytes, files: [] }
+  // The files are fixed here, once: the source proxy only opens and reads them, and hashes them while sending.
+  const plan: TransferPlan = { chunkBytes: deps.limits.chunkBytes, files: [] }
   try {
     await host.prepareForLeaving(vmId)
-    for (const file of await host.listFiles(vmId)) manifest.files.push(await hashFile(file.path, file.name, manifest.chunkBytes))
+    plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
   } catch (err) {
     // Nothing was handed out yet: the VM runs on here as before.
     await host.stayHere(vmId).catch((stayErr) => deps.log({ event: 'stay-here-failed', vm: vmId, error: (stayErr as Error).message }))
@@ -65,11 +68,11 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   const proxy = deps.proxies.choose()
   const expiresAt = Date.now() + deps.limits.tokenTtlMs
   deps.tokens.putToken({
-    token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest,
+    token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest: null, plan,
     state: 'open', expiresAt, locationVersion: record.version, requester: caller.sender,
   })
   const ticket = await sealTicket({ vmId, uri: deps.proxies.url(proxy), fingerprint: deps.identity.tlsFingerprint, token }, sealKey)
-  deps.log({ event: 'prepared-for-leaving', vm: vmId, files: manifest.files.length, bytes: manifest.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
+  deps.log({ event: 'prepared-for-leaving', vm: vmId, files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   return { token, ticket, expiresAt }
 }
 
@@ -91,7 +94,8 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
     return answer
   }
   const record = verifiableSourceToken(deps.tokens, token, caller.sender, vmId)
-  const manifest = record.manifest!
+  // A destination reports dstat after reading the source's manifest; one that never did gets it hashed now.
+  const manifest = record.manifest ?? await sourceManifest(deps.tokens, record)
   if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
   if (record.state === 'open') {
     checkNotExpired(record)

@@ -13,7 +13,10 @@ import type { SiteParts } from './site-parts'
  */
 export const ADMIN_OPERATIONS: Record<string, (site: SiteParts, body: unknown) => Promise<unknown>> = {
   'admin-place': place,
-  'admin-migrate': async (site, body) => runController(site, vmIdField(objectBody(body)), []),
+  'admin-migrate': async (site, rawBody) => {
+    const body = objectBody(rawBody)
+    return runController(site, vmIdField(body), [], body.to === undefined ? undefined : stringField(body, 'to', 128))
+  },
   'admin-evict': evict,
   'admin-cancel': cancel,
   'admin-status': async (site) => ({

@@ -1,6 +1,6 @@
 import { run as runSite } from './site-command'
 
-/** `fedvm migrate --config FILE --vm ID`: the Controller, same as `fedvm site migrate`. */
-export function run (argv: string[]): Promise<number> {
+/** `fedvm migrate --config FILE --vm ID`: the Controller's own command line, the same as `fedvm site migrate`. */
+export function run (argv: string[]): Promise<void> {
   return runSite(['migrate', ...argv])
 }

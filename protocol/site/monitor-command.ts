@@ -1,14 +1,11 @@
 import { parseArgs } from 'node:util'
-import { EXIT } from '../cli/exit-codes'
-import { UsageError } from '../cli/usage-error'
-import { ConfigError } from '../errors'
+import { UsageError } from '../errors'
 import { loadSiteConfig } from './load-config'
 import { openStoreForReading, queryDeliveries } from '../primary/primary-queries'
 import { queryJson, queryTable } from '../primary/query-output'
 import { parseQueryTime } from '../primary/query-time'
 import { SealedOpener } from '../primary/sealed-opener'
 
-const USAGE = 'fedvm monitor query --config SITE.json --vm ID [--metric M] [--since T] [--until T] [--output json|table] [--limit N]'
 const DEFAULT_LIMIT = 10_000
 
 /**
@@ -16,9 +13,9 @@ const DEFAULT_LIMIT = 10_000
  * opened with the site's seal.key. T is an ISO time, Unix ms, or a duration ago ("10m"). Read-only:
  * it runs beside the daemon. Opened values go to stdout only.
  */
-export async function run (argv: string[]): Promise<number> {
+export async function run (argv: string[]): Promise<void> {
   const [sub, ...rest] = argv
-  if (sub !== 'query') throw new UsageError(`unknown sub-command ${JSON.stringify(sub ?? '')}\nusage: ${USAGE}`)
+  if (sub !== 'query') throw new UsageError(sub === undefined ? 'a sub-command is missing (query)' : `unknown monitor sub-command ${JSON.stringify(sub)}`)
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -35,26 +32,27 @@ export async function run (argv: string[]): Promise<number> {
   const query = {
     vm: values.vm,
     ...(values.metric !== undefined ? { metric: values.metric } : {}),
-    ...(values.since !== undefined ? { since: parseQueryTime(values.since, '--since', now) } : {}),
-    ...(values.until !== undefined ? { until: parseQueryTime(values.until, '--until', now) } : {}),
+    ...(values.since !== undefined ? { since: queryTime(values.since, '--since', now) } : {}),
+    ...(values.until !== undefined ? { until: queryTime(values.until, '--until', now) } : {}),
     limit,
   }
-  let config
-  try {
-    config = await loadSiteConfig(values.config)
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    process.stderr.write(`fedvm monitor: bad config ${values.config}: ${err.message}\n`)
-    return EXIT.CONFIG
-  }
+  const config = await loadSiteConfig(values.config)
   const opener = await SealedOpener.load(config.keys)
   const db = openStoreForReading(config.stateDir)
   try {
     const opened = []
     for (const d of queryDeliveries(db, query)) opened.push(await opener.open(d))
     process.stdout.write(values.output === 'table' ? queryTable(opened) : queryJson(query, opened))
-    return EXIT.OK
   } finally {
     db.close()
+  }
+}
+
+/** A time the command line gives that does not read as one is a usage error. */
+function queryTime (text: string, option: string, now: number): number {
+  try {
+    return parseQueryTime(text, option, now)
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err })
   }
 }

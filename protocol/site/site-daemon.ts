@@ -26,7 +26,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
-      const server = createSourceServer({ index, state: site.state, tls: site.tls, hostFor: (t) => site.hosts.get(t.hostId, t.vmId), throttle, log })
+      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, log })
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {

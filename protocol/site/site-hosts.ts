@@ -28,6 +28,10 @@ export class SiteHosts implements HostDirectory {
     return this.hosts.values()
   }
 
+  has (hostId: string): boolean {
+    return this.hosts.has(hostId)
+  }
+
   /** Adds or replaces a host (tests put hosts that fail on purpose beside the configured ones). */
   set (id: string, host: VmHost): void {
     this.hosts.set(id, host)

@@ -31,6 +31,8 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
       CREATE TABLE IF NOT EXISTS "routes" ("ref" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "vm_id" TEXT NOT NULL, "partner" TEXT NOT NULL, "partner_ref" TEXT NOT NULL,
         "requester" TEXT NOT NULL, "location_version" TEXT, "expires_at" INTEGER NOT NULL);
     `)
+    // Added after the first release: a state directory from before gets the column on open.
+    if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'plan')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "plan" TEXT')
   }
 
   seenBefore (from: string, id: string, keepUntil: number): boolean {
@@ -95,10 +97,15 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
   }
 
   putToken (record: TokenRecord): void {
-    this.statement(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester")
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
+    this.statement(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester", "plan")
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
       JSON.stringify(record.descriptor ?? null), record.manifest === null ? null : JSON.stringify(record.manifest), record.state, record.expiresAt, record.locationVersion,
-      record.requester)
+      record.requester, record.plan == null ? null : JSON.stringify(record.plan))
+  }
+
+  /** The source's manifest, once the transfer hashed every chunk; the token's state stays as it is. */
+  setTokenManifest (token: string, manifest: Manifest): void {
+    this.statement('UPDATE "tokens" SET "manifest" = ? WHERE "token" = ?').run(JSON.stringify(manifest), token)
   }
 
   setTokenState (token: string, state: TokenState, manifest?: Manifest): void {
@@ -163,6 +170,7 @@ function tokenFromRow (row: TokenRow): TokenRecord {
     boundTo: row.bound_to as string,
     descriptor: JSON.parse(row.descriptor as string),
     manifest: row.manifest === null ? null : JSON.parse(row.manifest as string),
+    plan: row.plan == null ? null : JSON.parse(row.plan as string),
     state: row.state as TokenState,
     expiresAt: row.expires_at as number,
     locationVersion: (row.location_version as string | null) ?? null,

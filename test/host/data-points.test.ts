@@ -15,10 +15,20 @@ t.test('data points in base units, summed over devices and per device', async t 
   t.equal(p.get('net.vnet0.tx_drop'), 1)
   t.equal(p.get('block.wr_bytes'), 8192 + 100, 'summed over vda and vdb')
   t.equal(p.get('block.vdb.wr_bytes'), 100)
-  t.equal(p.get('block.wr_times'), 0.004 + 1, 'seconds, summed')
+  t.equal(p.get('block.wr_times'), 1.004, 'seconds, summed')
   t.equal(p.get('vcpu.0.delay'), 2)
   t.equal(p.get('state.state'), 1)
   for (const name of p.keys()) t.ok(isDataPointName(name), `${name} is a known data point name`)
+})
+
+t.test('seconds without binary rounding noise, sums converted once', async t => {
+  const stats = runningStats('a', 'u')
+  stats.cpu = { timeNs: 967795000 }
+  stats.blocks.push({ ...stats.blocks[0], name: 'vdb', rdTimesNs: 100000000 })
+  stats.blocks[0].rdTimesNs = 200000000
+  const p = domainDataPoints(stats)
+  t.equal(`${p.get('cpu.time')}`, '0.967795')
+  t.equal(`${p.get('block.rd_times')}`, '0.3', 'not 0.1 + 0.2 = 0.30000000000000004')
 })
 
 t.test('absent groups give absent data points', async t => {

@@ -21,15 +21,29 @@ export class NatsServer {
   private exited: Promise<void> = Promise.resolve()
   private stderr = ''
 
-  private constructor (readonly port: number, readonly monitorPort: number, readonly storeDir: string) {}
+  private constructor (readonly port: number, readonly monitorPort: number, readonly storeDir: string, private readonly extraArgs: string[]) {}
 
   static async start (t: Teardownable): Promise<NatsServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'fedvm-nats-'))
-    t.teardown(() => rm(dir, { recursive: true, force: true }))
-    const server = new NatsServer(await freePort(), await freePort(), join(dir, 'jetstream'))
-    t.teardown(() => server.stop())
+    const server = await NatsServer.create(t)
     await server.restart()
     return server
+  }
+
+  /**
+   * A server with its ports and store dir, not started yet (restart() or spawn() starts it);
+   * `extraArgs` are added to its command line (a cluster member's `--cluster` and `--routes`).
+   */
+  static async create (t: Teardownable, extraArgs: string[] = []): Promise<NatsServer> {
+    const dir = await mkdtemp(join(tmpdir(), 'fedvm-nats-'))
+    t.teardown(() => rm(dir, { recursive: true, force: true }))
+    const server = new NatsServer(await freePort(), await freePort(), join(dir, 'jetstream'), extraArgs)
+    t.teardown(() => server.stop())
+    return server
+  }
+
+  /** The name it runs under (JetStream's cluster info names servers by it). */
+  get name (): string {
+    return `fedvm-test-${this.port}`
   }
 
   get url (): string {
@@ -50,16 +64,24 @@ export class NatsServer {
 
   /** Starts the server (again) on the same ports and store dir; resolves once JetStream answers healthy. */
   async restart (): Promise<void> {
+    this.spawn()
+    await this.waitReady()
+  }
+
+  /**
+   * Starts the process without waiting for it: a clustered server answers healthy only once a
+   * quorum of its cluster runs, so a cluster spawns every member before it waits for any.
+   */
+  spawn (): void {
     if (this.running) throw new Error('nats-server is still running')
     const child = spawn(BINARY, [
       '-a', '127.0.0.1', '-p', String(this.port), '-m', String(this.monitorPort),
-      '-js', '-sd', this.storeDir, '-n', `fedvm-test-${this.port}`,
+      '-js', '-sd', this.storeDir, '-n', this.name, ...this.extraArgs,
     ], { stdio: ['ignore', 'ignore', 'pipe'] })
     child.once('error', (err) => { this.stderr += `cannot start ${BINARY}: ${err.message}` })
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { this.stderr = (this.stderr + chunk).slice(-20_000) })
     this.child = child
     this.exited = new Promise((resolve) => child.once('close', () => resolve()))
-    await this.waitReady()
   }
 
   /** Ends the server at once (SIGKILL, no clean shutdown), as a crash would. */
@@ -77,7 +99,7 @@ export class NatsServer {
     await this.exited
   }
 
-  private async waitReady (): Promise<void> {
+  async waitReady (): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS
     for (;;) {
       if (!this.running) throw new Error(`nats-server exited: ${this.stderr.slice(-2000)}`)

@@ -7,7 +7,6 @@ import { HypervisorError } from '../../errors'
 
 export const REMOTE_PROGRAM = 0x20008086
 export const REMOTE_PROTOCOL_VERSION = 1
-export const KEEPALIVE_PROGRAM = 0x6b656570
 
 export const Proc = {
   CONNECT_OPEN: 1,

@@ -27,7 +27,10 @@ const BAD_SPECIFIERS: Array<[what: string, spec: Record<string, unknown>, messag
   ['metric missing', { ...RAW, metric: undefined }, /monitoring\[1\]\.metric: /],
   ['metric not a data point or KPI', { ...RAW, metric: 'CPU time' }, /monitoring\[1\]\.metric: must be kpi:TABLE\.COLUMN/],
   ['metric kpi: without a name', { ...RAW, metric: 'kpi:' }, /monitoring\[1\]\.metric: /],
-  ['metric kpi:TABLE. with an empty column', { ...RAW, metric: 'kpi:users.' }, /monitoring\[1\]\.metric: /],
+  ['metric kpi:TABLE. with an empty column', { ...RAW, metric: 'kpi:users.' }, /monitoring\[1\]\.metric: the column name is empty/],
+  // guestfs takes names holding dots: a bare name with two dots could be table a.b column c, or table a column b.c.
+  ['metric kpi:a.b.c (two readings)', { ...RAW, metric: 'kpi:app.v2.latency' }, /monitoring\[1\]\.metric: "kpi:app\.v2\.latency" could name more than one table and column: quote/],
+  ['metric with an unclosed quote', { ...RAW, metric: 'kpi:"revenue.v2' }, /monitoring\[1\]\.metric: the quoted table name has no closing quote/],
   ['monitoringIntervalMs negative', { ...RAW, monitoringIntervalMs: -1 }, /monitoring\[1\]\.monitoringIntervalMs: /],
   ['monitoringIntervalMs fractional', { ...RAW, monitoringIntervalMs: 1.5 }, /monitoring\[1\]\.monitoringIntervalMs: /],
   ['monitoringIntervalMs as text', { ...RAW, monitoringIntervalMs: '1000' }, /monitoring\[1\]\.monitoringIntervalMs: .*expected number/],
@@ -96,9 +99,16 @@ t.test('a valid descriptor: the example of Contract 3, defaults, other parts pas
   t.strictSame(parseDescriptor(withoutMonitoring, 'x').monitoring, [], 'no monitoring section: none')
 })
 
-t.test('kpiTarget: table and column split at the last dot; kpi:TABLE is an encrypted KPI', async (t) => {
+t.test('kpiTarget: kpi:TABLE.COLUMN, kpi:TABLE is an encrypted KPI, names holding a dot are quoted', async (t) => {
   t.strictSame(kpiTarget('kpi:users.current_users'), { table: 'users', column: 'current_users' })
-  t.strictSame(kpiTarget('kpi:app.v2.latency'), { table: 'app.v2', column: 'latency' })
+  t.strictSame(kpiTarget('kpi:"app.v2".latency'), { table: 'app.v2', column: 'latency' })
   t.strictSame(kpiTarget('kpi:secret'), { table: 'secret' })
+  t.strictSame(kpiTarget('kpi:"revenue.v2"'), { table: 'revenue.v2' }, 'an encrypted KPI whose name holds a dot')
   t.equal(kpiTarget('cpu.time'), undefined, 'a hypervisor data point')
+})
+
+t.test('an encrypted KPI named revenue.v2 is kpi:"revenue.v2": raw only, like any encrypted KPI', async (t) => {
+  const parsed = parseDescriptor(descriptor([{ ...RAW, metric: 'kpi:"revenue.v2"' }]), 'web-1.json')
+  t.equal(parsed.monitoring[0].metric, 'kpi:"revenue.v2"', 'the metric text is kept as written (deliveries carry it)')
+  t.match(refusal(descriptor([RAW, { ...MEDIAN, metric: 'kpi:"revenue.v2"' }])).message, /monitoring\[1\]\.format: an encrypted KPI/)
 })

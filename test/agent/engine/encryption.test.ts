@@ -1,7 +1,7 @@
 import t from 'tap'
 import { seal, unseal } from '../../../protocol/crypto/sealed-box'
 import { createAgentRegistry } from '../../../agent/outputs/agent-metrics'
-import type { Delivery } from '../../../protocol/relay/delivery'
+import type { AgentDelivery as Delivery } from '../../../protocol/relay/delivery'
 import { MonitorHarness, T0 } from '../support/monitor-harness'
 
 // Contract 3: `encrypt` seals the delivered payload for the primary site's key. Contract 4 and
@@ -15,7 +15,7 @@ async function open (h: MonitorHarness, d: Delivery): Promise<unknown> {
 }
 
 async function metricsText (h: MonitorHarness): Promise<string> {
-  const registry = createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, version: 'test' })
+  const registry = createAgentRegistry({ monitors: () => [h.monitor], consumers: () => [], store: h.store, storage: h.store.health, version: 'test' })
   return registry.metrics()
 }
 

@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node'
 import t from 'tap'
 import { parseConfig } from '../../../agent/config/agent-config'
-import type { Delivery } from '../../../protocol/relay/delivery'
+import type { AgentDelivery as Delivery } from '../../../protocol/relay/delivery'
 import { NatsConsumer } from '../../../agent/outputs/nats-consumer'
 import { AgentStore } from '../../../agent/state/agent-store'
 import { NatsServer } from '../../support/nats-server'

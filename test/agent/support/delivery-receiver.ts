@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
-import type { Delivery } from '../../../protocol/relay/delivery'
+import type { AgentDelivery as Delivery } from '../../../protocol/relay/delivery'
 import type { Teardownable } from '../../support/teardownable'
 
 export interface ReceivedPost {

@@ -5,7 +5,7 @@ import { mock } from 'node:test'
 import { generateBoxKeyPair, type BoxKeyPair } from '../../../protocol/crypto/sealed-box'
 import type { RowFrame, FeedValue } from '../../../protocol/kpi-feed/frames'
 import { parseDescriptor, type VmDescriptor } from '../../../agent/descriptor/vm-descriptor'
-import type { Delivery } from '../../../protocol/relay/delivery'
+import type { AgentDelivery as Delivery } from '../../../protocol/relay/delivery'
 import { VmMonitor } from '../../../agent/engine/vm-monitor'
 import { AgentStore } from '../../../agent/state/agent-store'
 import type { Teardownable } from '../../support/teardownable'
@@ -30,6 +30,8 @@ function useMockClock (t: Teardownable): void {
  */
 export class MonitorHarness {
   readonly delivered: Delivery[] = []
+  /** What the monitor logged. */
+  readonly logs: string[] = []
   monitor!: VmMonitor
   store!: AgentStore
   private seq = 0n
@@ -50,7 +52,7 @@ export class MonitorHarness {
   /** (Re)opens the store and a fresh monitor on the same state directory, like an agent restart. */
   open (vm = 'web-1'): void {
     this.store = new AgentStore(this.dir)
-    this.monitor = new VmMonitor(vm, { store: this.store, consumers: () => this.consumers, delivered: (d) => this.delivered.push(d) })
+    this.monitor = new VmMonitor(vm, { store: this.store, consumers: () => this.consumers, delivered: (d) => this.delivered.push(d), log: (line) => this.logs.push(line) })
     this.seq = this.store.cursor(vm)
   }
 

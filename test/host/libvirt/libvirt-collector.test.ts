@@ -1,4 +1,6 @@
 import t from 'tap'
+import { Registry } from 'prom-client'
+import { registerCollectors } from '../../../agent/collect'
 import type { Sample } from '../../../host/collector'
 import { FakeHypervisor } from '../../../host/fake/fake-hypervisor'
 import { LibvirtCollector } from '../../../host/libvirt/libvirt-collector'
@@ -111,4 +113,27 @@ t.test('every family the collector emits is declared up front', async t => {
   const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 50 })
   const declared = new Set(c.families.map(f => f.name))
   for (const s of await c.collect(signal())) t.ok(declared.has(s.name), `${s.name} declared`)
+})
+
+t.test('/metrics shows seconds and percents without binary rounding noise', async t => {
+  const hv = new FakeHypervisor()
+  const stats = runningStats('a', A)
+  stats.cpu = { timeNs: 967795000 }
+  stats.vcpu = { current: 1, maximum: 1, vcpus: [{ index: 0, timeNs: 300000000, waitNs: 100000000, delayNs: 700000000 }] }
+  stats.blocks[0].wrTimesNs = 123456789
+  stats.balloon = { currentKiB: 131072, maximumKiB: 131072, availableKiB: 100000, usableKiB: 70000 }
+  hv.define(stats)
+  const registry = new Registry()
+  registerCollectors(registry, [new LibvirtCollector({ hypervisor: hv })])
+  const text = await registry.metrics()
+  const dom = `domain="a",uuid="${A}"`
+  const lines = [
+    `libvirt_domain_info_cpu_time_seconds_total{${dom}} 0.967795`,
+    `libvirt_domain_vcpu_time_seconds_total{${dom},vcpu="0"} 0.3`,
+    `libvirt_domain_vcpu_wait_seconds_total{${dom},vcpu="0"} 0.1`,
+    `libvirt_domain_vcpu_delay_seconds_total{${dom},vcpu="0"} 0.7`,
+    `libvirt_domain_block_stats_write_time_seconds_total{${dom},target_device="vda"} 0.123456789`,
+    `libvirt_domain_memory_stats_used_percent{${dom}} 30`
+  ]
+  for (const line of lines) t.ok(text.split('\n').includes(line), line)
 })

@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { isSafeFileName } from '../../../host/vm-folder/vm-folder'
-import { hashFile, manifestsAgree, parseManifest } from '../../../protocol/proxy/manifest'
+import { isZero, manifestsAgree, parseManifest, zeroDigest } from '../../../protocol/proxy/manifest'
+import { SourceTransfer } from '../../../protocol/proxy/source-transfer'
 
 const digest = '0'.repeat(64)
 const file = (name: string): unknown => ({ name, size: 10, sha256: digest, chunks: [digest] })
@@ -24,18 +25,33 @@ t.test('a manifest is checked field by field', async (t) => {
   t.throws(() => parseManifest({ vmId: 'vm1', chunkBytes: 4096, files: [{ name: 'a', size: -1, sha256: digest, chunks: [] }] }, 'vm1'), { code: 'bad-manifest' }, 'a negative size')
 })
 
-t.test('hashFile gives chunk digests that agree with sha256sum, and the hash list over them', async (t) => {
+t.test('a source transfer\'s manifest: chunk digests that agree with sha256sum, the hash list over them', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-manifest-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const data = Buffer.alloc(10_000).map((_, i) => i % 251)
   await writeFile(join(dir, 'f'), data)
-  const m = await hashFile(join(dir, 'f'), 'f', 4096)
+  await writeFile(join(dir, 'z'), Buffer.alloc(5000))
+  const transfer = new SourceTransfer('v', { chunkBytes: 4096, files: [{ name: 'f', size: 10_000, path: join(dir, 'f') }, { name: 'z', size: 5000, path: join(dir, 'z') }] })
+  const manifest = await transfer.manifest()
+  const m = manifest.files[0]
   t.equal(m.size, 10_000)
   const chunks = [0, 4096, 8192].map((o) => createHash('sha256').update(data.subarray(o, o + 4096)))
   t.same(m.chunks, chunks.map((h) => h.copy().digest('hex')))
   t.equal(m.sha256, createHash('sha256').update(Buffer.concat(chunks.map((h) => h.digest()))).digest('hex'))
-  const a = { vmId: 'v', chunkBytes: 4096, files: [m] }
-  t.ok(manifestsAgree(a, JSON.parse(JSON.stringify(a))))
-  t.notOk(manifestsAgree(a, { ...a, files: [{ ...m, sha256: digest }] }))
-  t.notOk(manifestsAgree(a, { ...a, files: [] }))
+  t.same(manifest.files[1].chunks, [zeroDigest(4096), zeroDigest(904)], 'zero chunks: the digest of zeros')
+  t.equal(zeroDigest(904), createHash('sha256').update(Buffer.alloc(904)).digest('hex'))
+  t.same(transfer.listing().files.map((f) => f.chunks), manifest.files.map((f) => f.chunks), 'the listing now knows every digest')
+  t.ok(manifestsAgree(manifest, JSON.parse(JSON.stringify(manifest))))
+  t.notOk(manifestsAgree(manifest, { ...manifest, files: [{ ...m, sha256: digest }, manifest.files[1]] }))
+  t.notOk(manifestsAgree(manifest, { ...manifest, files: [] }))
+})
+
+t.test('isZero looks at every byte', async (t) => {
+  t.ok(isZero(Buffer.alloc(0)))
+  t.ok(isZero(Buffer.alloc(3 * 1024 * 1024 + 5)))
+  for (const at of [0, 1024 * 1024 - 1, 1024 * 1024, 3 * 1024 * 1024 + 4]) {
+    const b = Buffer.alloc(3 * 1024 * 1024 + 5)
+    b[at] = 1
+    t.notOk(isZero(b), `a byte at ${at}`)
+  }
 })

@@ -1,0 +1,32 @@
+import { DescriptorFormatError } from '../../protocol/ovf/errors'
+import { isOvf } from '../../protocol/ovf/descriptor-document'
+import { ovfToDescriptor } from '../../protocol/ovf/read-ovf'
+import { AgentError } from '../errors'
+import { DescriptorSchema, parseDescriptor, type VmDescriptor } from './vm-descriptor'
+
+/**
+ * A descriptor file's text in either form (JSON, or an OVF envelope with fedvm's section), checked
+ * against the descriptor schema. A problem in an envelope is named by its element
+ * (`…/fedvm:Specifier[2]/@function: …`), one in JSON by its field (`monitoring[1].function: …`).
+ */
+export function descriptorFromText (text: string, source: string): VmDescriptor {
+  if (!isOvf(text)) return parseDescriptor(parseJson(text, source), source)
+  let envelope: ReturnType<typeof ovfToDescriptor>
+  try {
+    envelope = ovfToDescriptor(text)
+  } catch (err) {
+    throw err instanceof DescriptorFormatError ? err.in(source) : err
+  }
+  const result = DescriptorSchema.safeParse(envelope.descriptor)
+  if (result.success) return result.data
+  const problems = result.error.issues.map((issue) => `${envelope.elementOf(issue.path)}: ${issue.message}`)
+  throw new AgentError('DESCRIPTOR_INVALID', `${source}: ${problems.join('; ')}`)
+}
+
+function parseJson (text: string, source: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new AgentError('DESCRIPTOR_INVALID', `${source}: neither JSON nor an OVF envelope: ${(err as Error).message}`, { cause: err })
+  }
+}
