@@ -1,18 +1,29 @@
 import type { z } from 'zod'
 
-/** A field as a user writes it: `vms[0].feed`, under `prefix` when given (`monitoring.ingest`). */
+/**
+ * The one way fedvm words a refused config, descriptor or message: `FIELD.PATH: message`, the field
+ * as a user writes it (`vms[0].feed`, `monitoring.rules[1].when`).
+ */
+
+/** A field as a user writes it, under `prefix` when given (`monitoring.ingest`). */
 export function fieldPath (path: readonly PropertyKey[], prefix = ''): string {
   return path.reduce<string>((text, key) => typeof key === 'number' ? `${text}[${key}]` : text ? `${text}.${String(key)}` : String(key), prefix)
 }
 
-/** What is wrong, without the field; an unknown key says it is not a known setting. */
+/** The field an issue is about; an unknown key is the field itself. */
+export function issueField (issue: z.core.$ZodIssue, prefix = ''): string {
+  const path = issue.code === 'unrecognized_keys' && issue.keys.length > 0 ? [...issue.path, issue.keys[0]] : issue.path
+  return fieldPath(path, prefix) || '(top level)'
+}
+
+/** What is wrong, without the field. */
 export function issueMessage (issue: z.core.$ZodIssue): string {
-  return issue.code === 'unrecognized_keys' ? `${issue.message}: not a known setting` : issue.message
+  return issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message
 }
 
 /** One problem as `FIELD.PATH: message`. */
 export function describeIssue (issue: z.core.$ZodIssue, prefix = ''): string {
-  return `${fieldPath(issue.path, prefix) || '(top level)'}: ${issueMessage(issue)}`
+  return `${issueField(issue, prefix)}: ${issueMessage(issue)}`
 }
 
 /** Every problem of a failed parse, `FIELD.PATH: message` each, joined by "; ". */

@@ -3,14 +3,14 @@ import { ConfigError } from '../errors'
 import { RulesSchema } from '../primary/rules/rules-config'
 import { NatsIngestSchema } from '../relay/nats-config'
 import { listenSchema } from '../http/listen-address'
-import { fieldPath, issueMessage } from '../zod-issues'
+import { issueField, issueMessage } from '../zod-issues'
 
 
 /**
  * The site config's optional `monitoring` section. Every sub-key is optional; each part
  * of the monitoring relay adds its own sub-key here, one line, with its parser in its own file.
  */
-const MonitoringSchema = z.object({
+export const MonitoringSchema = z.object({
   /** Where this site's hosts' agents POST deliveries (plain HTTP, inside the site's trust boundary). */
   ingest: listenSchema.optional(),
   /** How long new deliveries wait to share one signed request to the next hop. */
@@ -36,5 +36,5 @@ export function parseMonitoringConfig (value: unknown): MonitoringConfig {
   const result = MonitoringSchema.safeParse(value ?? {})
   if (result.success) return result.data
   const issue = result.error.issues[0]
-  throw new ConfigError(fieldPath(issue.path, 'monitoring'), issueMessage(issue))
+  throw new ConfigError(issueField(issue, 'monitoring'), issueMessage(issue))
 }

@@ -45,9 +45,9 @@ const BAD_SPECIFIERS: Array<[what: string, spec: Record<string, unknown>, messag
   ['when.op unknown', { ...RAW, when: { op: '=>', value: 1 } }, /monitoring\[1\]\.when\.op: /],
   ['when.value as text', { ...RAW, when: { op: '>', value: '1000' } }, /monitoring\[1\]\.when\.value: .*expected number/],
   ['when.value missing', { ...RAW, when: { op: '>' } }, /monitoring\[1\]\.when\.value: /],
-  ['when with an unknown key', { ...RAW, when: { op: '>', value: 1, or: 2 } }, /monitoring\[1\]\.when: Unrecognized key: "or"/],
+  ['when with an unknown key', { ...RAW, when: { op: '>', value: 1, or: 2 } }, /monitoring\[1\]\.when\.or: is not a known setting/],
   ['encrypt not a boolean', { ...RAW, encrypt: 'yes' }, /monitoring\[1\]\.encrypt: .*expected boolean/],
-  ['unknown key (a typo)', { ...RAW, intervalMs: 5 }, /monitoring\[1\]: Unrecognized key: "intervalMs"/],
+  ['unknown key (a typo)', { ...RAW, intervalMs: 5 }, /monitoring\[1\]\.intervalMs: is not a known setting/],
   // Contract 3: "an encrypted KPI is kpi:TABLE and is raw only": the host cannot process or compare sealed values.
   ['encrypted KPI processed', { ...MEDIAN, metric: 'kpi:secret' }, /monitoring\[1\]\.format: /],
   ['encrypted KPI with a predicate', { ...RAW, metric: 'kpi:secret', when: { op: '>', value: 1 } }, /monitoring\[1\]\.when: /],

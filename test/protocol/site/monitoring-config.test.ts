@@ -20,6 +20,6 @@ t.test('the monitoring section: defaults, and a bad value names its field', asyn
   t.match(refusal({ ingest: 'everywhere' }), /^monitoring\.ingest: .*HOST:PORT/)
   t.match(refusal({ forwardLingerMs: -1 }), /^monitoring\.forwardLingerMs: /)
   t.match(refusal({ tombstoneMs: 'long' }), /^monitoring\.tombstoneMs: /)
-  t.match(refusal({ ingset: '127.0.0.1:1' }), /^monitoring: .*ingset.*not a known setting/)
+  t.match(refusal({ ingset: '127.0.0.1:1' }), /^monitoring\.ingset: .*is not a known setting/)
   t.match(refusal([]), /^monitoring: /)
 })

@@ -49,7 +49,7 @@ t.test('monitoring.rules in the site config: defaults, and a bad rule names its 
   bad([{ name: 'a', when: 'x > 1', action: 'reboot' }], 'monitoring.rules[0].action', /log|forced-migration/)
   bad([{ name: 'a', when: 'x > 1', cooldownMs: -1 }], 'monitoring.rules[0].cooldownMs', /./)
   bad([{ name: 'a', when: 'x > 1', vm: '../etc' }], 'monitoring.rules[0].vm', /VM id/)
-  bad([{ name: 'a', when: 'x > 1', colour: 'red' }], 'monitoring.rules[0]', /not a known setting/)
+  bad([{ name: 'a', when: 'x > 1', colour: 'red' }], 'monitoring.rules[0].colour', /not a known setting/)
   bad([{ when: 'x > 1' }], 'monitoring.rules[0].name', /./)
   bad([{ name: 'a', when: 'x > 1' }, { name: 'a', when: 'y > 1' }], 'monitoring.rules[1].name', /"a" appears twice/)
   bad({ name: 'a' }, 'monitoring.rules', /./)
