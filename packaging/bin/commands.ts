@@ -105,7 +105,7 @@ export const COMMANDS: readonly Command[] = [
         name: 'place',
         usage: 'fedvm site place --config FILE --vm ID --dir DIR [--descriptor FILE]',
         summary: 'primary placement: hand the daemon a new VM from a folder of its files; it goes to the best offer',
-        options: [CONFIG_SITE, VM, ['--dir DIR', 'the folder holding the VM\'s files (the daemon reads it)'], ['--descriptor FILE', 'the VM descriptor (JSON): primary site, resources, monitoring specifiers']],
+        options: [CONFIG_SITE, VM, ['--dir DIR', 'the folder holding the VM\'s files (the daemon reads it)'], ['--descriptor FILE', 'the VM descriptor (JSON, or an OVF envelope with fedvm\'s section): primary site, resources, monitoring specifiers']],
         example: 'fedvm site place --config /etc/fedvm/site.json --vm web-1 --dir /srv/vms/web-1 --descriptor web-1.json',
       },
       {
