@@ -169,9 +169,12 @@ export const COMMANDS: readonly Command[] = [
     subcommands: [
       {
         name: 'from-ovf',
-        usage: 'fedvm descriptor from-ovf FILE.ovf',
+        usage: 'fedvm descriptor from-ovf FILE.ovf [--configuration ID]',
         summary: 'print the JSON descriptor an OVF 2.x envelope holds: its VirtualSystem\'s id and hardware, fedvm\'s section; other sections are skipped',
-        options: [['FILE.ovf', 'the envelope (a package\'s .ovf file), or - for standard input']],
+        options: [
+          ['FILE.ovf', 'the envelope (a package\'s .ovf file), or - for standard input'],
+          ['--configuration ID', 'the deployment option whose hardware is read (default: the envelope\'s default one)'],
+        ],
         example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
       },
       {
