@@ -16,7 +16,7 @@ DEBIAN_PACKAGES=(
   debootstrap              # test/packaging: a fresh Debian root to install the .deb into
   openssh-server openssh-client  # bench/transfer: the scp baseline (the bench runs its own sshd on loopback)
   openssl                  # protocol: fedvm keygen makes the site's TLS key and self-signed certificate
-  nats-server              # protocol/monitoring: the NATS bus (JetStream) agents publish deliveries to; tests start their own
+  nats-server              # protocol/relay: the NATS bus (JetStream) agents publish deliveries to; tests start their own
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -18,10 +18,11 @@ const CARRIED: Readonly<Record<string, readonly string[] | undefined>> = {
 /**
  * `fedvm descriptor from-ovf FILE.ovf` prints the JSON descriptor an OVF envelope holds;
  * `fedvm descriptor to-ovf FILE.json` prints the envelope for a JSON descriptor. Either checks the
- * descriptor against its schema first, so neither prints a descriptor fedvm would refuse. `-` reads stdin.
+ * descriptor against its schema first, so neither prints a descriptor fedvm would refuse. `-` reads stdin;
+ * `--configuration ID` reads the hardware of that deployment option of the envelope.
  */
 export async function run (argv: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args: argv, options: {}, allowPositionals: true })
+  const { values, positionals } = parseArgs({ args: argv, options: { configuration: { type: 'string' } }, allowPositionals: true })
   const [sub, file, ...extra] = positionals
   if (sub !== 'from-ovf' && sub !== 'to-ovf') {
     throw new UsageError(sub === undefined ? 'a sub-command is missing (from-ovf, to-ovf)' : `unknown descriptor sub-command ${JSON.stringify(sub)}`)
@@ -33,7 +34,8 @@ export async function run (argv: string[]): Promise<void> {
   if ((sub === 'from-ovf') !== isOvf(text)) {
     throw new AgentError('DESCRIPTOR_INVALID', `${source}: ${sub === 'from-ovf' ? 'is not an OVF envelope (XML)' : 'is an OVF envelope already: to-ovf reads a JSON descriptor'}`)
   }
-  const descriptor = descriptorFromText(text, source)
+  if (values.configuration !== undefined && sub !== 'from-ovf') throw new UsageError('--configuration belongs to from-ovf (an envelope\'s deployment option)')
+  const descriptor = descriptorFromText(text, source, { configuration: values.configuration })
   if (sub === 'from-ovf') {
     process.stdout.write(`${JSON.stringify(descriptor, null, 2)}\n`)
     return

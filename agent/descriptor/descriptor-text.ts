@@ -8,12 +8,13 @@ import { DescriptorSchema, parseDescriptor, type VmDescriptor } from './vm-descr
  * A descriptor file's text in either form (JSON, or an OVF envelope with fedvm's section), checked
  * against the descriptor schema. A problem in an envelope is named by its element
  * (`…/fedvm:Specifier[2]/@function: …`), one in JSON by its field (`monitoring[1].function: …`).
+ * `configuration` picks an envelope's deployment option (its default otherwise).
  */
-export function descriptorFromText (text: string, source: string): VmDescriptor {
+export function descriptorFromText (text: string, source: string, options: { configuration?: string } = {}): VmDescriptor {
   if (!isOvf(text)) return parseDescriptor(parseJson(text, source), source)
   let envelope: ReturnType<typeof ovfToDescriptor>
   try {
-    envelope = ovfToDescriptor(text)
+    envelope = ovfToDescriptor(text, options)
   } catch (err) {
     throw err instanceof DescriptorFormatError ? err.in(source) : err
   }

@@ -157,8 +157,9 @@ export class VmMonitor {
         deliveries.push({ ...base, id, ...payload })
       }
     }
+    const consumers = this.outputs.consumers()
     for (const delivery of deliveries) {
-      for (const consumer of this.outputs.consumers()) this.outputs.store.enqueue(consumer, delivery)
+      this.outputs.store.enqueueFor(consumers, delivery)
       this.outputs.store.afterCommit(() => {
         if (result.format === 'processed' && !c.spec.encrypt) this.view.recordProcessed(c.spec.metric, result.function, result.value)
         this.outputs.delivered(delivery)

@@ -6,8 +6,8 @@ import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
 
 const BATCH = 500
-/** As for HTTP: a burst of new deliveries shares one round of publishes. */
-const LINGER_MS = 5
+/** As for HTTP: sends start at least this far apart; a burst of new deliveries shares one round of publishes. */
+const SPACING_MS = 5
 const PUBLISH_TIMEOUT_MS = 5_000
 const RECONNECT_WAIT_MS = 500
 
@@ -41,7 +41,7 @@ export class NatsConsumer implements OutboxConsumer {
     store: AgentStore,
     private readonly log: (line: string) => void,
   ) {
-    this.sender = new OutboxSender({ name, store, log, batch: BATCH, lingerMs: LINGER_MS, send: (due) => this.publish(due), ready: () => this.connected })
+    this.sender = new OutboxSender({ name, store, log, batch: BATCH, spacingMs: SPACING_MS, send: (due) => this.publish(due), ready: () => this.connected })
   }
 
   get stats (): OutboxSender['stats'] {

@@ -19,38 +19,47 @@ export interface OutboxSenderOptions {
   send: (due: QueuedDelivery[]) => Promise<BatchResult>
   /** At most this many deliveries per send. */
   batch: number
-  /** How long new deliveries wait to share one send. */
-  lingerMs: number
+  /**
+   * A send starts at least this long after the previous one started. A delivery queued while the
+   * consumer is idle leaves at once; under load there are at most 1000/spacingMs sends a second,
+   * each taking everything queued meanwhile, so batches grow with the rate and the backlog.
+   */
+  spacingMs: number
   log: (line: string) => void
   /** False while the transport cannot send at all (disconnected): nothing is tried, nothing counts as an attempt. */
   ready?: () => boolean
+  /** The clock (ms), injectable for tests. */
+  now?: () => number
 }
 
 /**
  * The loop every outbox consumer shares: takes the consumer's due deliveries in queue order, hands
- * them to its transport a batch at a time, removes a delivery from the outbox only once the
- * transport says it was acknowledged, and gives the failed ones exponential backoff. So a receiver
- * sees each delivery at least once; its `id` lets it drop repeats.
+ * them to its transport a batch at a time (one send in flight; what queues meanwhile goes in the
+ * next: group commit), removes a delivery from the outbox only once the transport says it was
+ * acknowledged, and gives the failed ones exponential backoff. So a receiver sees each delivery at
+ * least once; its `id` lets it drop repeats.
  */
 export class OutboxSender {
   readonly stats = { sent: 0, failedAttempts: 0 }
   private sending = false
-  private lingering = false
   private stopped = false
   private timer?: NodeJS.Timeout
+  /** When the scheduled look at the outbox runs (ms); Infinity when none is scheduled. */
+  private timerAt = Number.POSITIVE_INFINITY
+  private lastStart = Number.NEGATIVE_INFINITY
+  private readonly now: () => number
 
-  constructor (private readonly options: OutboxSenderOptions) {}
+  constructor (private readonly options: OutboxSenderOptions) {
+    this.now = options.now ?? Date.now
+  }
 
   start (): void {
     this.schedule(0)
   }
 
-  /** New deliveries are in the outbox: send soon (after a short linger that lets a burst share one send). */
+  /** New deliveries are in the outbox: send now, or once the spacing since the previous send allows (a running send looks again when it ends). */
   kick (): void {
-    if (!this.sending && !this.lingering) {
-      this.lingering = true
-      this.schedule(this.options.lingerMs)
-    }
+    if (!this.sending) this.scheduleSend()
   }
 
   stop (): void {
@@ -63,43 +72,55 @@ export class OutboxSender {
     if (this.stats.failedAttempts++ % 20 === 0) this.options.log(`consumer ${this.options.name}: delivery failed (${reason}); kept in the outbox, retrying with backoff`)
   }
 
+  private scheduleSend (): void {
+    const now = this.now()
+    const at = Math.max(now, this.lastStart + this.options.spacingMs)
+    if (this.timerAt > at) this.schedule(at - now)
+  }
+
   private schedule (delayMs: number): void {
     if (this.stopped) return
     clearTimeout(this.timer)
+    this.timerAt = this.now() + delayMs
     this.timer = setTimeout(() => void this.sendDue(), delayMs)
   }
 
   private async sendDue (): Promise<void> {
-    this.lingering = false
+    this.timerAt = Number.POSITIVE_INFINITY
     if (this.sending || this.stopped) return
     const { store, name, ready } = this.options
     this.sending = true
+    let sent = false
     try {
-      while (!this.stopped && (ready?.() ?? true)) {
-        const due = store.due(name, Date.now(), this.options.batch)
-        if (due.length === 0) break
-        const { failed, reason } = await this.options.send(due)
-        // Stopped meanwhile: the store may be closed; what was sent is sent again next time (ids make that harmless).
-        if (this.stopped) return
-        const failedSeqs = new Set(failed.map((d) => d.seq))
-        const acked = failed.length === 0 ? due : due.filter((d) => !failedSeqs.has(d.seq))
-        if (acked.length > 0) {
-          store.ack(acked)
-          this.stats.sent += acked.length
-        }
-        if (failed.length > 0) {
-          this.failed(reason ?? 'not acknowledged')
-          const attempts = Math.max(...failed.map((d) => d.attempts)) + 1
-          store.retryLater(failed, Date.now() + backoffMs(attempts, BACKOFF))
-        }
+      if (!(ready?.() ?? true)) return
+      const due = store.due(name, this.now(), this.options.batch)
+      if (due.length === 0) return
+      this.lastStart = this.now()
+      sent = true
+      const { failed, reason } = await this.options.send(due)
+      // Stopped meanwhile: the store may be closed; what was sent is sent again next time (ids make that harmless).
+      if (this.stopped) return
+      const failedSeqs = new Set(failed.map((d) => d.seq))
+      const acked = failed.length === 0 ? due : due.filter((d) => !failedSeqs.has(d.seq))
+      if (acked.length > 0) {
+        store.ack(acked)
+        this.stats.sent += acked.length
+      }
+      if (failed.length > 0) {
+        this.failed(reason ?? 'not acknowledged')
+        const attempts = Math.max(...failed.map((d) => d.attempts)) + 1
+        store.retryLater(failed, this.now() + backoffMs(attempts, BACKOFF))
       }
     } catch (err) {
       // The store refused a write (counted and logged there): acknowledged deliveries it could not
       // remove are sent again (their ids make that harmless); the idle poll tries again.
       if (!isStorageError(err)) throw err
+      sent = false
     } finally {
       this.sending = false
-      this.schedule(IDLE_POLL_MS)
+      // After a send, look again at once (spacing allowing): what queued while it was in flight goes next.
+      if (sent) this.scheduleSend()
+      else this.schedule(IDLE_POLL_MS)
     }
   }
 }

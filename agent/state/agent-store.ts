@@ -150,7 +150,14 @@ export class AgentStore {
   }
 
   enqueue (consumer: string, delivery: Delivery): void {
-    this.statements.enqueue.run(consumer, delivery.id, stringifyExact(delivery))
+    this.enqueueFor([consumer], delivery)
+  }
+
+  /** Queues one delivery for each consumer, encoded once. */
+  enqueueFor (consumers: readonly string[], delivery: Delivery): void {
+    if (consumers.length === 0) return
+    const body = stringifyExact(delivery)
+    for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body)
   }
 
   /** The consumer's oldest deliveries that are due, in the order they were queued. */

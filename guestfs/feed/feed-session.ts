@@ -4,6 +4,8 @@ import type { CommittedRow, KpiStore } from '../store/kpi-store'
 
 const CATCH_UP_PAGE = 256
 const STATS_INTERVAL_MS = 1000
+/** Frames are held until the end of the event-loop turn (one write for a group commit's rows), or until this many bytes. */
+const CORK_BYTES = 64 * 1024
 
 /**
  * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
@@ -19,6 +21,9 @@ export class FeedSession {
   private readonly unsubscribe: () => void
   private readonly statsTimer: NodeJS.Timeout
   private lastStats = ''
+  /** Row frames of this event-loop turn, written together by uncork(). */
+  private corked: string[] = []
+  private corkedBytes = 0
 
   constructor (
     private readonly store: KpiStore,
@@ -40,12 +45,14 @@ export class FeedSession {
   close (): void {
     this.unsubscribe()
     clearInterval(this.statsTimer)
+    this.dropCorked()
   }
 
   /** Forget the cursor (a bad frame or a lost host): nothing more is sent until the next hello. */
   reset (): void {
     this.lastSent = null
     this.lines.reset()
+    this.dropCorked()
   }
 
   private receive (chunk: string): void {
@@ -59,6 +66,8 @@ export class FeedSession {
         }
         if (frame.t !== 'hello') throw new Error(`the host may only send hello or ack, not ${frame.t}`)
         this.lastSent = frame.resume === true ? this.acknowledged() : BigInt(frame.after)
+        // Rows not yet written were for the cursor this hello replaces: the answer starts a new stream.
+        this.dropCorked()
         this.sendStats(true, frame.id)
         this.pump()
       })
@@ -87,7 +96,25 @@ export class FeedSession {
 
   private send (row: CommittedRow): void {
     this.lastSent = row.seq
-    if (!this.output.write(encodeFrame(rowFrame(row)))) this.blocked = true
+    const frame = encodeFrame(rowFrame(row))
+    this.corked.push(frame)
+    this.corkedBytes += frame.length
+    if (this.corkedBytes >= CORK_BYTES) this.uncork()
+    else if (this.corked.length === 1) setImmediate(this.uncork)
+  }
+
+  /** Writes the held frames at once; a stream that pushes back stops the sending until 'drain'. */
+  private readonly uncork = (): void => {
+    if (this.corked.length === 0) return
+    const data = this.corked.length === 1 ? this.corked[0] : this.corked.join('')
+    this.corked = []
+    this.corkedBytes = 0
+    if (!this.output.write(data)) this.blocked = true
+  }
+
+  private dropCorked (): void {
+    this.corked = []
+    this.corkedBytes = 0
   }
 
   /** `hello`: the id of the hello these stats answer (echoed so the host knows where this connection's frames start). */
@@ -100,6 +127,7 @@ export class FeedSession {
     })
     if (!always && stats === this.lastStats) return
     this.lastStats = stats
+    this.uncork() // the rows these stats count go first
     this.output.write(stats)
   }
 

@@ -6,7 +6,12 @@ export class Checkpointer {
   private readonly worker: Worker
 
   constructor (file: string, log: (line: string) => void, intervalMs = 500) {
-    this.worker = new Worker(join(__dirname, 'checkpoint-worker.js'), { workerData: { file, intervalMs } })
+    this.worker = new Worker(join(__dirname, 'checkpoint-worker.js'), {
+      workerData: { file, intervalMs },
+      // It holds one SQLite connection and a timer: the smallest heap V8 takes keeps its memory down
+      // (guestfs runs inside every VM, where memory is the tenant's).
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 4, codeRangeSizeMb: 1, stackSizeMb: 1 },
+    })
     this.worker.on('message', (message: { error?: string }) => {
       if (message.error) log(`checkpoint failed (will retry): ${message.error}`)
     })

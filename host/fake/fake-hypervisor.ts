@@ -21,6 +21,11 @@ export class FakeHypervisor implements Hypervisor {
   readonly domains = new Map<string, FakeDomain>()
   down = false
   calls = 0
+  /** The uuids each getDomainStats call asked for (undefined: all), in call order. */
+  readonly statsRequests: Array<string[] | undefined> = []
+  /** The most getDomainStats calls that were in flight at once. */
+  maxStatsInFlight = 0
+  private statsInFlight = 0
   private nextId = 1
   private readonly ids = new Map<string, number>()
   private closed = false
@@ -52,6 +57,18 @@ export class FakeHypervisor implements Hypervisor {
 
   async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
     this.enter(request.signal)
+    this.statsRequests.push(request.domains?.map(d => d.uuid))
+    this.maxStatsInFlight = Math.max(this.maxStatsInFlight, ++this.statsInFlight)
+    try {
+      // Answers in a later turn of the event loop, as a daemon does: calls made together overlap.
+      await new Promise(resolve => setImmediate(resolve))
+      return await this.statsNow(request)
+    } finally {
+      this.statsInFlight--
+    }
+  }
+
+  private async statsNow (request: StatsRequest): Promise<DomainStats[]> {
     const wanted = request.domains === undefined
       ? [...this.domains.values()]
       : request.domains.map(r => this.domains.get(r.uuid)).filter((d): d is FakeDomain => d !== undefined)
@@ -108,6 +125,7 @@ function inactiveView (s: DomainStats): DomainStats {
 function hangUntilAborted (signal: AbortSignal | undefined): Promise<never> {
   return new Promise((_resolve, reject) => {
     if (signal === undefined) return // hangs for good, like libvirt waiting on a dead monitor
+    if (signal.aborted) { reject(new HypervisorError('ABORTED', 'call aborted', { cause: signal.reason })); return }
     signal.addEventListener('abort', () => reject(new HypervisorError('ABORTED', 'call aborted', { cause: signal.reason })), { once: true })
   })
 }

@@ -105,7 +105,7 @@ export const COMMANDS: readonly Command[] = [
         name: 'place',
         usage: 'fedvm site place --config FILE --vm ID --dir DIR [--descriptor FILE]',
         summary: 'primary placement: hand the daemon a new VM from a folder of its files; it goes to the best offer',
-        options: [CONFIG_SITE, VM, ['--dir DIR', 'the folder holding the VM\'s files (the daemon reads it)'], ['--descriptor FILE', 'the VM descriptor (JSON): primary site, resources, monitoring specifiers']],
+        options: [CONFIG_SITE, VM, ['--dir DIR', 'the folder holding the VM\'s files (the daemon reads it)'], ['--descriptor FILE', 'the VM descriptor (JSON, or an OVF envelope with fedvm\'s section): primary site, resources, monitoring specifiers']],
         example: 'fedvm site place --config /etc/fedvm/site.json --vm web-1 --dir /srv/vms/web-1 --descriptor web-1.json',
       },
       {
@@ -169,9 +169,12 @@ export const COMMANDS: readonly Command[] = [
     subcommands: [
       {
         name: 'from-ovf',
-        usage: 'fedvm descriptor from-ovf FILE.ovf',
+        usage: 'fedvm descriptor from-ovf FILE.ovf [--configuration ID]',
         summary: 'print the JSON descriptor an OVF 2.x envelope holds: its VirtualSystem\'s id and hardware, fedvm\'s section; other sections are skipped',
-        options: [['FILE.ovf', 'the envelope (a package\'s .ovf file), or - for standard input']],
+        options: [
+          ['FILE.ovf', 'the envelope (a package\'s .ovf file), or - for standard input'],
+          ['--configuration ID', 'the deployment option whose hardware is read (default: the envelope\'s default one)'],
+        ],
         example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
       },
       {

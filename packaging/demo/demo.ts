@@ -1,99 +1,67 @@
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
-import Database from 'better-sqlite3'
-import { Agent } from '../../agent/agent'
-import { startGuestfsProcess } from '../../guestfs/guestfs-process'
-import { writeSealKeyPair } from '../../protocol/crypto/key-files'
-
-const sh = promisify(execFile)
-
-/** What an application would do: plain shell redirection into the mount. */
-const APPLICATION = `
-set -e
-cd "$1"
-for users in 17 23 20 31; do printf 'current_users,load\\n%s,0.%s\\n' $users $users > unencrypted/users; done
-echo 200,OK > unencrypted/http
-printf 'p99_ms\\n12.5\\n' > unencrypted/latency.tmp && mv unencrypted/latency.tmp unencrypted/latency
-printf 'a\\nb\\nc\\n' | tee unencrypted/broken >/dev/null 2>"$2/refusal" || echo "a three-line file is refused at close(): $(cat "$2/refusal")"
-ls -l unencrypted
-`
+import { parseArgs } from 'node:util'
+import { Children, tail } from './children'
+import { runStory } from './story'
+import { dirStage } from './dir-stage'
 
 /**
- * `fedvm demo`: guestfs on a temporary directory with its KPI feed, the host agent following it,
- * an application writing KPIs with the shell; then the SQLite rows, the agent's /metrics and the
- * deliveries a push consumer received. Everything runs on loopback and is removed at the end.
+ * `fedvm demo [--vm] [--keep]`: three sites on 127.0.0.1 and a VM whose application writes KPIs,
+ * placed by its primary site A through B to C; the KPIs relayed to A, a rule at A forcing a
+ * migration, monitoring following the VM. Each step prints one line. Every process it starts is
+ * stopped by PID and its temporary folder removed at the end, on failure and on Ctrl-C.
  */
-export async function run (): Promise<void> {
-  const workdir = await mkdtemp(join(tmpdir(), 'fedvm-demo-'))
-  const mountpoint = join(workdir, 'kpi')
-  const dbFile = join(workdir, 'kpi.db')
-  const feed = join(workdir, 'feed.sock')
-  const received: unknown[] = []
-  const receiver = createServer((req, res) => {
-    let body = ''
-    req.on('data', (chunk) => { body += chunk })
-    req.on('end', () => { received.push(...[JSON.parse(body)].flat()); res.end() })
-  })
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
-  const guestfs = await startGuestfsProcess(mountpoint, dbFile, ['--feed', `unix:${feed}`])
-  let agent: Agent | undefined
-  try {
-    agent = await Agent.start(await writeAgentConfig(workdir, (receiver.address() as AddressInfo).port), () => {})
-    process.stdout.write(`guestfs mounted on ${mountpoint}; an application writes KPIs:\n`)
-    const { stdout } = await sh('bash', ['-c', APPLICATION, 'app', mountpoint, workdir])
-    process.stdout.write(stdout)
-    await new Promise((resolve) => setTimeout(resolve, 1500)) // one delivery interval
-    const metrics = await (await fetch(agent.metricsUrl)).text()
-    process.stdout.write(`\nThe agent's ${agent.metricsUrl} (KPI lines):\n`)
-    process.stdout.write(metrics.split('\n').filter((line) => /^fedvm_kpi(_processed)?\{/.test(line)).join('\n') + '\n')
-    process.stdout.write('\nDeliveries a push consumer received:\n')
-    for (const delivery of received) process.stdout.write(`  ${JSON.stringify(delivery)}\n`)
-  } finally {
-    await agent?.stop()
-    await guestfs.stop()
-    receiver.close()
-  }
-  printRows(dbFile)
-  await rm(workdir, { recursive: true, force: true })
-}
+export async function run (argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { vm: { type: 'boolean' }, keep: { type: 'boolean' } }, strict: true, allowPositionals: false })
+  const started = Date.now()
+  const say = (line: string): void => { process.stdout.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}\n`) }
+  const root = await mkdtemp(join(tmpdir(), 'fedvm-demo-'))
+  await mkdir(join(root, 'logs'))
+  const children = new Children(join(root, 'logs'))
 
-/** The embedded defaults: one VM whose descriptor asks for every users count and their median each second. */
-async function writeAgentConfig (workdir: string, receiverPort: number): Promise<string> {
-  const publicKey = await writeSealKeyPair(join(workdir, 'primary-site-keys'))
-  const descriptor = {
-    id: 'demo-vm',
-    primarySite: { id: 'site-a', publicKey },
-    monitoring: [
-      { metric: 'kpi:users.current_users', monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' },
-      { metric: 'kpi:users.current_users', monitoringIntervalMs: 0, deliveryIntervalMs: 1000, format: 'processed', function: 'median' },
-    ],
+  let cleaning: Promise<void> | undefined
+  const cleanUp = async (): Promise<void> => {
+    cleaning ??= (async () => {
+      const count = children.count()
+      const unmounted = await children.stopAll()
+      if (values.keep === true) say(`stopped ${count} processes${unmounted.map((u) => `, ${u}`).join('')}; kept ${root}`)
+      else {
+        await rm(root, { recursive: true, force: true })
+        say(`cleaned up: ${count} processes stopped by PID${unmounted.map((u) => `, ${u}`).join('')}, ${root} removed`)
+      }
+    })()
+    await cleaning
   }
-  const config = {
-    listen: '127.0.0.1:0',
-    stateDir: join(workdir, 'agent-state'),
-    vms: [{ name: 'demo-vm', descriptor: join(workdir, 'descriptor.json'), feed: `unix:${join(workdir, 'feed.sock')}` }],
-    consumers: [{ type: 'http', url: `http://127.0.0.1:${receiverPort}/ingest` }],
+  let interrupted = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return
+    interrupted = true
+    process.stdout.write(`\n${signal}: stopping the demo\n`)
+    void cleanUp().then(() => process.exit(130), (err) => {
+      process.stderr.write(`demo: clean-up failed: ${String(err)}\n`)
+      process.exit(1)
+    })
   }
-  await writeFile(join(workdir, 'descriptor.json'), JSON.stringify(descriptor, null, 2))
-  await writeFile(join(workdir, 'agent.json'), JSON.stringify(config, null, 2))
-  return join(workdir, 'agent.json')
-}
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
 
-function printRows (dbFile: string): void {
-  const db = new Database(dbFile, { readonly: true })
+  let failure: unknown
   try {
-    const tables = db.prepare('SELECT name FROM _fedvm_files ORDER BY name').pluck().all() as string[]
-    for (const table of tables) {
-      const rows = db.prepare(`SELECT * FROM "${table.replace(/"/g, '""')}" ORDER BY rowid`).all() as Record<string, unknown>[]
-      process.stdout.write(`\nSQLite table "${table}":\n`)
-      console.table(rows.map((row) => ({ ...row, ts: new Date(Number(row.ts)).toISOString() })))
+    const stage = await (values.vm === true ? (await import('./vm-stage.js')).vmStage : dirStage)(children, root, say)
+    await runStory(stage, children, say)
+  } catch (err) {
+    if (interrupted) await new Promise(() => {}) // the signal handler cleans up and exits
+    failure = err
+    for (const name of ['site-a', 'site-b', 'site-c', 'agent-c1', 'agent-c2', 'guestfs', 'app']) {
+      const log = children.output(name)
+      if (log !== undefined && log.trim() !== '') process.stderr.write(`  ${name}'s last lines:\n${tail(log, 6)}\n`)
     }
-  } finally {
-    db.close()
   }
+  if (interrupted) await new Promise(() => {})
+  await cleanUp()
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  if (failure !== undefined) throw failure
+  say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 }

@@ -1,3 +1,4 @@
+import { chosenConfiguration } from './deployment-options'
 import { DescriptorFormatError } from './errors'
 import { readMonitoringSection, SECTION } from './monitoring-section'
 import { FEDVM, OVF_2, OVF_NAMESPACES } from './namespaces'
@@ -16,9 +17,10 @@ export interface EnvelopeDescriptor {
  * Reads a VM descriptor from an OVF envelope (DMTF DSP0243 2.x; 1.x reads the same): the id from the
  * VirtualSystem's ovf:id, `resources` from its VirtualHardwareSection, the primary site and monitoring
  * specifiers from fedvm's extension section. Every other section (References, DiskSection,
- * NetworkSection, OperatingSystemSection, a tool's own) is skipped. Throws DescriptorFormatError naming the element.
+ * NetworkSection, OperatingSystemSection, a tool's own) is skipped. With a DeploymentOptionSection, the
+ * hardware is that of `options.configuration`, else the default one. Throws DescriptorFormatError naming the element.
  */
-export function ovfToDescriptor (text: string): EnvelopeDescriptor {
+export function ovfToDescriptor (text: string, options: { configuration?: string } = {}): EnvelopeDescriptor {
   const envelope = parseXml(text, 'Envelope')
   if (envelope.local !== 'Envelope' || !OVF_NAMESPACES.includes(envelope.ns)) {
     throw new DescriptorFormatError(envelope.path, `the root element must be an OVF Envelope in the namespace ${OVF_2} (found {${envelope.ns}}${envelope.local})`)
@@ -32,7 +34,7 @@ export function ovfToDescriptor (text: string): EnvelopeDescriptor {
   const descriptor: Record<string, unknown> = { id: id.value }
   const monitoring = readMonitoringSection(monitoringSection(envelope, system), origins)
   descriptor.primarySite = monitoring.primarySite
-  const { memoryMiB, vcpus } = readResources(hardwareSection(system), origins)
+  const { memoryMiB, vcpus } = readResources(hardwareSection(system), origins, chosenConfiguration(envelope, options.configuration))
   if (memoryMiB !== undefined || vcpus !== undefined) descriptor.resources = { ...(memoryMiB === undefined ? {} : { memoryMiB }), ...(vcpus === undefined ? {} : { vcpus }) }
   descriptor.monitoring = monitoring.monitoring
   return { descriptor, elementOf: (field) => origins.elementOf(field) }

@@ -1,4 +1,5 @@
 import { bytesPerUnit, MIB, MIB_UNITS } from './allocation-units'
+import { appliesTo } from './deployment-options'
 import { DescriptorFormatError } from './errors'
 import { OVF_NAMESPACES, RASD } from './namespaces'
 import type { Origins } from './origins'
@@ -18,11 +19,13 @@ const MEMORY = '4'
 /**
  * `resources` from a VirtualHardwareSection's rasd Items: the processor item's VirtualQuantity is the
  * vCPU count, the memory item's VirtualQuantity times its AllocationUnits the memory. Other items
- * (controllers, disks, NICs) and StorageItem / EthernetPortItem are not fedvm's business and are skipped.
+ * (controllers, disks, NICs) and StorageItem / EthernetPortItem are not fedvm's business and are skipped,
+ * as are the items of configurations other than `configuration` (deployment-options.ts).
  */
-export function readResources (section: XmlElement, origins: Origins): Resources {
+export function readResources (section: XmlElement, origins: Origins, configuration: string | undefined): Resources {
   const resources: Resources = {}
   for (const item of childrenNamed(section, OVF_NAMESPACES, 'Item')) {
+    if (!appliesTo(item, configuration)) continue
     const type = rasd(item, 'ResourceType')?.text
     if (type !== PROCESSOR && type !== MEMORY) continue
     const key = type === MEMORY ? 'memoryMiB' : 'vcpus'

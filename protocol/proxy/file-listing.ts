@@ -8,6 +8,8 @@ import { chunkCount } from './transfer-plan'
  * chunk digests the source already computed (null where it has not read the chunk yet). A resumed
  * transfer reuses a chunk on disk only where its digest is known here.
  */
+export const MAX_CHUNK_BYTES = 64 * 1024 * 1024
+
 export interface FileListing {
   vmId: string
   chunkBytes: number
@@ -20,7 +22,8 @@ export function parseListing (value: unknown, vmId: string): FileListing {
   if (typeof value !== 'object' || value === null) bad('the file listing is not an object')
   const m = value as Record<string, unknown>
   if (m.vmId !== vmId) bad('the file listing is for another VM')
-  if (!Number.isSafeInteger(m.chunkBytes) || (m.chunkBytes as number) < 4096) bad('chunkBytes must be an integer ≥ 4096')
+  // Bounded: the destination holds a few chunks in memory at once.
+  if (!Number.isSafeInteger(m.chunkBytes) || (m.chunkBytes as number) < 4096 || (m.chunkBytes as number) > MAX_CHUNK_BYTES) bad(`chunkBytes must be an integer from 4096 to ${MAX_CHUNK_BYTES}`)
   const chunkBytes = m.chunkBytes as number
   if (!Array.isArray(m.files) || m.files.length > MAX_FILES) bad(`files must be a list of at most ${MAX_FILES}`)
   const names = new Set<string>()

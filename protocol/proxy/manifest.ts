@@ -37,17 +37,6 @@ export function zeroDigest (length: number): string {
   return digest
 }
 
-const ZEROS = Buffer.alloc(1024 * 1024)
-
-/** All bytes zero (compared a MiB at a time: memcmp, far cheaper than hashing). */
-export function isZero (data: Buffer): boolean {
-  for (let at = 0; at < data.length; at += ZEROS.length) {
-    const part = data.subarray(at, at + ZEROS.length)
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false
-  }
-  return true
-}
-
 /** The file digest: SHA-256 over the binary chunk digests, in order. */
 export function hashList (chunks: string[]): string {
   const h = createHash('sha256')

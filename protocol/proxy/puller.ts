@@ -5,6 +5,9 @@ import { join } from 'node:path'
 import { ProtocolError, toProtocolError } from '../errors'
 import { fromProblemDocument } from '../http/problem'
 import { pinnedRequest, readResponseBody } from '../http/pinned-request'
+import { chunkBuffers, type ChunkBuffers } from './chunk-buffers'
+import { chunkHasher } from './chunk-hasher'
+import { ChunkWriter } from './chunk-writer'
 import { parseListing } from './file-listing'
 import { hashList, HEX64, manifestsAgree, parseManifest, zeroDigest, type Manifest } from './manifest'
 import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './source-server'
@@ -55,6 +58,7 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
   const listing = parseListing(JSON.parse((await get(options, '/v1/transfer/files', 4 * 1024 * 1024)).toString('utf8')), ticket.vmId)
   const progress: PullProgress = { totalBytes: 0, reusedBytes: 0, fetchedBytes: 0, refetchedChunks: 0 }
   const handles = new Map<string, FileHandle>()
+  const writers = new Map<string, ChunkWriter>()
   // The digest each chunk actually had on disk or on arrival: dstat is built from these.
   const verified = new Map<string, string[]>(listing.files.map((f) => [f.name, []]))
   const work: Chunk[] = []
@@ -64,6 +68,7 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
       progress.totalBytes += file.size
       const handle = await open(join(options.dir, file.name), 'a+').then(async (h) => { await h.close(); return open(join(options.dir, file.name), 'r+') })
       handles.set(file.name, handle)
+      writers.set(file.name, await ChunkWriter.open(join(options.dir, file.name), handle))
       const before = (await handle.stat()).size
       if (before !== file.size) await handle.truncate(file.size)
       for (let index = 0; index < file.chunks.length; index++) {
@@ -90,7 +95,7 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
       while (next < work.length && !failed) {
         const chunk = work[next++]
         try {
-          verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, handles.get(chunk.file)!, progress, () => { firstByteAt ??= Date.now() })
+          verified.get(chunk.file)![chunk.index] = await fetchChunk(options, chunk, chunkBuffers('destination', listing.chunkBytes), writers.get(chunk.file)!, progress, () => { firstByteAt ??= Date.now() })
         } catch (err) {
           failed = true
           throw chunkFailure(err, chunk)
@@ -99,8 +104,9 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
       }
     }
     await Promise.all(Array.from({ length: Math.max(1, options.parallel) }, worker))
-    for (const handle of handles.values()) await handle.sync()
+    for (const writer of writers.values()) await writer.finish()
   } finally {
+    for (const writer of writers.values()) await writer.close()
     for (const handle of handles.values()) await handle.close().catch(() => {})
   }
   const received: Manifest = {
@@ -126,27 +132,32 @@ function chunkFailure (err: unknown, chunk: { file: string, offset: number, leng
 }
 
 /** Fetches one chunk until it arrives whole and matches the source's digest; returns the digest. */
-async function fetchChunk (options: PullOptions, chunk: Chunk, handle: FileHandle, progress: PullProgress, onData: () => void): Promise<string> {
-  for (let attempt = 1; ; attempt++) {
-    const got = await getChunk(options, chunk, onData)
-    if (got.zero && got.claimed === zeroDigest(chunk.length)) {
-      // No bytes moved, and a hole stays a hole: only bytes left from an earlier attempt need overwriting.
-      progress.reusedBytes += chunk.length
-      if (chunk.onDisk) await writeZeros(handle, chunk)
-      return got.claimed
+async function fetchChunk (options: PullOptions, chunk: Chunk, buffers: ChunkBuffers, writer: ChunkWriter, progress: PullProgress, onData: () => void): Promise<string> {
+  const data = await buffers.take(chunk.length)
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const got = await getChunk(options, chunk, data, onData)
+      if (got.zero && got.claimed === zeroDigest(chunk.length)) {
+        // No bytes moved, and a hole stays a hole: only bytes left from an earlier attempt need overwriting.
+        progress.reusedBytes += chunk.length
+        if (chunk.onDisk) await writer.write(data.fill(0), chunk.offset)
+        return got.claimed
+      }
+      progress.fetchedBytes += got.size
+      if (!got.zero && got.size === chunk.length && got.digest === got.claimed) {
+        await writer.write(data, chunk.offset)
+        return got.digest
+      }
+      progress.refetchedChunks++
+      if (attempt >= CHUNK_ATTEMPTS) throw new ProtocolError('transfer-failed', `a chunk of ${chunk.file} did not match its digest ${CHUNK_ATTEMPTS} times`)
     }
-    progress.fetchedBytes += got.size
-    if (!got.zero && got.size === chunk.length && got.digest === got.claimed) {
-      await writeAll(handle, got.pieces, chunk.offset)
-      return got.digest
-    }
-    progress.refetchedChunks++
-    if (attempt >= CHUNK_ATTEMPTS) throw new ProtocolError('transfer-failed', `a chunk of ${chunk.file} did not match its digest ${CHUNK_ATTEMPTS} times`)
+  } finally {
+    buffers.give(data)
   }
 }
 
-/** One chunk, kept as the pieces the socket delivered (no copy) and hashed as it arrives. */
-async function getChunk (options: PullOptions, chunk: Chunk, onData: () => void): Promise<{ pieces: Buffer[], size: number, digest: string, claimed: string, zero: boolean }> {
+/** One chunk, copied as it arrives into `data` (a buffer the hashing workers share), hashed off the event loop. */
+async function getChunk (options: PullOptions, chunk: Chunk, data: Buffer, onData: () => void): Promise<{ size: number, digest: string, claimed: string, zero: boolean }> {
   const res = await sourceRequest(options, `/v1/transfer/files/${encodeURIComponent(chunk.file)}?chunk=${chunk.index}`)
   if (res.statusCode !== 200) throw await problemOf(res)
   const claimed = String(res.headers[DIGEST_HEADER] ?? '')
@@ -155,54 +166,20 @@ async function getChunk (options: PullOptions, chunk: Chunk, onData: () => void)
     throw new ProtocolError('bad-response', `the source sent a chunk of ${chunk.file} without its digest`)
   }
   const zero = res.headers[ZERO_HEADER] === '1'
-  const pieces: Buffer[] = []
-  const hash = createHash('sha256')
+  const room = zero ? 0 : chunk.length
   let size = 0
   try {
-    for await (const data of res) {
-      const piece = data as Buffer
+    for await (const piece of res) {
       if (size === 0) onData()
-      size += piece.length
-      if (size > chunk.length || zero) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the chunk')
-      hash.update(piece)
-      pieces.push(piece)
+      if (size + (piece as Buffer).length > room) throw new ProtocolError('transfer-failed', 'the source sent more bytes than the chunk')
+      size += (piece as Buffer).copy(data, size)
     }
   } catch (err) {
     if (err instanceof ProtocolError) throw err
     throw new ProtocolError('transfer-failed', 'the connection to the source proxy broke', { cause: err })
   }
-  return { pieces, size, digest: hash.digest('hex'), claimed, zero }
-}
-
-async function writeZeros (handle: FileHandle, chunk: Chunk): Promise<void> {
-  await writeAll(handle, [Buffer.alloc(chunk.length)], chunk.offset)
-}
-
-/** writev in batches (the kernel takes at most IOV_MAX buffers a call), handling short writes. */
-async function writeAll (handle: FileHandle, pieces: Buffer[], offset: number): Promise<void> {
-  const BATCH = 512
-  let position = offset
-  for (let i = 0; i < pieces.length; i += BATCH) {
-    let batch = pieces.slice(i, i + BATCH)
-    let want = batch.reduce((sum, b) => sum + b.length, 0)
-    while (want > 0) {
-      const { bytesWritten } = await handle.writev(batch, position)
-      position += bytesWritten
-      want -= bytesWritten
-      if (want > 0) batch = dropBytes(batch, bytesWritten)
-    }
-  }
-}
-
-function dropBytes (buffers: Buffer[], count: number): Buffer[] {
-  const out: Buffer[] = []
-  let skip = count
-  for (const b of buffers) {
-    if (skip >= b.length) { skip -= b.length; continue }
-    out.push(skip > 0 ? b.subarray(skip) : b)
-    skip = 0
-  }
-  return out
+  const digest = zero || size !== chunk.length ? '' : (await chunkHasher().hash(data, false)).digest
+  return { size, digest, claimed, zero }
 }
 
 async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { TLSSocket } from 'node:tls'
+import { DEFAULT_CIPHERS, type TLSSocket } from 'node:tls'
 import { ProtocolError, toProtocolError } from '../errors'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
 import type { TokenRecord, TokenStore } from './token-record'
@@ -33,10 +33,16 @@ export interface SourceServerOptions {
  */
 export function createSourceServer (options: SourceServerOptions): Server {
   const transfers = new Map<string, SourceTransfer>()
-  const server = createServer({ key: options.tls.key, cert: options.tls.cert, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+  const server = createServer({
+    key: options.tls.key, cert: options.tls.cert, requestCert: true, rejectUnauthorized: false,
+    // AES-128-GCM first (AES-NI): the cheapest of TLS 1.3's suites per byte here; the others stay allowed.
+    ciphers: `TLS_AES_128_GCM_SHA256:${DEFAULT_CIPHERS}`, honorCipherOrder: true,
+  }, (req, res) => {
     serve(options, transfers, req, res).catch((err) => sendProblem(res, toProtocolError(err), options))
   })
   server.keepAliveTimeout = 5000
+  // A destination that stops reading holds a chunk buffer: its connection goes after a minute of silence.
+  server.setTimeout(60_000)
   return server
 }
 
@@ -66,6 +72,9 @@ async function serve (options: SourceServerOptions, transfers: Map<string, Sourc
   const index = url.searchParams.get('chunk')
   if (index === null || !/^\d{1,9}$/.test(index)) throw new ProtocolError('bad-request', 'chunk must be a chunk index')
   const chunk = await transfer.chunk(name, Number(index))
+  // The buffer goes back to the pool once the response is flushed or torn down, never before.
+  res.once('close', chunk.release)
+  if (res.destroyed) chunk.release()
   if (chunk.data !== null && options.throttle) await options.throttle.take(chunk.length)
   res.writeHead(200, {
     'content-type': 'application/octet-stream',

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { ProtocolError } from '../errors'
 import type { FileListing } from './file-listing'
-import { hashList, isZero, zeroDigest, type Manifest } from './manifest'
+import { chunkBuffers } from './chunk-buffers'
+import { chunkHasher } from './chunk-hasher'
+import { hashList, zeroDigest, type Manifest } from './manifest'
 import { chunkCount, type PlannedFile, type TransferPlan } from './transfer-plan'
 
 /** A chunk as served: its SHA-256, and its bytes unless they are all zeros (a hole is not sent). */
@@ -10,6 +11,8 @@ export interface ServedChunk {
   digest: string
   length: number
   data: Buffer | null
+  /** Hands the chunk's buffer back once it is sent (or the send failed). */
+  release: () => void
 }
 
 /**
@@ -61,7 +64,7 @@ export class SourceTransfer {
       if (known.every((d) => d !== undefined)) continue
       const handle = await openPlanned(file)
       try {
-        for (let index = 0; index < known.length; index++) if (known[index] === undefined) await this.readChunk(handle, file, index)
+        for (let index = 0; index < known.length; index++) if (known[index] === undefined) (await this.readChunk(handle, file, index)).release()
       } finally {
         await handle.close()
       }
@@ -79,18 +82,24 @@ export class SourceTransfer {
   private async readChunk (handle: FileHandle, file: PlannedFile, index: number): Promise<ServedChunk> {
     const offset = index * this.plan.chunkBytes
     const length = Math.min(this.plan.chunkBytes, file.size - offset)
-    // Its own ArrayBuffer (not a slice of the pool): the buffer lives as long as the send does.
-    const data = Buffer.allocUnsafeSlow(length)
-    let done = 0
-    while (done < length) {
-      const { bytesRead } = await handle.read(data, done, length - done, offset + done)
-      if (bytesRead === 0) throw new ProtocolError('transfer-failed', `${file.name} is shorter than when the transfer was prepared`)
-      done += bytesRead
+    const buffers = chunkBuffers('source', this.plan.chunkBytes)
+    const data = await buffers.take(length)
+    try {
+      let done = 0
+      while (done < length) {
+        const { bytesRead } = await handle.read(data, done, length - done, offset + done)
+        if (bytesRead === 0) throw new ProtocolError('transfer-failed', `${file.name} is shorter than when the transfer was prepared`)
+        done += bytesRead
+      }
+      const hashed = await chunkHasher().hash(data, true)
+      const digest = hashed.zero ? zeroDigest(length) : hashed.digest
+      this.digests.get(file.name)![index] = digest
+      let released = false
+      return { digest, length, data: hashed.zero ? null : data, release: () => { if (!released) { released = true; buffers.give(data) } } }
+    } catch (err) {
+      buffers.give(data)
+      throw err
     }
-    const zero = isZero(data)
-    const digest = zero ? zeroDigest(length) : createHash('sha256').update(data).digest('hex')
-    this.digests.get(file.name)![index] = digest
-    return { digest, length, data: zero ? null : data }
   }
 }
 

@@ -26,14 +26,23 @@ export class SignedPartners implements PartnerClient {
 
   async send (to: string, op: string, body: unknown, caller: Caller | undefined, options: SendOptions = {}): Promise<unknown> {
     const signer = { id: this.self.id, secretKey: this.self.signing.secretKey }
-    let request: SignedRequest
-    if (caller?.verified !== undefined && caller.verified.request.op === op) {
-      request = await signForward(signer, caller.verified.request, to, caller.verified.senderKey, options.ref)
-    } else {
-      request = await signNewRequest(signer, to, op, body, this.limits.hopBudget, options.ref)
-    }
+    const sign = async (): Promise<SignedRequest> => caller?.verified !== undefined && caller.verified.request.op === op
+      ? await signForward(signer, caller.verified.request, to, caller.verified.senderKey, options.ref)
+      : await signNewRequest(signer, to, op, body, this.limits.hopBudget, options.ref)
+    let request = await sign()
     const started = Date.now()
-    const answer = await this.call(to, request, options.timeoutMs)
+    let answer: unknown
+    try {
+      answer = await this.call(to, request, options.timeoutMs)
+    } catch (err) {
+      // A request held up on the way (a partition: the connection is made, or the request retransmitted,
+      // after the partner's timestamp window) is refused unread as stale: signed afresh, it is sent once more.
+      // A partner whose clock is off answers stale at once, and that is passed on as it is.
+      if (!(err instanceof ProtocolError && err.code === 'stale-timestamp' && Date.now() - started > this.limits.timestampWindowMs / 2)) throw err
+      this.log({ event: 'send-resigned', op, to, heldUpMs: Date.now() - started })
+      request = await sign()
+      answer = await this.call(to, request, options.timeoutMs)
+    }
     // Control-channel cost, for bench/transfer: message size both ways and round-trip time.
     this.log({ event: 'send', op, to, requestBytes: JSON.stringify(request).length, answerBytes: JSON.stringify(answer).length, ms: Date.now() - started })
     return answer

@@ -5,6 +5,7 @@ import { readSigningKeyPair } from '../crypto/signing-keys'
 import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
 import { ProtocolError, UsageError } from '../errors'
+import { readDescriptorDocument } from '../ovf/descriptor-document'
 import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
 import { callSite } from './partner-client'
@@ -47,7 +48,7 @@ export async function run (argv: string[]): Promise<void> {
     case 'cancel': return admin(config, 'admin-cancel', { vmId: field('vm') })
     case 'status': return admin(config, 'admin-status', {})
     case 'place': {
-      const descriptor = values.descriptor ? JSON.parse(await readFile(field('descriptor'), 'utf8')) : undefined
+      const descriptor = values.descriptor ? readDescriptorDocument(await readFile(field('descriptor'), 'utf8'), field('descriptor')) : undefined
       return admin(config, 'admin-place', { vmId: field('vm'), dir: resolve(field('dir')), descriptor })
     }
   }

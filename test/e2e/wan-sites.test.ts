@@ -26,12 +26,15 @@ import { sleep, waitFor } from '../support/wait'
 //      is on its way, (c) then A → B again (B pulls, A's Controller waits on B's Initiate transfer)
 //      with the same cut: each migration completes or fails cleanly, the VM is listed at exactly one
 //      site with its files complete there and nowhere else; every KPI row written at B through both
-//      partitions reaches A once.
+//      partitions reaches A once;
+//  (d) B asks A (the site that delegated web-1 to it) to take web-1 back just as B is cut off for
+//      30 s: the request reaches A after its timestamp window, is refused unread as stale, is signed
+//      afresh by B and sent once more, and web-1 moves to A.
 
 const MiB = 1024 * 1024
 const WAN: LinkShape = { rttMs: 50, lossPercent: 1 }
-/** For the partitions: a 40 Mbit/s link keeps the disk on its way for seconds, so the cut finds it mid-transfer on any machine. */
-const SLOW_WAN: LinkShape = { ...WAN, mbitPerSecond: 40 }
+/** For the partitions: an 80 Mbit/s link keeps the disk on its way for seconds, so the cut finds it mid-transfer on any machine. */
+const SLOW_WAN: LinkShape = { ...WAN, mbitPerSecond: 80 }
 const PARTITION_MS = 30_000
 const BIG = 'vm-big'
 const WEB = 'web-1'
@@ -185,6 +188,21 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     t.equal(again.length, written, `no row twice at A (${written} rows written at B, ${again.length} stored)`)
     t.same([...new Set(values)].sort((x, y) => x - y), Array.from({ length: written }, (_, i) => i + 1), `every row 1…${written} once`)
     t.ok(b.daemon!.alive && a.daemon!.alive && agent.alive, 'no daemon died')
+  })
+  await t.test('(d) `fedvm site evict` at B just as B is cut off for 30 s: the request, held up past the timestamp window, is signed afresh and web-1 moves to A', async (t) => {
+    const fromEvent = b.daemon!.events().length
+    await network.partition(netB)
+    const evicting = b.cli('evict', '--vm', WEB)
+    await sleep(PARTITION_MS)
+    await network.heal(netB)
+    const evicted = await evicting
+    t.comment(`evict: ${JSON.stringify(evicted.json)}`)
+    t.equal(evicted.code, 0, `the eviction succeeded after the partition (not refused as stale): ${evicted.stdout}`)
+    t.ok(b.daemon!.events().slice(fromEvent).some((e) => e.event === 'send-resigned' && e.op === 'forced-migration'), 'B signed its held-up request afresh')
+    const [atA, atB] = [await a.locations(), await b.locations()]
+    t.match(atA.get(WEB), { kind: 'host', target: 'a1' }, 'web-1 runs at A')
+    t.notOk(atB.get(WEB)?.kind === 'host', 'and no longer at B')
+    t.notOk(existsSync(join(b.vmDir('b1'), WEB)), 'no copy left at B')
   })
   t.comment(`wall time ${elapsed()}`)
 })

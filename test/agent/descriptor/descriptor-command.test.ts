@@ -50,13 +50,15 @@ t.test('refusals: exit 3 (an invalid descriptor) naming the element, exit 2 for 
   await writeFile(join(dir, 'bad.ovf'), fixture.replace('<rasd:VirtualQuantity>2</rasd:VirtualQuantity>', '<rasd:VirtualQuantity>two</rasd:VirtualQuantity>'))
   await writeFile(join(dir, 'bad-spec.ovf'), fixture.replace('function="median" ', ''))
   await writeFile(join(dir, 'bad.json'), '{"id":"web-1","primarySite":{"id":"a","publicKey":"x"}}')
-  const [bad, badSpec, badJson, wrongForm, noSub, noFile] = await Promise.all([
+  const [bad, badSpec, badJson, wrongForm, noSub, noFile, noOption, optionMisplaced] = await Promise.all([
     runFedvm(['descriptor', 'from-ovf', join(dir, 'bad.ovf')]),
     runFedvm(['descriptor', 'from-ovf', join(dir, 'bad-spec.ovf')]),
     runFedvm(['descriptor', 'to-ovf', join(dir, 'bad.json')]),
     runFedvm(['descriptor', 'to-ovf', FIXTURE]),
     runFedvm(['descriptor']),
     runFedvm(['descriptor', 'from-ovf']),
+    runFedvm(['descriptor', 'from-ovf', FIXTURE, '--configuration', 'large']),
+    runFedvm(['descriptor', 'to-ovf', join(dir, 'bad.json'), '--configuration', 'large']),
   ])
   t.equal(bad.code, 3)
   t.match(bad.stderr, /bad\.ovf: Envelope\/VirtualSystem\/VirtualHardwareSection\/Item\[1\]\/rasd:VirtualQuantity: must be a positive integer \(found "two"\)/)
@@ -72,6 +74,10 @@ t.test('refusals: exit 3 (an invalid descriptor) naming the element, exit 2 for 
   t.match(noSub.stderr, /usage: fedvm descriptor from-ovf\|to-ovf FILE/)
   t.equal(noFile.code, 2)
   t.match(noFile.stderr, /from-ovf needs the descriptor FILE/)
+  t.equal(noOption.code, 3)
+  t.match(noOption.stderr, /web-1\.ovf: Envelope\/DeploymentOptionSection: no Configuration "large" \(there is none\)/)
+  t.equal(optionMisplaced.code, 2)
+  t.match(optionMisplaced.stderr, /--configuration belongs to from-ovf/)
 })
 
 t.test('the agent reads an envelope as a VM\'s descriptor and names the element of a problem', async (t) => {

@@ -137,3 +137,46 @@ t.test('/metrics shows seconds and percents without binary rounding noise', asyn
   ]
   for (const line of lines) t.ok(text.split('\n').includes(line), line)
 })
+
+const uuidOf = (i: number): string => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`
+
+t.test('the domains are read in parallel bulk calls that together ask for each domain once', async t => {
+  const hv = new FakeHypervisor()
+  for (let i = 0; i < 12; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
+  hv.define(runningStats('off', uuidOf(99)))
+  hv.stop(uuidOf(99))
+  const samples = await new LibvirtCollector({ hypervisor: hv, concurrency: 3 }).collect(signal())
+  t.equal(hv.statsRequests.length, 3, 'three calls')
+  t.equal(hv.maxStatsInFlight, 3, 'all in flight at once')
+  const asked = hv.statsRequests.flatMap(r => r ?? [])
+  t.same([...asked].sort(), [...Array.from({ length: 12 }, (_, i) => uuidOf(i)), uuidOf(99)].sort(), 'every domain asked for once')
+  t.same(hv.statsRequests.map(r => r?.filter(u => u !== uuidOf(99)).length), [4, 4, 4], 'the running domains dealt out evenly')
+  for (let i = 0; i < 12; i++) t.ok(forUuid(samples, uuidOf(i)).length > 30, `d${i} reported`)
+  t.same(forUuid(samples, uuidOf(99)), ['libvirt_domain_info_state'], 'the shut-off domain: its state')
+})
+
+t.test('few domains: one call; concurrency 1: one call for all, without listing first', async t => {
+  const hv = new FakeHypervisor()
+  for (let i = 0; i < 5; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
+  await new LibvirtCollector({ hypervisor: hv }).collect(signal())
+  t.equal(hv.statsRequests.length, 1, 'five domains are not worth a second call')
+  const single = new FakeHypervisor()
+  for (let i = 0; i < 12; i++) single.define(runningStats(`d${i}`, uuidOf(i)))
+  await new LibvirtCollector({ hypervisor: single, concurrency: 1 }).collect(signal())
+  t.same(single.statsRequests, [undefined], 'one call for all domains')
+  t.equal(single.calls, 1, 'and nothing else')
+  t.throws(() => new LibvirtCollector({ hypervisor: single, concurrency: 0 }), /concurrency must be a positive integer, got 0/)
+})
+
+t.test('a stuck domain delays only its own call: the others are kept, its part is read again without it', async t => {
+  const hv = new FakeHypervisor()
+  for (let i = 0; i < 12; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
+  hv.domains.get(uuidOf(4))!.stuck = true
+  const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 100, concurrency: 3 })
+  const samples = await c.collect(signal())
+  t.equal(hv.statsRequests.length, 4, 'three calls, then one again')
+  const late = hv.statsRequests.slice(0, 3).find(r => r?.includes(uuidOf(4)))
+  t.same(hv.statsRequests[3], late?.filter(u => u !== uuidOf(4)), 'only the late part is read again, without the stuck domain')
+  t.same(forUuid(samples, uuidOf(4)), ['libvirt_domain_timed_out'])
+  for (let i = 0; i < 12; i++) if (i !== 4) t.ok(forUuid(samples, uuidOf(i)).length > 30, `d${i} reported`)
+})

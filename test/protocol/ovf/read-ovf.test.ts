@@ -156,3 +156,21 @@ for (const [what, xml, element, problem] of MALFORMED) {
     t.equal(err.code, 'DESCRIPTOR_INVALID')
   })
 }
+
+t.test('deployment options (ovftool\'s small/large appliances): the default configuration\'s items, or the one asked for', async (t) => {
+  const options = `<ovf:DeploymentOptionSection><ovf:Info>Sizes</ovf:Info>
+    <ovf:Configuration ovf:id="small"><ovf:Label>Small</ovf:Label><ovf:Description>1 vCPU</ovf:Description></ovf:Configuration>
+    <ovf:Configuration ovf:id="large" ovf:default="true"><ovf:Label>Large</ovf:Label><ovf:Description>4 vCPUs</ovf:Description></ovf:Configuration>
+  </ovf:DeploymentOptionSection>`
+  const configured = (ids: string, type: number, quantity: string, units?: string): string => item(type, quantity, units).replace('<ovf:Item>', `<ovf:Item ovf:configuration="${ids}">`)
+  const items = configured('small', 3, '1') + configured('large', 3, '4') + configured('small  large', 4, '2', 'GigaBytes')
+  const xml = envelope({ around: options, items })
+  t.strictSame(ovfToDescriptor(xml).descriptor.resources, { memoryMiB: 2048, vcpus: 4 }, 'the default: large')
+  t.strictSame(ovfToDescriptor(xml, { configuration: 'small' }).descriptor.resources, { memoryMiB: 2048, vcpus: 1 }, 'asked for: small')
+  t.strictSame(ovfToDescriptor(xml.replace(' ovf:default="true"', '')).descriptor.resources, { memoryMiB: 2048, vcpus: 1 }, 'no default: the first')
+  const unknown = t.throws(() => ovfToDescriptor(xml, { configuration: 'huge' })) as DescriptorFormatError
+  t.equal(unknown.message, 'Envelope/DeploymentOptionSection: no Configuration "huge" (there are small, large)')
+  const orphan = refusal(envelope({ items: configured('small', 3, '1') }))
+  t.equal(orphan.element, `${HW}/Item/@ovf:configuration`)
+  t.match(orphan.problem, /no DeploymentOptionSection/)
+})

@@ -3,8 +3,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { ChunkBuffers } from '../../../protocol/proxy/chunk-buffers'
+import { ChunkHasher } from '../../../protocol/proxy/chunk-hasher'
 import { isSafeFileName } from '../../../host/vm-folder/vm-folder'
-import { isZero, manifestsAgree, parseManifest, zeroDigest } from '../../../protocol/proxy/manifest'
+import { manifestsAgree, parseManifest, zeroDigest } from '../../../protocol/proxy/manifest'
 import { SourceTransfer } from '../../../protocol/proxy/source-transfer'
 
 const digest = '0'.repeat(64)
@@ -46,12 +48,39 @@ t.test('a source transfer\'s manifest: chunk digests that agree with sha256sum, 
   t.notOk(manifestsAgree(manifest, { ...manifest, files: [] }))
 })
 
-t.test('isZero looks at every byte', async (t) => {
-  t.ok(isZero(Buffer.alloc(0)))
-  t.ok(isZero(Buffer.alloc(3 * 1024 * 1024 + 5)))
-  for (const at of [0, 1024 * 1024 - 1, 1024 * 1024, 3 * 1024 * 1024 + 4]) {
-    const b = Buffer.alloc(3 * 1024 * 1024 + 5)
+t.test('the hashing workers: SHA-256 of shared buffers, zeros found by looking at every byte', async (t) => {
+  const hasher = new ChunkHasher(2)
+  t.teardown(() => hasher.close())
+  const size = 3 * 1024 * 1024 + 5
+  const buffers = new ChunkBuffers(size, 5)
+  const zeros = (await buffers.take(size)).fill(0)
+  t.same(await hasher.hash(zeros, true), { zero: true, digest: '' }, 'all zeros')
+  t.same(await hasher.hash(zeros, false), { zero: false, digest: zeroDigest(size) }, 'hashed when zeros are not asked about')
+  const answers = await Promise.all([0, 1024 * 1024 - 1, 1024 * 1024, size - 1].map(async (at) => {
+    const b = (await buffers.take(size)).fill(0)
     b[at] = 1
-    t.notOk(isZero(b), `a byte at ${at}`)
-  }
+    return { at, expected: createHash('sha256').update(b).digest('hex'), got: await hasher.hash(b, true) }
+  }))
+  for (const { at, expected, got } of answers) t.same(got, { zero: false, digest: expected }, `a byte at ${at}`)
+  const plain = Buffer.from('not shared')
+  t.same(await hasher.hash(plain, true), { zero: false, digest: createHash('sha256').update(plain).digest('hex') }, 'a buffer the workers cannot share is hashed in place')
+})
+
+t.test('chunk buffers: page-aligned slots, reused, a take beyond the slots waits for a give', async (t) => {
+  const buffers = new ChunkBuffers(100_000, 2)
+  t.equal(buffers.slotBytes, 131072, 'slots are whole 64 KiB pages')
+  const a = await buffers.take(100_000)
+  const b = await buffers.take(5)
+  t.ok(a.buffer instanceof SharedArrayBuffer, 'shared with the hashing workers')
+  t.same([a.byteOffset % 4096, b.byteOffset % 4096], [0, 0], 'aligned for O_DIRECT')
+  t.not(a.byteOffset, b.byteOffset)
+  let third: Buffer | undefined
+  const waiting = buffers.take(10).then((buf) => { third = buf })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(third, undefined, 'no slot free: the take waits')
+  buffers.give(a)
+  await waiting
+  t.equal(third!.byteOffset, a.byteOffset, 'and gets the slot given back')
+  await t.rejects(buffers.take(200_000), /do not fit/, 'more than a slot is refused')
+  t.throws(() => buffers.give(Buffer.alloc(5)), /not a buffer of this pool/)
 })

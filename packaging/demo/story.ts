@@ -1,0 +1,152 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Children, Daemon } from './children'
+import type { HostAgent } from './host-agents'
+import type { Site } from './sites'
+
+/** What a mode of the demo sets up before the story runs (directory hosts, or libvirt with a real VM). */
+export interface Stage {
+  a: Site
+  b: Site
+  c: Site
+  vm: { id: string, intake: string }
+  agents: HostAgent[]
+  /** The rule in A's config: it fires a Forced migration. */
+  rule: { name: string, when: string }
+  /** A sealed KPI and, when the stage knows it, its plaintext and the folders (B, C, their hosts) no file of which may hold it. */
+  sealed: { metric: string, plaintext?: string, notIn?: string[] }
+  /** Makes the rule's condition hold; returns the line that says how. */
+  surge: () => Promise<string>
+}
+
+type Say = (line: string) => void
+
+interface Location { vmId: string, kind: string, target: string, upstream: string | null }
+interface StoredDelivery { id: string, metric: string, format: string, function?: string, to: number, value?: number, samples?: Array<{ ts: number, value: number | string }>, sealed: boolean }
+
+/**
+ * The federation at work, told one line a step, with the `fedvm` commands a user would type:
+ * place at A (delegated through B to C), the KPIs relayed to A and read there, the rule firing a
+ * Forced migration, monitoring following the VM, and where each site believes the VM is.
+ */
+export async function runStory (stage: Stage, children: Children, say: Say): Promise<void> {
+  const { a, b, c, vm } = stage
+  const fedvm = async (name: string, args: string[]): Promise<any> => {
+    const result = await children.run(name, args)
+    if (result.code !== 0) throw new Error(`fedvm ${args.join(' ')} exited with ${String(result.code)}: ${(result.stdout + result.stderr).trim()}`)
+    return JSON.parse(result.stdout)
+  }
+  const where = async (site: Site): Promise<Location | undefined> =>
+    ((await fedvm(`status-${site.id}`, ['site', 'status', '--config', site.configFile])).locations as Location[]).find((l) => l.vmId === vm.id)
+  const stored = async (): Promise<StoredDelivery[]> =>
+    (await fedvm('monitor-query', ['monitor', 'query', '--config', a.configFile, '--vm', vm.id, '--output', 'json'])).deliveries
+
+  const placing = Date.now()
+  const placed = await fedvm('place', ['site', 'place', '--config', a.configFile, '--vm', vm.id, '--dir', vm.intake, '--descriptor', join(vm.intake, 'descriptor.json')])
+  if (placed.outcome !== 'migrated') throw new Error(`fedvm site place: ${JSON.stringify(placed)}`)
+  const first = await where(c)
+  if (first?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the placement: ${JSON.stringify(first)}`)
+  say(`placed (fedvm site place at site-a): ${vm.id} went to partner ${String(placed.destination)}, which delegated it to site-c's host ${first.target} ` +
+    `(${Date.now() - placing} ms; the files went from A's proxy straight to C's)`)
+
+  const firstAgent = agentOf(stage.agents, first.target)
+  await firstAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), 30_000)
+  const early = await until('the first KPI rows at site-a', async () => {
+    const d = await stored()
+    return raws(d).length >= 4 && d.some((x) => x.metric === stage.sealed.metric) ? d : undefined
+  }, 60_000)
+  say(`monitoring: ${first.target}'s agent found ${vm.id} in its VM folder and follows its KPI feed; C relays to B, B to A: A stored ${early.length} deliveries so far`)
+
+  const table = await children.run('monitor-table', ['monitor', 'query', '--config', a.configFile, '--vm', vm.id, '--output', 'table'])
+  if (table.code !== 0) throw new Error(`fedvm monitor query --output table: ${table.stderr.trim()}`)
+  const lines = table.stdout.trimEnd().split('\n')
+  say(`A's view (fedvm monitor query --config site-a/site.json --vm ${vm.id} --output table), ${lines.length - 1} rows, the first and the newest:`)
+  for (const line of [lines[0], ...lines.slice(1, 3), '…', ...lines.slice(-4)]) process.stdout.write(`           ${line}\n`)
+
+  const sealed = early.find((d) => d.metric === stage.sealed.metric)!
+  const opened = sealed.samples?.[0]?.value ?? sealed.value
+  const leaks = stage.sealed.plaintext === undefined ? [] : await filesHolding(stage.sealed.notIn ?? [], stage.sealed.plaintext)
+  say(`sealed KPI ${stage.sealed.metric}: relayed sealed (sealed: ${String(sealed.sealed)}), opened at A with A's seal.key: ${String(opened)}` +
+    (stage.sealed.plaintext === undefined ? '' : `; files of B, C and C's hosts holding "${stage.sealed.plaintext}": ${leaks.length === 0 ? 'none' : leaks.join(', ')}`))
+
+  say(await stage.surge())
+  const event = async (name: RegExp, timeoutMs: number): Promise<Record<string, any>> =>
+    await until(`site-a to log ${String(name)}`, async () => a.daemon!.events().find((e) => name.test(String(e.event))), timeoutMs)
+  const fired = await event(/^rule-fired$/, 60_000)
+  say(`A's rule "${stage.rule.name}" (${stage.rule.when}) fired: value ${String(fired.value)} held ${Number(fired.heldMs) / 1000} s of data time → Forced migration`)
+  const action = await event(/^rule-action-(done|failed)$/, 120_000)
+  if (action.event !== 'rule-action-done') throw new Error(`the Forced migration failed: ${JSON.stringify(action)}`)
+  const moved = Date.now()
+  const now = await where(c)
+  if (now?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the Forced migration: ${JSON.stringify(now)}`)
+  say(`Forced migration done by A's Controller: ${vm.id} went to partner ${String(action.result?.destination)} again, now on site-c's host ${now.target} ` +
+    `(moved from ${first.target}, ${String(action.result?.durationMs)} ms, digests agree: ${String(action.result?.digestsAgree)})`)
+
+  const nextAgent = agentOf(stage.agents, now.target)
+  await nextAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), 30_000)
+  const after = await until('rows at site-a from after the move, with no gap', async () => {
+    const d = await stored()
+    const seqs = rowSeqs(d)
+    const newest = Math.max(0, ...raws(d).map((x) => x.to))
+    return newest > moved + 1000 && seqs.every((s, i) => s === i + 1) ? seqs : undefined
+  }, 60_000).catch(async () => rowSeqs(await stored()))
+  const repeats = after.length - new Set(after).size
+  const missing = after.length === 0 ? 0 : Math.max(...after) - new Set(after).size
+  say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.at(-1) ?? 0} of the guest's KPI database: ` +
+    `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing === 0 ? 'none missing' : `${missing} missing`}`)
+
+  const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
+  say(`where is ${vm.id}? ${seen.map(([id, l]) => `${id}: "${l === undefined ? 'unknown' : `${l.kind} ${l.target}`}"`).join(' · ')}`)
+}
+
+function agentOf (agents: HostAgent[], hostId: string): HostAgent {
+  const agent = agents.find((x) => x.hostId === hostId)
+  if (agent === undefined) throw new Error(`no agent runs for host ${hostId}`)
+  return agent
+}
+
+function raws (deliveries: StoredDelivery[]): StoredDelivery[] {
+  return deliveries.filter((d) => d.format === 'raw')
+}
+
+/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`), sorted. */
+function rowSeqs (deliveries: StoredDelivery[]): number[] {
+  return raws(deliveries).flatMap((d) => {
+    const m = /\.(\d+)$/.exec(d.id)
+    return m === null ? [] : [Number(m[1])]
+  }).sort((x, y) => x - y)
+}
+
+/** Polls `probe` until it returns a value. */
+async function until<T> (what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs / 1000} s for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+}
+
+/** Files under `dirs` whose bytes hold `text` (sockets and other non-files skipped). */
+async function filesHolding (dirs: string[], text: string): Promise<string[]> {
+  const found: string[] = []
+  const visit = async (dir: string): Promise<void> => {
+    let entries
+    try {
+      entries = await readdir(dir, { withFileTypes: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+      throw err
+    }
+    for (const e of entries) {
+      const path = join(dir, e.name)
+      if (e.isDirectory()) await visit(path)
+      else if (e.isFile() && (await readFile(path)).includes(text)) found.push(path)
+    }
+  }
+  for (const dir of dirs) await visit(dir)
+  return found
+}
+
+export type { Daemon }
