@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { HypervisorError } from '../errors'
+import { DomainReads, XML_INACTIVE, XML_INACTIVE_SECURE } from '../libvirt/rpc/domain-reads'
 import { Virsh } from '../libvirt/lifecycle-virsh'
 import { backingFiles, relinkBackingFiles } from '../libvirt/lifecycle-disk-chain'
 import { domainResources, type Resources } from '../libvirt/lifecycle-resources'
@@ -41,7 +42,10 @@ const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR, FEED_CURSOR])
  */
 export class LibvirtVmHost implements VmHost {
   readonly id: string
+  /** Life-cycle changes (save, restore, define, start, ...). */
   private readonly virsh: Virsh
+  /** Reads (state, XML, resources) over libvirt's remote protocol. */
+  private readonly reads: DomainReads
   private machine: Promise<Resources> | undefined
 
   constructor (private readonly options: LibvirtVmHostOptions) {
@@ -49,19 +53,20 @@ export class LibvirtVmHost implements VmHost {
     if (!Number.isSafeInteger(options.maxVms) || options.maxVms < 0) throw new Error(`LibvirtVmHost: maxVms must be a count, got ${String(options.maxVms)}`)
     this.id = options.id
     this.virsh = new Virsh(options.uri)
+    this.reads = new DomainReads(options.uri)
   }
 
   /** Every domain on the connection counts, ours or not: they share the machine. */
   async capacity (): Promise<Capacity> {
-    const domains = await this.virsh.domainResources()
+    const domains = await this.reads.domainResources()
     const total = await this.total()
     const sum = (key: keyof Resources): number => domains.reduce((s, d) => s + d[key], 0)
     return { used: domains.length, max: this.options.maxVms, free: { memoryMiB: total.memoryMiB - sum('memoryMiB'), vcpus: total.vcpus - sum('vcpus') } }
   }
 
   async demand (vmId: string): Promise<Demand | undefined> {
-    if (await this.virsh.state(vmId) === undefined) return undefined
-    return domainResources(await this.virsh.run('dumpxml', '--inactive', vmId))
+    if (await this.reads.state(vmId) === undefined) return undefined
+    return domainResources(await this.reads.xml(vmId, XML_INACTIVE))
   }
 
   /**
@@ -70,12 +75,12 @@ export class LibvirtVmHost implements VmHost {
    */
   async has (vmId: string): Promise<boolean> {
     this.vmPath(vmId)
-    return await this.virsh.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
+    return await this.reads.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
   }
 
   async prepareForLeaving (vmId: string): Promise<void> {
     const dir = this.vmPath(vmId)
-    const state = await this.virsh.state(vmId)
+    const state = await this.reads.state(vmId)
     if (state === undefined) throw new Error(`no domain ${vmId} on host ${this.id}`)
     const leaving = this.marker('.leaving', vmId)
     if (!await exists(leaving)) {
@@ -127,7 +132,7 @@ export class LibvirtVmHost implements VmHost {
     const leaving = this.marker('.leaving', vmId)
     const before = (await readFile(leaving, 'utf8').catch(() => undefined))?.trim()
     if (before === undefined) return
-    if (before !== 'shut off' && await this.virsh.state(vmId) === 'shut off') {
+    if (before !== 'shut off' && await this.reads.state(vmId) === 'shut off') {
       if (await exists(join(dir, SAVED_STATE))) await this.virsh.run('restore', join(dir, SAVED_STATE), before === 'paused' ? '--paused' : '--running')
       else await this.virsh.run('start', vmId)
     }
@@ -140,7 +145,7 @@ export class LibvirtVmHost implements VmHost {
 
   async listFiles (vmId: string): Promise<VmFile[]> {
     const dir = this.vmPath(vmId)
-    const state = await this.virsh.state(vmId)
+    const state = await this.reads.state(vmId)
     if (state === undefined) throw new Error(`no domain ${vmId} on host ${this.id}`)
     if (state !== 'shut off') throw new Error(`domain ${vmId} is ${state}: prepare it for leaving before listing its files`)
     const xml = await this.writeDomainXml(vmId)
@@ -180,7 +185,7 @@ export class LibvirtVmHost implements VmHost {
         throw new Error(`nothing was received for ${vmId} on host ${this.id}`)
       }
       // Never take over a domain this host already runs under the same name.
-      if (await this.virsh.state(vmId) !== undefined) throw new Error(`host ${this.id} already has a domain named ${vmId}`)
+      if (await this.reads.state(vmId) !== undefined) throw new Error(`host ${this.id} already has a domain named ${vmId}`)
       await mkdir(dirname(confirming), { recursive: true })
       await writeFile(confirming, `${Date.now()}\n`)
     }
@@ -197,7 +202,7 @@ export class LibvirtVmHost implements VmHost {
       await writeFile(join(dir, DOMAIN_XML), xml)
       for (const disk of diskFiles(xml)) await relinkBackingFiles(disk, dir)
       await this.virsh.run('define', join(dir, DOMAIN_XML))
-      if (await this.virsh.state(vmId) === 'shut off') {
+      if (await this.reads.state(vmId) === 'shut off') {
         const saved = join(dir, SAVED_STATE)
         if (await exists(saved)) {
           // The saved state carries the XML QEMU ran with: its paths are the Source's too.
@@ -238,7 +243,7 @@ export class LibvirtVmHost implements VmHost {
   async release (vmId: string): Promise<void> {
     const dir = this.vmPath(vmId)
     await this.virsh.destroyIfActive(vmId)
-    if (await this.virsh.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
+    if (await this.reads.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
     await rm(dir, { recursive: true, force: true })
     await rm(this.marker('.leaving', vmId), { force: true })
   }
@@ -247,14 +252,14 @@ export class LibvirtVmHost implements VmHost {
     const { memoryMiB, vcpus } = this.options
     if (memoryMiB !== undefined && vcpus !== undefined) return { memoryMiB, vcpus }
     // The machine does not change while we run: ask libvirt once (a failed answer is asked again).
-    this.machine ??= this.virsh.nodeInfo().catch((err) => { this.machine = undefined; throw err })
+    this.machine ??= this.reads.nodeInfo().catch((err) => { this.machine = undefined; throw err })
     const machine = await this.machine
     return { memoryMiB: memoryMiB ?? machine.memoryMiB, vcpus: vcpus ?? machine.vcpus }
   }
 
   private async writeDomainXml (vmId: string): Promise<string> {
     // --security-info: the Destination needs the whole definition (e.g. a VNC password) to define it.
-    const xml = await this.virsh.run('dumpxml', '--inactive', '--security-info', vmId)
+    const xml = await this.reads.xml(vmId, XML_INACTIVE_SECURE)
     await writeFile(join(this.vmPath(vmId), DOMAIN_XML), xml)
     return xml
   }
@@ -263,7 +268,7 @@ export class LibvirtVmHost implements VmHost {
     await this.virsh.run('shutdown', vmId).catch(() => {})
     const until = Date.now() + (this.options.shutdownTimeoutMs ?? 60_000)
     while (Date.now() < until) {
-      if (await this.virsh.state(vmId) === 'shut off') return
+      if (await this.reads.state(vmId) === 'shut off') return
       await sleep(250)
     }
     await this.virsh.destroyIfActive(vmId)
@@ -271,10 +276,10 @@ export class LibvirtVmHost implements VmHost {
 
   private async waitRunning (vmId: string): Promise<void> {
     const until = Date.now() + (this.options.runningTimeoutMs ?? 30_000)
-    let state = await this.virsh.state(vmId)
+    let state = await this.reads.state(vmId)
     while (state !== 'running' && Date.now() < until) {
       await sleep(200)
-      state = await this.virsh.state(vmId)
+      state = await this.reads.state(vmId)
     }
     if (state !== 'running') throw new HypervisorError('NOT_RUNNING', `domain ${vmId} is ${String(state)}, not running`)
   }

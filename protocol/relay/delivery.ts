@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 import { ProtocolError } from '../errors'
 import { describeIssue } from '../zod-issues'
 
@@ -28,7 +29,6 @@ export interface Delivery<SampleValue = number> {
 export type AgentDelivery = Delivery<number | bigint>
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
-const VM_ID = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$/
 const time = z.number().int().min(0).max(8_640_000_000_000_000)
 
 // Members in code-unit order: parsed deliveries then come out with their keys already sorted, so
@@ -43,8 +43,8 @@ const DeliverySchema = z.object({
   sealed: z.string().min(1).regex(BASE64, 'must be base64').optional(),
   to: time,
   value: z.number().optional(),
-  // A VM id as the site state keeps it (protocol/proxy/manifest.ts isSafeFileName: no "..").
-  vm: z.string().max(128).regex(VM_ID, 'must be a VM id (letters, digits, ._+-)'),
+  // A VM id as the site state keeps it: a plain name of a VM folder.
+  vm: z.string().max(128).refine(isSafeFileName, 'must be a VM id (letters, digits, ._+-)'),
 }).strict().superRefine((d, ctx) => {
   const payloads = (['samples', 'value', 'sealed'] as const).filter((key) => d[key] !== undefined)
   if (payloads.length !== 1) {
