@@ -8,7 +8,7 @@ import type { Log } from '../log'
 import type { Caller } from '../roles/caller'
 import type { PartnerClient, SendOptions } from '../roles/partner-client'
 import type { PartnerConfig, SiteConfig } from './config'
-import { callSite, type Endpoint } from './partner-client'
+import { callSite, type Endpoint } from './signed-call'
 
 /** The site's partners reached with signed requests over certificate-pinned HTTPS (roles/partner-client.ts). */
 export class SignedPartners implements PartnerClient {

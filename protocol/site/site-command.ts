@@ -8,7 +8,7 @@ import { ProtocolError, UsageError } from '../errors'
 import { readDescriptorDocument } from '../ovf/descriptor-document'
 import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
-import { callSite } from './partner-client'
+import { callSite } from './signed-call'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
 
