@@ -179,9 +179,12 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'to-ovf',
-        usage: 'fedvm descriptor to-ovf FILE.json',
+        usage: 'fedvm descriptor to-ovf FILE.json [--into PACKAGE.ovf]',
         summary: 'print an OVF 2.0 envelope for a JSON descriptor: id, resources, primary site and monitoring specifiers',
-        options: [['FILE.json', 'the descriptor, or - for standard input']],
+        options: [
+          ['FILE.json', 'the descriptor, or - for standard input'],
+          ['--into PACKAGE.ovf', 'print this envelope (a tool\'s export of the VM) with fedvm\'s section put into its VirtualSystem instead'],
+        ],
         example: 'fedvm descriptor to-ovf web-1.json > web-1.ovf',
       },
     ],
