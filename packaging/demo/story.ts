@@ -91,9 +91,9 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
     return newest > moved + 1000 && seqs.every((s, i) => s === i + 1) ? seqs : undefined
   }, 60_000).catch(async () => rowSeqs(await stored()))
   const repeats = after.length - new Set(after).size
-  const missing = after.length === 0 ? 0 : Math.max(...after) - new Set(after).size
+  const missing = Array.from({ length: after.at(-1) ?? 0 }, (_, i) => i + 1).filter((n) => !after.includes(n))
   say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.at(-1) ?? 0} of the guest's KPI database: ` +
-    `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing === 0 ? 'none missing' : `${missing} missing`}`)
+    `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing.length === 0 ? 'none missing' : `missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? '…' : ''}`}`)
 
   const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
   say(`where is ${vm.id}? ${seen.map(([id, l]) => `${id}: "${l === undefined ? 'unknown' : `${l.kind} ${l.target}`}"`).join(' · ')}`)
@@ -109,10 +109,10 @@ function raws (deliveries: StoredDelivery[]): StoredDelivery[] {
   return deliveries.filter((d) => d.format === 'raw')
 }
 
-/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`), sorted. */
+/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`, or `EPOCH.SEQ:PART` for an encrypted KPI), sorted. */
 function rowSeqs (deliveries: StoredDelivery[]): number[] {
   return raws(deliveries).flatMap((d) => {
-    const m = /\.(\d+)$/.exec(d.id)
+    const m = /:[0-9a-f]+\.(\d+)(?::\d+)?$/.exec(d.id)
     return m === null ? [] : [Number(m[1])]
   }).sort((x, y) => x - y)
 }
