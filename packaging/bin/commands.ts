@@ -162,7 +162,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'descriptor',
-    usage: 'fedvm descriptor from-ovf|to-ovf FILE',
+    usage: 'fedvm descriptor from-ovf|to-ovf FILE [--configuration ID] [--into PACKAGE.ovf]',
     summary: 'convert a VM descriptor between JSON and an OVF envelope with fedvm\'s monitoring section, checking it on the way',
     example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
     load: () => import('../../agent/descriptor/descriptor-command.js'),

@@ -91,7 +91,7 @@ t.test('refusals: exit 3 (an invalid descriptor) naming the element, exit 2 for 
   t.equal(wrongForm.code, 3)
   t.match(wrongForm.stderr, /is an OVF envelope already/)
   t.equal(noSub.code, 2)
-  t.match(noSub.stderr, /usage: fedvm descriptor from-ovf\|to-ovf FILE/)
+  t.match(noSub.stderr, /usage: fedvm descriptor from-ovf\|to-ovf FILE \[--configuration ID\] \[--into PACKAGE\.ovf\]/)
   t.equal(noFile.code, 2)
   t.match(noFile.stderr, /from-ovf needs the descriptor FILE/)
   t.equal(noOption.code, 3)
