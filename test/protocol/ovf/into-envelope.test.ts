@@ -52,3 +52,20 @@ t.test('a descriptor that disagrees with the package is refused, naming where', 
   }
   t.strictSame(ovfToDescriptor(intoEnvelope(EXPORTED, { ...DESCRIPTOR, resources: { vcpus: 2 } })).descriptor.resources, { memoryMiB: 2048, vcpus: 2 }, 'resources that agree, in part, are fine')
 })
+
+t.test('an ovftool-shaped OVF 1.0 appliance with deployment options: the section goes in, the default configuration\'s hardware reads', async (t) => {
+  const exported = readFileSync(join(__dirname, 'fixtures', 'db-1-ovftool.ovf'), 'utf8')
+  const descriptor: DescriptorFields = {
+    id: 'db-1',
+    primarySite: DESCRIPTOR.primarySite,
+    resources: { memoryMiB: 16384, vcpus: 4 },
+    monitoring: [{ metric: 'kpi:pg.connections', monitoringIntervalMs: 1000, deliveryIntervalMs: 5000, format: 'processed', function: 'max', when: { op: '>=', value: 90 } }],
+  }
+  const result = intoEnvelope(exported, descriptor)
+  t.strictSame(ovfToDescriptor(result).descriptor, descriptor, 'medium, the default configuration')
+  t.strictSame(ovfToDescriptor(result, { configuration: 'small' }).descriptor.resources, { memoryMiB: 4096, vcpus: 2 })
+  t.match(result, /<!--\n {2}Written by hand in the shape VMware's `ovftool` writes/, 'the comment is kept')
+  t.match(result, /<\/ProductSection>\n {4}<fedvm:MonitoringSection ovf:required="false" xmlns:ovf="http:\/\/schemas\.dmtf\.org\/ovf\/envelope\/1"/)
+  const refused = t.throws(() => intoEnvelope(exported, { ...descriptor, resources: { memoryMiB: 4096, vcpus: 2 } })) as DescriptorFormatError
+  t.match(refused.problem, /holds \{"memoryMiB":16384,"vcpus":4\}/, 'compared with the default configuration')
+})
