@@ -207,8 +207,12 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'demo',
-    usage: 'fedvm demo',
-    summary: 'mount guestfs on a temporary directory, write KPIs, print the rows',
+    usage: 'fedvm demo [--vm] [--keep]',
+    summary: 'three sites on 127.0.0.1: a VM placed A → B → C, its KPIs relayed to A, a rule at A forcing a migration; cleans up after itself',
+    options: [
+      ['--vm', 'a real VM (libvirt and the test VM image) instead of directory hosts'],
+      ['--keep', 'keep the temporary folder (configs, state, every process\'s log) after stopping everything'],
+    ],
     example: 'fedvm demo',
     load: () => import('../demo/demo.js'),
   },
