@@ -96,9 +96,13 @@ function resolve (node: OrderedNode, outer: ReadonlyMap<string, string>, parentP
     const name = qualify(tagOf(child), scopeOf(child, scope), true, `${path}/${tagOf(child)}`)
     return `{${name.ns}}${name.local}`
   })
+  const totals = new Map<string, number>()
+  for (const key of keys) totals.set(key, (totals.get(key) ?? 0) + 1)
+  const seen = new Map<string, number>()
   const children = elements.map((child, i) => {
-    const same = keys.filter((key) => key === keys[i]).length
-    return resolve(child, scope, path, same > 1 ? keys.slice(0, i + 1).filter((key) => key === keys[i]).length : undefined)
+    const position = (seen.get(keys[i]) ?? 0) + 1
+    seen.set(keys[i], position)
+    return resolve(child, scope, path, (totals.get(keys[i]) ?? 0) > 1 ? position : undefined)
   })
   const text = content.filter((child) => tagOf(child) === '#text').map((child) => String(child['#text'])).join('').trim()
   const { startIndex, endIndex } = (node[META] ?? {}) as { startIndex?: number, endIndex?: number }
