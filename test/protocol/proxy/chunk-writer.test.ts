@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, * as tap from 'tap'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -8,7 +8,7 @@ import { ChunkWriter } from '../../../protocol/proxy/chunk-writer'
 const MiB = 1024 * 1024
 const REPO = join(__dirname, '..', '..', '..')
 
-async function writeChunks (t: Parameters<Parameters<typeof t.test>[1]>[0], take: (length: number) => Promise<Buffer>): Promise<{ writer: ChunkWriter, same: boolean }> {
+async function writeChunks (t: tap.Test, take: (length: number) => Promise<Buffer>): Promise<{ writer: ChunkWriter, same: boolean }> {
   const dir = await mkdtemp(join(REPO, '.fedvm-chunk-writer-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const data = randomBytes(2 * MiB + 1234)
