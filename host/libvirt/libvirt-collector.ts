@@ -46,8 +46,8 @@ export interface LibvirtCollectorOptions {
 }
 
 const SHUTOFF = 5
-/** Fewer domains than this per call are not worth another call. */
-const MIN_DOMAINS_PER_CALL = 4
+/** Fewer active domains than this per call are not worth another call. */
+const MIN_DOMAINS_PER_CALL = 2
 
 export class LibvirtCollector implements Collector {
   readonly name = 'libvirt'
