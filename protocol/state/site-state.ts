@@ -148,6 +148,11 @@ export class SiteState implements ReplayCache {
       record.requester, record.plan == null ? null : JSON.stringify(record.plan))
   }
 
+  /** A source token's plan with the chunk digests computed so far; the token's state stays as it is. */
+  setTokenPlan (token: string, plan: TransferPlan): void {
+    this.statement('UPDATE "tokens" SET "plan" = ? WHERE "token" = ?').run(JSON.stringify(plan), token)
+  }
+
   /** The source's manifest, once the transfer hashed every chunk; the token's state stays as it is. */
   setTokenManifest (token: string, manifest: Manifest): void {
     this.statement('UPDATE "tokens" SET "manifest" = ? WHERE "token" = ?').run(JSON.stringify(manifest), token)

@@ -9,6 +9,7 @@ import { XdrReader, XdrWriter } from './xdr'
 
 export const DomainTimeProc = {
   DOMAIN_LOOKUP_BY_NAME: 23,
+  DOMAIN_GET_TIME: 337,
   DOMAIN_SET_TIME: 338
 } as const
 
@@ -32,4 +33,18 @@ export function encodeSetTime (domain: DomainRef, epochMs: number): Buffer {
 export async function setDomainTime (conn: RpcConnection, name: string, now: () => number = Date.now, options: CallOptions = {}): Promise<void> {
   const domain = readDomain(new XdrReader(await conn.call(DomainTimeProc.DOMAIN_LOOKUP_BY_NAME, encodeLookupByName(name), options)))
   await conn.call(DomainTimeProc.DOMAIN_SET_TIME, encodeSetTime(domain, now()), options)
+}
+
+/** remote_domain_get_time_ret: hyper seconds, unsigned nseconds; as milliseconds since the epoch. */
+export function decodeGetTime (body: Buffer): number {
+  const r = new XdrReader(body)
+  const seconds = r.hyper()
+  return seconds * 1000 + r.uint() / 1e6
+}
+
+/** The guest's clock of domain `name` as its guest agent reads it (milliseconds since the epoch). */
+export async function getDomainTime (conn: RpcConnection, name: string, options: CallOptions = {}): Promise<number> {
+  const domain = readDomain(new XdrReader(await conn.call(DomainTimeProc.DOMAIN_LOOKUP_BY_NAME, encodeLookupByName(name), options)))
+  // remote_domain_get_time_args: the domain and flags (none).
+  return decodeGetTime(await conn.call(DomainTimeProc.DOMAIN_GET_TIME, writeDomain(new XdrWriter(), domain).uint(0).toBuffer(), options))
 }
