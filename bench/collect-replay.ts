@@ -15,13 +15,42 @@ import { Registry } from 'prom-client'
 import { registerCollectors } from '../agent/collect'
 import { LibvirtCollector } from '../host/libvirt/libvirt-collector'
 import { parseDomainStatsReply } from '../host/libvirt/parse-domain-stats'
-import type { DomainDetails, DomainRef, DomainStats, Hypervisor } from '../host/hypervisor'
-import { scaledReply } from '../test/host/support/stats-reply'
+import type { DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../host/hypervisor'
+import { decodeListAllDomains, uuidToBytes } from '../host/libvirt/rpc/remote-types'
+import { XdrWriter } from '../host/libvirt/rpc/xdr'
+import { rawRecords, scaledReply, statsReply, type RawRecord } from '../test/host/support/stats-reply'
 
+/**
+ * Answers like libvirtd would, with the real decoders: the domain list as a CONNECT_LIST_ALL_DOMAINS
+ * reply body, and each bulk call as a reply body holding just the domains asked for (written once
+ * per distinct request, then decoded on every call).
+ */
 export class ReplayHypervisor implements Hypervisor {
-  constructor (private readonly body: Buffer) {}
-  async listDomains (): Promise<DomainRef[]> { return (await this.getDomainStats()).map((d, i) => ({ name: d.name, uuid: d.uuid, id: i + 1 })) }
-  async getDomainStats (): Promise<DomainStats[]> { return parseDomainStatsReply(this.body) }
+  private readonly records: RawRecord[]
+  private readonly listReply: Buffer
+  private readonly replies = new Map<string, Buffer>()
+
+  constructor (private readonly body: Buffer) {
+    this.records = rawRecords(body)
+    const w = new XdrWriter().uint(this.records.length)
+    this.records.forEach((r, i) => w.string(r.name).fixedOpaque(uuidToBytes(r.uuid)).int(i + 1))
+    this.listReply = w.uint(this.records.length).toBuffer()
+  }
+
+  async listDomains (): Promise<DomainRef[]> { return decodeListAllDomains(this.listReply) }
+
+  async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
+    if (request.domains === undefined) return parseDomainStatsReply(this.body)
+    const key = request.domains.map(d => d.uuid).join()
+    let reply = this.replies.get(key)
+    if (reply === undefined) {
+      const wanted = new Set(request.domains.map(d => d.uuid))
+      reply = statsReply(this.records.filter(r => wanted.has(r.uuid)))
+      this.replies.set(key, reply)
+    }
+    return parseDomainStatsReply(reply)
+  }
+
   async getDomainDetails (): Promise<DomainDetails> { throw new Error('not replayed') }
   async close (): Promise<void> {}
 }

@@ -6,7 +6,8 @@
 //    `fedvm agent run` that delivers every row raw to an HTTP sink; CPU of both (process CPU
 //    seconds, not wall time) as % of a core per 1,000 writes/s, and guestfs's RSS while it runs.
 // guestfs runs with the Node flags its systemd unit sets (packaging/systemd/fedvm-guestfs.service).
-// Usage: node dist/bench/guestfs.js [--seconds 5] [--paced-seconds 20] [--rate 1000]   (writes bench/results/guestfs.json)
+// Usage: node dist/bench/guestfs.js [--seconds 5] [--paced-seconds 20] [--rate 1000] [--node-flags '--flag ...' (instead of the unit's)]
+//   (writes bench/results/guestfs.json)
 import { execFile, spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
@@ -201,14 +202,14 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, 'paced-seconds': { type: 'string', default: '20' }, rate: { type: 'string', default: '1000' } } })
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, 'paced-seconds': { type: 'string', default: '20' }, rate: { type: 'string', default: '1000' }, 'node-flags': { type: 'string' }, 'paced-only': { type: 'boolean', default: false } } })
   const loadBefore = loadavg()
   const work = await mkdtemp(join(REPO, '.bench-guestfs-'))
-  const nodeFlags = await packagedNodeFlags()
+  const nodeFlags = values['node-flags'] !== undefined ? values['node-flags'].split(/\s+/).filter(Boolean) : await packagedNodeFlags()
   const report: Record<string, unknown> = { nodeFlags }
   try {
     const writer = await compileWriter(work)
-    report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags)
+    if (!values['paced-only']) report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags)
     report.kpiPath = await kpiPath(writer, work, Number(values['paced-seconds']), Number(values.rate), nodeFlags)
   } finally {
     await rm(work, { recursive: true, force: true })

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { readStdin } from '../../protocol/crypto/read-stdin'
 import { isOvf } from '../../protocol/ovf/descriptor-document'
+import { DescriptorFormatError } from '../../protocol/ovf/errors'
+import { intoEnvelope } from '../../protocol/ovf/into-envelope'
 import { descriptorToOvf } from '../../protocol/ovf/write-ovf'
 import { UsageError } from '../../protocol/errors'
 import { AgentError } from '../errors'
@@ -19,10 +21,11 @@ const CARRIED: Readonly<Record<string, readonly string[] | undefined>> = {
  * `fedvm descriptor from-ovf FILE.ovf` prints the JSON descriptor an OVF envelope holds;
  * `fedvm descriptor to-ovf FILE.json` prints the envelope for a JSON descriptor. Either checks the
  * descriptor against its schema first, so neither prints a descriptor fedvm would refuse. `-` reads stdin;
- * `--configuration ID` reads the hardware of that deployment option of the envelope.
+ * `--configuration ID` reads the hardware of that deployment option of the envelope; `--into PACKAGE.ovf`
+ * prints that envelope (a tool's export) with fedvm's section added instead of an envelope of fedvm's own.
  */
 export async function run (argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, options: { configuration: { type: 'string' } }, allowPositionals: true })
+  const { values, positionals } = parseArgs({ args: argv, options: { configuration: { type: 'string' }, into: { type: 'string' } }, allowPositionals: true })
   const [sub, file, ...extra] = positionals
   if (sub !== 'from-ovf' && sub !== 'to-ovf') {
     throw new UsageError(sub === undefined ? 'a sub-command is missing (from-ovf, to-ovf)' : `unknown descriptor sub-command ${JSON.stringify(sub)}`)
@@ -35,6 +38,7 @@ export async function run (argv: string[]): Promise<void> {
     throw new AgentError('DESCRIPTOR_INVALID', `${source}: ${sub === 'from-ovf' ? 'is not an OVF envelope (XML)' : 'is an OVF envelope already: to-ovf reads a JSON descriptor'}`)
   }
   if (values.configuration !== undefined && sub !== 'from-ovf') throw new UsageError('--configuration belongs to from-ovf (an envelope\'s deployment option)')
+  if (values.into !== undefined && sub !== 'to-ovf') throw new UsageError('--into belongs to to-ovf (the package\'s envelope to add fedvm\'s section to)')
   const descriptor = descriptorFromText(text, source, { configuration: values.configuration })
   if (sub === 'from-ovf') {
     process.stdout.write(`${JSON.stringify(descriptor, null, 2)}\n`)
@@ -42,7 +46,16 @@ export async function run (argv: string[]): Promise<void> {
   }
   const left = notCarried(descriptor)
   if (left.length > 0) process.stderr.write(`fedvm descriptor: ${source}: not carried by the envelope: ${left.join(', ')}\n`)
-  process.stdout.write(descriptorToOvf(descriptor))
+  if (values.into === undefined) {
+    process.stdout.write(descriptorToOvf(descriptor))
+    return
+  }
+  const envelope = await readFile(values.into, 'utf8')
+  try {
+    process.stdout.write(intoEnvelope(envelope, descriptor))
+  } catch (err) {
+    throw err instanceof DescriptorFormatError ? err.in(values.into) : err
+  }
 }
 
 function notCarried (descriptor: Record<string, unknown>): string[] {

@@ -1,6 +1,6 @@
 import { DescriptorFormatError } from '../../protocol/ovf/errors'
-import { isOvf } from '../../protocol/ovf/descriptor-document'
-import { ovfToDescriptor } from '../../protocol/ovf/read-ovf'
+import { isOvf, readDescriptorDocument } from '../../protocol/ovf/descriptor-document'
+import { ovfToDescriptor, type EnvelopeDescriptor } from '../../protocol/ovf/read-ovf'
 import { AgentError } from '../errors'
 import { DescriptorSchema, parseDescriptor, type VmDescriptor } from './vm-descriptor'
 
@@ -11,8 +11,8 @@ import { DescriptorSchema, parseDescriptor, type VmDescriptor } from './vm-descr
  * `configuration` picks an envelope's deployment option (its default otherwise).
  */
 export function descriptorFromText (text: string, source: string, options: { configuration?: string } = {}): VmDescriptor {
-  if (!isOvf(text)) return parseDescriptor(parseJson(text, source), source)
-  let envelope: ReturnType<typeof ovfToDescriptor>
+  if (!isOvf(text)) return parseDescriptor(readDescriptorDocument(text, source), source)
+  let envelope: EnvelopeDescriptor
   try {
     envelope = ovfToDescriptor(text, options)
   } catch (err) {
@@ -22,12 +22,4 @@ export function descriptorFromText (text: string, source: string, options: { con
   if (result.success) return result.data
   const problems = result.error.issues.map((issue) => `${envelope.elementOf(issue.path)}: ${issue.message}`)
   throw new AgentError('DESCRIPTOR_INVALID', `${source}: ${problems.join('; ')}`)
-}
-
-function parseJson (text: string, source: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch (err) {
-    throw new AgentError('DESCRIPTOR_INVALID', `${source}: neither JSON nor an OVF envelope: ${(err as Error).message}`, { cause: err })
-  }
 }

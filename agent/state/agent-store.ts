@@ -7,6 +7,9 @@ import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
 import { stringifyExact } from './exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
 
+/** How long acknowledged outbox rows wait for a transaction to ride along with before they get their own. */
+const ACK_LINGER_MS = 100
+
 const DDL = `
 CREATE TABLE IF NOT EXISTS feed_cursors (vm TEXT PRIMARY KEY, seq TEXT NOT NULL, epoch TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS window_samples (vm TEXT NOT NULL, spec TEXT NOT NULL, ts INTEGER NOT NULL, value);
@@ -36,6 +39,13 @@ export class AgentStore {
   /** Cursors are read on every feed chunk: kept here, written through. */
   private readonly cursors = new Map<string, bigint>()
   private readonly epochs = new Map<string, string | undefined>()
+  /**
+   * Outbox rows whose delivery was acknowledged, not yet deleted: the deletes ride along with the
+   * next transaction (a batch of feed rows, usually within milliseconds) instead of costing one of
+   * their own per send. Lost in a crash, they are sent again, which delivery ids make harmless.
+   */
+  private acked: number[] = []
+  private ackTimer?: NodeJS.Timeout
   /** What runs once the current transaction commits (dropped if it rolls back). */
   private committed: Array<() => void> = []
   readonly health: StorageHealth
@@ -77,7 +87,10 @@ export class AgentStore {
     this.committed = []
     let result: T
     try {
-      result = this.db.transaction(fn)()
+      result = this.db.transaction(() => {
+        this.deleteAcked()
+        return fn()
+      })()
     } catch (err) {
       this.committed = []
       if (isStorageError(err)) this.health.failed(op, err)
@@ -160,13 +173,43 @@ export class AgentStore {
     for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body)
   }
 
-  /** The consumer's oldest deliveries that are due, in the order they were queued. */
+  /** The consumer's oldest deliveries that are due, in the order they were queued (acknowledged ones already removed). */
   due (consumer: string, now: number, limit: number): QueuedDelivery[] {
+    this.applyAcks()
     return this.statements.due.all(consumer, now, limit) as QueuedDelivery[]
   }
 
+  /** The deliveries were acknowledged: they leave the outbox with the next transaction, or within ACK_LINGER_MS. */
   ack (queued: readonly QueuedDelivery[]): void {
-    this.transaction(() => { for (const q of queued) this.statements.ack.run(q.seq) }, 'outbox')
+    for (const q of queued) this.acked.push(q.seq)
+    this.ackTimer ??= setTimeout(() => {
+      this.ackTimer = undefined
+      this.applyAcks()
+    }, ACK_LINGER_MS).unref()
+  }
+
+  /** Deletes acknowledged rows now (in a transaction of their own, if none came along); a refusal is counted, and they wait for the next one. */
+  private applyAcks (): void {
+    if (this.acked.length === 0) return
+    try {
+      this.transaction(() => {}, 'outbox')
+    } catch (err) {
+      if (!isStorageError(err)) throw err
+    }
+  }
+
+  /** Inside a transaction: deletes the acknowledged rows; they leave the list once it commits. */
+  private deleteAcked (): void {
+    const taken = this.acked.length
+    if (taken === 0) return
+    for (let i = 0; i < taken; i++) this.statements.ack.run(this.acked[i])
+    this.afterCommit(() => {
+      this.acked = this.acked.slice(taken)
+      if (this.acked.length === 0) {
+        clearTimeout(this.ackTimer)
+        this.ackTimer = undefined
+      }
+    })
   }
 
   retryLater (queued: readonly QueuedDelivery[], nextAttempt: number): void {
@@ -174,10 +217,13 @@ export class AgentStore {
   }
 
   queueLength (consumer: string): number {
+    this.applyAcks()
     return this.statements.queueLength.get(consumer) as number
   }
 
   close (): void {
+    this.applyAcks()
+    clearTimeout(this.ackTimer)
     this.db.close()
   }
 }

@@ -8,7 +8,7 @@ import { AckedPosition } from './acked-position'
 import { Checkpointer } from './checkpointer'
 import { KpiTables, type CommittedRow } from './kpi-tables'
 import { storeError } from './sqlite-errno'
-import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
+import { AUTOCHECKPOINT_PAGES, databaseEpoch, prepareDatabase, type SyncMode } from './schema'
 import { SEALED_BOX_OVERHEAD } from '../../protocol/crypto/sealed-box-size'
 
 export type { CommittedRow }
@@ -84,7 +84,9 @@ export class KpiStore {
     })
     this.epoch = databaseEpoch(db)
     this.loadFiles()
-    if (options.backgroundCheckpoints) this.checkpointer = new Checkpointer(file, options.log ?? (() => {}))
+    if (options.backgroundCheckpoints) {
+      this.checkpointer = new Checkpointer(file, options.log ?? (() => {}), () => db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`))
+    }
   }
 
   static open (file: string, options: KpiStoreOptions = {}): KpiStore {

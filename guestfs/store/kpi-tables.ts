@@ -30,6 +30,8 @@ interface TableShape {
 export class KpiTables {
   private readonly shapes = new Map<string, TableShape>()
   private readonly inserts = new Map<string, Statement>()
+  /** The catch-up read of each table, prepared once (a feed that fell behind reads every table per page). */
+  private readonly reads = new Map<string, Statement>()
 
   /** Most columns SQLite allows in a table (ts included): checked before any DDL, so a too-wide sample costs nothing. */
   private readonly maxColumns: number
@@ -42,6 +44,7 @@ export class KpiTables {
   load (tables: ReadonlyArray<{ name: string, encrypted: boolean }>): bigint {
     this.shapes.clear()
     this.inserts.clear()
+    this.reads.clear()
     let maxSeq = 0n
     for (const { name, encrypted } of tables) {
       const info = this.db.prepare(`PRAGMA table_info(${quoteIdentifier(name)})`).all() as Array<{ name: string }>
@@ -70,7 +73,11 @@ export class KpiTables {
   rowsAfter (after: bigint, limit: number): CommittedRow[] {
     const rows: CommittedRow[] = []
     for (const shape of this.shapes.values()) {
-      const read = this.db.prepare(`SELECT rowid AS "rowid", * FROM ${quoteIdentifier(shape.name)} WHERE rowid > ? ORDER BY rowid LIMIT ?`).safeIntegers()
+      let read = this.reads.get(shape.name)
+      if (!read) {
+        read = this.db.prepare(`SELECT rowid AS "rowid", * FROM ${quoteIdentifier(shape.name)} WHERE rowid > ? ORDER BY rowid LIMIT ?`).safeIntegers()
+        this.reads.set(shape.name, read)
+      }
       for (const record of read.all(after, BigInt(limit)) as Array<Record<string, KpiValue | Buffer>>) {
         rows.push(rowFromRecord(shape, record))
       }

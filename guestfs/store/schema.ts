@@ -36,6 +36,9 @@ export type SyncMode = 'normal' | 'full'
  */
 export const PAGE_CACHE = -1024
 
+/** SQLite's own checkpoint threshold (its default), used when no background thread checkpoints. */
+export const AUTOCHECKPOINT_PAGES = 1000
+
 /** WAL with synchronous=NORMAL survives the process being killed; FULL also survives power loss. */
 export function prepareDatabase (db: Database, sync: SyncMode, backgroundCheckpoints: boolean): void {
   db.pragma('journal_mode = WAL')

@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { HypervisorError } from '../errors'
+import { rpcTarget, syncGuestClock } from '../libvirt/guest-clock'
 import { DomainReads, XML_INACTIVE, XML_INACTIVE_SECURE } from '../libvirt/rpc/domain-reads'
 import { Virsh } from '../libvirt/lifecycle-virsh'
 import { backingFiles, relinkBackingFiles } from '../libvirt/lifecycle-disk-chain'
@@ -53,7 +54,7 @@ export class LibvirtVmHost implements VmHost {
     if (!Number.isSafeInteger(options.maxVms) || options.maxVms < 0) throw new Error(`LibvirtVmHost: maxVms must be a count, got ${String(options.maxVms)}`)
     this.id = options.id
     this.virsh = new Virsh(options.uri)
-    this.reads = new DomainReads(options.uri)
+    this.reads = new DomainReads(rpcTarget(options.uri))
   }
 
   /** Every domain on the connection counts, ours or not: they share the machine. */
@@ -133,8 +134,12 @@ export class LibvirtVmHost implements VmHost {
     const before = (await readFile(leaving, 'utf8').catch(() => undefined))?.trim()
     if (before === undefined) return
     if (before !== 'shut off' && await this.reads.state(vmId) === 'shut off') {
-      if (await exists(join(dir, SAVED_STATE))) await this.virsh.run('restore', join(dir, SAVED_STATE), before === 'paused' ? '--paused' : '--running')
-      else await this.virsh.run('start', vmId)
+      if (await exists(join(dir, SAVED_STATE))) {
+        await this.virsh.run('restore', join(dir, SAVED_STATE), before === 'paused' ? '--paused' : '--running')
+        if (before !== 'paused') void syncGuestClock({ uri: this.options.uri, domain: vmId, log: this.options.log })
+      } else {
+        await this.virsh.run('start', vmId)
+      }
     }
     // A saved state left behind would, restored later, roll the disks back.
     await rm(join(dir, SAVED_STATE), { force: true })
@@ -202,9 +207,11 @@ export class LibvirtVmHost implements VmHost {
       await writeFile(join(dir, DOMAIN_XML), xml)
       for (const disk of diskFiles(xml)) await relinkBackingFiles(disk, dir)
       await this.virsh.run('define', join(dir, DOMAIN_XML))
+      let restored = false
       if (await this.reads.state(vmId) === 'shut off') {
         const saved = join(dir, SAVED_STATE)
         if (await exists(saved)) {
+          restored = true
           // The saved state carries the XML QEMU ran with: its paths are the Source's too.
           const live = join(dir, 'restore.xml')
           await writeFile(live, rewriteSourcePaths(await this.virsh.run('save-image-dumpxml', saved, '--security-info'), dir))
@@ -214,6 +221,8 @@ export class LibvirtVmHost implements VmHost {
         }
       }
       await this.waitRunning(vmId)
+      // The restored guest's clock stands where it was saved: set it from ours, in the background (the VM already runs).
+      if (restored) void syncGuestClock({ uri: this.options.uri, domain: vmId, log: this.options.log })
       await rm(join(dir, SAVED_STATE), { force: true })
       await rm(join(dir, 'restore.xml'), { force: true })
       await rm(confirming, { force: true })

@@ -162,7 +162,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'descriptor',
-    usage: 'fedvm descriptor from-ovf|to-ovf FILE',
+    usage: 'fedvm descriptor from-ovf|to-ovf FILE [--configuration ID] [--into PACKAGE.ovf]',
     summary: 'convert a VM descriptor between JSON and an OVF envelope with fedvm\'s monitoring section, checking it on the way',
     example: 'fedvm descriptor from-ovf web-1.ovf > web-1.json',
     load: () => import('../../agent/descriptor/descriptor-command.js'),
@@ -179,9 +179,12 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'to-ovf',
-        usage: 'fedvm descriptor to-ovf FILE.json',
+        usage: 'fedvm descriptor to-ovf FILE.json [--into PACKAGE.ovf]',
         summary: 'print an OVF 2.0 envelope for a JSON descriptor: id, resources, primary site and monitoring specifiers',
-        options: [['FILE.json', 'the descriptor, or - for standard input']],
+        options: [
+          ['FILE.json', 'the descriptor, or - for standard input'],
+          ['--into PACKAGE.ovf', 'print this envelope (a tool\'s export of the VM) with fedvm\'s section put into its VirtualSystem instead'],
+        ],
         example: 'fedvm descriptor to-ovf web-1.json > web-1.ovf',
       },
     ],
@@ -204,8 +207,12 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'demo',
-    usage: 'fedvm demo',
-    summary: 'mount guestfs on a temporary directory, write KPIs, print the rows',
+    usage: 'fedvm demo [--vm] [--keep]',
+    summary: 'three sites on 127.0.0.1: a VM placed A → B → C, its KPIs relayed to A, a rule at A forcing a migration; cleans up after itself',
+    options: [
+      ['--vm', 'a real VM (libvirt and the test VM image) instead of directory hosts'],
+      ['--keep', 'keep the temporary folder (configs, state, every process\'s log) after stopping everything'],
+    ],
     example: 'fedvm demo',
     load: () => import('../demo/demo.js'),
   },

@@ -94,8 +94,10 @@ export class Children {
    */
   async stopAll (): Promise<string[]> {
     this.stopping ??= (async () => {
-      for (const t of [...this.tracked].reverse()) await stop(t)
       const said: string[] = []
+      for (const t of [...this.tracked].reverse()) {
+        if (await stop(t) === 'killed') said.push(`${t.name} did not exit within 10 s of ${t.stopSignal} and was killed`)
+      }
       for (const undo of [...this.afterwards].reverse()) {
         const line = await undo()
         if (line !== undefined) said.push(line)
@@ -132,12 +134,18 @@ export class Children {
   }
 }
 
-async function stop (t: Tracked): Promise<void> {
-  if (!isRunning(t.child)) return
+async function stop (t: Tracked): Promise<'stopped' | 'killed' | undefined> {
+  if (!isRunning(t.child)) return undefined
   signalGroup(t.child, t.stopSignal)
-  const timer = setTimeout(() => { if (isRunning(t.child)) signalGroup(t.child, 'SIGKILL') }, 10_000)
+  let killed = false
+  const timer = setTimeout(() => {
+    if (!isRunning(t.child)) return
+    killed = true
+    signalGroup(t.child, 'SIGKILL')
+  }, 10_000)
   await t.exited
   clearTimeout(timer)
+  return killed ? 'killed' : 'stopped'
 }
 
 /** The child leads its own process group (detached): the signal reaches what it started too (a shell's sleep). */

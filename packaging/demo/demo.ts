@@ -28,7 +28,7 @@ export async function run (argv: string[]): Promise<void> {
       if (values.keep === true) say(`stopped ${count} processes${unmounted.map((u) => `, ${u}`).join('')}; kept ${root}`)
       else {
         await rm(root, { recursive: true, force: true })
-        say(`cleaned up: ${count} processes stopped by PID${unmounted.map((u) => `, ${u}`).join('')}, ${root} removed`)
+        say(`cleaned up: the ${count} processes it started are stopped (by PID)${unmounted.map((u) => `, ${u}`).join('')}, ${root} removed`)
       }
     })()
     await cleaning

@@ -49,6 +49,7 @@ export async function dirStage (children: Children, root: string, say: (line: st
     vm: { id: VM_ID, intake: vm.intake },
     agents,
     rule: RULE,
+    patienceMs: 60_000,
     sealed: { metric: 'kpi:revenue', plaintext: REVENUE, notIn: [b.dir, c.dir, join(root, 'agents')] },
     surge: async () => {
       process.kill(vm.app.pid, 'SIGUSR1')

@@ -10,12 +10,13 @@ export interface HostAgent { hostId: string, daemon: Daemon, metricsUrl: string 
  * host's VM folder (`discover`), follows the KPI feed a VM's domain.xml names, and posts deliveries
  * to the site's ingest. `hypervisor` (libvirt hosts) adds the domains' own statistics.
  */
-export async function startHostAgents (children: Children, root: string, site: Site, hypervisor?: Record<string, unknown>): Promise<HostAgent[]> {
+export async function startHostAgents (children: Children, root: string, site: Site, hypervisorOf: (hostId: string) => Record<string, unknown> | undefined = () => undefined): Promise<HostAgent[]> {
   const agents: HostAgent[] = []
   for (const host of site.shape.hosts) {
     const dir = join(root, 'agents', host.id)
     await mkdir(dir, { recursive: true })
     const port = await freePort()
+    const hypervisor = hypervisorOf(host.id)
     const config = {
       listen: `127.0.0.1:${port}`,
       stateDir: join(dir, 'state'),

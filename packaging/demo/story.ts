@@ -17,6 +17,8 @@ export interface Stage {
   sealed: { metric: string, plaintext?: string, notIn?: string[] }
   /** Makes the rule's condition hold; returns the line that says how. */
   surge: () => Promise<string>
+  /** How long to wait for the VM's first rows and for the rule (a real VM boots first). */
+  patienceMs: number
 }
 
 type Say = (line: string) => void
@@ -50,11 +52,11 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
     `(${Date.now() - placing} ms; the files went from A's proxy straight to C's)`)
 
   const firstAgent = agentOf(stage.agents, first.target)
-  await firstAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), 30_000)
+  await firstAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), stage.patienceMs)
   const early = await until('the first KPI rows at site-a', async () => {
     const d = await stored()
     return raws(d).length >= 4 && d.some((x) => x.metric === stage.sealed.metric) ? d : undefined
-  }, 60_000)
+  }, stage.patienceMs)
   say(`monitoring: ${first.target}'s agent found ${vm.id} in its VM folder and follows its KPI feed; C relays to B, B to A: A stored ${early.length} deliveries so far`)
 
   const table = await children.run('monitor-table', ['monitor', 'query', '--config', a.configFile, '--vm', vm.id, '--output', 'table'])
@@ -72,28 +74,26 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   say(await stage.surge())
   const event = async (name: RegExp, timeoutMs: number): Promise<Record<string, any>> =>
     await until(`site-a to log ${String(name)}`, async () => a.daemon!.events().find((e) => name.test(String(e.event))), timeoutMs)
-  const fired = await event(/^rule-fired$/, 60_000)
+  const fired = await event(/^rule-fired$/, stage.patienceMs)
   say(`A's rule "${stage.rule.name}" (${stage.rule.when}) fired: value ${String(fired.value)} held ${Number(fired.heldMs) / 1000} s of data time → Forced migration`)
   const action = await event(/^rule-action-(done|failed)$/, 120_000)
   if (action.event !== 'rule-action-done') throw new Error(`the Forced migration failed: ${JSON.stringify(action)}`)
-  const moved = Date.now()
+  const rowsBefore = rowSeqs(await stored()).at(-1) ?? 0
   const now = await where(c)
   if (now?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the Forced migration: ${JSON.stringify(now)}`)
   say(`Forced migration done by A's Controller: ${vm.id} went to partner ${String(action.result?.destination)} again, now on site-c's host ${now.target} ` +
     `(moved from ${first.target}, ${String(action.result?.durationMs)} ms, digests agree: ${String(action.result?.digestsAgree)})`)
 
   const nextAgent = agentOf(stage.agents, now.target)
-  await nextAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), 30_000)
+  await nextAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), stage.patienceMs)
   const after = await until('rows at site-a from after the move, with no gap', async () => {
-    const d = await stored()
-    const seqs = rowSeqs(d)
-    const newest = Math.max(0, ...raws(d).map((x) => x.to))
-    return newest > moved + 1000 && seqs.every((s, i) => s === i + 1) ? seqs : undefined
-  }, 60_000).catch(async () => rowSeqs(await stored()))
+    const seqs = rowSeqs(await stored())
+    return (seqs.at(-1) ?? 0) > rowsBefore + 2 && seqs.every((s, i) => s === i + 1) ? seqs : undefined
+  }, stage.patienceMs).catch(async () => rowSeqs(await stored()))
   const repeats = after.length - new Set(after).size
-  const missing = after.length === 0 ? 0 : Math.max(...after) - new Set(after).size
+  const missing = Array.from({ length: after.at(-1) ?? 0 }, (_, i) => i + 1).filter((n) => !after.includes(n))
   say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.at(-1) ?? 0} of the guest's KPI database: ` +
-    `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing === 0 ? 'none missing' : `${missing} missing`}`)
+    `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing.length === 0 ? 'none missing' : `missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? '…' : ''}`}`)
 
   const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
   say(`where is ${vm.id}? ${seen.map(([id, l]) => `${id}: "${l === undefined ? 'unknown' : `${l.kind} ${l.target}`}"`).join(' · ')}`)
@@ -109,10 +109,10 @@ function raws (deliveries: StoredDelivery[]): StoredDelivery[] {
   return deliveries.filter((d) => d.format === 'raw')
 }
 
-/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`), sorted. */
+/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`, or `EPOCH.SEQ:PART` for an encrypted KPI), sorted. */
 function rowSeqs (deliveries: StoredDelivery[]): number[] {
   return raws(deliveries).flatMap((d) => {
-    const m = /\.(\d+)$/.exec(d.id)
+    const m = /:[0-9a-f]+\.(\d+)(?::\d+)?$/.exec(d.id)
     return m === null ? [] : [Number(m[1])]
   }).sort((x, y) => x - y)
 }

@@ -30,9 +30,16 @@ export interface SpecifierFields {
 const INTERVALS = ['monitoringIntervalMs', 'deliveryIntervalMs'] as const
 const KNOWN = ['metric', ...INTERVALS, 'format', 'function', 'encrypt'] as const
 
-export function monitoringSection (primarySite: PrimarySite, specifiers: readonly SpecifierFields[]): XmlNode {
-  return element(`fedvm:${SECTION}`, { 'ovf:required': 'false' }, [
-    textElement('Info', 'fedvm: the primary site and the monitoring specifiers'),
+/**
+ * The section as written into fedvm's own envelope, whose default namespace is OVF's; `standalone` in
+ * the OVF namespace `ovfNamespace` declares every prefix it uses, to go into an envelope any tool wrote.
+ */
+export function monitoringSection (primarySite: PrimarySite, specifiers: readonly SpecifierFields[], standalone?: { ovfNamespace: string }): XmlNode {
+  const attributes: Record<string, string> = standalone === undefined
+    ? { 'ovf:required': 'false' }
+    : { 'ovf:required': 'false', 'xmlns:ovf': standalone.ovfNamespace, 'xmlns:fedvm': FEDVM }
+  return element(`fedvm:${SECTION}`, attributes, [
+    textElement(standalone === undefined ? 'Info' : 'ovf:Info', 'fedvm: the primary site and the monitoring specifiers'),
     element('fedvm:PrimarySite', { id: primarySite.id, publicKey: primarySite.publicKey }),
     ...specifiers.map(specifierElement),
   ])

@@ -21,10 +21,7 @@ export interface EnvelopeDescriptor {
  * hardware is that of `options.configuration`, else the default one. Throws DescriptorFormatError naming the element.
  */
 export function ovfToDescriptor (text: string, options: { configuration?: string } = {}): EnvelopeDescriptor {
-  const envelope = parseXml(text, 'Envelope')
-  if (envelope.local !== 'Envelope' || !OVF_NAMESPACES.includes(envelope.ns)) {
-    throw new DescriptorFormatError(envelope.path, `the root element must be an OVF Envelope in the namespace ${OVF_2} (found {${envelope.ns}}${envelope.local})`)
-  }
+  const envelope = parseEnvelope(text)
   const origins = new Origins(envelope.path)
   const system = virtualSystem(envelope)
   const id = attributeNamed(system, OVF_NAMESPACES, 'id')
@@ -40,8 +37,17 @@ export function ovfToDescriptor (text: string, options: { configuration?: string
   return { descriptor, elementOf: (field) => origins.elementOf(field) }
 }
 
+/** The text's root element, checked to be an OVF Envelope. */
+export function parseEnvelope (text: string): XmlElement {
+  const envelope = parseXml(text, 'Envelope')
+  if (envelope.local !== 'Envelope' || !OVF_NAMESPACES.includes(envelope.ns)) {
+    throw new DescriptorFormatError(envelope.path, `the root element must be an OVF Envelope in the namespace ${OVF_2} (found {${envelope.ns}}${envelope.local})`)
+  }
+  return envelope
+}
+
 /** A fedvm descriptor is one VM: a VirtualSystemCollection (a multi-VM appliance) is refused. */
-function virtualSystem (envelope: XmlElement): XmlElement {
+export function virtualSystem (envelope: XmlElement): XmlElement {
   const collection = childrenNamed(envelope, OVF_NAMESPACES, 'VirtualSystemCollection')[0]
   if (collection !== undefined) throw new DescriptorFormatError(collection.path, 'a fedvm descriptor describes one VM: give an envelope with one VirtualSystem')
   const systems = childrenNamed(envelope, OVF_NAMESPACES, 'VirtualSystem')

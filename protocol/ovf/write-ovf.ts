@@ -1,9 +1,8 @@
-import XMLBuilder from 'fast-xml-builder'
 import { DescriptorFormatError } from './errors'
 import { monitoringSection, type PrimarySite, type SpecifierFields } from './monitoring-section'
 import { FEDVM, OVF_2, RASD } from './namespaces'
 import { resourceItems, type Resources } from './virtual-hardware'
-import { element, escapeXml, textElement } from './xml-nodes'
+import { buildXml, element, textElement } from './xml-nodes'
 
 /** What the envelope carries of a descriptor (a VmDescriptor from agent/descriptor is one). */
 export interface DescriptorFields {
@@ -12,17 +11,6 @@ export interface DescriptorFields {
   resources?: Resources
   monitoring: readonly SpecifierFields[]
 }
-
-const builder = new XMLBuilder({
-  preserveOrder: true,
-  ignoreAttributes: false,
-  attributeNamePrefix: '',
-  format: true,
-  suppressEmptyNode: true,
-  processEntities: false,
-  attributeValueProcessor: (_name: string, value: unknown) => escapeXml(value),
-  tagValueProcessor: (_name: string, value: unknown) => escapeXml(value),
-})
 
 /**
  * An OVF 2.0 envelope for the descriptor: one VirtualSystem whose VirtualHardwareSection holds the
@@ -47,11 +35,11 @@ export function descriptorToOvf (descriptor: DescriptorFields): string {
       monitoringSection(descriptor.primarySite, descriptor.monitoring),
     ]),
   ])
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${builder.build([envelope]).trim()}\n`
+  return `<?xml version="1.0" encoding="UTF-8"?>\n${buildXml([envelope])}\n`
 }
 
 /** The items read back only as positive integers: refuse anything else here rather than write an envelope fedvm refuses. */
-function checkedResources (resources: Resources | undefined): Resources {
+export function checkedResources (resources: Resources | undefined): Resources {
   if (resources === undefined) return {}
   if (typeof resources !== 'object' || resources === null) throw new DescriptorFormatError('resources', 'must be an object { memoryMiB, vcpus }')
   for (const key of ['memoryMiB', 'vcpus'] as const) {

@@ -1,3 +1,4 @@
+import XMLBuilder from 'fast-xml-builder'
 import { DescriptorFormatError } from './errors'
 
 /**
@@ -27,4 +28,20 @@ export function escapeXml (value: unknown): string {
   const text = String(value)
   if (NOT_XML.test(text)) throw new DescriptorFormatError(JSON.stringify(text), 'holds a character XML 1.0 cannot carry')
   return text.replace(/[&<>"'\t\n\r]/g, (c) => ESCAPES[c])
+}
+
+const builder = new XMLBuilder({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  format: true,
+  suppressEmptyNode: true,
+  processEntities: false,
+  attributeValueProcessor: (_name: string, value: unknown) => escapeXml(value),
+  tagValueProcessor: (_name: string, value: unknown) => escapeXml(value),
+})
+
+/** The nodes as indented XML text, two spaces a level, without a leading or trailing newline. */
+export function buildXml (nodes: XmlNode[]): string {
+  return builder.build(nodes).trim()
 }

@@ -21,10 +21,15 @@ export interface XmlElement extends XmlName {
   readonly children: readonly XmlElement[]
   /** The element's own text (CDATA included), trimmed. */
   readonly text: string
+  /** Where the element is in the parsed text: from its start tag's `<` to just after its end tag. */
+  readonly start: number
+  readonly end: number
 }
 
 /** fast-xml-parser's preserveOrder shape: one key naming the tag (or `#text`), and `:@` for attributes. */
-type OrderedNode = Record<string, unknown>
+type OrderedNode = Record<string | symbol, unknown>
+
+const META = XMLParser.getMetaDataSymbol() as unknown as symbol
 
 const parser = new XMLParser({
   preserveOrder: true,
@@ -36,6 +41,7 @@ const parser = new XMLParser({
   trimValues: false,
   ignoreDeclaration: true,
   ignorePiTags: true,
+  captureMetaData: true,
   // Decodes numeric character references (&#62;), which the default leaves as text. It also accepts
   // HTML's named entities (&nbsp;), which strict XML would refuse: harmless when reading.
   htmlEntities: true,
@@ -90,12 +96,17 @@ function resolve (node: OrderedNode, outer: ReadonlyMap<string, string>, parentP
     const name = qualify(tagOf(child), scopeOf(child, scope), true, `${path}/${tagOf(child)}`)
     return `{${name.ns}}${name.local}`
   })
+  const totals = new Map<string, number>()
+  for (const key of keys) totals.set(key, (totals.get(key) ?? 0) + 1)
+  const seen = new Map<string, number>()
   const children = elements.map((child, i) => {
-    const same = keys.filter((key) => key === keys[i]).length
-    return resolve(child, scope, path, same > 1 ? keys.slice(0, i + 1).filter((key) => key === keys[i]).length : undefined)
+    const position = (seen.get(keys[i]) ?? 0) + 1
+    seen.set(keys[i], position)
+    return resolve(child, scope, path, (totals.get(keys[i]) ?? 0) > 1 ? position : undefined)
   })
   const text = content.filter((child) => tagOf(child) === '#text').map((child) => String(child['#text'])).join('').trim()
-  return { ...elementName, path, attributes, children, text }
+  const { startIndex, endIndex } = (node[META] ?? {}) as { startIndex?: number, endIndex?: number }
+  return { ...elementName, path, attributes, children, text, start: startIndex ?? -1, end: endIndex ?? -1 }
 }
 
 function attributesOf (node: OrderedNode): Array<[string, string]> {

@@ -58,6 +58,11 @@ export class ChunkHasher {
     return await answer
   }
 
+  /** Starts the workers now, so the first chunk does not wait for a worker to boot. */
+  warm (): void {
+    while (this.workers.length < this.size) this.worker()
+  }
+
   async close (): Promise<void> {
     const workers = this.workers.splice(0)
     await Promise.all(workers.map((w) => w.terminate()))

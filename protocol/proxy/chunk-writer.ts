@@ -27,6 +27,11 @@ export class ChunkWriter {
     return new ChunkWriter(handle, direct)
   }
 
+  /** Aligned chunks still go straight to the disk (no EINVAL from the file system or a buffer yet). */
+  get writesDirect (): boolean {
+    return this.direct !== undefined
+  }
+
   async write (data: Buffer, offset: number): Promise<void> {
     // The aligned part goes direct; a file's unaligned tail through the page cache.
     const aligned = this.direct !== undefined && offset % ALIGN === 0 ? data.length - (data.length % ALIGN) : 0

@@ -5,6 +5,7 @@ import { ProtocolError, toProtocolError } from '../errors'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
 import type { TokenRecord, TokenStore } from './token-record'
 import type { TlsIdentity } from '../crypto/tls-certificate'
+import { chunkHasher } from './chunk-hasher'
 import { SourceTransfer } from './source-transfer'
 import type { Throttle } from './throttle'
 import { usableToken } from './tokens'
@@ -16,10 +17,12 @@ export const DIGEST_HEADER = 'fedvm-sha256'
 export const ZERO_HEADER = 'fedvm-zero'
 /** Transfers kept in memory with the digests hashed so far; an evicted one hashes again when asked for its manifest. */
 const MAX_TRANSFERS = 64
+/** How often, at most, a transfer's new digests are written to the site state (a restarted source still vouches for them). */
+const KEEP_DIGESTS_MS = 200
 
 export interface SourceServerOptions {
   index: number
-  state: Pick<TokenStore, 'token' | 'setTokenManifest'>
+  state: Pick<TokenStore, 'token' | 'setTokenManifest' | 'setTokenPlan'>
   tls: TlsIdentity
   throttle?: Throttle
   log: (event: Record<string, unknown>) => void
@@ -33,20 +36,24 @@ export interface SourceServerOptions {
  */
 export function createSourceServer (options: SourceServerOptions): Server {
   const transfers = new Map<string, SourceTransfer>()
+  const keeper = new DigestKeeper(options.state, options.log)
+  // The first chunk of a transfer is hashed before it is sent: its worker is ready beforehand.
+  chunkHasher().warm()
   const server = createServer({
     key: options.tls.key, cert: options.tls.cert, requestCert: true, rejectUnauthorized: false,
     // AES-128-GCM first (AES-NI): the cheapest of TLS 1.3's suites per byte here; the others stay allowed.
     ciphers: `TLS_AES_128_GCM_SHA256:${DEFAULT_CIPHERS}`, honorCipherOrder: true,
   }, (req, res) => {
-    serve(options, transfers, req, res).catch((err) => sendProblem(res, toProtocolError(err), options))
+    serve(options, transfers, keeper, req, res).catch((err) => sendProblem(res, toProtocolError(err), options))
   })
   server.keepAliveTimeout = 5000
+  server.on('close', () => keeper.flush())
   // A destination that stops reading holds a chunk buffer: its connection goes after a minute of silence.
   server.setTimeout(60_000)
   return server
 }
 
-async function serve (options: SourceServerOptions, transfers: Map<string, SourceTransfer>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve (options: SourceServerOptions, transfers: Map<string, SourceTransfer>, keeper: DigestKeeper, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'GET') throw new ProtocolError('unknown-operation', 'the transfer proxy serves GET only')
   const token = usableToken(options.state, header(req, TOKEN_HEADER), 'source', options.index)
   const peer = (req.socket as TLSSocket).getPeerCertificate()
@@ -72,6 +79,7 @@ async function serve (options: SourceServerOptions, transfers: Map<string, Sourc
   const index = url.searchParams.get('chunk')
   if (index === null || !/^\d{1,9}$/.test(index)) throw new ProtocolError('bad-request', 'chunk must be a chunk index')
   const chunk = await transfer.chunk(name, Number(index))
+  keeper.changed(token.token, transfer)
   // The buffer goes back to the pool once the response is flushed or torn down, never before.
   res.once('close', chunk.release)
   if (res.destroyed) chunk.release()
@@ -94,6 +102,39 @@ function transferOf (transfers: Map<string, SourceTransfer>, token: TokenRecord)
     if (transfers.size > MAX_TRANSFERS) transfers.delete(transfers.keys().next().value as string)
   }
   return transfer
+}
+
+/**
+ * Writes transfers' digests to the site state as they grow: at once after a quiet spell, then at
+ * most every KEEP_DIGESTS_MS (the plan of a large VM is a few hundred KB of JSON). A source killed
+ * in between loses only the last digests: those chunks are fetched again.
+ */
+class DigestKeeper {
+  private readonly dirty = new Map<string, SourceTransfer>()
+  private timer: NodeJS.Timeout | undefined
+  private last = 0
+
+  constructor (private readonly state: Pick<TokenStore, 'setTokenPlan'>, private readonly log: SourceServerOptions['log']) {}
+
+  changed (token: string, transfer: SourceTransfer): void {
+    this.dirty.set(token, transfer)
+    if (this.timer !== undefined) return
+    this.timer = setTimeout(() => this.flush(), Math.max(0, this.last + KEEP_DIGESTS_MS - Date.now()))
+    this.timer.unref()
+  }
+
+  /** Writes what changed now (also when the server closes). A failed write costs refetched chunks after a restart, nothing else. */
+  flush (): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.last = Date.now()
+    try {
+      for (const [token, transfer] of this.dirty) this.state.setTokenPlan(token, transfer.snapshot())
+    } catch (err) {
+      this.log({ event: 'proxy-error', error: `keeping chunk digests: ${String(err)}` })
+    }
+    this.dirty.clear()
+  }
 }
 
 function sendJson (res: ServerResponse, value: unknown): void {

@@ -27,7 +27,19 @@ export class SourceTransfer {
 
   constructor (readonly vmId: string, private readonly plan: TransferPlan) {
     this.byName = new Map(plan.files.map((file) => [file.name, file]))
-    for (const file of plan.files) this.digests.set(file.name, new Array<string | undefined>(chunkCount(file.size, plan.chunkBytes)).fill(undefined))
+    for (const file of plan.files) {
+      const count = chunkCount(file.size, plan.chunkBytes)
+      const kept = file.chunks?.length === count ? file.chunks : []
+      this.digests.set(file.name, Array.from({ length: count }, (_, i) => kept[i] ?? undefined))
+    }
+  }
+
+  /** The plan with the digests known now: what is kept with the token. */
+  snapshot (): TransferPlan {
+    return {
+      chunkBytes: this.plan.chunkBytes,
+      files: this.plan.files.map(({ name, size, path }) => ({ name, size, path, chunks: Array.from(this.digests.get(name)!, (d) => d ?? null) })),
+    }
   }
 
   /** The files and the digests known so far (null: not hashed yet). */

@@ -29,6 +29,8 @@ export interface TokenStore {
   token: (token: string) => TokenRecord | undefined
   putToken: (record: TokenRecord) => void
   setTokenState: (token: string, state: TokenState, manifest?: Manifest) => void
+  /** A source token's plan with the chunk digests computed so far; the token's state stays as it is. */
+  setTokenPlan: (token: string, plan: TransferPlan) => void
   /** The source's manifest, once the transfer hashed every chunk; the token's state stays as it is. */
   setTokenManifest: (token: string, manifest: Manifest) => void
   /** Open tokens past their expiry (the sweeper undoes what they prepared). */

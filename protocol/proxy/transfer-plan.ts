@@ -8,6 +8,11 @@ export interface PlannedFile {
   size: number
   /** Where the proxy reads the file from; never sent to another site. */
   path: string
+  /**
+   * The chunk digests the source computed so far (null: not read yet), kept with the token so a
+   * restarted source still vouches for what a destination received before (the resume reuses it).
+   */
+  chunks?: Array<string | null>
 }
 
 export interface TransferPlan {

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { ReplayCache } from '../envelope/replay-cache'
 import type { Manifest } from '../proxy/manifest'
 import type { TokenRecord, TokenState, TokenStore } from '../proxy/token-record'
+import type { TransferPlan } from '../proxy/transfer-plan'
 import type { FormerLocation, LocationRecord, LocationStore, RouteRecord, RouteStore } from '../roles/records'
 
 /**
@@ -101,6 +102,11 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
       JSON.stringify(record.descriptor ?? null), record.manifest === null ? null : JSON.stringify(record.manifest), record.state, record.expiresAt, record.locationVersion,
       record.requester, record.plan == null ? null : JSON.stringify(record.plan))
+  }
+
+  /** A source token's plan with the chunk digests computed so far; the token's state stays as it is. */
+  setTokenPlan (token: string, plan: TransferPlan): void {
+    this.statement('UPDATE "tokens" SET "plan" = ? WHERE "token" = ?').run(JSON.stringify(plan), token)
   }
 
   /** The source's manifest, once the transfer hashed every chunk; the token's state stays as it is. */

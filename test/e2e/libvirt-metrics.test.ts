@@ -135,6 +135,13 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
 
   await t.test('a domain whose QEMU hangs is reported timed out; the others are not held up', async t => {
     const stuck = await startTestDomain(host, { name: `fedvm-${tag}-stuck`, image, type, paused: true })
+    // Four active domains: the collector reads them in two bulk calls at once, the stuck one's and another.
+    const others = [
+      await startTestDomain(host, { name: `fedvm-${tag}-p1`, image, type, paused: true, memoryMiB: 64 }),
+      await startTestDomain(host, { name: `fedvm-${tag}-p2`, image, type, paused: true, memoryMiB: 64 })
+    ]
+    const paused = (s: Scrape): string[] => others.filter(o => s.value('libvirt_domain_info_state', { domain: o.name, uuid: o.uuid }) === 3).map(o => o.name)
+    t.same(paused(await scrape(endpoint.url)), others.map(o => o.name), 'the other paused domains are reported')
     const pid = await host.qemuPid(stuck.name)
     process.kill(pid, 'SIGSTOP')
     t.teardown(() => { try { process.kill(pid, 'SIGCONT') } catch { /* already gone */ } })
@@ -145,6 +152,7 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     t.equal(s.value('libvirt_domain_timed_out', { domain: stuck.name, uuid: stuck.uuid }), 1, 'the stuck domain is reported timed out')
     t.same(s.withLabel('uuid', stuck.uuid).map(x => x.name), ['libvirt_domain_timed_out'], 'and none of its other series')
     t.ok((s.value(CPU, dom) ?? 0) > 0, 'the running domain is still reported')
+    t.same(paused(s), others.map(o => o.name), 'and so are the other paused domains, whichever call they were in')
     const next = Date.now()
     const again = await scrape(endpoint.url)
     t.ok(Date.now() - next < 2000, 'the next scrape skips the stuck domain without waiting again')
@@ -156,8 +164,10 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     }, 20_000, 500)
     t.equal(back.value('libvirt_domain_info_state', { domain: stuck.name, uuid: stuck.uuid }), 3, 'after SIGCONT: reported again, paused (3)')
     t.equal(back.value('libvirt_domain_timed_out', { domain: stuck.name, uuid: stuck.uuid }), undefined, 'no longer timed out')
-    await host.virsh('destroy', stuck.name)
-    await host.virsh('undefine', stuck.name)
+    for (const d of [stuck, ...others]) {
+      await host.virsh('destroy', d.name)
+      await host.virsh('undefine', d.name)
+    }
   })
 
   await t.test('stopping the domain removes its series; undefining removes it entirely', async t => {

@@ -156,6 +156,17 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
     }
     await waitFor('KPI rows from B\'s agent', () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, 90_000, 250, context)
     t.pass('B\'s agent delivers the VM\'s new rows')
+    // The restored guest's clock stood still while the VM was away; B's host sets it through the guest
+    // agent. A row's ts (the guest's clock at its commit) is then behind its arrival here (the host's
+    // clock) by the delivery's latency only.
+    const offsets = (): Array<{ seq: number, lagMs: number }> => receiver.received
+      .filter((r) => r.delivery.vm === vmId && r.path.endsWith('/site-b') && r.delivery.samples?.length === 1)
+      .map((r) => ({ seq: rowOf(r.delivery.id)!.seq, lagMs: r.at - r.delivery.samples![0].ts }))
+    const synced = await waitFor('a row from B stamped by a guest clock within 1 s of the host\'s', () => offsets().find((o) => Math.abs(o.lagMs) < 1000), 60_000, 250, context)
+    log(`guest clock at B: lag of the first rows ${JSON.stringify(offsets().slice(0, 3))}, within 1 s from seq ${synced.seq}`)
+    await waitFor('three more rows from B', () => offsets().filter((o) => o.seq > synced.seq).length >= 3 || undefined, 30_000, 250, context)
+    const later = offsets().filter((o) => o.seq > synced.seq)
+    t.ok(later.every((o) => Math.abs(o.lagMs) < 1000), `the guest's clock stays within 1 s of the host's (${JSON.stringify(later.slice(0, 5))})`)
     // Its libvirt stats too: B's agent was told nothing about the VM.
     const metricsB = await agentMetrics(netB.name).then((r) => r.stdout)
     t.match(metricsB, new RegExp(`^libvirt_domain_info_cpu_time_seconds_total\\{[^}]*domain="${vmId}"`, 'm'), 'B\'s agent serves the VM\'s libvirt stats')

@@ -162,7 +162,9 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     if (moved.code === 0) {
       t.match(moved.json, { outcome: 'migrated', destination: expected.to.id }, `the migration completed after the partition (at ${expected.to.id})`)
       t.ok(expected.to === a ? hereA : hereB, `vm-big runs at ${expected.to.id}`)
-      t.ok(moved.json.attempts >= 2, `Initiate was repeated after the partition (${String(moved.json.attempts)} attempts)`)
+      // Usually attempt 2: the stalled pull ends at requestTimeoutMs (30 s) and Initiate resumes it; a
+      // connection that TCP revives first finishes in attempt 1, which is as good.
+      t.comment(`${String(moved.json.attempts)} Initiate attempt(s), ${String(moved.json.reusedBytes)} bytes kept from before the cut`)
     } else {
       t.match(moved.json, { outcome: 'failed', retryable: true }, 'the migration failed cleanly')
       t.ok(expected.from === a ? hereA : hereB, `vm-big stays at ${expected.from.id}`)
@@ -196,8 +198,7 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     await sleep(PARTITION_MS)
     await network.heal(netB)
     const evicted = await evicting
-    t.comment(`evict: ${JSON.stringify(evicted.json)}`)
-    t.equal(evicted.code, 0, `the eviction succeeded after the partition (not refused as stale): ${evicted.stdout}`)
+    t.equal(evicted.code, 0, `the eviction succeeded after the partition (not refused as stale): ${evicted.stdout}${evicted.stderr}`)
     t.ok(b.daemon!.events().slice(fromEvent).some((e) => e.event === 'send-resigned' && e.op === 'forced-migration'), 'B signed its held-up request afresh')
     const [atA, atB] = [await a.locations(), await b.locations()]
     t.match(atA.get(WEB), { kind: 'host', target: 'a1' }, 'web-1 runs at A')

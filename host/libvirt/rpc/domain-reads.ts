@@ -9,13 +9,13 @@ import type { DomainRef } from '../../hypervisor'
 import type { Resources } from '../lifecycle-resources'
 import { RpcConnection } from './rpc-connection'
 import { decodeDomainInfo, decodeListAllDomains, decodeXmlDesc, encodeListAllDomains, readDomain, writeDomain } from './remote-types'
+import { DomainTimeProc, encodeLookupByName } from './domain-time'
 import { XdrReader, XdrWriter } from './xdr'
 
 /** remote_protocol.x procedure numbers of these reads (the others fedvm calls are in protocol.ts). */
 const NODE_GET_INFO = 6
 const DOMAIN_GET_XML_DESC = 14
 const DOMAIN_GET_INFO = 16
-const DOMAIN_LOOKUP_BY_NAME = 23
 const DOMAIN_GET_STATE = 212
 const CONNECT_LIST_ALL_DOMAINS = 273
 
@@ -27,17 +27,6 @@ export const XML_INACTIVE = 2
 /** virDomainState as `virsh domstate` words it. */
 const STATE_NAMES = ['no state', 'running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended'] as const
 export type DomainStateName = typeof STATE_NAMES[number]
-
-/** The libvirt daemon's socket and the URI to open on it, from a connection URI (`qemu+unix:///system?socket=PATH`). */
-export function socketOf (uri: string): { socketPath: string, uri: string } {
-  const match = /^([a-z][a-z0-9]*)(?:\+([a-z0-9]+))?:\/\/([^/?]*)(\/[^?]*)?(?:\?(.*))?$/.exec(uri)
-  if (match === null) throw new HypervisorError('CONNECT_FAILED', `not a libvirt URI: ${JSON.stringify(uri)}`)
-  const [, driver, transport, server, path = '', query = ''] = match
-  if ((transport !== undefined && transport !== 'unix') || server !== '') throw new HypervisorError('CONNECT_FAILED', `${uri}: only a local libvirtd (unix socket) is read over RPC`)
-  const socket = new URLSearchParams(query).get('socket')
-  const session = path === '/session'
-  return { socketPath: socket ?? (session ? `${process.env.XDG_RUNTIME_DIR ?? '/run/user/0'}/libvirt/libvirt-sock` : '/run/libvirt/libvirt-sock'), uri: `${driver}://${path}` }
-}
 
 export function decodeNodeInfo (body: Buffer): Resources {
   const r = new XdrReader(body)
@@ -58,7 +47,8 @@ export function decodeState (body: Buffer): DomainStateName {
  * migration, and a connection kept open would keep the site's process from exiting.
  */
 export class DomainReads {
-  constructor (private readonly connectionUri: string, private readonly timeoutMs = 30_000) {}
+  /** `target`: libvirtd's unix socket and the URI to open on it (guest-clock.ts rpcTarget reads them from a virsh URI). */
+  constructor (private readonly target: { socketPath: string, uri: string }, private readonly timeoutMs = 30_000) {}
 
   /** The domain's state, or undefined when no domain of that name is defined or running. */
   async state (name: string): Promise<DomainStateName | undefined> {
@@ -100,8 +90,7 @@ export class DomainReads {
   }
 
   private async session<T> (reads: (call: Call) => Promise<T>): Promise<T> {
-    const { socketPath, uri } = socketOf(this.connectionUri)
-    const conn = await RpcConnection.open(socketPath, uri, { timeoutMs: this.timeoutMs })
+    const conn = await RpcConnection.open(this.target.socketPath, this.target.uri, { timeoutMs: this.timeoutMs })
     try {
       return await reads(async (proc, body) => await conn.call(proc, body, { timeoutMs: this.timeoutMs }))
     } finally {
@@ -114,7 +103,7 @@ type Call = (proc: number, body: Buffer) => Promise<Buffer>
 
 async function lookup (call: Call, name: string): Promise<DomainRef | undefined> {
   try {
-    return readDomain(new XdrReader(await call(DOMAIN_LOOKUP_BY_NAME, new XdrWriter().string(name).toBuffer())))
+    return readDomain(new XdrReader(await call(DomainTimeProc.DOMAIN_LOOKUP_BY_NAME, encodeLookupByName(name))))
   } catch (err) {
     if (err instanceof HypervisorError && err.code === 'DOMAIN_NOT_FOUND') return undefined
     throw err

@@ -35,6 +35,26 @@ t.test('from-ovf, to-ovf, from-ovf: the same JSON descriptor each time', async (
   t.strictSame(JSON.parse(again.stdout.toString('utf8')), json)
 })
 
+t.test('to-ovf --into: the package a tool exported, with fedvm\'s section added', async (t) => {
+  const dir = await tempDir(t)
+  const fixture = await readFile(FIXTURE, 'utf8')
+  const exported = fixture.replace(/ *<fedvm:MonitoringSection[^]*<\/fedvm:MonitoringSection>\n/, '')
+  await writeFile(join(dir, 'exported.ovf'), exported)
+  const json = (await runFedvm(['descriptor', 'from-ovf', FIXTURE])).stdout
+  await writeFile(join(dir, 'web-1.json'), json)
+  const result = await runFedvm(['descriptor', 'to-ovf', join(dir, 'web-1.json'), '--into', join(dir, 'exported.ovf')])
+  t.equal(result.code, 0, result.stderr)
+  const added = result.stdout.toString('utf8')
+  t.match(added, /<vbox:Machine ovf:required="false"/, 'the tool\'s own section is still there')
+  const back = await runFedvm(['descriptor', 'from-ovf', '-'], added)
+  t.strictSame(JSON.parse(back.stdout.toString('utf8')), JSON.parse(json.toString('utf8')))
+
+  await writeFile(join(dir, 'web-2.json'), JSON.stringify({ ...JSON.parse(json.toString('utf8')), id: 'web-2' }))
+  const other = await runFedvm(['descriptor', 'to-ovf', join(dir, 'web-2.json'), '--into', join(dir, 'exported.ovf')])
+  t.equal(other.code, 3)
+  t.match(other.stderr, /exported\.ovf: Envelope\/VirtualSystem\/@ovf:id: the package's VM is "web-1", the descriptor's id "web-2"/)
+})
+
 t.test('to-ovf says which keys of the descriptor the envelope does not carry', async (t) => {
   const dir = await tempDir(t)
   const json = JSON.parse((await runFedvm(['descriptor', 'from-ovf', FIXTURE])).stdout.toString('utf8'))
@@ -71,7 +91,7 @@ t.test('refusals: exit 3 (an invalid descriptor) naming the element, exit 2 for 
   t.equal(wrongForm.code, 3)
   t.match(wrongForm.stderr, /is an OVF envelope already/)
   t.equal(noSub.code, 2)
-  t.match(noSub.stderr, /usage: fedvm descriptor from-ovf\|to-ovf FILE/)
+  t.match(noSub.stderr, /usage: fedvm descriptor from-ovf\|to-ovf FILE \[--configuration ID\] \[--into PACKAGE\.ovf\]/)
   t.equal(noFile.code, 2)
   t.match(noFile.stderr, /from-ovf needs the descriptor FILE/)
   t.equal(noOption.code, 3)

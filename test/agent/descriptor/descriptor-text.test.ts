@@ -58,6 +58,6 @@ t.test('a malformed envelope: the file, then the element', async (t) => {
 t.test('JSON keeps naming the field; text in neither form is refused', async (t) => {
   t.match(refusal('{"id":"web-1","primarySite":{"id":"a","publicKey":"x"}}').message, /^web-1\.ovf: primarySite\.publicKey: /)
   const err = refusal('id: web-1')
-  t.ok(err instanceof AgentError && err.code === 'DESCRIPTOR_INVALID')
+  t.equal((err as DescriptorFormatError).code, 'DESCRIPTOR_INVALID')
   t.match(err.message, /^web-1\.ovf: neither JSON nor an OVF envelope/)
 })

@@ -3,7 +3,7 @@ import { constants } from 'node:fs'
 import { constants as os } from 'node:os'
 import { adaptOperations } from '../../../guestfs/fuse/adapter'
 import { operations } from '../../../guestfs/fs/operations'
-import { FsHarness } from './fs-harness'
+import { FsHarness } from '../support/fs-harness'
 
 // DESIGN.md Contract 1, rule by rule, through guestfs's operations table as FUSE calls it, with no
 // mount (test/guestfs/mount/ proves the same rules reach applications through the kernel).

@@ -163,3 +163,15 @@ t.test('the store and the CSV parser never load FUSE', async (t) => {
   const { stdout } = await promisify(execFile)(process.execPath, ['-e', script])
   t.same(JSON.parse(stdout), [], 'no fuse module in the require cache')
 })
+
+t.test('rowsAfter (the feed\'s catch-up) reads rows in commit order across tables, also after a table gained a column', async (t) => {
+  const { store } = await openStore(t)
+  await store.commit('unencrypted', 'grow', csv('a\n1\n'))
+  await store.commit('unencrypted', 'other', csv('x\n9\n'))
+  t.same(store.rowsAfter(0n, 10).map((row) => [row.seq, row.name, row.columns, row.values]), [[1n, 'grow', ['a'], [1n]], [2n, 'other', ['x'], [9n]]])
+  await store.commit('unencrypted', 'grow', csv('a,b\n2,3\n'))
+  t.same(store.rowsAfter(1n, 10).map((row) => [row.seq, row.name, row.columns, row.values]), [
+    [2n, 'other', ['x'], [9n]], [3n, 'grow', ['a', 'b'], [2n, 3n]],
+  ], 'the new column is read (SQLite prepares a cached read again after a schema change)')
+  t.same(store.rowsAfter(0n, 2).map((row) => row.seq), [1n, 2n], 'limit')
+})

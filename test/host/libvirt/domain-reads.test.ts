@@ -1,17 +1,9 @@
 import t from 'tap'
-import { decodeNodeInfo, decodeState, socketOf } from '../../../host/libvirt/rpc/domain-reads'
+import { decodeNodeInfo, decodeState } from '../../../host/libvirt/rpc/domain-reads'
 import { XdrWriter } from '../../../host/libvirt/rpc/xdr'
 
 // The pure parts of the VM host's reads over libvirt's remote protocol (the e2e tests
 // test/e2e/libvirt-vm-host.test.ts and libvirt-site-migration.test.ts run them on a real libvirtd).
-
-t.test('the socket and URI a connection URI names', async (t) => {
-  t.same(socketOf('qemu+unix:///system?socket=/run/x/libvirt-sock'), { socketPath: '/run/x/libvirt-sock', uri: 'qemu:///system' })
-  t.same(socketOf('qemu:///system'), { socketPath: '/run/libvirt/libvirt-sock', uri: 'qemu:///system' })
-  t.same(socketOf('test:///default'), { socketPath: '/run/libvirt/libvirt-sock', uri: 'test:///default' })
-  t.throws(() => socketOf('qemu+ssh://root@h2/system'), { code: 'CONNECT_FAILED' }, 'a remote libvirtd is not read over a local socket')
-  t.throws(() => socketOf('/run/libvirt/libvirt-sock'), { code: 'CONNECT_FAILED' })
-})
 
 t.test('domain states as virsh domstate words them', async (t) => {
   const state = (n: number): string => decodeState(new XdrWriter().int(n).int(0).toBuffer())

@@ -17,7 +17,7 @@ const run = promisify(execFile)
 
 export const SUITE = 'bookworm'
 /** The same list as SYSTEM_PACKAGES in packaging/vm-image/build. */
-export const SYSTEM_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'init-system-helpers']
+export const SYSTEM_PACKAGES = ['systemd', 'systemd-sysv', 'udev', 'init-system-helpers', 'qemu-guest-agent']
 const MIRROR = process.env.FEDVM_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian'
 
 /** The cached pristine root with SYSTEM_PACKAGES and `include` installed; built on first use (~3-6 min, network). */

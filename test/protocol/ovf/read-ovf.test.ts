@@ -174,3 +174,9 @@ t.test('deployment options (ovftool\'s small/large appliances): the default conf
   t.equal(orphan.element, `${HW}/Item/@ovf:configuration`)
   t.match(orphan.problem, /no DeploymentOptionSection/)
 })
+
+t.test('siblings are numbered by resolved name, whatever prefix each one uses', async (t) => {
+  const mixed = envelope({ items: `<ovf:Item><rasd:ResourceType>10</rasd:ResourceType></ovf:Item><ovf:StorageItem/><Item xmlns="http://schemas.dmtf.org/ovf/envelope/2"><rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>0</rasd:VirtualQuantity></Item>` })
+  const err = refusal(mixed)
+  t.equal(err.element, `${HW}/Item[2]/rasd:VirtualQuantity`)
+})

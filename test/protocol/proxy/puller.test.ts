@@ -141,10 +141,13 @@ t.test('a broken pull resumes: verified chunks reused, a damaged one fetched aga
   t.equal(again.fetchedBytes + again.reusedBytes, disk.length, 'every byte either reused or fetched once')
   t.ok((await readFile(join(incoming, 'disk.img'))).equals(disk), 'byte-exact, the damaged byte fetched again')
 
-  // A restarted source has forgotten what it hashed: nothing on disk is vouched for, so all is fetched again, and still verified.
+  // A restarted source still vouches for the chunks it served (their digests are kept with the token).
+  await truncate(join(incoming, 'disk.img'), 5 * MiB)
   await proxy.restart()
   const afterRestart = await pullVm({ ticket: proxy.ticket, dir: incoming, clientCert: proxy.clientCert, parallel: 2, timeoutMs: 5000 })
-  t.ok(manifestsAgree(afterRestart.manifest, proxy.state.token(proxy.ticket.token)!.manifest!), 'dstat = sstat after the source restarted')
+  t.equal(afterRestart.reusedBytes, 5 * MiB, 'what survived on disk is reused after the source restarted')
+  t.equal(afterRestart.fetchedBytes, 7 * MiB, 'only the rest is fetched')
+  t.ok(manifestsAgree(afterRestart.manifest, proxy.state.token(proxy.ticket.token)!.manifest!), 'dstat = sstat')
   t.ok((await readFile(join(incoming, 'disk.img'))).equals(disk))
 })
 

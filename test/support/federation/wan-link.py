@@ -10,11 +10,14 @@ probability, and written to
 the `eth0` of the site its destination MAC address was last seen at (every other site for broadcasts
 and unknown addresses): a learning switch with a slow, lossy port per site. A TAP device without a
 virtio-net header gets no offloads, so frames are at most one MTU, as on a wire. A cut site's frames
-vanish in both directions (no RST, no ICMP), as in an internet partition.
+vanish in both directions (no RST, no ICMP), as in an internet partition; a muted site's frames
+vanish as they leave it (a one-way partition; what it sent before is still delivered). A cut also drops
+what is still on the way.
 
 Commands, one per line on stdin, each answered `ok COMMAND` on stdout:
   shape RTT_MS LOSS_PERCENT [MBIT]   delay, loss and rate (0 or none: unlimited) for every frame from now on
   cut INDEX | heal INDEX      partition the INDEX-th site (0-based, argument order) / end that
+  mute INDEX | unmute INDEX   drop what the INDEX-th site sends from now on (a one-way partition) / end that
 The process ends when stdin closes (its parent died or stopped it); the TAP devices go with it.
 """
 import ctypes
@@ -71,6 +74,7 @@ def main():
     bits_per_s = 0.0
     free_at = [0.0] * len(taps)  # when each site's port has sent what it holds
     cut = set()
+    muted = set()
     where = {}  # MAC address -> site index
     queue = []  # (due, seq, target index, frame)
     seq = 0
@@ -81,8 +85,8 @@ def main():
     while True:
         now = time.monotonic()
         while queue and queue[0][0] <= now:
-            _, _, target, frame = heapq.heappop(queue)
-            if target in cut:
+            _, _, source, target, frame = heapq.heappop(queue)
+            if target in cut or source in cut:
                 continue
             try:
                 os.write(taps[target], frame)
@@ -111,6 +115,10 @@ def main():
                         cut.add(int(words[1]))
                     elif words[0] == 'heal':
                         cut.discard(int(words[1]))
+                    elif words[0] == 'mute':
+                        muted.add(int(words[1]))
+                    elif words[0] == 'unmute':
+                        muted.discard(int(words[1]))
                     else:
                         print(f'error unknown command {line.decode()!r}', flush=True)
                         continue
@@ -123,7 +131,7 @@ def main():
                     frame = os.read(fd, FRAME_MAX)
                 except BlockingIOError:
                     break
-                if len(frame) < 14 or source in cut:
+                if len(frame) < 14 or source in cut or source in muted:
                     continue
                 where[frame[6:12]] = source
                 known = where.get(frame[0:6])
@@ -140,7 +148,7 @@ def main():
                         sent = start + len(frame) * 8 / bits_per_s
                         free_at[target] = sent
                     seq += 1
-                    heapq.heappush(queue, (sent + one_way, seq, target, frame))
+                    heapq.heappush(queue, (sent + one_way, seq, source, target, frame))
 
 
 if __name__ == '__main__':

@@ -84,6 +84,15 @@ export class WanNetwork {
     await this.command(`heal ${this.indexOf(site)}`)
   }
 
+  /** What `site` sends from now on vanishes; what it is sent still arrives: a one-way partition. */
+  async mute (site: WanSite): Promise<void> {
+    await this.command(`mute ${this.indexOf(site)}`)
+  }
+
+  async unmute (site: WanSite): Promise<void> {
+    await this.command(`unmute ${this.indexOf(site)}`)
+  }
+
   async destroy (): Promise<void> {
     if (this.link !== undefined && this.link.exitCode === null && this.link.signalCode === null) this.link.kill('SIGTERM')
     await this.exited
