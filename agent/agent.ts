@@ -48,7 +48,7 @@ export class Agent {
   private config: AgentConfig
   private poller?: DataPointPoller
   private hypervisor?: Hypervisor
-  /** `discover` (issue 6 §3): VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
+  /** `discover`: VMs found in the VM directory, followed like `vms` entries (which win on a name clash). */
   private discovery?: VmDiscovery
   private discovered: ReadonlyMap<string, DiscoveredVm> = new Map()
   private configuredDescriptors = new Map<string, VmDescriptor>()

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { DescriptorFormatError } from '../../../protocol/ovf/errors'
 import { ovfToDescriptor } from '../../../protocol/ovf/read-ovf'
 
-// Issue 15 §4: an OVF envelope is the descriptor's second form; "a malformed envelope is refused naming the element".
+// An OVF envelope is the descriptor's second form; "a malformed envelope is refused naming the element".
 
 const FIXTURE = readFileSync(join(__dirname, 'fixtures', 'web-1.ovf'), 'utf8')
 const KEY = '7x5f6MP4s4vkAPsrHEHuSHrzna/am6Uegtq6ge0wCHI='

@@ -6,7 +6,7 @@ import { DescriptorFormatError } from '../../../protocol/ovf/errors'
 import { ovfToDescriptor } from '../../../protocol/ovf/read-ovf'
 import { descriptorToOvf, type DescriptorFields } from '../../../protocol/ovf/write-ovf'
 
-// Issue 15 §4: to-ovf and from-ovf convert "without loss of what fedvm uses (id, primarySite, resources,
+// To-ovf and from-ovf convert "without loss of what fedvm uses (id, primarySite, resources,
 // monitoring specifiers with every field)".
 
 const FIXTURE = readFileSync(join(__dirname, 'fixtures', 'web-1.ovf'), 'utf8')

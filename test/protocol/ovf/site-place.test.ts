@@ -7,7 +7,7 @@ import { ovfToDescriptor } from '../../../protocol/ovf/read-ovf'
 import { Federation } from '../support/federation'
 import { makeVmDir } from '../support/vm-files'
 
-// Issue 15 §4: `fedvm site place --descriptor` takes the OVF envelope as well; what travels with the VM
+// `fedvm site place --descriptor` takes the OVF envelope as well; what travels with the VM
 // is the descriptor in JSON. Real site daemons on loopback.
 
 const FIXTURE = join(__dirname, 'fixtures', 'web-1.ovf')

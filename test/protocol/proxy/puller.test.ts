@@ -79,7 +79,7 @@ t.test('the source hashes a chunk when it reads it for sending, not before', asy
   t.same(proxy.state.token(proxy.ticket.token)?.manifest, manifest, 'and is kept with the token (the source\'s transfer status)')
 })
 
-// Issue 6 §1, "disk images are copied sparsely": a chunk of zeros is sent as its digest alone and
+// "disk images are copied sparsely": a chunk of zeros is sent as its digest alone and
 // stays a hole at the destination.
 t.test('a VM pulled from a real source proxy: byte-exact, zero chunks not sent, holes kept', async (t) => {
   const dir = await tempDir(t, 'fedvm-pull-sparse-')
