@@ -51,6 +51,13 @@ async function procStat (pid: number): Promise<{ cpuSeconds: number, rssBytes: n
   return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100, rssBytes: Number(fields[21]) * 4096 }
 }
 
+/** System calls that read and write (any fd: sockets, the database, its WAL): a count the machine's load does not change. */
+async function procIo (pid: number): Promise<{ syscr: number, syscw: number }> {
+  const text = await readFile(`/proc/${pid}/io`, 'utf8')
+  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1])
+  return { syscr: field('syscr'), syscw: field('syscw') }
+}
+
 async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 5): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
@@ -134,12 +141,16 @@ async function measureCpu (workdir: string, guestfs: { mountpoint: string, feed:
   const withConsumer = args.consumer !== 'none'
   const agent = await startAgent(join(workdir, 'cpu'), [{ name: 'bench-vm', feed: guestfs.feed }], withConsumer ? receiver.url : undefined, publicKey, true)
   let agentCpu: number
+  let syscalls: Record<string, number>
   try {
     const before = await procStat(agent.child.pid!)
+    const ioBefore = await procIo(agent.child.pid!)
     await writer(file, rows, rate)
     if (withConsumer) await waitFor('every row at the receiver', () => receiver.values.size >= rows, 120000, 20)
     else await waitFor('every row on /metrics', async () => /fedvm_kpi_writes_total\{[^}]*kpi="bench"\} (\d+)/.exec(await (await fetch(agent.metricsUrl)).text())?.[1] === String(rows + 1), 120000, 50)
     agentCpu = (await procStat(agent.child.pid!)).cpuSeconds - before.cpuSeconds
+    const ioAfter = await procIo(agent.child.pid!)
+    syscalls = { readsPer1000Rows: Math.round((ioAfter.syscr - ioBefore.syscr) * 1000 / rows), writesPer1000Rows: Math.round((ioAfter.syscw - ioBefore.syscw) * 1000 / rows) }
   } finally {
     await agent.stop()
     receiver.close()
@@ -159,6 +170,7 @@ async function measureCpu (workdir: string, guestfs: { mountpoint: string, feed:
     rate,
     consumer: withConsumer ? 'http' : 'none',
     posts: receiver.posts(),
+    agentSyscalls: syscalls,
     agentCpuSeconds: +agentCpu.toFixed(2),
     floorCpuSeconds: +floorCpu.toFixed(3),
     agentCpuPercentOfCorePer1000RowsPerSecond: perThousand(agentCpu),

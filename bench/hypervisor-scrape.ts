@@ -5,7 +5,8 @@
  *
  *   peer          prometheus-libvirt-exporter (per domain: lookup, XML, info, block and interface stats)
  *   fedvm         the real agent (`fedvm agent run`), bulk statistics read at scrape time in parallel calls
- *   fedvm-serial  the same collector with one bulk call for all domains (concurrency 1)
+ *   fedvm-cN      the same collector with N bulk calls at once (--compare-concurrency N, default 1: one
+ *                 call for all domains, as before the calls were split)
  *   fedvm-cache   collectd's design: the collector read every --cache-interval-ms, scrapes served from the cache
  *
  * Scrapes rotate between the scrape-time targets in blocks of 5, so a load change on this shared
@@ -16,7 +17,7 @@
  * each scrape-time target is scraped once more: who still answers, how fast.
  *
  *   node dist/bench/hypervisor-scrape.js [--domains 30] [--running 1] [--scrapes 30] [--cache-interval-ms 10000]
- *     [--out bench/results/hypervisor-scrape.json]
+ *     [--compare-concurrency 1] [--out bench/results/hypervisor-scrape.json]
  * Needs root and `apt-get install prometheus-libvirt-exporter` (the peer); starts its own libvirtd.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
@@ -77,6 +78,7 @@ async function main (): Promise<void> {
   const running = Number(arg('running', '1'))
   const scrapes = Number(arg('scrapes', '30'))
   const cacheIntervalMs = Number(arg('cache-interval-ms', '10000'))
+  const compareConcurrency = Number(arg('compare-concurrency', '1'))
   const out = arg('out', join(DIST, '..', 'bench', 'results', 'hypervisor-scrape.json'))
   if (!existsSync(PEER)) throw new Error(`${PEER} is missing: apt-get install prometheus-libvirt-exporter`)
   const image = await ensureGuestImage()
@@ -111,7 +113,7 @@ async function main (): Promise<void> {
     await writeFile(join(dir, 'agent.json'), JSON.stringify({ listen: `127.0.0.1:${agentPort}`, stateDir: join(dir, 'state'), hypervisor: { type: 'libvirt', socket: host.readOnlySocketPath } }))
     const fedvm = await start('fedvm', process.execPath, [join(DIST, 'packaging', 'bin', 'fedvm.js'), 'agent', 'run', '--config', join(dir, 'agent.json')], agentPort)
     const serialPort = await freePort()
-    const serial = await start('fedvm-serial', process.execPath, [join(DIST, 'bench', 'hypervisor-server.js'), '--socket', host.readOnlySocketPath, '--port', String(serialPort), '--mode', 'scrape', '--concurrency', '1'], serialPort)
+    const serial = await start(`fedvm-c${compareConcurrency}`, process.execPath, [join(DIST, 'bench', 'hypervisor-server.js'), '--socket', host.readOnlySocketPath, '--port', String(serialPort), '--mode', 'scrape', '--concurrency', String(compareConcurrency)], serialPort)
 
     // Scrape-time targets, rotating in blocks.
     const live = [peer, fedvm, serial]
@@ -140,9 +142,32 @@ async function main (): Promise<void> {
     const targets = Object.fromEntries([...charges].map(([name, c]) => [name, summary(c)]))
     result.targets = targets
     const p50 = (name: string): number => (targets[name] as Record<string, number>).wallP50Ms
-    result.wallRatioVsPeer = { fedvm: round(p50('fedvm') / p50('peer')), 'fedvm-serial': round(p50('fedvm-serial') / p50('peer')) }
+    result.wallRatioVsPeer = { fedvm: round(p50('fedvm') / p50('peer')), [serial.name]: round(p50(serial.name) / p50('peer')) }
     for (const [name, s] of Object.entries(targets)) console.log(`${name.padEnd(13)} ${JSON.stringify(s)}`)
     console.log(`wall p50 ratio against the peer: ${JSON.stringify(result.wallRatioVsPeer)}  (${String(result.uptimeAfter)})`)
+
+    // Where libvirt's time goes: the QEMU monitor (QMP) commands one scrape makes libvirtd send,
+    // from libvirtd's own debug log, switched on through its admin socket for these two scrapes only.
+    const admin = ['-c', `libvirtd:///system?socket=${join(host.dir, 'run', 'libvirt-admin-sock')}`]
+    const daemonLog = join(host.dir, 'log', 'libvirtd.log')
+    await run('virt-admin', [...admin, 'daemon-log-filters', '1:qemu.qemu_monitor 4:*'])
+    await run('virt-admin', [...admin, 'daemon-log-outputs', '1:file:/var/log/libvirt/libvirtd.log'])
+    const qmp: Record<string, Record<string, number>> = {}
+    try {
+      for (const t of [peer, fedvm]) {
+        const before = (await readFile(daemonLog)).length
+        await scrape(t.url)
+        await new Promise(resolve => setTimeout(resolve, 500))
+        const text = (await readFile(daemonLog)).subarray(before).toString()
+        const counts: Record<string, number> = {}
+        for (const m of text.matchAll(/QEMU_MONITOR_SEND_MSG.*?"execute\\?":\s*\\?"([^"\\]+)/g)) counts[m[1]] = (counts[m[1]] ?? 0) + 1
+        qmp[t.name] = counts
+      }
+    } finally {
+      await run('virt-admin', [...admin, 'daemon-log-outputs', '3:file:/var/log/libvirt/libvirtd.log'])
+    }
+    result.qmpCommandsPerScrape = qmp
+    console.log(`QMP commands per scrape: ${JSON.stringify(qmp)}`)
 
     // The same values: static ones of the paused domains (their disks do not move) agree with the peer's.
     const [peerText, fedvmText] = [(await scrape(peer.url)).text, (await scrape(fedvm.url)).text]

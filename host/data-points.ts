@@ -22,7 +22,7 @@
  * A data point the hypervisor did not report (no balloon driver, inactive domain) is absent.
  */
 import { kibToBytes, nsToSeconds } from './base-units'
-import type { BlockStats, DomainStats, InterfaceStats } from './hypervisor'
+import type { BlockStats, DomainStats, InterfaceStats, StatsGroup } from './hypervisor'
 
 type Convert = (value: number) => number
 const same: Convert = v => v
@@ -115,4 +115,16 @@ export function isDataPointName (name: string): boolean {
   if (m === null) return false
   if (m[1] === 'vcpu') return /^\d+$/.test(m[2]) && ['state', 'time', 'wait', 'delay'].includes(m[3])
   return DATA_POINT_NAMES.includes(`${m[1]}.${m[3]}`)
+}
+
+const GROUP_OF_PREFIX: Record<string, StatsGroup> = { state: 'state', cpu: 'cpu', balloon: 'balloon', vcpu: 'vcpu', net: 'interface', block: 'block' }
+
+/** The statistics groups that hold these data points: what a poll for them needs to ask libvirt for. */
+export function dataPointGroups (names: Iterable<string>): StatsGroup[] {
+  const groups = new Set<StatsGroup>()
+  for (const name of names) {
+    const group = GROUP_OF_PREFIX[name.slice(0, name.indexOf('.'))]
+    if (group !== undefined) groups.add(group)
+  }
+  return [...groups]
 }

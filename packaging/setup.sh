@@ -17,6 +17,8 @@ DEBIAN_PACKAGES=(
   openssh-server openssh-client  # bench/transfer: the scp baseline (the bench runs its own sshd on loopback)
   openssl                  # protocol: fedvm keygen makes the site's TLS key and self-signed certificate
   nats-server              # protocol/relay: the NATS bus (JetStream) agents publish deliveries to; tests start their own
+  python3                  # test/support/federation/wan-link.py: the WAN link emulator between test sites (this kernel has no sch_netem)
+  gcc strace               # bench/guestfs: its C writer; bench/guestfs-profile: system calls per close
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

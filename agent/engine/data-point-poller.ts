@@ -1,4 +1,4 @@
-import { domainDataPoints } from '../../host/data-points'
+import { dataPointGroups, domainDataPoints } from '../../host/data-points'
 import type { DomainRef, Hypervisor } from '../../host/hypervisor'
 import type { AgentStore } from '../state/agent-store'
 import { isStorageError } from '../state/storage-health'
@@ -41,7 +41,9 @@ export class DataPointPoller {
       const signal = AbortSignal.timeout(this.intervalMs * 4)
       const domains = await this.domainRefs(wanted.map((w) => w.domain), signal)
       if (domains.length === 0) return
-      const stats = await this.hypervisor.getDomainStats({ domains, signal })
+      // Only the groups the wanted points come from: libvirt asks QEMU's monitor for most groups.
+      const groups = dataPointGroups(wanted.flatMap(({ monitor }) => [...monitor.dataPointsWanted()]))
+      const stats = await this.hypervisor.getDomainStats({ domains, groups, signal })
       const ts = Date.now()
       const byName = new Map(stats.map((domain) => [domain.name, domain]))
       this.store.transaction(() => {

@@ -6,7 +6,7 @@
  * `occupied` control), `down` makes every call fail like a stopped libvirtd.
  */
 import { HypervisorError } from '../errors'
-import type { DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor'
+import type { DomainDetails, DomainRef, DomainStats, Hypervisor, StatsGroup, StatsRequest } from '../hypervisor'
 import { domainStateName } from '../hypervisor'
 
 export interface FakeDomain {
@@ -73,7 +73,7 @@ export class FakeHypervisor implements Hypervisor {
       ? [...this.domains.values()]
       : request.domains.map(r => this.domains.get(r.uuid)).filter((d): d is FakeDomain => d !== undefined)
     if (wanted.some(d => d.stuck && isActive(d.stats))) await hangUntilAborted(request.signal)
-    return wanted.map(d => structuredClone(inactiveView(d.stats)))
+    return wanted.map(d => onlyGroups(structuredClone(inactiveView(d.stats)), request.groups))
   }
 
   async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {
@@ -114,6 +114,17 @@ export class FakeHypervisor implements Hypervisor {
 
 function isActive (s: DomainStats): boolean {
   return s.state.code !== 5 && s.state.code !== 0
+}
+
+/** Like libvirt, leaves out the groups that were not asked for (state always stays). */
+function onlyGroups (s: DomainStats, groups: readonly StatsGroup[] | undefined): DomainStats {
+  if (groups === undefined) return s
+  if (!groups.includes('cpu')) delete s.cpu
+  if (!groups.includes('balloon')) delete s.balloon
+  if (!groups.includes('vcpu')) delete s.vcpu
+  if (!groups.includes('interface')) s.interfaces = []
+  if (!groups.includes('block')) s.blocks = []
+  return s
 }
 
 /** libvirt reports only state (and balloon size) for an inactive domain. */

@@ -4,7 +4,7 @@
  * are one CONNECT_GET_ALL_DOMAIN_STATS call, as `virsh domstats` makes.
  */
 import { HypervisorError } from '../errors'
-import type { ControlState, DomainDetails, DomainRef, DomainStats, Hypervisor, StatsRequest } from '../hypervisor'
+import type { ControlState, DomainDetails, DomainRef, DomainStats, Hypervisor, StatsGroup, StatsRequest } from '../hypervisor'
 import { domainStateName } from '../hypervisor'
 import { parseDomainStatsReply } from './parse-domain-stats'
 import { Proc } from './rpc/protocol'
@@ -14,8 +14,10 @@ import {
   encodeDomainArg, encodeGetAllDomainStats, encodeListAllDomains, encodeLookupByUuid
 } from './rpc/remote-types'
 
-/** VIR_DOMAIN_STATS_ STATE | CPU_TOTAL | BALLOON | VCPU | INTERFACE | BLOCK: the groups fedvm exports. */
-export const STATS_GROUPS = 1 | 2 | 4 | 8 | 16 | 32
+/** VIR_DOMAIN_STATS_ STATE, CPU_TOTAL, BALLOON, VCPU, INTERFACE, BLOCK. */
+const GROUP_BITS: Record<StatsGroup, number> = { state: 1, cpu: 2, balloon: 4, vcpu: 8, interface: 16, block: 32 }
+/** Every group fedvm exports. */
+const ALL_STATS_GROUPS = 1 | 2 | 4 | 8 | 16 | 32
 const CONTROL_STATES: ControlState[] = ['ok', 'job', 'occupied', 'error']
 
 export interface LibvirtOptions {
@@ -54,13 +56,14 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
-    const body = encodeGetAllDomainStats(request.domains ?? [], STATS_GROUPS, 0)
+    const groups = request.groups === undefined ? ALL_STATS_GROUPS : request.groups.reduce((bits, g) => bits | GROUP_BITS[g], GROUP_BITS.state)
+    const body = encodeGetAllDomainStats(request.domains ?? [], groups, 0)
     return parseDomainStatsReply(await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, body, { signal: request.signal }))
   }
 
   /** The reply body of one bulk call, undecoded: for capturing fixtures and for bench/collect. */
   async getDomainStatsReply (signal?: AbortSignal): Promise<Buffer> {
-    return await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, encodeGetAllDomainStats([], STATS_GROUPS, 0), { signal })
+    return await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, encodeGetAllDomainStats([], ALL_STATS_GROUPS, 0), { signal })
   }
 
   async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {

@@ -63,7 +63,7 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   if (table.code !== 0) throw new Error(`fedvm monitor query --output table: ${table.stderr.trim()}`)
   const lines = table.stdout.trimEnd().split('\n')
   say(`A's view (fedvm monitor query --config site-a/site.json --vm ${vm.id} --output table), ${lines.length - 1} rows, the first and the newest:`)
-  for (const line of [lines[0], ...lines.slice(1, 3), '…', ...lines.slice(-4)]) process.stdout.write(`           ${line}\n`)
+  for (const line of lines.length <= 8 ? lines : [lines[0], ...lines.slice(1, 3), '…', ...lines.slice(-4)]) process.stdout.write(`           ${line}\n`)
 
   const sealed = early.find((d) => d.metric === stage.sealed.metric)!
   const opened = sealed.samples?.[0]?.value ?? sealed.value
@@ -78,7 +78,7 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   say(`A's rule "${stage.rule.name}" (${stage.rule.when}) fired: value ${String(fired.value)} held ${Number(fired.heldMs) / 1000} s of data time → Forced migration`)
   const action = await event(/^rule-action-(done|failed)$/, 120_000)
   if (action.event !== 'rule-action-done') throw new Error(`the Forced migration failed: ${JSON.stringify(action)}`)
-  const rowsBefore = rowSeqs(await stored()).at(-1) ?? 0
+  const rowsBefore = rowCheck(await stored()).last
   const now = await where(c)
   if (now?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the Forced migration: ${JSON.stringify(now)}`)
   say(`Forced migration done by A's Controller: ${vm.id} went to partner ${String(action.result?.destination)} again, now on site-c's host ${now.target} ` +
@@ -87,12 +87,11 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   const nextAgent = agentOf(stage.agents, now.target)
   await nextAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), stage.patienceMs)
   const after = await until('rows at site-a from after the move, with no gap', async () => {
-    const seqs = rowSeqs(await stored())
-    return (seqs.at(-1) ?? 0) > rowsBefore + 2 && seqs.every((s, i) => s === i + 1) ? seqs : undefined
-  }, stage.patienceMs).catch(async () => rowSeqs(await stored()))
-  const repeats = after.length - new Set(after).size
-  const missing = Array.from({ length: after.at(-1) ?? 0 }, (_, i) => i + 1).filter((n) => !after.includes(n))
-  say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.at(-1) ?? 0} of the guest's KPI database: ` +
+    const rows = rowCheck(await stored())
+    return rows.last > rowsBefore + 2 && rows.missing.length === 0 ? rows : undefined
+  }, stage.patienceMs).catch(async () => rowCheck(await stored()))
+  const { repeats, missing } = after
+  say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.last} of the guest's KPI database: ` +
     `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing.length === 0 ? 'none missing' : `missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? '…' : ''}`}`)
 
   const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
@@ -109,12 +108,21 @@ function raws (deliveries: StoredDelivery[]): StoredDelivery[] {
   return deliveries.filter((d) => d.format === 'raw')
 }
 
-/** The guest database's row numbers the raw deliveries carry (their id ends in `EPOCH.SEQ`, or `EPOCH.SEQ:PART` for an encrypted KPI), sorted. */
-function rowSeqs (deliveries: StoredDelivery[]): number[] {
-  return raws(deliveries).flatMap((d) => {
+/**
+ * The guest database's rows as the raw deliveries carry them (an id ends in `EPOCH.SEQ`, or
+ * `EPOCH.SEQ:PART` for an encrypted KPI): a row read by several specifiers arrives once for each,
+ * so repeats are counted per metric; a row is missing when no metric brought it.
+ */
+function rowCheck (deliveries: StoredDelivery[]): { last: number, repeats: number, missing: number[] } {
+  const byMetric = new Map<string, number[]>()
+  for (const d of raws(deliveries)) {
     const m = /:[0-9a-f]+\.(\d+)(?::\d+)?$/.exec(d.id)
-    return m === null ? [] : [Number(m[1])]
-  }).sort((x, y) => x - y)
+    if (m !== null) byMetric.set(d.metric, [...byMetric.get(d.metric) ?? [], Number(m[1])])
+  }
+  const all = new Set([...byMetric.values()].flat())
+  const last = Math.max(0, ...all)
+  const repeats = [...byMetric.values()].reduce((n, seqs) => n + seqs.length - new Set(seqs).size, 0)
+  return { last, repeats, missing: Array.from({ length: last }, (_, i) => i + 1).filter((n) => !all.has(n)) }
 }
 
 /** Polls `probe` until it returns a value. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DATA_POINT_NAMES, domainDataPoints, isDataPointName } from '../../host/data-points'
+import { DATA_POINT_NAMES, dataPointGroups, domainDataPoints, isDataPointName } from '../../host/data-points'
 import { runningStats } from './support/sample-stats'
 
 t.test('data points in base units, summed over devices and per device', async t => {
@@ -40,4 +40,26 @@ t.test('names a specifier may use', async t => {
   for (const n of ['cpu.time', 'balloon.rss', 'net.rx_bytes', 'block.wr_bytes', 'net.vnet0.rx_bytes', 'block.vda.rd_times', 'vcpu.0.time']) t.ok(isDataPointName(n), n)
   for (const n of ['cpu', 'cpu.time.x', 'net.vnet0.nope', 'vcpu.x.time', 'kpi:users.x', 'balloon.rss_bytes']) t.notOk(isDataPointName(n), n)
   t.ok(DATA_POINT_NAMES.includes('block.fl_times'))
+})
+
+t.test('the statistics groups a set of data points needs', async t => {
+  t.same(dataPointGroups(['cpu.time']), ['cpu'])
+  t.same(dataPointGroups(['cpu.time', 'cpu.user', 'net.vnet0.rx_bytes', 'block.wr_bytes', 'state.state']).sort(), ['block', 'cpu', 'interface', 'state'])
+  t.same(dataPointGroups(['balloon.rss', 'vcpu.0.time']).sort(), ['balloon', 'vcpu'])
+  t.same(dataPointGroups([]), [])
+  for (const name of DATA_POINT_NAMES) t.equal(dataPointGroups([name]).length, 1, `${name} belongs to a group`)
+})
+
+t.test('each data point comes from its group alone', async t => {
+  const full = domainDataPoints(runningStats('a', 'u'))
+  for (const [name, value] of full) {
+    const stats = runningStats('a', 'u')
+    const groups = dataPointGroups([name])
+    if (!groups.includes('cpu')) delete stats.cpu
+    if (!groups.includes('balloon')) delete stats.balloon
+    if (!groups.includes('vcpu')) delete stats.vcpu
+    if (!groups.includes('interface')) stats.interfaces = []
+    if (!groups.includes('block')) stats.blocks = []
+    t.equal(domainDataPoints(stats).get(name), value, name)
+  }
 })

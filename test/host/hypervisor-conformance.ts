@@ -65,6 +65,20 @@ export async function hypervisorConformance (t: Tap, subject: ConformanceSubject
     t.same(withGone.map(d => d.uuid), [running.uuid], 'the vanished domain is left out, the other reported')
   })
 
+  await t.test('getDomainStats for chosen groups reports those (and the state) only', async t => {
+    const stats = await hv.getDomainStats({ groups: ['cpu', 'interface'] })
+    const r = stats.find(d => d.uuid === running.uuid)
+    t.equal(r?.state.code, 1, 'state is always reported')
+    t.ok((r?.cpu?.timeNs ?? 0) > 0, 'cpu asked for: reported')
+    t.ok((r?.interfaces.length ?? 0) >= 1, 'interface asked for: reported')
+    t.equal(r?.balloon, undefined, 'no balloon')
+    t.equal(r?.vcpu, undefined, 'no vcpu')
+    t.same(r?.blocks, [], 'no block')
+    const blocks = (await hv.getDomainStats({ groups: ['block'] })).find(d => d.uuid === running.uuid)
+    t.ok((blocks?.blocks.find(b => b.name === 'vda')?.capacity ?? 0) > 0, 'block alone: vda with its capacity')
+    t.equal(blocks?.cpu, undefined, 'and no cpu')
+  })
+
   await t.test('cpu time of a running domain never goes back', async t => {
     const first = (await hv.getDomainStats()).find(d => d.uuid === running.uuid)?.cpu?.timeNs ?? 0
     await new Promise(resolve => setTimeout(resolve, 200))

@@ -38,8 +38,9 @@ export class MonitorHarness {
 
   private constructor (readonly dir: string, readonly keys: BoxKeyPair, readonly consumers: string[]) {}
 
-  static async create (t: Teardownable, monitoring: unknown[], options: { consumers?: string[], vm?: string } = {}): Promise<MonitorHarness> {
-    const dir = await mkdtemp(join(tmpdir(), 'fedvm-agent-engine-'))
+  /** `parent`: where the store's temp dir goes (a tiny filesystem, to run out of space). */
+  static async create (t: Teardownable, monitoring: unknown[], options: { consumers?: string[], vm?: string, parent?: string } = {}): Promise<MonitorHarness> {
+    const dir = await mkdtemp(join(options.parent ?? tmpdir(), 'fedvm-agent-engine-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
     useMockClock(t)
     const harness = new MonitorHarness(dir, await generateBoxKeyPair(), options.consumers ?? ['receiver'])
