@@ -118,6 +118,7 @@ export class LibvirtCollector implements Collector {
 
   /** One bulk call (all domains when `domains` is undefined), bounded by statsTimeoutMs. */
   private async bulk (domains: DomainRef[] | undefined, signal: AbortSignal): Promise<DomainStats[]> {
+    if (domains?.length === 0) return []
     const bounded = withTimeout(signal, this.statsTimeoutMs)
     try {
       return await this.hypervisor.getDomainStats({ domains, signal: bounded.signal })
