@@ -3,7 +3,7 @@
  * samples + prom-client exposition) with 1, 10 and 50 live domains (1 running TCG VM, the rest
  * started paused), against `virsh domstats --raw` for the same domains in the same run; then one
  * collection of 1,000 domains replayed from a real reply (fixture-scaled) through the real decoder.
- * Targets (issue 4): 1,000 domains ≤ 100 ms agent CPU; ratio ≤ 1.0 against virsh.
+ * Targets: 1,000 domains ≤ 100 ms agent CPU; ratio ≤ 1.0 against virsh.
  *
  *   node dist/bench/collect.js [--iterations 20] [--out bench/results/collect.json]
  * Needs root, like the e2e tests (it starts its own libvirtd in a namespace).

@@ -15,7 +15,7 @@ import { waitFor } from '../support/wait'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
-// Issue 4 end to end: a real libvirtd + QEMU (TCG here) in a namespace of its own, a small VM with a
+// End to end: a real libvirtd + QEMU (TCG here) in a namespace of its own, a small VM with a
 // disk and a NIC, the host agent (libvirt collector, specifier engine) scraped on its /metrics.
 
 const MiB = 1024 * 1024
