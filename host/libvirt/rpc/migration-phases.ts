@@ -127,3 +127,12 @@ export async function setMaxDowntime (conn: RpcConnection, dom: DomainRef, ms: n
   hyper.writeBigUInt64BE(BigInt(ms))
   await conn.call(MigrationProc.DOMAIN_MIGRATE_SET_MAX_DOWNTIME, writeDomain(new XdrWriter(), dom).fixedOpaque(hyper).uint(0).toBuffer(), options)
 }
+
+const DOMAIN_GET_BLOCK_INFO = 194
+
+/** virDomainGetBlockInfo: the disk's virtual size (capacity) in bytes. */
+export async function blockCapacity (conn: RpcConnection, dom: DomainRef, path: string, options: CallOptions = {}): Promise<number> {
+  const r = new XdrReader(await conn.call(DOMAIN_GET_BLOCK_INFO, writeDomain(new XdrWriter(), dom).string(path).uint(0).toBuffer(), options))
+  r.uhyper() // allocation
+  return r.uhyper()
+}

@@ -1,24 +1,21 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { hostname, tmpdir } from 'node:os'
+import { hostname, loadavg, tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:https'
 import { join } from 'node:path'
-import { rpcTarget } from '../../../host/libvirt/guest-clock'
-import { rewriteSourcePaths } from '../../../host/libvirt/lifecycle-xml'
-import { neutraliseCookie } from '../../../host/libvirt/migration-cookie'
-import { MigrateParam, type TypedParams } from '../../../host/libvirt/rpc/migration-params'
-import {
-  beginMigration, confirmMigration, destinationFlags, finishMigration, JOB_STATS_COMPLETED, jobStats, LIVE_COPY_ALL,
-  lookupDomain, performMigration, prepareMigration
-} from '../../../host/libvirt/rpc/migration-phases'
-import { RpcConnection } from '../../../host/libvirt/rpc/rpc-connection'
+import { LiveDestination } from '../../../host/libvirt/live-destination'
+import { LIVE_CHANNELS, localSocketPath } from '../../../host/libvirt/live-params'
+import { progressLine, type LiveProgress } from '../../../host/libvirt/live-progress'
+import { LiveSource } from '../../../host/libvirt/live-source'
 import { readTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../../../protocol/crypto/tls-certificate'
 import { ProtocolError } from '../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../protocol/proxy/stream-relay'
 import { ensureGuestImage } from '../../support/vm/guest-image'
 import { chooseDomainType } from '../../support/vm/kvm-probe'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
+import type { Teardownable } from '../../support/teardownable'
 import { startTestDomain, waitGuestReady } from '../../support/vm/test-domain'
 
 // Live migration as libvirt's five phases, each on its own side's libvirtd (never one libvirtd
@@ -70,6 +67,31 @@ t.test('the stream channel refuses a token for another VM and another certificat
   t.equal(foreignToken.joined + foreignCert.joined, 0, 'nothing was joined')
 })
 
+/** Both ends of one live migration, the relay between them; each started part is stopped at t's teardown. */
+async function liveMigration (t: Teardownable, a: LibvirtHost, b: LibvirtHost, ids: Awaited<ReturnType<typeof identities>>, name: string): Promise<{ source: LiveSource, destination: LiveDestination, parkers: StreamParker[], crossing: Buffer[] }> {
+  const id = randomBytes(8).toString('hex')
+  const crossing: Buffer[] = []
+  const source = await LiveSource.begin({ uri: a.uri, domain: name, id })
+  t.teardown(async () => await source.close())
+  crossing.push(source.offer.cookie)
+  const destination = await LiveDestination.prepare({ uri: b.uri, id, domain: name, dir: join(b.dir, 'vms', name), offer: source.offer })
+  t.teardown(async () => await destination.close())
+  crossing.push(destination.cookie)
+  const token = randomBytes(16).toString('hex')
+  const park = new StreamPark((presented, _channel, fingerprint) => {
+    if (presented !== token || fingerprint !== ids.destination.fingerprint) throw new ProtocolError('token-foreign', 'not this migration')
+    return token
+  })
+  const proxy = await sourceProxy(ids.source, park)
+  t.teardown(() => { park.close(); proxy.server.close() })
+  for (const channel of LIVE_CHANNELS) await park.listen(token, channel, localSocketPath(a.uri, id, channel))
+  const parkers = LIVE_CHANNELS.map((channel) => new StreamParker({
+    url: proxy.url, fingerprint: ids.source.fingerprint, token, channel, clientCert: ids.destination, targetPath: destination.socketPath(channel)
+  }))
+  t.teardown(() => { for (const p of parkers) p.close() })
+  return { source, destination, parkers, crossing }
+}
+
 t.test('a running VM moves live between two libvirtds through the stream relay', async (t) => {
   const image = await ensureGuestImage()
   const type = await chooseDomainType(image)
@@ -81,73 +103,81 @@ t.test('a running VM moves live between two libvirtds through the stream relay',
   const domain = await startTestDomain(a, { name, image, type, memoryMiB: 128, diskMiB: 16 })
   await waitGuestReady(domain, 120_000)
 
-  const source = await RpcConnection.open(rpcTarget(a.uri).socketPath, rpcTarget(a.uri).uri, { timeoutMs: 60_000 })
-  const destination = await RpcConnection.open(rpcTarget(b.uri).socketPath, rpcTarget(b.uri).uri, { timeoutMs: 60_000 })
-  t.teardown(async () => { await source.close(); await destination.close() })
-
-  // libvirt hands the same unix paths to both ends: each libvirtd's /run/libvirt is its own folder.
-  const id = randomBytes(4).toString('hex')
-  const params: TypedParams = {
-    [MigrateParam.URI]: `unix:///run/libvirt/fedvm-${id}-migration.sock`,
-    [MigrateParam.DISKS_URI]: `unix:///run/libvirt/fedvm-${id}-nbd.sock`,
-    [MigrateParam.DEST_NAME]: name
-  }
-  const seenBy = (host: LibvirtHost, channel: string): string => join(host.dir, 'run', `fedvm-${id}-${channel}.sock`)
-  const crossing: Buffer[] = []
-  const carry = (cookie: Buffer): Buffer => { const out = neutraliseCookie(cookie); crossing.push(out); return out }
-
-  const dom = await lookupDomain(source, name)
-  const begun = await beginMigration(source, dom, params, LIVE_COPY_ALL)
-  t.match(begun.cookie.toString(), /<hostuuid>/, 'Begin\'s cookie names its host before it is neutralised')
-
-  // The Destination's disk: same size, its own folder; the definition's paths point there.
-  const disk = await open(join(b.dir, `${name}.img`), 'w')
-  await disk.truncate(16 * 1024 * 1024)
-  await disk.close()
-  const destXml = rewriteSourcePaths(begun.xml, b.dir)
-  const prepared = await prepareMigration(destination, { ...params, [MigrateParam.DEST_XML]: destXml }, carry(begun.cookie), destinationFlags(LIVE_COPY_ALL))
-
-  const token = randomBytes(16).toString('hex')
-  const park = new StreamPark((presented, _channel, fingerprint) => {
-    if (presented !== token || fingerprint !== ids.destination.fingerprint) throw new ProtocolError('token-foreign', 'not this migration')
-    return token
-  })
-  const proxy = await sourceProxy(ids.source, park)
-  t.teardown(() => { park.close(); proxy.server.close() })
-  for (const channel of ['migration', 'nbd']) await park.listen(token, channel, seenBy(a, channel))
-  const parkers = ['migration', 'nbd'].map((channel) => new StreamParker({
-    url: proxy.url, fingerprint: ids.source.fingerprint, token, channel, clientCert: ids.destination, targetPath: seenBy(b, channel)
-  }))
-  t.teardown(() => { for (const p of parkers) p.close() })
-
+  const { source, destination, parkers, crossing } = await liveMigration(t, a, b, ids, name)
+  t.same(source.offer.disks, [{ name: `${name}.img`, format: 'raw', bytes: 16 * 1024 * 1024 }], 'the disk travels as a name, a format and a size')
   const started = Date.now()
-  let performed: Buffer
-  try {
-    performed = await performMigration(source, dom, params, carry(prepared.cookie), LIVE_COPY_ALL, { timeoutMs: 300_000 })
-  } catch (err) {
-    await finishMigration(destination, params, Buffer.alloc(0), destinationFlags(LIVE_COPY_ALL), true).catch(() => {})
-    await confirmMigration(source, dom, params, Buffer.alloc(0), LIVE_COPY_ALL, true).catch(() => {})
-    t.comment(await a.daemonLog().then((log) => log.slice(-3000)))
-    throw err
-  }
-  const finished = await finishMigration(destination, params, carry(performed), destinationFlags(LIVE_COPY_ALL), false)
-  await confirmMigration(source, dom, params, carry(finished.cookie), LIVE_COPY_ALL, false)
+  const progress: LiveProgress[] = []
+  const performed = await source.perform(destination.cookie, { onProgress: (p) => progress.push(p), progressEveryMs: 200 })
+  crossing.push(performed)
+  const finished = await destination.finish(performed, false)
+  if (finished === undefined) throw new Error('Finish returned no domain')
+  crossing.push(finished.cookie)
+  await source.confirm(finished.cookie, false)
   const elapsed = Date.now() - started
 
-  t.equal(finished.dom.uuid, domain.uuid, 'the same domain (UUID) runs at the Destination')
+  t.equal(finished.uuid, domain.uuid, 'the same domain (UUID) runs at the Destination')
   t.match(await b.virsh('domstate', name), /running/)
   t.notOk((await a.virsh('list', '--all', '--name')).includes(name), 'the Source no longer has it')
-  t.equal(parkers.reduce((n, p) => n + p.joined, 0) >= 2, true, 'both the migration and the NBD stream went through the relay')
-  const stats = (await jobStats(source, dom, JOB_STATS_COMPLETED).catch(() => undefined))?.stats
-  t.comment(`live migration: ${elapsed} ms Perform..Confirm; libvirt: downtime ${String(stats?.downtime)} ms, elapsed ${String(stats?.time_elapsed)} ms, memory ${String(stats?.memory_total)} B, disk ${String(stats?.disk_total)} B`)
+  t.ok(parkers.reduce((n, p) => n + p.joined, 0) >= 2, 'both the migration and the NBD stream went through the relay')
+  const downtime = /<downtime>(\d+)<\/downtime>/.exec(performed.toString())?.[1]
+  t.comment(`live migration: ${elapsed} ms Perform..Confirm, downtime ${String(downtime)} ms (libvirt's, from Perform's cookie); progress samples: ${progress.length}${progress.length > 0 ? `, last: ${progressLine(progress[progress.length - 1])}` : ''}; load ${loadavg()[0].toFixed(1)}`)
   for (const cookie of crossing) {
     t.notOk(cookie.toString().includes(`<hostname>${hostname()}<`), 'no cookie that crossed names this machine')
   }
   // The guest kept running: its console at the Destination never shows a new boot.
   await new Promise((resolve) => setTimeout(resolve, 2000))
-  t.notOk((await readFile(join(b.dir, `${name}.console.log`), 'utf8').catch(() => '')).includes(BOOT_MARKER), 'no reboot at the Destination')
+  t.notOk((await readFile(join(b.dir, 'vms', name, `${name}.console.log`), 'utf8').catch(() => '')).includes(BOOT_MARKER), 'no reboot at the Destination')
   t.match(await b.virsh('domstate', name), /running/, 'still running two seconds later')
 })
+
+t.test('the Destination\'s libvirtd killed mid-stream: the VM runs at the Source only', async (t) => {
+  const image = await ensureGuestImage()
+  const type = await chooseDomainType(image)
+  const tag = randomBytes(3).toString('hex')
+  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
+  const ids = await identities()
+  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
+  const name = `fedvm-${tag}-kill`
+  const domain = await startTestDomain(a, { name, image, type, memoryMiB: 256, diskMiB: 64 })
+  await waitGuestReady(domain, 120_000)
+  const { source, destination } = await liveMigration(t, a, b, ids, name)
+
+  // Killed as soon as libvirt reports the running job: the streams are then under way.
+  let killed = false
+  const kill = (): void => {
+    if (killed) return
+    killed = true
+    const pid = Number(readFileSync(join(b.dir, 'run', 'libvirtd.pid'), 'utf8').trim())
+    process.kill(pid, 'SIGKILL')
+  }
+  let performed: Buffer | undefined
+  let performError: Error | undefined
+  try {
+    performed = await source.perform(destination.cookie, { onProgress: kill, progressEveryMs: 100 })
+  } catch (err) {
+    performError = err as Error
+  }
+  t.ok(killed, 'the Destination\'s libvirtd was killed while Perform ran')
+  t.comment(`Perform ${performError === undefined ? 'completed (the Destination QEMU outlives its libvirtd)' : `failed: ${performError.message}`}`)
+  // Finish cannot succeed without the Destination's libvirtd: the Source is told so and keeps the VM.
+  const finished = await destination.finish(performed ?? Buffer.alloc(0), performed === undefined).catch(() => undefined)
+  t.equal(finished, undefined, 'Finish did not succeed')
+  await source.confirm(Buffer.alloc(0), true)
+  t.match(await a.virsh('domstate', name), /running/, 'the VM runs at the Source')
+  await b.restartLibvirtd()
+  const there = await waitUntil(async () => !(await b.virsh('list', '--name')).includes(name), 60_000)
+  t.ok(there, 'the restarted Destination libvirtd runs no copy of it')
+  t.notOk((await readFile(domain.consoleLog, 'utf8')).split(BOOT_MARKER).length > 2, 'the Source\'s guest never rebooted')
+})
+
+async function waitUntil (check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (await check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  return false
+}
 
 async function waitFor (check: () => boolean, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs
