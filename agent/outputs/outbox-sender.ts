@@ -44,6 +44,7 @@ export class OutboxSender {
   private sending = false
   private stopped = false
   private timer?: NodeJS.Timeout
+  private immediate?: NodeJS.Immediate
   /** When the scheduled look at the outbox runs (ms); Infinity when none is scheduled. */
   private timerAt = Number.POSITIVE_INFINITY
   private lastStart = Number.NEGATIVE_INFINITY
@@ -65,6 +66,7 @@ export class OutboxSender {
   stop (): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearImmediate(this.immediate)
   }
 
   /** Logs a failure, one in twenty (a receiver that is down must not flood the log). */
@@ -81,8 +83,11 @@ export class OutboxSender {
   private schedule (delayMs: number): void {
     if (this.stopped) return
     clearTimeout(this.timer)
+    clearImmediate(this.immediate)
     this.timerAt = this.now() + delayMs
-    this.timer = setTimeout(() => void this.sendDue(), delayMs)
+    // No delay: later in this turn of the event loop (a timer of 0 waits for the next turn, at least 1 ms).
+    if (delayMs <= 0) this.immediate = setImmediate(() => void this.sendDue())
+    else this.timer = setTimeout(() => void this.sendDue(), delayMs)
   }
 
   private async sendDue (): Promise<void> {

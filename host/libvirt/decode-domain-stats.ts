@@ -40,7 +40,7 @@ export function walkDomainStatsReply<D, T> (body: Buffer, sink: DomainStatsSink<
 }
 
 /** remote_typed_param_value: a discriminated union on virTypedParameterType. */
-function readTypedValue (r: XdrReader, field: string): ParamValue {
+export function readTypedValue (r: XdrReader, field: string): ParamValue {
   const type = r.int()
   switch (type) {
     case 1: return r.int()

@@ -37,11 +37,12 @@ export async function syncGuestClock (options: GuestClockOptions): Promise<boole
       return true
     } catch (err) {
       last = err
-      // A domain without a guest agent channel will never answer: nothing to wait for.
-      if (err instanceof HypervisorError && /guest agent is not configured/i.test(err.message)) break
+      // A domain without a guest agent channel will never answer, and one that is gone has no clock: nothing to wait for.
+      if (err instanceof HypervisorError && (err.code === 'DOMAIN_NOT_FOUND' || /guest agent is not configured/i.test(err.message))) break
     }
     if (Date.now() + (options.retryMs ?? 1000) >= until) break
-    await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 1000))
+    // Best effort in the background: the wait never keeps a process alive.
+    await new Promise((resolve) => setTimeout(resolve, options.retryMs ?? 1000).unref())
   }
   options.log?.(`guest clock of ${options.domain} not set: ${(last as Error)?.message ?? String(last)}`)
   return false

@@ -56,6 +56,8 @@ export class LibvirtHypervisor implements Hypervisor {
   }
 
   async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
+    // libvirt reads an empty list as "every domain".
+    if (request.domains?.length === 0) return []
     const groups = request.groups === undefined ? ALL_STATS_GROUPS : request.groups.reduce((bits, g) => bits | GROUP_BITS[g], GROUP_BITS.state)
     const body = encodeGetAllDomainStats(request.domains ?? [], groups, 0)
     return parseDomainStatsReply(await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, body, { signal: request.signal }))

@@ -81,6 +81,17 @@ export const COMMANDS: readonly Command[] = [
     load: () => import('../../protocol/crypto/keygen-command.js'),
   },
   {
+    name: 'host-key',
+    usage: 'fedvm host-key --host ID --out DIR',
+    summary: 'make a VM host\'s Ed25519 key pair: its agent signs monitoring batches with it; prints the site config\'s hosts[] id and publicKey',
+    options: [
+      ['--host ID', 'the host\'s id in the site config'],
+      ['--out DIR', 'the folder for host.key (secret) and host.pub (made if missing; existing keys are never overwritten)'],
+    ],
+    example: 'fedvm host-key --host h1 --out /var/lib/fedvm/agent/keys',
+    load: () => import('../../protocol/crypto/host-key-command.js'),
+  },
+  {
     name: 'site',
     usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE]',
     summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer',

@@ -5,9 +5,9 @@ import { startHostAgents } from './host-agents'
 import { startSites, type SiteShape } from './sites'
 import type { Stage } from './story'
 
-export const VM_ID = 'web-1'
+const VM_ID = 'web-1'
 const USERS = 'kpi:users.current_users'
-export const RULE = { name: 'too-busy', when: `raw(${USERS}) > 1000 for 3s` }
+const RULE = { name: 'too-busy', when: `raw(${USERS}) > 1000 for 3s` }
 
 /**
  * The roles: A is the VM's primary site with no room of its own, B runs no hosts and delegates, C

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Children, Daemon } from './children'
+import type { Children } from './children'
 import type { HostAgent } from './host-agents'
 import type { Site } from './sites'
 
@@ -48,8 +48,10 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   if (placed.outcome !== 'migrated') throw new Error(`fedvm site place: ${JSON.stringify(placed)}`)
   const first = await where(c)
   if (first?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the placement: ${JSON.stringify(first)}`)
+  // B's log shows whether a file passed through B: a delegating site only passes on control messages.
+  const throughB = b.daemon!.events().some((e) => e.event === 'transfer-progress' || e.event === 'transfer-received')
   say(`placed (fedvm site place at site-a): ${vm.id} went to partner ${String(placed.destination)}, which delegated it to site-c's host ${first.target} ` +
-    `(${Date.now() - placing} ms; the files went from A's proxy straight to C's)`)
+    `(${Date.now() - placing} ms; ${throughB ? 'the files passed through B' : 'the files went from A\'s proxy straight to C\'s, none through B'})`)
 
   const firstAgent = agentOf(stage.agents, first.target)
   await firstAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), stage.patienceMs)
@@ -62,7 +64,7 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   const table = await children.run('monitor-table', ['monitor', 'query', '--config', a.configFile, '--vm', vm.id, '--output', 'table'])
   if (table.code !== 0) throw new Error(`fedvm monitor query --output table: ${table.stderr.trim()}`)
   const lines = table.stdout.trimEnd().split('\n')
-  say(`A's view (fedvm monitor query --config site-a/site.json --vm ${vm.id} --output table), ${lines.length - 1} rows, the first and the newest:`)
+  say(`A's view (fedvm monitor query --config site-a/site.json --vm ${vm.id} --output table), ${lines.length - 1} rows${lines.length <= 8 ? '' : ', the first and the newest'}:`)
   for (const line of lines.length <= 8 ? lines : [lines[0], ...lines.slice(1, 3), '…', ...lines.slice(-4)]) process.stdout.write(`           ${line}\n`)
 
   const sealed = early.find((d) => d.metric === stage.sealed.metric)!
@@ -157,4 +159,3 @@ async function filesHolding (dirs: string[], text: string): Promise<string[]> {
   return found
 }
 
-export type { Daemon }

@@ -14,7 +14,7 @@ const run = promisify(execFile)
 
 const VM_ID = 'kpi-vm'
 /** The image's sample app writes `sample` (a counter, one row a second), `current_users` and `load`. */
-const RULE = { name: 'counter-high', when: 'raw(kpi:users.sample) > 30 for 3s' }
+const RULE = { name: 'counter-high', when: 'raw(kpi:users.sample) > 12 for 3s' }
 
 /** What the demo uses of the test harness's private libvirt host (test/support/vm/libvirt-host.ts). */
 interface LibvirtHost { uri: string, readOnlySocketPath: string, stop: () => Promise<void> }
@@ -49,7 +49,7 @@ export async function vmStage (children: Children, root: string, say: (line: str
     })
   }
   const libvirt = new Map((await Promise.all(starting)).map((host, i) => [hostIds[i], host]))
-  say(`libvirtd running for site-c's hosts ${hostIds.join(' and ')} (each in its own network namespace)`)
+  say(`libvirtd running for site-c's hosts ${hostIds.join(' and ')} (in their own network namespaces ${hostIds.map((id) => `fedvm-${tag}${id}`).join(' and ')})`)
 
   const cHosts = hostIds.map((id) => ({ id, maxVms: 1, libvirt: { uri: libvirt.get(id)!.uri } }))
   const [a, b, c] = await startSites(children, root, federationShapes(RULE, cHosts))
@@ -79,7 +79,7 @@ export async function vmStage (children: Children, root: string, say: (line: str
     rule: RULE,
     sealed: { metric: 'kpi:users.load' },
     patienceMs: 300_000,
-    surge: async () => 'the VM\'s sample app counts one row a second: once its counter passes 30 for 3 s, A\'s rule holds',
+    surge: async () => 'the VM\'s sample app counts one row a second: once its counter passes 12 for 3 s, A\'s rule holds',
   }
 }
 

@@ -1,3 +1,5 @@
+import { ProtocolError } from '../errors'
+
 /**
  * RFC 8785 (JCS) canonical JSON: object keys sorted by UTF-16 code units, no whitespace, strings
  * and numbers as ECMAScript's JSON.stringify writes them (RFC 8785 §3.2.2 adopts exactly that).
@@ -57,6 +59,10 @@ function memberByMember (value: unknown): string {
   return `{${members.map((key) => `${JSON.stringify(key)}:${memberByMember(object[key])}`).join(',')}}`
 }
 
-function nonFinite (value: number): Error {
-  return new Error(`Non-finite number (${value}) is not permitted in JSON (RFC 8785 §3.2.2.3)`)
+/**
+ * A bad request, not an internal error: JSON.parse reads a number beyond a double's range (1e400)
+ * as Infinity, so a received body can carry one that cannot be signed or verified.
+ */
+function nonFinite (value: number): ProtocolError {
+  return new ProtocolError('bad-request', `Non-finite number (${value}) is not permitted in JSON (RFC 8785 §3.2.2.3): a number is out of range`)
 }

@@ -63,6 +63,7 @@ export async function hypervisorConformance (t: Tap, subject: ConformanceSubject
     const gone = { name: 'fedvm-vanished', uuid: randomUUID(), id: 999 }
     const withGone = await hv.getDomainStats({ domains: [r, gone] })
     t.same(withGone.map(d => d.uuid), [running.uuid], 'the vanished domain is left out, the other reported')
+    t.same(await hv.getDomainStats({ domains: [] }), [], 'an empty list asks for no domain')
   })
 
   await t.test('getDomainStats for chosen groups reports those (and the state) only', async t => {

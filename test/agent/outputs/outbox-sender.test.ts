@@ -21,7 +21,7 @@ function delivery (n: number): Delivery {
 
 async function setUp (t: Teardownable): Promise<{ store: AgentStore, sender: OutboxSender, sends: Array<{ at: number, ids: string[] }>, answer: () => void, queue: (...n: number[]) => void }> {
   const dir = await mkdtemp(join(tmpdir(), 'fedvm-outbox-sender-'))
-  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: T0 })
+  mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: T0 })
   const store = new AgentStore(dir)
   const sends: Array<{ at: number, ids: string[] }> = []
   let pending: Array<() => void> = []

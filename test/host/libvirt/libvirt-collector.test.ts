@@ -180,3 +180,16 @@ t.test('a stuck domain delays only its own call: the others are kept, its part i
   t.same(forUuid(samples, uuidOf(4)), ['libvirt_domain_timed_out'])
   for (let i = 0; i < 12; i++) if (i !== 4) t.ok(forUuid(samples, uuidOf(i)).length > 30, `d${i} reported`)
 })
+
+t.test('every active domain stuck: no bulk call asks for them again', async t => {
+  const hv = new FakeHypervisor()
+  hv.define(runningStats('a', A)).stuck = true
+  const c = new LibvirtCollector({ hypervisor: hv, statsTimeoutMs: 50 })
+  t.same(forUuid(await c.collect(signal()), A), ['libvirt_domain_timed_out'])
+  const begin = Date.now()
+  const again = await c.collect(signal())
+  t.ok(Date.now() - begin < 40, 'the next collection does not wait on it')
+  t.equal(value(again, 'libvirt_up'), 1)
+  t.same(forUuid(again, A), ['libvirt_domain_timed_out'])
+  t.equal(hv.statsRequests.length, 1, 'no bulk call since the first: none for an empty list (libvirt reads it as every domain)')
+})

@@ -142,3 +142,11 @@ t.test('the hop budget stops delegation loops', async (t) => {
   const toA = await signForward(signer(k, 'site-b'), b.request, 'site-a', b.senderKey)
   await rejects(t, verifyRequest(toA, options(k, 'site-a', ['site-b'])), 'loop-detected', 'a request coming back to its origin')
 })
+
+t.test('a body holding a number beyond a double (1e400) is a bad request, not an internal error', async (t) => {
+  const k = await keys()
+  const req = await signNewRequest(signer(k, 'site-a'), 'site-b', 'migration-request', { vmId: 'vm1', n: 1 }, 3)
+  // What arrives on the wire: the text 1e400, which JSON.parse reads as Infinity.
+  const received = JSON.parse(JSON.stringify(req).replace('"n":1', '"n":1e400'))
+  await rejects(t, verifyRequest(received, options(k, 'site-b', ['site-a'])), 'bad-request', '1e400 in the body')
+})

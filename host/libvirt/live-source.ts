@@ -1,0 +1,116 @@
+/**
+ * The Source's half of a live migration: Begin, Perform and Confirm on the Source's own libvirtd,
+ * over one connection kept for the whole migration (libvirt cleans up the job when it closes).
+ * What leaves this side is the domain's migratable XML, the disks' names, formats and sizes, and
+ * cookies whose host name and host UUID are neutralised.
+ */
+import type { DomainRef } from '../hypervisor'
+import { HypervisorError } from '../errors'
+import { rpcTarget } from './guest-clock'
+import { liveDisks, type LiveDisk } from './live-disks'
+import { liveParams } from './live-params'
+import { liveProgress, type LiveProgress } from './live-progress'
+import { neutraliseCookie } from './migration-cookie'
+import type { TypedParams } from './rpc/migration-params'
+import {
+  abortJob, beginMigration, blockCapacity, confirmMigration, JOB_STATS_COMPLETED, jobStats, LIVE_COPY_ALL, lookupDomain,
+  performMigration, setMaxDowntime
+} from './rpc/migration-phases'
+import { RpcConnection } from './rpc/rpc-connection'
+
+export const DEFAULT_MAX_DOWNTIME_MS = 300
+/** Like Nova's default: 800 s per GiB of memory and disk before a migration that does not converge is aborted. */
+export const COMPLETION_MS_PER_GIB = 800_000
+
+export interface LiveOffer {
+  /** The domain's migratable XML (its paths are the Destination's to rewrite). */
+  xml: string
+  cookie: Buffer
+  disks: Array<Pick<LiveDisk, 'name' | 'format' | 'bytes'>>
+  memoryBytes: number
+}
+
+export interface PerformOptions {
+  /** Default: COMPLETION_MS_PER_GIB per GiB of memory and disks. */
+  completionTimeoutMs?: number
+  onProgress?: (p: LiveProgress) => void
+  progressEveryMs?: number
+}
+
+export class LiveSource {
+  private constructor (
+    private readonly conn: RpcConnection,
+    readonly dom: DomainRef,
+    private readonly params: TypedParams,
+    readonly offer: LiveOffer
+  ) {}
+
+  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
+    const target = rpcTarget(o.uri)
+    const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: o.callTimeoutMs ?? 60_000 })
+    try {
+      const dom = await lookupDomain(conn, o.domain)
+      const params = liveParams(o.id, o.domain)
+      const begun = await beginMigration(conn, dom, params, LIVE_COPY_ALL)
+      const disks = []
+      for (const disk of liveDisks(begun.xml)) disks.push({ name: disk.name, format: disk.format, bytes: await blockCapacity(conn, dom, disk.path) })
+      await setMaxDowntime(conn, dom, o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS)
+      const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
+      return new LiveSource(conn, dom, params, { xml: begun.xml, cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 })
+    } catch (err) {
+      await conn.close(true)
+      throw err
+    }
+  }
+
+  get defaultCompletionTimeoutMs (): number {
+    const bytes = this.offer.memoryBytes + this.offer.disks.reduce((s, d) => s + d.bytes, 0)
+    return Math.max(60_000, Math.ceil(bytes / 2 ** 30 * COMPLETION_MS_PER_GIB))
+  }
+
+  /**
+   * Perform: the disks and the memory move while the guest runs, then it pauses for the switchover.
+   * A migration that has not completed within the timeout is aborted: the guest keeps running here.
+   * Resolves with the (neutralised) cookie for the Destination's Finish.
+   */
+  async perform (destinationCookie: Buffer, o: PerformOptions = {}): Promise<Buffer> {
+    const timeoutMs = o.completionTimeoutMs ?? this.defaultCompletionTimeoutMs
+    let timedOut = false
+    const abort = setTimeout(() => {
+      timedOut = true
+      abortJob(this.conn, this.dom).catch(() => {})
+    }, timeoutMs)
+    const poll = o.onProgress === undefined
+      ? undefined
+      : setInterval(() => {
+        jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats)) }, () => {})
+      }, o.progressEveryMs ?? 1000)
+    try {
+      const cookie = await performMigration(this.conn, this.dom, this.params, destinationCookie, LIVE_COPY_ALL, { timeoutMs: timeoutMs + 60_000 })
+      return neutraliseCookie(cookie)
+    } catch (err) {
+      if (timedOut) throw new HypervisorError('TIMEOUT', `the live migration did not complete within ${timeoutMs} ms and was aborted`, { cause: err })
+      throw err
+    } finally {
+      clearTimeout(abort)
+      if (poll !== undefined) clearInterval(poll)
+    }
+  }
+
+  /**
+   * Confirm: `cancelled` false only after the Destination's Finish succeeded (the domain is then
+   * removed here); true otherwise, and the guest resumes here.
+   */
+  async confirm (finishCookie: Buffer, cancelled: boolean): Promise<void> {
+    await confirmMigration(this.conn, this.dom, this.params, finishCookie, LIVE_COPY_ALL, cancelled)
+  }
+
+  /** libvirt's statistics of the completed migration (downtime, elapsed, bytes), while the connection is open. */
+  async completed (): Promise<TypedParams | undefined> {
+    return await jobStats(this.conn, this.dom, JOB_STATS_COMPLETED).then((s) => s.stats, () => undefined)
+  }
+
+  async close (): Promise<void> {
+    await this.conn.close()
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Joins two byte streams across sites for a live migration (like KubeVirt's migration proxy: it only
+ * joins streams, the policy lives with the caller). The Source's QEMU (its migration stream, its
+ * NBD disk client) connects to a unix socket at the Source; the Destination's QEMU listens on a
+ * unix socket at the Destination. Between them runs the transfer proxies' TLS channel, opened, as
+ * for a cold transfer, by the Destination: it parks a connection at the Source's proxy
+ * (`GET /v1/stream/CHANNEL`, `Upgrade: fedvm-stream`, the transfer token in a header, its client
+ * certificate presented); when the Source's QEMU connects, the Source answers 101 on a parked
+ * connection and only then does the Destination connect to its QEMU's socket (which accepts a
+ * single connection for the migration stream). The Destination parks the next one at once: NBD opens
+ * one connection per disk.
+ */
+import { createServer, type Server, type Socket } from 'node:net'
+import type { IncomingMessage } from 'node:http'
+import { connect as netConnect } from 'node:net'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import { rm } from 'node:fs/promises'
+import type { Duplex } from 'node:stream'
+import { ProtocolError, toProtocolError } from '../errors'
+
+export const STREAM_UPGRADE = 'fedvm-stream'
+export const STREAM_TOKEN_HEADER = 'fedvm-token'
+const STREAM_PATH = /^\/v1\/stream\/([a-z][a-z0-9-]{0,31})$/
+/** How long a Source connection waits for the Destination's parked one before it is dropped. */
+const PAIR_TIMEOUT_MS = 30_000
+
+/** Decides whether a parked connection may serve a channel: throws a ProtocolError when not; returns the key it parks under. */
+export type AuthorizeStream = (token: string | undefined, channel: string, peerFingerprint: string | undefined) => string
+
+interface Waiter { resolve: (socket: Duplex) => void, timer: NodeJS.Timeout }
+
+/** The Source's side: parked connections (from the proxy server's 'upgrade' event) and the unix sockets its QEMU connects to. */
+export class StreamPark {
+  private readonly parked = new Map<string, Duplex[]>()
+  private readonly waiting = new Map<string, Waiter[]>()
+  private readonly listeners = new Set<Server>()
+
+  constructor (private readonly authorize: AuthorizeStream, private readonly log: (event: Record<string, unknown>) => void = () => {}) {}
+
+  /** For the proxy server's 'upgrade' event; refuses with a problem status line when the token or certificate does not fit. */
+  handleUpgrade (req: IncomingMessage, socket: Duplex): void {
+    let key: string
+    try {
+      const match = STREAM_PATH.exec(req.url ?? '')
+      if (req.headers.upgrade !== STREAM_UPGRADE || match === null) throw new ProtocolError('unknown-operation', 'not a stream channel')
+      const token = req.headers[STREAM_TOKEN_HEADER]
+      key = this.authorize(typeof token === 'string' ? token : undefined, match[1], (socket as TLSSocket).getPeerCertificate?.()?.fingerprint256)
+      key = `${key}/${match[1]}`
+    } catch (err) {
+      const e = toProtocolError(err)
+      this.log({ event: 'stream-refused', code: e.code })
+      socket.end(`HTTP/1.1 403 Forbidden\r\n${STREAM_TOKEN_HEADER}-problem: ${e.code}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      return
+    }
+    const s = socket as Socket
+    s.setTimeout?.(0)
+    s.setNoDelay?.(true)
+    const waiter = this.waiting.get(key)?.shift()
+    if (waiter !== undefined) {
+      clearTimeout(waiter.timer)
+      waiter.resolve(socket)
+      return
+    }
+    const list = this.parked.get(key) ?? []
+    list.push(socket)
+    this.parked.set(key, list)
+    socket.once('close', () => {
+      const at = list.indexOf(socket)
+      if (at >= 0) list.splice(at, 1)
+    })
+  }
+
+  /**
+   * Listens on `path` for the Source's QEMU and joins each connection to a parked one of `key`
+   * (the authorized key) and `channel`. Listening before Perform matters: libvirt checks that the
+   * NBD socket exists before it starts.
+   */
+  async listen (key: string, channel: string, path: string): Promise<Server> {
+    await rm(path, { force: true })
+    const server = createServer((local) => {
+      local.setNoDelay(true)
+      this.take(`${key}/${channel}`).then((remote) => {
+        remote.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`)
+        join(local, remote)
+        this.log({ event: 'stream-joined', channel })
+      }, (err) => {
+        this.log({ event: 'stream-unpaired', channel, error: (err as Error).message })
+        local.destroy()
+      })
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(path, () => { server.off('error', reject); resolve() })
+    })
+    this.listeners.add(server)
+    server.once('close', () => this.listeners.delete(server))
+    return server
+  }
+
+  /** Closes the listeners and every parked connection of `key` (the migration ended). */
+  release (key: string): void {
+    for (const [k, list] of this.parked) {
+      if (!k.startsWith(`${key}/`)) continue
+      for (const s of list) s.destroy()
+      this.parked.delete(k)
+    }
+  }
+
+  close (): void {
+    for (const server of this.listeners) server.close()
+    for (const list of this.parked.values()) for (const s of list) s.destroy()
+    this.parked.clear()
+  }
+
+  private async take (key: string): Promise<Duplex> {
+    const socket = this.parked.get(key)?.shift()
+    if (socket !== undefined) return socket
+    return await new Promise<Duplex>((resolve, reject) => {
+      const list = this.waiting.get(key) ?? []
+      const waiter: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          list.splice(list.indexOf(waiter), 1)
+          reject(new ProtocolError('transfer-failed', `no stream connection from the destination within ${PAIR_TIMEOUT_MS} ms`))
+        }, PAIR_TIMEOUT_MS)
+      }
+      list.push(waiter)
+      this.waiting.set(key, list)
+    })
+  }
+}
+
+export interface ParkOptions {
+  /** The Source proxy's https URL and certificate fingerprint (from the sealed ticket). */
+  url: string
+  fingerprint: string
+  token: string
+  channel: string
+  clientCert: { key: string, cert: string }
+  /** The Destination QEMU's unix socket this channel's streams go to. */
+  targetPath: string
+  log?: (event: Record<string, unknown>) => void
+}
+
+/**
+ * The Destination's side: keeps one connection parked at the Source's proxy for `channel`; each
+ * one the Source takes is joined to a new connection to `targetPath`, and the next is parked.
+ * A refusal (403) stops parking and is reported by `failed`.
+ */
+export class StreamParker {
+  private closed = false
+  private readonly open = new Set<Duplex>()
+  failed: ProtocolError | undefined
+  joined = 0
+
+  constructor (private readonly o: ParkOptions) {
+    this.park()
+  }
+
+  close (): void {
+    this.closed = true
+    for (const s of this.open) s.destroy()
+  }
+
+  private park (): void {
+    if (this.closed) return
+    const url = new URL(this.o.url)
+    const socket = tlsConnect({
+      host: url.hostname, port: Number(url.port || 443), rejectUnauthorized: false,
+      servername: /^[\d.]+$/.test(url.hostname) ? undefined : url.hostname,
+      key: this.o.clientCert.key, cert: this.o.clientCert.cert
+    })
+    this.open.add(socket)
+    let answered = false
+    let head = Buffer.alloc(0)
+    const retry = (): void => {
+      this.open.delete(socket)
+      if (!answered && !this.closed && this.failed === undefined) setTimeout(() => this.park(), 200)
+    }
+    socket.once('close', retry)
+    socket.on('error', (err) => this.o.log?.({ event: 'stream-park-error', channel: this.o.channel, error: err.message }))
+    socket.once('secureConnect', () => {
+      if (socket.getPeerCertificate().fingerprint256 !== this.o.fingerprint) {
+        this.failed = new ProtocolError('partner-unreachable', 'the source proxy presented a certificate that does not match its pinned fingerprint')
+        socket.destroy()
+        return
+      }
+      socket.setNoDelay(true)
+      socket.write(`GET /v1/stream/${this.o.channel} HTTP/1.1\r\nhost: proxy\r\nconnection: Upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${STREAM_TOKEN_HEADER}: ${this.o.token}\r\n\r\n`)
+    })
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk])
+      const end = head.indexOf('\r\n\r\n')
+      if (end < 0) {
+        if (head.length > 8192) socket.destroy()
+        return
+      }
+      socket.off('data', onData)
+      answered = true
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(head.toString('latin1', 0, end))?.[1]
+      if (status !== '101') {
+        const code = new RegExp(`${STREAM_TOKEN_HEADER}-problem: ([a-z-]+)`).exec(head.toString('latin1', 0, end))?.[1]
+        this.failed = new ProtocolError('token-foreign', `the source proxy refused the stream channel (${status ?? 'no status'} ${code ?? ''})`.trim())
+        this.o.log?.({ event: 'stream-park-refused', channel: this.o.channel, status, code })
+        socket.destroy()
+        return
+      }
+      socket.pause()
+      const rest = head.subarray(end + 4)
+      const local = netConnect(this.o.targetPath)
+      local.setNoDelay(true)
+      local.once('connect', () => {
+        if (rest.length > 0) local.write(rest)
+        join(socket, local)
+        socket.resume()
+        this.joined++
+      })
+      local.once('error', (err) => {
+        this.o.log?.({ event: 'stream-target-error', channel: this.o.channel, error: err.message })
+        socket.destroy()
+      })
+      this.open.add(local)
+      local.once('close', () => this.open.delete(local))
+      this.park()
+    }
+    socket.on('data', onData)
+  }
+}
+
+/** Pipes both ways; either end closing or failing closes the other. */
+function join (a: Duplex, b: Duplex): void {
+  a.pipe(b)
+  b.pipe(a)
+  const end = (): void => { a.destroy(); b.destroy() }
+  a.once('close', end)
+  b.once('close', end)
+  a.on('error', end)
+  b.on('error', end)
+}

@@ -1,0 +1,58 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { readdir, readFile } from 'node:fs/promises'
+import { FEDVM_JS } from '../support/dist-paths'
+import { cacheRoot } from '../support/vm/guest-image'
+
+// `fedvm demo --vm` from dist: the same story with a real VM (packaging/vm-image, booted under TCG
+// by two private libvirtds), its key lines, and nothing left behind: no process, namespace or folder.
+// It needs the VM image the e2e tests build (test/e2e/vm-migration.test.ts): 3-6 min the first time.
+
+t.setTimeout(20 * 60_000)
+
+t.test('fedvm demo --vm', async (t) => {
+  const images = (await readdir(cacheRoot()).catch(() => [] as string[])).filter((n) => /^vm-image-[0-9a-f]{12}$/.test(n))
+  if (images.length === 0) {
+    t.plan(0, `no VM image in ${cacheRoot()}: run test/e2e/vm-migration.test.ts first`)
+    return
+  }
+  const started = Date.now()
+  const child = spawn(process.execPath, [FEDVM_JS(), 'demo', '--vm'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d })
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT') // the demo stops what it started
+      await exited
+    }
+  })
+  const code = await exited
+  t.comment(out)
+  t.equal(code, 0, `exit status 0 after ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  const root = /work folder (\S+) /.exec(out)?.[1] ?? '(none printed)'
+  for (const line of [
+    /libvirtd running for site-c's hosts c1 and c2/,
+    /placed \(fedvm site place at site-a\): kpi-vm went to partner site-b, which delegated it to site-c's host c[12] /,
+    /monitoring: c[12]'s agent found kpi-vm /,
+    /^ +\S+Z +kpi:users\.sample +raw +\d+$/m,
+    /sealed KPI kpi:users\.load: relayed sealed \(sealed: true\), opened at A with A's seal\.key: \d+(\.\d+)?$/m,
+    /A's rule "counter-high" \(raw\(kpi:users\.sample\) > 12 for 3s\) fired/,
+    /Forced migration done by A's Controller: kpi-vm went to partner site-b again, now on site-c's host c[12] \(moved from c[12], \d+ ms, digests agree: true\)/,
+    /monitoring follows: c[12]'s agent took up the feed .*: each once, none missing/,
+    /where is kpi-vm\? site-a: "partner site-b" · site-b: "partner site-c" · site-c: "host c[12]"/,
+    /cleaned up: .*libvirt host c2 stopped .*libvirt host c1 stopped .*removed/,
+  ]) t.match(out, line)
+  t.notOk(existsSync(root), `${root} is removed`)
+  const netns = await readdir('/run/netns').catch(() => [] as string[])
+  const named = /network namespaces (\S+) and (\S+)\)/.exec(out)
+  t.ok(named !== null, 'the demo names the namespaces it made')
+  t.same(netns.filter((n) => n === named?.[1] || n === named?.[2]), [], 'the libvirt hosts\' namespaces are gone')
+  const left: number[] = []
+  for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(root)) left.push(Number(pid))
+  }
+  t.same(left, [], 'no process names the work folder (sites, agents, QEMU)')
+})
