@@ -226,9 +226,11 @@ export class Agent {
           this.store.setCursor(vm, BigInt(rows[rows.length - 1].seq))
         })
       },
+      // /metrics shows a row as soon as it arrives (each once), not after the batch that stores it.
+      onArrived: (rows) => { for (const row of rows) monitor.view.record(row) },
       onStats: (stats, streamingFrom) => {
         monitor.view.recordStats(stats)
-        return this.followGuest(vm, stats, streamingFrom, folder)
+        return this.followGuest(vm, monitor, stats, streamingFrom, folder)
       },
       onConnected: (connected) => {
         monitor.view.feedConnected = connected
@@ -250,13 +252,16 @@ export class Agent {
   }
 
   /** Moves the cursor with the guest's database and its acknowledged position (agent/feed/follow-guest.ts); true: say hello again. */
-  private followGuest (vm: string, stats: StatsFrame, streamingFrom?: bigint, folder?: string): boolean {
+  private followGuest (vm: string, monitor: VmMonitor, stats: StatsFrame, streamingFrom?: bigint, folder?: string): boolean {
     const state = { epoch: this.store.cursorEpoch(vm), cursor: this.store.cursor(vm) }
     // Looked at once per hello (the first stats), not for every later stats.
     const handover = folder !== undefined && streamingFrom !== undefined ? readHandover(folder) : undefined
     const next = followGuest(state, stats, streamingFrom, handover)
     if (next.reason) this.log(`agent: ${vm}: ${next.reason}`)
-    if (next.epoch !== state.epoch || next.cursor !== state.cursor) this.store.restartCursor(vm, next.epoch, next.cursor)
+    if (next.epoch !== state.epoch || next.cursor !== state.cursor) {
+      this.store.restartCursor(vm, next.epoch, next.cursor)
+      monitor.view.restartAfter(next.cursor)
+    }
     return next.rehello
   }
 

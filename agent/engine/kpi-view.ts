@@ -15,6 +15,8 @@ export class KpiView {
   readonly processed = new Map<string, { metric: string, fn: ProcessingFunction, value: number }>()
   guest: { committed: number, refused: number } = { committed: 0, refused: 0 }
   feedConnected = false
+  /** The last row recorded; moved back when the feed's cursor does (a new guest database starts at 1). */
+  private lastSeq = 0n
   /** Table and column (joined by NUL: names may hold dots) of KPIs whose specifiers ask for encryption: their values stay off /metrics. */
   private hidden = new Set<string>()
 
@@ -25,7 +27,11 @@ export class KpiView {
     }
   }
 
+  /** Records a row once: rows at or below the last one recorded (seen on arrival, or sent again after a failed store) are skipped. */
   record (row: RowFrame): void {
+    const seq = BigInt(row.seq)
+    if (seq <= this.lastSeq) return
+    this.lastSeq = seq
     let state = this.kpis.get(row.kpi)
     if (!state) {
       state = { writes: 0, lastWriteMs: 0, values: new Map(), encrypted: row.sealed !== undefined }
@@ -38,6 +44,11 @@ export class KpiView {
       const value = row.vals[i]
       if ((typeof value === 'number' || typeof value === 'bigint') && !this.hidden.has(hiddenKey(row.kpi, row.cols[i]))) state.values.set(row.cols[i], Number(value))
     }
+  }
+
+  /** The feed continues after `seq` (a replaced or migrated guest database): rows after it are new again. */
+  restartAfter (seq: bigint): void {
+    this.lastSeq = seq
   }
 
   recordProcessed (metric: string, fn: ProcessingFunction, value: number): void {

@@ -73,7 +73,7 @@ export class VmMonitor {
    */
   ingest (rows: readonly RowFrame[], epoch = ''): void {
     const prefix = epoch ? `${epoch.slice(0, 12)}.` : ''
-    // Counted once stored: a batch the store refuses comes again from the guest.
+    // The agent records rows on arrival; recording again is a no-op (the view skips rows it has seen), and records rows that came no other way.
     this.outputs.store.afterCommit(() => {
       for (const row of rows) {
         this.view.record(row)

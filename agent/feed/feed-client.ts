@@ -11,6 +11,8 @@ export interface FeedClientOptions {
   noCursor: () => boolean
   /** Rows after the cursor, in order, a batch per chunk read; must make them durable with the cursor before returning. */
   onRows: (rows: RowFrame[]) => void
+  /** Rows as they arrive, before the batch that stores them (e.g. for a live view that must not wait for the batch); each row once per connection. */
+  onArrived?: (rows: readonly RowFrame[]) => void
   /**
    * The guest's stats (sent first after every hello); returning true drops the connection to say
    * hello again with the (moved) cursor. `streamingFrom`: for the first stats after a hello, the
@@ -100,6 +102,7 @@ export class FeedClient {
     socket.on('data', (chunk: string) => {
       if (this.stopped) return
       if (expected === 0n) expected = this.options.cursor() + 1n
+      const pendingBefore = this.pending.length
       try {
         lines.push(chunk, (line) => {
           let frame
@@ -145,6 +148,7 @@ export class FeedClient {
         this.options.log(`feed ${this.options.endpoint}: closing after a bad frame: ${(err as Error).message}`)
         socket.destroy()
       }
+      if (this.pending.length > pendingBefore) this.options.onArrived?.(this.pending.slice(pendingBefore))
       if (this.pending.length >= MAX_BATCH) this.flush()
       else if (this.pending.length > 0 && !this.batchTimer) this.batchTimer = setTimeout(() => this.flush(), BATCH_LINGER_MS)
     })

@@ -51,7 +51,7 @@ export class Children {
       pid: child.pid!,
       output: () => text,
       exited: tracked.exited,
-      events: () => text.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => { try { return [JSON.parse(l)] } catch { return [] } }),
+      events: () => text.split('\n').filter((l) => l.startsWith('{')).flatMap((l) => { try { return [JSON.parse(l)] } catch { return [] } }), // the last line may still be arriving
       waitFor: async (pattern, timeoutMs) => {
         const until = Date.now() + timeoutMs
         let gone = false

@@ -24,11 +24,11 @@ export async function run (argv: string[]): Promise<void> {
   const cleanUp = async (): Promise<void> => {
     cleaning ??= (async () => {
       const count = children.count()
-      const unmounted = await children.stopAll()
-      if (values.keep === true) say(`stopped ${count} processes${unmounted.map((u) => `, ${u}`).join('')}; kept ${root}`)
+      const undone = await children.stopAll()
+      if (values.keep === true) say(`stopped ${count} processes${undone.map((u) => `, ${u}`).join('')}; kept ${root}`)
       else {
         await rm(root, { recursive: true, force: true })
-        say(`cleaned up: the ${count} processes it started are stopped (by PID)${unmounted.map((u) => `, ${u}`).join('')}, ${root} removed`)
+        say(`cleaned up: the ${count} processes it started are stopped (by PID)${undone.map((u) => `, ${u}`).join('')}, ${root} removed`)
       }
     })()
     await cleaning

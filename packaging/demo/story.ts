@@ -93,11 +93,20 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
     return rows.last > rowsBefore + 2 && rows.missing.length === 0 ? rows : undefined
   }, stage.patienceMs).catch(async () => rowCheck(await stored()))
   const { repeats, missing } = after
-  say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped; A holds rows 1..${after.last} of the guest's KPI database: ` +
+  const taken = await rowsReceived(nextAgent.metricsUrl, vm.id)
+  say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped (${taken} rows read from the guest); A holds rows 1..${after.last} of the guest's KPI database: ` +
     `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing.length === 0 ? 'none missing' : `missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? '…' : ''}`}`)
 
   const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
   say(`where is ${vm.id}? ${seen.map(([id, l]) => `${id}: "${l === undefined ? 'unknown' : `${l.kind} ${l.target}`}"`).join(' · ')}`)
+}
+
+/** How many KPI rows an agent read from the VM's guest so far: the sum of its fedvm_kpi_writes_total{domain}. */
+async function rowsReceived (metricsUrl: string, domain: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text()
+  let sum = 0
+  for (const m of text.matchAll(/^fedvm_kpi_writes_total\{([^}]*)\} (\d+)$/gm)) if (m[1].includes(`domain="${domain}"`)) sum += Number(m[2])
+  return sum
 }
 
 function agentOf (agents: HostAgent[], hostId: string): HostAgent {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
@@ -79,7 +78,7 @@ export async function pullVm (options: PullOptions): Promise<PullResult> {
         const chunk: Chunk = { file: file.name, index, offset, length, onDisk: offset < before }
         // Only bytes that were on disk before this attempt can be reused, and only against a digest
         // the source vouched for (a new file is all holes: nothing to check).
-        if (known !== null && chunk.onDisk && await chunkDigest(handle, chunk) === known) {
+        if (known !== null && chunk.onDisk && await chunkDigest(handle, chunk, chunkBuffers('destination', listing.chunkBytes)) === known) {
           progress.reusedBytes += length
           verified.get(file.name)![index] = known
         } else {
@@ -186,10 +185,15 @@ async function getChunk (options: PullOptions, chunk: Chunk, data: Buffer, onDat
   return { size, digest, claimed, zero }
 }
 
-async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }): Promise<string | undefined> {
-  const buf = Buffer.allocUnsafe(chunk.length)
-  const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
-  return bytesRead === chunk.length ? createHash('sha256').update(buf).digest('hex') : undefined
+/** The digest of a chunk already on disk (a resumed transfer), read into a pooled buffer and hashed by the workers. */
+async function chunkDigest (handle: FileHandle, chunk: { offset: number, length: number }, buffers: ChunkBuffers): Promise<string | undefined> {
+  const buf = await buffers.take(chunk.length)
+  try {
+    const { bytesRead } = await handle.read(buf, 0, chunk.length, chunk.offset)
+    return bytesRead === chunk.length ? (await chunkHasher().hash(buf, false)).digest : undefined
+  } finally {
+    buffers.give(buf)
+  }
 }
 
 async function get (options: PullOptions, path: string, limit: number): Promise<Buffer> {

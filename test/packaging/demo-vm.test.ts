@@ -2,6 +2,8 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { FEDVM_JS } from '../support/dist-paths'
 import { cacheRoot } from '../support/vm/guest-image'
 
@@ -11,10 +13,36 @@ import { cacheRoot } from '../support/vm/guest-image'
 
 t.setTimeout(20 * 60_000)
 
+const hasImage = async (): Promise<boolean> => (await readdir(cacheRoot()).catch(() => [] as string[])).some((n) => /^vm-image-[0-9a-f]{12}$/.test(n))
+const NO_IMAGE = `no VM image in ${cacheRoot()}: run test/e2e/vm-migration.test.ts first`
+
+/** Processes whose command line names the work folder: sites, agents, QEMU (its disk is in there). */
+async function processesNaming (root: string): Promise<number[]> {
+  const found: number[] = []
+  for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid)) {
+    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(root)) found.push(Number(pid))
+  }
+  return found
+}
+
+/** The PIDs of the libvirt hosts' daemons, from their pid files in /tmp/fedvm-libvirt-TAG-* (TAG: the namespace's). */
+async function libvirtDaemons (namespaces: Array<string | undefined>): Promise<number[]> {
+  const pids: number[] = []
+  for (const ns of namespaces) {
+    const prefix = `${String(ns).replace(/^fedvm-/, 'fedvm-libvirt-')}-`
+    for (const dir of (await readdir(tmpdir())).filter((n) => n.startsWith(prefix))) {
+      for (const daemon of ['libvirtd', 'virtlogd']) {
+        const pid = Number((await readFile(join(tmpdir(), dir, 'run', `${daemon}.pid`), 'utf8').catch(() => '')).trim())
+        if (pid > 1) pids.push(pid)
+      }
+    }
+  }
+  return pids
+}
+
 t.test('fedvm demo --vm', async (t) => {
-  const images = (await readdir(cacheRoot()).catch(() => [] as string[])).filter((n) => /^vm-image-[0-9a-f]{12}$/.test(n))
-  if (images.length === 0) {
-    t.plan(0, `no VM image in ${cacheRoot()}: run test/e2e/vm-migration.test.ts first`)
+  if (!await hasImage()) {
+    t.plan(0, NO_IMAGE)
     return
   }
   const started = Date.now()
@@ -50,9 +78,40 @@ t.test('fedvm demo --vm', async (t) => {
   const named = /network namespaces (\S+) and (\S+)\)/.exec(out)
   t.ok(named !== null, 'the demo names the namespaces it made')
   t.same(netns.filter((n) => n === named?.[1] || n === named?.[2]), [], 'the libvirt hosts\' namespaces are gone')
-  const left: number[] = []
-  for (const pid of (await readdir('/proc')).filter((e) => /^\d+$/.test(e))) {
-    if ((await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(root)) left.push(Number(pid))
+  t.same(await processesNaming(root), [], 'no process names the work folder (sites, agents, QEMU)')
+})
+
+t.test('fedvm demo --vm, Ctrl-C once the VM runs: no process, namespace or folder is left', async (t) => {
+  if (!await hasImage()) {
+    t.plan(0, NO_IMAGE)
+    return
   }
-  t.same(left, [], 'no process names the work folder (sites, agents, QEMU)')
+  const child = spawn(process.execPath, [FEDVM_JS(), 'demo', '--vm'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d })
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  })
+  const until = Date.now() + 180_000
+  while (!/placed \(fedvm site place/.test(out) && child.exitCode === null && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 200))
+  t.match(out, /placed \(fedvm site place/, 'the VM was placed and boots')
+  const root = /work folder (\S+) /.exec(out)?.[1] ?? '(none printed)'
+  const named = /network namespaces (\S+) and (\S+)\)/.exec(out)
+  t.ok((await processesNaming(root)).length >= 6, 'sites, agents and QEMU run')
+  const daemons = await libvirtDaemons([named?.[1], named?.[2]])
+  t.equal(daemons.length, 4, `libvirtd and virtlogd of both hosts run (${daemons.join(', ')})`)
+  child.kill('SIGINT')
+  t.equal(await exited, 130, 'exit status 130')
+  t.comment(out)
+  t.match(out, /SIGINT: stopping the demo\n(.|\n)*cleaned up: .*libvirt host c2 stopped .*libvirt host c1 stopped .*removed/)
+  t.notOk(existsSync(root), `${root} is removed`)
+  const netns = await readdir('/run/netns').catch(() => [] as string[])
+  t.same(netns.filter((n) => n === named?.[1] || n === named?.[2]), [], 'the libvirt hosts\' namespaces are gone')
+  for (const pid of daemons) t.notOk(existsSync(`/proc/${pid}`), `libvirtd/virtlogd ${pid} is gone`)
+  t.same(await processesNaming(root), [], 'no process names the work folder')
 })
