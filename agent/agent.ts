@@ -15,6 +15,7 @@ import { createAgentRegistry } from './outputs/agent-metrics'
 import { consumerName, type OutboxConsumer } from './outputs/outbox-consumer'
 import { createConsumer } from './outputs/create-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
+import { loadWebConfig } from '../protocol/http/web-config'
 import { AgentStore } from './state/agent-store'
 import { VERSION } from './build-info'
 import { registerCollectors } from './collect'
@@ -77,7 +78,7 @@ export class Agent {
       storage: store.health,
       version: VERSION,
     })
-    const server = await startMetricsServer(registry, host, port)
+    const server = await startMetricsServer(registry, host, port, config.webConfig === undefined ? undefined : await loadWebConfig(config.webConfig))
     const agent = new Agent(configFile, config, store, server, log)
     holder.agent = agent
     if (config.hypervisor) {

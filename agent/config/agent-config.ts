@@ -23,7 +23,13 @@ const HttpConsumerSchema = z.object({
   type: z.literal('http'),
   url: z.string().url().regex(/^https?:\/\//, 'must be an http(s) URL'),
   name: z.string().min(1).optional(),
-}).strict()
+  /**
+   * This host's id in its site's `hosts[]` and its key file (`fedvm host-key`): each batch is signed
+   * with it, as the site's ingest requires (unless the site turned ingest authentication off).
+   */
+  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be this host\'s id in the site config').optional(),
+  hostKey: z.string().min(1).optional(),
+}).strict().refine((c) => (c.host === undefined) === (c.hostKey === undefined), { path: ['hostKey'], message: 'host and hostKey go together' })
 
 /** Publishes to a NATS JetStream stream the site consumes; its schema is in its own file. */
 const ConsumerSchema = z.discriminatedUnion('type', [HttpConsumerSchema, NatsConsumerSchema])
@@ -48,6 +54,8 @@ const HypervisorSchema = z.object({
 
 const ConfigSchema = z.object({
   listen: listenSchema.default(DEFAULTS.listen),
+  /** A web config file for /metrics (Prometheus exporter-toolkit's web.config.yml form: TLS, basic auth). */
+  webConfig: z.string().min(1).optional(),
   stateDir: z.string().min(1).default(DEFAULTS.stateDir),
   vms: z.array(VmSchema).default([]),
   consumers: z.array(ConsumerSchema).default([]),
@@ -76,11 +84,17 @@ export function parseConfig (json: unknown, file: string): AgentConfig {
   return {
     ...config,
     stateDir: resolve(base, config.stateDir),
+    ...(config.webConfig === undefined ? {} : { webConfig: resolve(base, config.webConfig) }),
     vms: config.vms.map((vm) => ({
       ...vm,
       descriptor: resolve(base, vm.descriptor),
       feed: vm.feed && `unix:${resolve(base, vm.feed.slice(5))}`,
     })),
+    consumers: config.consumers.map((c) => {
+      if (c.type === 'http' && c.hostKey !== undefined) return { ...c, hostKey: resolve(base, c.hostKey) }
+      if (c.type === 'nats' && c.nkeySeedFile !== undefined) return { ...c, nkeySeedFile: resolve(base, c.nkeySeedFile) }
+      return c
+    }),
     hypervisor: config.hypervisor && { ...config.hypervisor, socket: config.hypervisor.socket && resolve(base, config.hypervisor.socket) },
     discover: config.discover && { ...config.discover, vmDir: resolve(base, config.discover.vmDir) },
   }

@@ -15,4 +15,8 @@ export const NatsConsumerSchema = z.object({
   site: z.string().regex(SITE_ID, 'must be the id of the site that runs this host\'s VMs'),
   subjectPrefix: z.string().refine(isSubjectPrefix, 'must be dot-separated tokens of letters, digits, _ and -').default(DEFAULT_SUBJECT_PREFIX),
   name: z.string().min(1).optional(),
+  /** This host's id in the site config: deliveries go to `<subjectPrefix>.<site>.<host>.<vm>`, the subjects its NATS user may publish to. */
+  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be this host\'s id in the site config').optional(),
+  /** A file holding this host's NATS nkey seed (SU…, `fedvm host-key` writes host.nk). */
+  nkeySeedFile: z.string().min(1).optional(),
 }).strict()

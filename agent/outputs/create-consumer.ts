@@ -8,5 +8,5 @@ import { consumerName, type OutboxConsumer } from './outbox-consumer'
 export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void): OutboxConsumer {
   const name = consumerName(config)
   if (config.type === 'nats') return new NatsConsumer(name, config, store, log)
-  return new HttpConsumer(name, config.url, store, log)
+  return new HttpConsumer(name, config.url, store, log, config.host === undefined ? undefined : { host: config.host, keyFile: config.hostKey! })
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { readHostSecretKey } from '../../protocol/crypto/host-key'
+import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
@@ -24,12 +26,16 @@ export class HttpConsumer implements OutboxConsumer {
   private readonly target: URL
   private readonly agent: HttpAgent
   private readonly sender: OutboxSender
+  /** The host key, read once at the first send (a missing file fails sends, and is named in the reason). */
+  private secretKey?: Promise<Uint8Array>
 
   constructor (
     readonly name: string,
     url: string,
     store: AgentStore,
     log: (line: string) => void,
+    /** Signs each batch as this host (protocol/relay/host-signature.ts). */
+    private readonly signAs?: { host: string, keyFile: string },
   ) {
     this.target = new URL(url)
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
@@ -60,15 +66,25 @@ export class HttpConsumer implements OutboxConsumer {
   }
 
   /** node:http with keep-alive: several times cheaper per request than fetch here. Resolves to why it failed, if it did. */
-  private post (ids: string[], body: string): Promise<string | undefined> {
+  private async post (ids: string[], body: string): Promise<string | undefined> {
     const key = ids.length === 1 ? ids[0] : createHash('sha256').update(ids.join('\n')).digest('base64url')
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest
+    let signature: Record<string, string> = {}
+    if (this.signAs !== undefined) {
+      try {
+        this.secretKey ??= readHostSecretKey(this.signAs.keyFile)
+        signature = await signIngestRequest(this.target.pathname, this.signAs.host, await this.secretKey, Buffer.from(body))
+      } catch (err) {
+        this.secretKey = undefined
+        return `cannot sign as host ${this.signAs.host}: ${(err as Error).message}`
+      }
+    }
     return new Promise((resolve) => {
       const req = send(this.target, {
         method: 'POST',
         agent: this.agent,
         timeout: REQUEST_TIMEOUT_MS,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'idempotency-key': key },
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'idempotency-key': key, ...signature },
       }, (res) => {
         res.resume()
         res.on('end', () => {

@@ -1,5 +1,6 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node'
-import { deliverySubject } from '../../protocol/relay/nats-subjects'
+import { readFile } from 'node:fs/promises'
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node'
+import { deliverySubject, hostDeliverySubject } from '../../protocol/relay/nats-subjects'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import { JetStreamPublisher } from './jetstream-publisher'
 import type { OutboxConsumer } from './outbox-consumer'
@@ -16,6 +17,10 @@ export interface NatsConsumerOptions {
   /** The site that runs this host's VMs: deliveries go to `<subjectPrefix>.<site>.<vm>`. */
   site: string
   subjectPrefix: string
+  /** This host's id: its subjects are `<subjectPrefix>.<site>.<host>.<vm>`. */
+  host?: string
+  /** This host's NATS user (an nkey seed file), when the servers require authentication. */
+  nkeySeedFile?: string
 }
 
 /**
@@ -67,7 +72,11 @@ export class NatsConsumer implements OutboxConsumer {
     let nc: NatsConnection
     try {
       // Once connected the client reconnects for ever; a first connect that fails is retried here (stop() can end that).
-      nc = await connect({ servers: this.options.servers, name: `fedvm-agent ${this.name}`, maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS })
+      const seed = this.options.nkeySeedFile === undefined ? undefined : (await readFile(this.options.nkeySeedFile, 'utf8')).trim()
+      nc = await connect({
+        servers: this.options.servers, name: `fedvm-agent ${this.name}`, maxReconnectAttempts: -1, reconnectTimeWait: RECONNECT_WAIT_MS,
+        ...(seed === undefined ? {} : { authenticator: nkeyAuthenticator(new TextEncoder().encode(seed)) }),
+      })
     } catch (err) {
       this.sender.failed(`cannot connect to ${this.options.servers.join(', ')}: ${(err as Error).message}`)
       if (!this.stopped) this.connectTimer = setTimeout(() => void this.connect(), RECONNECT_WAIT_MS * 2)
@@ -113,7 +122,8 @@ export class NatsConsumer implements OutboxConsumer {
     const vm = (JSON.parse(queued.body) as { vm: string }).vm
     let subject = this.subjects.get(vm)
     if (subject === undefined) {
-      subject = deliverySubject(this.options.subjectPrefix, this.options.site, vm)
+      const { subjectPrefix, site, host } = this.options
+      subject = host === undefined ? deliverySubject(subjectPrefix, site, vm) : hostDeliverySubject(subjectPrefix, site, host, vm)
       this.subjects.set(vm, subject)
     }
     return subject

@@ -63,7 +63,8 @@ function configOf (site: Site, partners: Site[]): Record<string, unknown> {
     hosts: site.shape.hosts.map((h) => ({ id: h.id, vmDir: site.vmDir(h.id), maxVms: h.maxVms, ...(h.libvirt ? { libvirt: h.libvirt } : {}) })),
     proxies: [{ listen: `127.0.0.1:${site.ports.proxy}` }],
     stateDir: 'state',
-    monitoring: { ...(site.shape.ingest === true ? { ingest: `127.0.0.1:${site.ports.ingest}` } : {}), ...site.shape.monitoring },
+    // The demo's agents post unsigned: the ingest listens on loopback only.
+    monitoring: { ...(site.shape.ingest === true ? { ingest: `127.0.0.1:${site.ports.ingest}`, ingestAuth: 'none' } : {}), ...site.shape.monitoring },
   }
 }
 

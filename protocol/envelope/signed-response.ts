@@ -42,9 +42,15 @@ export async function verifyResponse (header: string | undefined, status: number
   }
   const { sig, ...fields } = parsed
   const ok = fields.from === expected.from && fields.to === expected.to && fields.replyTo === expected.replyTo &&
-    fields.status === status && fields.bodySha256 === sha256(body) && Math.abs(Date.now() - fields.ts) <= expected.windowMs &&
+    fields.status === status && fields.bodySha256 === sha256(body) && typeof fields.ts === 'number' &&
     typeof sig === 'string' && await verify(responseSigningBytes(fields), Buffer.from(sig, 'base64'), expected.fromKey)
   if (!ok) throw new ProtocolError('bad-response', `the answer from ${expected.from} is not signed for this request`)
+  // A genuine answer to this very request (replyTo binds it) dated outside the window: the two clocks
+  // differ, which the user must hear as such, not as a partner that answered nonsense.
+  const skewMs = fields.ts - Date.now()
+  if (Math.abs(skewMs) > expected.windowMs) {
+    throw new ProtocolError('stale-timestamp', `${expected.from}'s clock is ${Math.round(Math.abs(skewMs) / 1000)} s ${skewMs < 0 ? 'behind' : 'ahead of'} this site's; at most ${expected.windowMs / 1000} s is accepted`)
+  }
 }
 
 function sha256 (body: Buffer): string {

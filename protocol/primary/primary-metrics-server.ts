@@ -1,9 +1,16 @@
-import { createServer, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import type { Registry } from 'prom-client'
+import { guardConnections, type ConnectionLimits } from '../http/connection-guard'
+import { parseListenAddress } from '../http/listen-address'
+import type { WebConfig } from '../http/web-config'
+import { createWebServer } from '../http/web-server'
 
-/** Serves the primary site's registry on GET /metrics; anything else is 404 (plain HTTP: bind it to a trusted address). */
-export async function startPrimaryMetricsServer (registry: Registry, listen: string): Promise<Server> {
-  const server = createServer((req, res) => {
+/**
+ * Serves the primary site's registry on GET /metrics; anything else is 404. Plain HTTP without a web
+ * config (bind it to a trusted address); with one, HTTPS and basic auth as it says (http/web-config.ts).
+ */
+export async function startPrimaryMetricsServer (registry: Registry, listen: string, options: { web?: WebConfig, limits?: ConnectionLimits } = {}): Promise<Server> {
+  const server = createWebServer(options.web, (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end()
     } else if ((req.url ?? '/').split('?')[0] === '/metrics') {
@@ -15,10 +22,11 @@ export async function startPrimaryMetricsServer (registry: Registry, listen: str
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n')
     }
   })
-  const at = listen.lastIndexOf(':')
+  if (options.limits !== undefined) guardConnections(server, options.limits)
+  const { host, port } = parseListenAddress(listen)!
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(Number(listen.slice(at + 1)), listen.slice(0, at).replace(/^\[|\]$/g, ''), () => {
+    server.listen(port, host, () => {
       server.off('error', reject)
       resolve()
     })

@@ -6,6 +6,8 @@ import type { Rule } from './rules/rules-config'
 import { PrimaryLatest } from './primary-latest'
 import { createPrimaryRegistry } from './primary-metrics'
 import { startPrimaryMetricsServer } from './primary-metrics-server'
+import { loadWebConfig } from '../http/web-config'
+import type { ConnectionLimits } from '../http/connection-guard'
 import { latestDeliveries } from './primary-queries'
 import { RuleFirings } from './rules/rule-firings'
 import { RuleRunner } from './rules/rule-runner'
@@ -24,7 +26,7 @@ export interface RunningPrimaryViews {
  * no stored delivery passes them by.
  */
 export interface PrimaryViewsDeps {
-  config: { metricsListen?: string, metricsSealed: boolean, rules: Rule[] }
+  config: { metricsListen?: string, metricsSealed: boolean, metricsWebConfig?: string, rules: Rule[], maxClockSkewMs: number }
   /** The site's keys folder: seal.key opens sealed values. */
   keysDir: string
   /** The primary store's database (primary-store.ts). */
@@ -34,18 +36,22 @@ export interface PrimaryViewsDeps {
   /** What a rule's `forced-migration` action runs: the Controller for the VM. */
   forceMigration: (vmId: string) => Promise<unknown>
   log: Log
+  /** What the /metrics listener allows an idle or half-open connection (the site's limits). */
+  connectionLimits?: ConnectionLimits
 }
 
 export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<RunningPrimaryViews> {
   const { metricsListen, metricsSealed, rules } = deps.config
   const { db, onStored, log } = deps
   if (metricsListen === undefined && rules.length === 0) return { close: async () => {} }
+  // Read before anything starts: a bad web config stops the site at start, naming its key.
+  const web = deps.config.metricsWebConfig === undefined ? undefined : await loadWebConfig(deps.config.metricsWebConfig)
   const opener = await SealedOpener.load(deps.keysDir)
   if (!opener.hasKey) log({ event: 'config-warning', detail: `${opener.keyFile} is missing: sealed deliveries cannot be read by rules or /metrics` })
   let runner: RuleRunner | undefined
   if (rules.length > 0) {
     const firings = new RuleFirings(db)
-    runner = new RuleRunner({ rules, opener, log, firings, forceMigration: deps.forceMigration })
+    runner = new RuleRunner({ rules, opener, log, firings, forceMigration: deps.forceMigration, clock: { now: Date.now, maxClockSkewMs: deps.config.maxClockSkewMs } })
     onStored(runner.handle)
   }
   let server: Server | undefined
@@ -53,7 +59,7 @@ export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<Runnin
     const latest = new PrimaryLatest()
     onStored(latest.update)
     latest.update(latestDeliveries(db))
-    server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log }), metricsListen)
+    server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log }), metricsListen, { web, limits: deps.connectionLimits })
   }
   return {
     metrics: metricsListen,

@@ -2,33 +2,46 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ProtocolError, toProtocolError } from '../errors'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
 import { parseJson, readBody } from '../http/read-body'
-import { LOCAL, type MonitoringRelay } from './monitoring-relay'
+import { verifyIngestRequest, type HostVerifier } from './host-signature'
+import { hostSender, LOCAL, type MonitoringRelay } from './monitoring-relay'
 
 /** An agent's backlog can be one large POST (its consumer sends up to 500 deliveries at once). */
 const MAX_INGEST_BYTES = 16 * 1024 * 1024
+export const INGEST_PATH = '/v1/deliveries'
+
+export interface IngestOptions {
+  relay: MonitoringRelay
+  /** Checks each batch's host signature; undefined only when the site config turns authentication off. */
+  hosts?: HostVerifier
+  log: (event: Record<string, unknown>) => void
+}
 
 /**
  * The local ingest: this site's hosts' agents POST one delivery or a list to /v1/deliveries (their
- * `http` consumer), plain HTTP on an address inside the site's trust boundary, as the site's hosts
- * are. 200 `{accepted}` only once stored durably; a bad delivery is a 400 problem naming the field.
+ * `http` consumer). Each batch is signed with the host's key (host-signature.ts) and may hold only
+ * deliveries for VMs that the site's location records place on that host. 200 `{accepted}` only
+ * once stored durably; a bad delivery is a 400 problem naming the field.
  */
-export function createIngestServer (relay: MonitoringRelay, log: (event: Record<string, unknown>) => void): Server {
+export function createIngestServer (options: IngestOptions): Server {
   const server = createServer((req, res) => {
-    handle(relay, req, res).catch((err) => log({ event: 'ingest-response-failed', error: String(err) }))
+    handle(options, req, res).catch((err) => options.log({ event: 'ingest-response-failed', error: String(err) }))
   })
   server.keepAliveTimeout = 30_000
   return server
 }
 
-async function handle (relay: MonitoringRelay, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle ({ relay, hosts, log }: IngestOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   let status = 200
   let payload: unknown
   try {
-    if (req.method !== 'POST' || req.url !== '/v1/deliveries') throw new ProtocolError('unknown-operation', 'POST /v1/deliveries')
-    const value = parseJson(await readBody(req, MAX_INGEST_BYTES))
-    payload = await relay.accept(Array.isArray(value) ? value : [value], LOCAL)
+    if (req.method !== 'POST' || req.url !== INGEST_PATH) throw new ProtocolError('unknown-operation', `POST ${INGEST_PATH}`)
+    const body = await readBody(req, MAX_INGEST_BYTES)
+    const from = hosts === undefined ? LOCAL : hostSender(await verifyIngestRequest(req.method, INGEST_PATH, req.headers, body, hosts))
+    const value = parseJson(body)
+    payload = await relay.accept(Array.isArray(value) ? value : [value], from)
   } catch (err) {
     const problem = toProtocolError(err)
+    if (problem.status === 401 || problem.status === 403) log({ event: 'ingest-refused', code: problem.code, detail: problem.message, peer: req.socket.remoteAddress })
     status = problem.status
     payload = toProblemDocument(problem)
   }

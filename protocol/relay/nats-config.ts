@@ -27,6 +27,8 @@ export const NatsIngestSchema = z.object({
   replicas: z.number().int().min(1).max(5).default(1),
   /** At most this many deliveries per relay.accept() batch. */
   batch: z.number().int().min(1).max(10_000).default(1000),
+  /** The site's own NATS user: a file holding its nkey seed (SU…), when the servers require authentication. */
+  nkeySeedFile: z.string().min(1).optional(),
 }).strict()
 
 export type NatsIngestConfig = z.infer<typeof NatsIngestSchema>

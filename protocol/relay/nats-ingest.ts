@@ -1,9 +1,10 @@
 import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream'
-import { connect, type NatsConnection } from '@nats-io/transport-node'
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node'
+import { readFile } from 'node:fs/promises'
 import { ProtocolError } from '../errors'
 import { defaultStreamName, type NatsIngestConfig } from './nats-config'
 import { ensureDeliveryStream } from './nats-stream'
-import { vmOfSubject } from './nats-subjects'
+import { parseDeliverySubject } from './nats-subjects'
 import { backoffMs } from '../backoff'
 
 const RETRY_MS = 1000
@@ -12,14 +13,18 @@ const NAK_DELAY = { minMs: 200, maxMs: 30_000, jitter: false }
 export interface NatsIngestOptions {
   siteId: string
   config: NatsIngestConfig
-  /** MonitoringRelay.accept (with `from` = LOCAL): resolves once the batch is durably stored. */
-  accept: (deliveries: readonly unknown[]) => Promise<{ accepted: number }>
+  /**
+   * MonitoringRelay.accept for the host a subject names (undefined: the subject names no host):
+   * resolves once the batch is durably stored, or refuses it (the host does not run the VM).
+   */
+  accept: (deliveries: readonly unknown[], host: string | undefined) => Promise<{ accepted: number }>
   log: (event: Record<string, unknown>) => void
 }
 
 interface Received {
   msg: JsMsg
   delivery: unknown
+  host: string | undefined
 }
 
 /**
@@ -71,6 +76,7 @@ export class NatsIngest {
       try {
         nc = await connect({
           servers: config.servers,
+          ...(config.nkeySeedFile === undefined ? {} : { authenticator: nkeyAuthenticator(new TextEncoder().encode((await readFile(config.nkeySeedFile, 'utf8')).trim())) }),
           name: `fedvm-site ${this.options.siteId}`,
           maxReconnectAttempts: -1,
           reconnectTimeWait: 500,
@@ -125,14 +131,20 @@ export class NatsIngest {
   }
 
   private async handle (msgs: JsMsg[]): Promise<void> {
-    const batch: Received[] = []
+    const byHost = new Map<string | undefined, Received[]>()
     for (const msg of msgs) {
-      const delivery = this.decode(msg)
-      if (delivery !== undefined) batch.push({ msg, delivery })
+      const received = this.decode(msg)
+      if (received === undefined) continue
+      const list = byHost.get(received.host)
+      if (list === undefined) byHost.set(received.host, [received])
+      else list.push(received)
     }
-    if (batch.length === 0) return
+    for (const batch of byHost.values()) await this.handleBatch(batch)
+  }
+
+  private async handleBatch (batch: Received[]): Promise<void> {
     try {
-      await this.options.accept(batch.map((r) => r.delivery))
+      await this.options.accept(batch.map((r) => r.delivery), batch[0].host)
       for (const r of batch) r.msg.ack()
       this.stats.accepted += batch.length
     } catch (err) {
@@ -147,7 +159,7 @@ export class NatsIngest {
 
   private async handleOne (r: Received): Promise<void> {
     try {
-      await this.options.accept([r.delivery])
+      await this.options.accept([r.delivery], r.host)
       r.msg.ack()
       this.stats.accepted++
     } catch (err) {
@@ -156,8 +168,8 @@ export class NatsIngest {
     }
   }
 
-  /** One delivery (a JSON object) per message, under the subject of its own VM. */
-  private decode (msg: JsMsg): unknown {
+  /** One delivery (a JSON object) per message, under the subject of its own VM (and host). */
+  private decode (msg: JsMsg): Received | undefined {
     let delivery: unknown
     try {
       delivery = JSON.parse(msg.string())
@@ -169,12 +181,12 @@ export class NatsIngest {
       this.terminate(msg, 'not one delivery object')
       return undefined
     }
-    const vm = vmOfSubject(this.options.config.subjectPrefix, this.options.siteId, msg.subject)
-    if (vm === undefined || (delivery as { vm?: unknown }).vm !== vm) {
+    const subject = parseDeliverySubject(this.options.config.subjectPrefix, this.options.siteId, msg.subject)
+    if (subject === undefined || (delivery as { vm?: unknown }).vm !== subject.vm) {
       this.terminate(msg, 'the delivery\'s vm is not the VM its subject names')
       return undefined
     }
-    return delivery
+    return { msg, delivery, host: subject.host }
   }
 
   private terminate (msg: JsMsg, reason: string): void {

@@ -1,6 +1,9 @@
 /**
- * NATS subjects for monitoring deliveries: `<prefix>.<site>.<vm>`, one subject per site and VM, so
- * a site's stream takes `<prefix>.<site>.>` and subject permissions can limit a host to its VMs.
+ * NATS subjects for monitoring deliveries: `<prefix>.<site>.<host>.<vm>`, one subject per site, host
+ * and VM, so a site's stream takes `<prefix>.<site>.>` and nats-server's subject permissions limit
+ * each host's user to `<prefix>.<site>.<host>.>`; the site then checks that the host holds the VM.
+ * A host that does not name itself publishes to `<prefix>.<site>.<vm>` (taken only by a site whose
+ * ingest authentication is off).
  * Site and VM ids become single subject tokens: '.', '*', '>' and whitespace have meanings in
  * subjects, so every byte outside [A-Za-z0-9_-] is written as ~HH (its UTF-8 bytes in hex; '~'
  * itself too). The encoding is reversible and keeps distinct ids distinct.
@@ -45,6 +48,30 @@ export function tokenToId (token: string): string {
 /** The subject one VM's deliveries are published to. */
 export function deliverySubject (prefix: string, site: string, vm: string): string {
   return `${prefix}.${subjectToken(site)}.${subjectToken(vm)}`
+}
+
+/** The subject one VM's deliveries are published to by the host that runs it. */
+export function hostDeliverySubject (prefix: string, site: string, host: string, vm: string): string {
+  return `${prefix}.${subjectToken(site)}.${subjectToken(host)}.${subjectToken(vm)}`
+}
+
+/** Every subject one host of a site may publish to (what its nats-server user is allowed). */
+export function hostSubjects (prefix: string, site: string, host: string): string {
+  return `${prefix}.${subjectToken(site)}.${subjectToken(host)}.>`
+}
+
+/** The host (when the subject names one) and the VM of a delivery subject of this site; undefined when it is none. */
+export function parseDeliverySubject (prefix: string, site: string, subject: string): { host?: string, vm: string } | undefined {
+  const head = `${prefix}.${subjectToken(site)}.`
+  if (!subject.startsWith(head)) return undefined
+  const tokens = subject.slice(head.length).split('.')
+  try {
+    if (tokens.length === 1) return { vm: tokenToId(tokens[0]) }
+    if (tokens.length === 2) return { host: tokenToId(tokens[0]), vm: tokenToId(tokens[1]) }
+  } catch {
+    return undefined
+  }
+  return undefined
 }
 
 /** Every subject of one site's deliveries (its stream's subject filter). */

@@ -13,6 +13,14 @@ export function vmIdField (body: Record<string, unknown>): string {
   return vmId
 }
 
+/** The VM descriptor a request carries: an object, or absent (null). */
+export function descriptorField (body: Record<string, unknown>): Record<string, unknown> | null {
+  const value = body.descriptor
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ProtocolError('bad-request', 'descriptor must be an object (the VM descriptor)')
+  return value as Record<string, unknown>
+}
+
 export function stringField (body: Record<string, unknown>, name: string, maxLength = 4096): string {
   const value = body[name]
   if (typeof value !== 'string' || value === '' || value.length > maxLength) throw new ProtocolError('bad-request', `${name} must be a non-empty string`)

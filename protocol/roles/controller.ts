@@ -58,6 +58,7 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
   // Steps 1–2: Migration request to every possible destination, the local site included, in parallel.
   const descriptor = await descriptorWithDemand(deps, vmId, record)
   const body = { vmId, descriptor, exclude }
+  const refusals: Array<{ partner: string, error: ProtocolError }> = []
   const [local, remote] = await Promise.all([
     pin.local
       ? handleMigrationRequest(deps, self, body, { delegate: false }).then((r) => r.offers
@@ -65,12 +66,17 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
         .map((offer): Candidate => ({ via: deps.self, offer })))
       : [],
     pin.partners
-      ? askPartners(deps, undefined, vmId, body, new Set([...exclude, ...pin.skipPartners])).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer })))
+      ? askPartners(deps, undefined, vmId, body, new Set([...exclude, ...pin.skipPartners]), refusals).then((r) => r.map(({ partner, offer }): Candidate => ({ via: partner, offer })))
       : [],
   ])
   const candidates = rankCandidates([...local, ...remote], deps.self, deps.policy.prefer)
   deps.log({ event: 'controller-offers', vm: vmId, offers: candidates.length, ...(to === undefined ? {} : { to }) })
-  if (candidates.length === 0) throw new ProtocolError('no-placement', to === undefined ? 'no destination offered to take the VM' : `${to} offered no room for the VM`)
+  if (candidates.length === 0) {
+    // A partner that refused this site's request for its clock is not "no room": say so, so the user fixes the clock.
+    const skewed = refusals.filter((r) => r.error.code === 'stale-timestamp').map((r) => r.partner)
+    if (skewed.length > 0) throw new ProtocolError('stale-timestamp', `no destination offered to take the VM: ${skewed.join(', ')} refused the request for clock skew (its clock and this site's differ by more than the accepted window)`, { retryable: true })
+    throw new ProtocolError('no-placement', to === undefined ? 'no destination offered to take the VM' : `${to} offered no room for the VM`)
+  }
 
   // Step 3: the greatest benefit first; when its transfer cannot start or its host cannot run the VM, the next.
   let source: { prepared: PreparedSource, for: Offer } | undefined

@@ -8,7 +8,7 @@ import { pullVm, type PullResult } from '../proxy/puller'
 import { openTicket } from '../proxy/ticket'
 import type { TokenStore } from '../proxy/token-record'
 import { checkHolder, newToken, usableToken } from '../proxy/tokens'
-import { objectBody, stringField, stringListField, vmIdField } from './body-fields'
+import { objectBody, stringField, stringListField, vmIdField, descriptorField } from './body-fields'
 import type { Caller } from './caller'
 import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
@@ -47,7 +47,7 @@ export async function handleMigrationRequest (deps: DestinationDeps, caller: Cal
   if (caller.sender !== deps.self && !deps.policy.acceptFrom.includes(caller.sender)) {
     throw new ProtocolError('not-permitted', `this site does not accept VMs from ${caller.sender}`)
   }
-  const descriptor = body.descriptor ?? null
+  const descriptor = descriptorField(body)
   const local = await localOffers(deps, caller, vmId, descriptor, demandOf(descriptor))
   let delegated: Array<{ partner: string, offer: Offer }> = []
   if (options.delegate && deps.policy.delegate && mayForward(deps, caller)) {

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { toProtocolError } from '../errors'
+import { toProtocolError, type ProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
 import type { Log } from '../log'
 import { newToken } from '../proxy/tokens'
@@ -58,7 +58,7 @@ export function mayForward (deps: { limits: { hopBudget: number } }, caller: Cal
  * The Controller's step 2 as an Intermediary does it: every eligible partner at once (never one the
  * request already passed: loops); a failing partner only costs its offers.
  */
-export async function askPartners (deps: Pick<DelegationDeps, 'self' | 'partners' | 'log'>, caller: Caller | undefined, vmId: string, body: unknown, exclude: Set<string>): Promise<Array<{ partner: string, offer: Offer }>> {
+export async function askPartners (deps: Pick<DelegationDeps, 'self' | 'partners' | 'log'>, caller: Caller | undefined, vmId: string, body: unknown, exclude: Set<string>, failures?: Array<{ partner: string, error: ProtocolError }>): Promise<Array<{ partner: string, offer: Offer }>> {
   const passed = new Set([deps.self, ...(caller?.verified?.request.hops.map((h) => h.from) ?? [])])
   const partners = deps.partners.ids().filter((id) => !passed.has(id) && !exclude.has(id) && id !== caller?.sender)
   const answers = await Promise.all(partners.map(async (partner) => {
@@ -67,6 +67,7 @@ export async function askPartners (deps: Pick<DelegationDeps, 'self' | 'partners
       return offers.map((offer) => ({ partner, offer }))
     } catch (err) {
       deps.log({ event: 'partner-failed', op: 'migration-request', partner, code: toProtocolError(err).code })
+      failures?.push({ partner, error: toProtocolError(err) })
       return []
     }
   }))

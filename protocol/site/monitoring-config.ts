@@ -11,14 +11,24 @@ import { issueField, issueMessage } from '../zod-issues'
  * of the monitoring relay adds its own sub-key here, one line, with its parser in its own file.
  */
 export const MonitoringSchema = z.object({
-  /** Where this site's hosts' agents POST deliveries (plain HTTP, inside the site's trust boundary). */
+  /** Where this site's hosts' agents POST deliveries, each batch signed with its host's key (relay/host-signature.ts). */
   ingest: listenSchema.optional(),
+  /**
+   * "host-key" (default): a batch must carry the signature of a host in `hosts[]` with a `publicKey`,
+   * and may hold deliveries only for VMs on that host. "none" takes any batch for any VM of the site
+   * (the ingest then trusts everything that can reach it; for tests and isolated set-ups only).
+   */
+  ingestAuth: z.enum(['host-key', 'none']).default('host-key'),
+  /** Data times further ahead of this site's clock are refused at every hop, and rules never fire on them. */
+  maxClockSkewMs: z.number().int().min(0).max(24 * 3600_000).default(60_000),
   /** How long new deliveries wait to share one signed request to the next hop. */
   forwardLingerMs: z.number().int().min(0).max(10_000).default(5),
   /** How long a departed VM's former route is kept, so deliveries still queued for it flow on. */
   tombstoneMs: z.number().int().min(1000).default(24 * 3600_000),
   /** The primary site's own /metrics, newest value per VM metric (primary-metrics.ts). */
   metricsListen: listenSchema.optional(),
+  /** A web config file (exporter-toolkit's web.config.yml form: TLS, basic auth) for that /metrics; relative to the site config's folder. */
+  metricsWebConfig: z.string().min(1).optional(),
   /** Whether that /metrics shows opened sealed values (off: scrapers are usually less trusted than the site). */
   metricsSealed: z.boolean().default(false),
   /** SLA-style rules on newly stored primary deliveries (rules/rules-config.ts). */

@@ -2,6 +2,7 @@ import type { Server } from 'node:net'
 import { Throttle } from '../proxy/throttle'
 import { createSourceServer } from '../proxy/source-server'
 import { parseListenAddress } from '../http/listen-address'
+import { guardConnections } from '../http/connection-guard'
 import type { Log } from '../log'
 import type { SiteConfig } from './config'
 import { loadSiteParts, type SiteParts } from './site-parts'
@@ -20,6 +21,11 @@ export interface RunningSite {
 export async function startSite (config: SiteConfig, log: Log): Promise<RunningSite> {
   const site = await loadSiteParts(config, log)
   const servers: Server[] = []
+  // Every listener of the site bounds its idle and half-open connections the same way.
+  const listen = (server: Server, address: string): Promise<Server> => {
+    guardConnections(server, config.limits, log)
+    return listenOn(server, address)
+  }
   let monitoring: RunningMonitoring | undefined
   try {
     monitoring = await startMonitoring(site, listen)
@@ -58,7 +64,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
   }
 }
 
-function listen (server: Server, address: string): Promise<Server> {
+function listenOn (server: Server, address: string): Promise<Server> {
   const { host, port } = parseListenAddress(address)!
   return new Promise((resolve, reject) => {
     server.once('error', reject)

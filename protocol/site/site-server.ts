@@ -5,6 +5,7 @@ import { signResponse, RESPONSE_SIGNATURE_HEADER } from '../envelope/signed-resp
 import { ProtocolError, toProtocolError } from '../errors'
 import { PROBLEM_CONTENT_TYPE, toProblemDocument } from '../http/problem'
 import { readBody, parseJson } from '../http/read-body'
+import { refusePrototypeKeys } from '../http/prototype-keys'
 import type { Caller } from '../roles/caller'
 import { ADMIN_OPERATIONS } from './admin-operations'
 import { OPERATIONS, type OperationContext } from './operations'
@@ -37,6 +38,7 @@ async function handle (site: OperationContext, req: IncomingMessage, res: Server
       chainWindowMs: parts.config.limits.chainWindowMs, maxHops: parts.config.limits.maxHops,
     })
     if (verified.request.op !== op) throw new ProtocolError('bad-request', 'the signed operation differs from the URL')
+    refusePrototypeKeys(verified.request.body)
     const caller: Caller = { sender: verified.sender, verified }
     const admin = ADMIN_OPERATIONS[op]
     if (admin !== undefined) {

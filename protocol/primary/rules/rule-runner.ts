@@ -4,7 +4,7 @@ import type { Delivery } from '../../relay/delivery'
 import { MonitoringViewError } from '../errors'
 import type { SealedOpener } from '../sealed-opener'
 import { pointsOf } from './delivery-points'
-import { RuleEvaluator, type Firing, type Point } from './rule-evaluator'
+import { RuleEvaluator, type EvaluatorClock, type Firing, type Point } from './rule-evaluator'
 import type { RuleFirings } from './rule-firings'
 import type { Rule } from './rules-config'
 
@@ -16,6 +16,8 @@ export interface RuleRunnerOptions {
   forceMigration: (vmId: string) => Promise<unknown>
   /** Where firings are remembered across restarts (monitoring.db); in memory only without it. */
   firings?: RuleFirings
+  /** Wall clock and the skew past which data times are ignored (default: Date.now, 60 s). */
+  clock?: EvaluatorClock
 }
 
 /**
@@ -30,7 +32,7 @@ export class RuleRunner {
   private readonly actions = new Set<Promise<void>>()
 
   constructor (private readonly options: RuleRunnerOptions) {
-    this.evaluator = new RuleEvaluator(options.rules, options.firings?.load())
+    this.evaluator = new RuleEvaluator(options.rules, options.firings?.load(), options.clock)
   }
 
   /** For relay.onStored: returns at once; the batch is evaluated after the ones before it. */

@@ -25,7 +25,7 @@ t.test('the primary site\'s store: query command and /metrics', async (t) => {
   const site = fed.site('site-a')
   const ingest = `127.0.0.61:${await freePort('127.0.0.61')}`
   const metrics = `127.0.0.61:${await freePort('127.0.0.61')}`
-  await fed.reconfigure('site-a', (c) => { c.monitoring = { ingest, metricsListen: metrics } })
+  await fed.reconfigure('site-a', (c) => { c.monitoring = { ingest, ingestAuth: 'none', metricsListen: metrics } })
   await fed.start()
   const image = join(fed.root, 'image')
   await makeVmDir(image, { 'disk.img': 64 * 1024 })

@@ -74,7 +74,8 @@ export class Federation {
         }))),
         stateDir: 'state',
         ...(spec.limits ? { limits: spec.limits } : {}),
-        ...(spec.monitoring ? { monitoring: { ...spec.monitoring, ...(spec.monitoring.ingest === true ? { ingest: `${spec.ip}:${await freePort(spec.ip)}` } : {}) } } : {}),
+        // The tests post to the ingest unsigned (postIngest) and publish without host subjects, unless a spec asks for host keys.
+        ...(spec.monitoring ? { monitoring: { ingestAuth: 'none', ...spec.monitoring, ...(spec.monitoring.ingest === true ? { ingest: `${spec.ip}:${await freePort(spec.ip)}` } : {}) } } : {}),
       }
       site.config.partners = partners.map((p) => p) // filled below once every listen address is known
     }

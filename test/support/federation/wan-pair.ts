@@ -40,7 +40,7 @@ export async function startWanPair (o: { shape: LinkShape, aHosts: Array<{ id: s
     const a = await DirSite.create({ id: 'site-a', hosts: o.aHosts, net: netA, dir: join(root, 'a') })
     const b = await DirSite.create({ id: 'site-b', hosts: o.bHosts, net: netB, dir: join(root, 'b') })
     await a.writeConfig([b], { monitoring: {} })
-    await b.writeConfig([a], { monitoring: { ingest: b.ingestListen } })
+    await b.writeConfig([a], { monitoring: { ingest: b.ingestListen, ingestAuth: 'none' } })
     cleanups.push(async () => await a.stop(), async () => await b.stop())
     await Promise.all([a.startDaemon(), b.startDaemon()])
     const logs = (): string => `--- site-a\n${a.daemon?.stderr.slice(-4000) ?? ''}\n--- site-b\n${b.daemon?.stderr.slice(-4000) ?? ''}`

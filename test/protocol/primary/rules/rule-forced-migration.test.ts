@@ -20,7 +20,7 @@ t.test('an SLA rule forces a migration', async (t) => {
   t.teardown(() => fed.close())
   const ingest = `127.0.0.71:${await freePort('127.0.0.71')}`
   await fed.reconfigure('site-a', (c) => {
-    c.monitoring = { ingest, rules: [
+    c.monitoring = { ingest, ingestAuth: 'none', rules: [
       { name: 'too-busy', when: `${USERS} > 1000 for 30s`, action: 'forced-migration' },
       { name: 'watch-other', when: `${USERS} > 1000`, vm: 'vm-other' },
     ] }
