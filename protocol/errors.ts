@@ -32,6 +32,8 @@ export const PROBLEMS = {
   'bad-response': { status: 502, retryable: false, title: 'A partner answered with an unsigned or invalid response' },
   'forced-migration-failed': { status: 409, retryable: true, title: 'The forced migration could be neither performed nor escalated' },
   'unsupported-vm': { status: 422, retryable: false, title: 'The VM has parts a cold migration cannot carry' },
+  'stale-version': { status: 409, retryable: false, title: 'The descriptor update is not newer than the descriptor in force' },
+  'wrong-run-state': { status: 409, retryable: false, title: 'The VM\'s run state does not allow this change' },
   'internal': { status: 500, retryable: true, title: 'Internal error' },
 } as const
 

@@ -1,5 +1,6 @@
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { checkTransition, readFolderDescriptor, RecordedRunStates, RUN_TARGET, writeFolderDescriptor, type RunAction, type RunState } from './vm-control'
 import { isSafeFileName } from './vm-folder'
 import type { VmFile, VmHost } from './vm-host'
 
@@ -8,7 +9,11 @@ import type { VmFile, VmHost } from './vm-host'
  * holds a transfer in progress and `vmDir/.leaving/ID` marks a VM prepared for leaving.
  */
 export class DirHost implements VmHost {
-  constructor (readonly id: string, private readonly vmDir: string, private readonly maxVms: number) {}
+  private readonly runStates: RecordedRunStates
+
+  constructor (readonly id: string, private readonly vmDir: string, private readonly maxVms: number) {
+    this.runStates = new RecordedRunStates(vmDir)
+  }
 
   async capacity (): Promise<{ used: number, max: number }> {
     await mkdir(this.vmDir, { recursive: true })
@@ -60,6 +65,24 @@ export class DirHost implements VmHost {
   async release (vmId: string): Promise<void> {
     await rm(this.vmPath(vmId), { recursive: true, force: true })
     await rm(join(this.vmDir, '.leaving', vmId), { force: true })
+    await rm(join(this.vmDir, '.run-state', vmId), { force: true })
+  }
+
+  async readDescriptor (vmId: string): Promise<unknown> {
+    return readFolderDescriptor(this.vmPath(vmId))
+  }
+
+  async writeDescriptor (vmId: string, descriptor: unknown): Promise<void> {
+    await writeFolderDescriptor(this.vmPath(vmId), descriptor)
+  }
+
+  /** A directory host runs nothing: it records the state the VM is to be in (vm-control.ts RecordedRunStates). */
+  async changeRunState (vmId: string, action: RunAction): Promise<RunState> {
+    const from = await this.runStates.get(vmId)
+    checkTransition(from, action)
+    const to = RUN_TARGET[action]
+    if (to !== from) await this.runStates.set(vmId, to)
+    return to
   }
 
   private vmPath (vmId: string): string {

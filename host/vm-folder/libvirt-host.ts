@@ -7,6 +7,8 @@ import { Virsh } from '../libvirt/lifecycle-virsh'
 import { backingFiles, relinkBackingFiles } from '../libvirt/lifecycle-disk-chain'
 import { domainResources, type Resources } from '../libvirt/lifecycle-resources'
 import { diskFiles, domainName, rewriteSourcePaths } from '../libvirt/lifecycle-xml'
+import { LibvirtControl } from './libvirt-control'
+import { readFolderDescriptor, writeFolderDescriptor, type ResourceOutcome, type RunAction, type RunState } from './vm-control'
 import { DESCRIPTOR, DOMAIN_XML, FEED_CURSOR, isSafeFileName, KPI_CHANNEL, SAVED_STATE } from './vm-folder'
 import type { Capacity, Demand, VmFile, VmHost } from './vm-host'
 
@@ -48,6 +50,8 @@ export class LibvirtVmHost implements VmHost {
   /** Reads (state, XML, resources) over libvirt's remote protocol. */
   private readonly reads: DomainReads
   private machine: Promise<Resources> | undefined
+  /** Run state and resources of a running domain (the Control interface). */
+  private readonly control: LibvirtControl
 
   constructor (private readonly options: LibvirtVmHostOptions) {
     if (options.id === '') throw new Error('LibvirtVmHost: id must not be empty')
@@ -55,6 +59,23 @@ export class LibvirtVmHost implements VmHost {
     this.id = options.id
     this.virsh = new Virsh(options.uri)
     this.reads = new DomainReads(rpcTarget(options.uri))
+    this.control = new LibvirtControl(options.uri, options.shutdownTimeoutMs)
+  }
+
+  async readDescriptor (vmId: string): Promise<unknown> {
+    return readFolderDescriptor(this.vmPath(vmId))
+  }
+
+  async writeDescriptor (vmId: string, descriptor: unknown): Promise<void> {
+    await writeFolderDescriptor(this.vmPath(vmId), descriptor)
+  }
+
+  async applyResources (vmId: string, demand: Demand): Promise<ResourceOutcome> {
+    return this.control.applyResources(vmId, demand)
+  }
+
+  async changeRunState (vmId: string, action: RunAction): Promise<RunState> {
+    return this.control.changeRunState(vmId, action)
   }
 
   /** Every domain on the connection counts, ours or not: they share the machine. */

@@ -1,3 +1,5 @@
+import type { ResourceOutcome, RunAction, RunState } from './vm-control'
+
 /**
  * What the protocol needs from a VM host, and nothing more. In this issue a VM is a directory of
  * files (dir-host.ts); the libvirt issue implements the same interface with real domains.
@@ -46,4 +48,12 @@ export interface VmHost {
   abandon: (vmId: string) => Promise<void>
   /** The VM now lives elsewhere: remove it from this host. */
   release: (vmId: string) => Promise<void>
+  /** The Control interface (vm-control.ts). The descriptor in the VM's folder; undefined when it has none. */
+  readDescriptor?: (vmId: string) => Promise<unknown>
+  /** Rewrites the VM's descriptor atomically; the host agent applies it at its next look at the folder. */
+  writeDescriptor?: (vmId: string, descriptor: unknown) => Promise<void>
+  /** Changes the running VM's memory and vCPUs where the hypervisor can, saying for each whether it did. */
+  applyResources?: (vmId: string, demand: Demand) => Promise<ResourceOutcome>
+  /** Shuts the VM down, starts, suspends or resumes it (RunStateRefused when its state does not allow it); the state after. */
+  changeRunState?: (vmId: string, action: RunAction) => Promise<RunState>
 }

@@ -151,6 +151,36 @@ export const COMMANDS: readonly Command[] = [
     load: () => import('../../protocol/site/migrate-command.js'),
   },
   {
+    name: 'vm',
+    usage: 'fedvm vm update|shutdown|start|suspend|resume --config SITE.json --vm ID [--descriptor FILE | --patch FILE | --memory-mib N --vcpus N] [--version N]',
+    summary: 'the Control interface: change a VM\'s descriptor or run state from its primary site; the change travels down the chain of delegation to the site running the VM, and the outcome is printed as JSON',
+    example: 'fedvm vm update --config /etc/fedvm/site.json --vm web-1 --patch web-1-monitoring.json',
+    load: () => import('../../protocol/control/vm-command.js'),
+    subcommands: [
+      {
+        name: 'update',
+        usage: 'fedvm vm update --config SITE.json --vm ID (--descriptor FILE | --patch FILE | --memory-mib N --vcpus N) [--version N]',
+        summary: 'send a new descriptor, or a patch of its monitoring specifiers and resources; the host agent applies new specifiers without a restart, a running domain gets new memory and vCPUs where libvirt can',
+        options: [
+          CONFIG_SITE,
+          VM,
+          ['--descriptor FILE', 'the whole new descriptor (JSON, or an OVF envelope with fedvm\'s section); its id and primary site cannot change'],
+          ['--patch FILE', 'JSON {monitoring?, resources?}: replaces the specifiers, changes the resources it names'],
+          ['--memory-mib N, --vcpus N', 'a patch of the resources only'],
+          ['--version N', 'the version the update makes, above the one in force (default: one above the newest this site knows)'],
+        ],
+        example: 'fedvm vm update --config /etc/fedvm/site.json --vm web-1 --patch web-1-monitoring.json',
+      },
+      ...(['shutdown', 'start', 'suspend', 'resume'] as const).map((action) => ({
+        name: action,
+        usage: `fedvm vm ${action} --config SITE.json --vm ID`,
+        summary: `${action} the VM where it runs: a libvirt host acts on its domain, a directory host records the state`,
+        options: [CONFIG_SITE, VM],
+        example: `fedvm vm ${action} --config /etc/fedvm/site.json --vm web-1`,
+      })),
+    ],
+  },
+  {
     name: 'monitor',
     usage: 'fedvm monitor query --config SITE.json --vm ID [--metric M] [--since T] [--until T] [--output json|table] [--limit N]',
     summary: 'show what the primary site stored of a VM\'s monitoring data (sealed values opened with its seal.key)',

@@ -8,6 +8,13 @@ import { RelayOutbox } from './relay-outbox'
 /** `from` for deliveries of this site's own hosts (the local ingest, the NATS bus): not a site id. */
 export const LOCAL = '(local)'
 
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
+
+/** `from` for a batch one of this site's hosts signed (the ingest checked its key): it may deliver only for VMs on that host. */
+export function hostSender (hostId: string): string {
+  return `host:${hostId}`
+}
+
 export interface RelayOptions {
   siteId: string
   db: Database.Database
@@ -22,6 +29,10 @@ export interface RelayOptions {
   tombstoneMs: number
   /** At most this much delivery JSON in one signed request (under the partners' maxRequestBytes). */
   maxBatchBytes: number
+  /** A delivery whose data times are further ahead of this site's clock than this is refused (default 60 s). */
+  maxClockSkewMs?: number
+  /** Wall time (ms); Date.now unless a test drives it. */
+  now?: () => number
 }
 
 /** The primary site's store as the relay writes to it: inserts a batch, returns the deliveries new to it. */
@@ -61,11 +72,13 @@ export class MonitoringRelay {
   /**
    * Validates and durably stores a batch from `from` (a partner site id, or LOCAL). Refuses the
    * whole batch (nothing stored) on the first bad delivery, naming its field, or on a VM this site
-   * does not know (unknown-vm) or that `from` is not running for it (not-permitted).
+   * does not know (unknown-vm) or that `from` is not running for it (not-permitted), or on data
+   * times more than maxClockSkewMs ahead of this site's clock (bad-request): rules never see them.
    */
   async accept (deliveries: readonly unknown[], from: string): Promise<{ accepted: number }> {
     if (this.closed) throw new ProtocolError('internal', 'the site is shutting down', { retryable: true })
     const valid = parseDeliveries(deliveries, 'deliveries')
+    this.refuseFuture(valid)
     const routes = new Map<string, Route>()
     const primary: Delivery[] = []
     const forward = new Map<string, Delivery[]>()
@@ -109,16 +122,31 @@ export class MonitoringRelay {
     await Promise.all([...this.forwarders.values()].map((f) => f.stop()))
   }
 
+  private refuseFuture (deliveries: readonly Delivery[]): void {
+    const now = (this.options.now ?? Date.now)()
+    const skew = this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+    const latest = now + skew
+    deliveries.forEach((d, i) => {
+      const [field, ts] = d.to > latest ? ['to', d.to] : ['samples', d.samples?.reduce((max, s) => Math.max(max, s.ts), 0) ?? 0]
+      if (ts > latest) {
+        throw new ProtocolError('bad-request', `deliveries[${i}].${field}: data time ${new Date(ts).toISOString()} is ${Math.round((ts - now) / 1000)} s ahead of this site's clock; at most ${skew / 1000} s is allowed`)
+      }
+    })
+  }
+
   /**
    * Where VM v's deliveries go: its current record's upstream, else (it left) the upstream it had
    * when it left, for `tombstoneMs`. A partner may send only for a VM this site delegated to it
-   * (now, or before the VM moved on).
+   * (now, or before the VM moved on); a host only for a VM on that host.
    */
   private route (vm: string, from: string): Route {
     const current = this.options.state.location(vm)
     const former = this.options.state.formerLocations(vm, Date.now() - this.options.tombstoneMs)
     if (current === undefined && former.length === 0) return { refused: new ProtocolError('unknown-vm', `this site is not responsible for ${vm}`) }
-    if (from !== LOCAL && !ranAt(current, from) && !former.some((f) => ranAt(f, from))) {
+    if (from.startsWith('host:')) {
+      const host = from.slice('host:'.length)
+      if (!onHost(current, host) && !former.some((f) => onHost(f, host))) return { refused: new ProtocolError('not-permitted', `${vm} does not run on host ${host}`) }
+    } else if (from !== LOCAL && !ranAt(current, from) && !former.some((f) => ranAt(f, from))) {
       return { refused: new ProtocolError('not-permitted', `${vm} was not delegated to ${from} by this site`) }
     }
     return { nextHop: current !== undefined ? current.upstream : former[0].upstream }
@@ -139,6 +167,10 @@ export class MonitoringRelay {
     }
     return forwarder
   }
+}
+
+function onHost (record: Pick<LocationRecord, 'kind' | 'target'> | undefined, host: string): boolean {
+  return record !== undefined && record.kind === 'host' && record.target === host
 }
 
 function ranAt (record: Pick<LocationRecord, 'kind' | 'target'> | undefined, site: string): boolean {

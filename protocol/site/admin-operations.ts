@@ -1,9 +1,9 @@
 import { stat } from 'node:fs/promises'
 import { isAbsolute } from 'node:path'
+import { CONTROL_ADMIN_OPERATIONS } from '../control/admin-control'
 import { ProtocolError, toProtocolError } from '../errors'
 import { objectBody, stringField, vmIdField } from '../roles/body-fields'
-import { runController } from '../roles/controller'
-import { handleTransferCancel } from '../roles/source'
+import { cancelMigrations, runController } from '../roles/controller'
 import type { SiteParts } from './site-parts'
 
 /**
@@ -19,10 +19,13 @@ export const ADMIN_OPERATIONS: Record<string, (site: SiteParts, body: unknown) =
   },
   'admin-evict': evict,
   'admin-cancel': cancel,
+  ...CONTROL_ADMIN_OPERATIONS,
   'admin-status': async (site) => ({
     id: site.self,
     locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
     incoming: [...site.transfers.progress].map(([vmId, progress]) => ({ vmId, ...progress })),
+    // Arrivals complete here but not this site's until the Controller's decision reaches it.
+    inDoubt: site.state.inDoubtTokens().filter((t) => t.role === 'destination').map((t) => ({ vmId: t.vmId, state: 'incoming, in doubt' })),
   }),
 }
 
@@ -58,16 +61,10 @@ async function evict (site: SiteParts, rawBody: unknown): Promise<unknown> {
 }
 
 /**
- * Cancels the transfers of a VM that this site prepared (as Source) or started (as Controller): the
- * source proxy refuses further ranges, the destination's pull stops, and the VM stays where it was.
+ * Cancels the migrations of a VM this site runs as Controller and has not decided yet: the decision
+ * is abort, the source proxy refuses further ranges, the destination's pull stops and its files go,
+ * and the VM stays where it was.
  */
 async function cancel (site: SiteParts, rawBody: unknown): Promise<unknown> {
-  const vmId = vmIdField(objectBody(rawBody))
-  const tokens = [
-    ...site.state.openSourceTokens(vmId).filter((t) => t.requester === site.self).map((t) => t.token),
-    ...site.state.sourceRoutes(vmId, site.self, Date.now()).map((r) => r.ref),
-  ]
-  const results = await Promise.all(tokens.map((token) => handleTransferCancel(site, { sender: site.self }, { vmId, token })
-    .then(() => 'cancelled', (err) => toProtocolError(err).code)))
-  return { vm: vmId, transfers: results.length, cancelled: results.filter((r) => r === 'cancelled').length }
+  return cancelMigrations(site, vmIdField(objectBody(rawBody)))
 }

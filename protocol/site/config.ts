@@ -4,6 +4,7 @@ import { decodeKey } from '../crypto/key-files'
 import { normalizeFingerprint } from '../crypto/tls-certificate'
 import { ConfigError } from '../errors'
 import { parseListenAddress } from '../http/listen-address'
+import { DEFAULT_CONNECTION_LIMITS } from '../http/connection-guard'
 import { SITE_ID } from '../site-id'
 import { issueField, issueMessage } from '../zod-issues'
 import { MonitoringSchema } from './monitoring-config'
@@ -20,6 +21,13 @@ export const DEFAULT_LIMITS = {
   initiateAttempts: 5,
   parallelRanges: 4,
   chunkBytes: 8 * 1024 * 1024,
+  /** The longest wait between attempts to carry a migration's decision to a side, or to ask for it. */
+  settleRetryMaxMs: 30_000,
+  // Every listener (site server, proxies, ingest, /metrics): http/connection-guard.ts.
+  handshakeTimeoutMs: DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs,
+  headersTimeoutMs: DEFAULT_CONNECTION_LIMITS.headersTimeoutMs,
+  idleTimeoutMs: DEFAULT_CONNECTION_LIMITS.idleTimeoutMs,
+  maxConnectionsPerPeer: DEFAULT_CONNECTION_LIMITS.maxConnectionsPerPeer,
 } as const
 
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
@@ -50,6 +58,8 @@ const HostSchema = (base: string) => object({
   id: matching(HOST_ID, 'a host id'),
   vmDir: path(base),
   maxVms: integer(0),
+  /** The host's Ed25519 public key (`fedvm host-key`): its agent signs each batch it posts to the monitoring ingest. */
+  publicKey: text.refine((value) => { try { decodeKey('publicKey', value); return true } catch { return false } }, 'must be the base64 Ed25519 public key that `fedvm host-key` printed').optional(),
   /** A host backed by a libvirt connection; without it the host is a plain directory of VM files. */
   libvirt: object({
     uri: text.refine((value) => LIBVIRT_URI.test(value), { error: (issue) => `${JSON.stringify(issue.input)} is not a libvirt URI (e.g. qemu:///system)` }),
@@ -78,6 +88,8 @@ const PolicySchema = object({
   /** Default: every partner. */
   acceptFrom: list(text).optional(),
   prefer: list(text).default([]),
+  /** Who may control a VM (descriptor updates, run state): its primary site only, or any site on its chain of delegation. */
+  controlFrom: z.enum(['primary', 'chain'], { error: 'must be "primary" or "chain"' }).default('primary'),
 })
 
 const LimitsSchema = object(Object.fromEntries(Object.entries(DEFAULT_LIMITS).map(([key, value]) => [key, integer(key === 'hopBudget' ? 0 : 1).default(value)])) as {
@@ -90,7 +102,7 @@ function siteConfigSchema (base: string) {
     listen: listenAddress,
     keys: path(base),
     partners: list(PartnerSchema).default([]),
-    policy: PolicySchema.default({ delegate: false, expose: 'all', prefer: [] }),
+    policy: PolicySchema.default({ delegate: false, expose: 'all', prefer: [], controlFrom: 'primary' }),
     hosts: list(HostSchema(base)).default([]),
     proxies: list(ProxySchema).min(1, 'at least one transfer proxy is needed'),
     stateDir: path(base),
@@ -113,11 +125,13 @@ function siteConfigSchema (base: string) {
     const partnersOnly = (ids: string[], field: string): void => {
       ids.forEach((id, i) => { if (!partnerIds.has(id)) ctx.addIssue({ code: 'custom', path: ['policy', field, i], message: `${id} is not in partners` }) })
     }
-    const { expose, acceptFrom = [...partnerIds], prefer, delegate } = config.policy
+    const { expose, acceptFrom = [...partnerIds], prefer, delegate, controlFrom } = config.policy
     if (Array.isArray(expose)) partnersOnly(expose, 'expose')
     partnersOnly(acceptFrom, 'acceptFrom')
     partnersOnly(prefer, 'prefer')
-    return { ...config, policy: { delegate, expose, acceptFrom, prefer } }
+    const webConfig = config.monitoring.metricsWebConfig
+    const monitoring = webConfig === undefined || isAbsolute(webConfig) ? config.monitoring : { ...config.monitoring, metricsWebConfig: resolve(base, webConfig) }
+    return { ...config, monitoring, policy: { delegate, expose, acceptFrom, prefer, controlFrom } }
   })
 }
 

@@ -1,11 +1,14 @@
+import { handleDescriptorUpdate } from '../control/descriptor-update'
+import { handleRunStateChange } from '../control/run-state-change'
 import type { VerifiedRequest } from '../envelope/verify-request'
 import { handleMonitoringDeliveries } from '../relay/deliveries-operation'
 import type { MonitoringRelay } from '../relay/monitoring-relay'
 import type { Caller } from '../roles/caller'
 import { runController } from '../roles/controller'
-import { handleInitiateTransfer, handleMigrationRequest } from '../roles/destination'
+import { handleInitiateTransfer, handleMigrationRequest, handleTransferAbort, handleTransferCommit } from '../roles/destination'
 import { handleForcedMigration } from '../roles/forced-migration'
-import { handleTransferCancel, handleTransferVerification } from '../roles/source'
+import { handleMigrationOutcome } from '../roles/migration-outcome'
+import { handleTransferCancel, handleTransferConfirm, handleTransferVerification } from '../roles/source'
 import type { SiteParts } from './site-parts'
 
 /** What an operation gets: the site's parts, the relay once monitoring runs, and the verified request. */
@@ -17,8 +20,9 @@ export interface OperationContext {
 export type Operation = (site: OperationContext, caller: Caller, body: unknown, verified: VerifiedRequest) => Promise<unknown>
 
 /**
- * The operations partners may send (POST /v1/OPERATION): the four of paper III-B, cancelling a
- * prepared transfer, and relaying monitoring deliveries. Each names the role that answers it.
+ * The operations partners may send (POST /v1/OPERATION): the four of paper III-B, the Controller's
+ * decision carried to each side (commit/abort to the Destination, confirm/cancel to the Source), the
+ * in-doubt side's question for it, and relaying monitoring deliveries. Each names the role that answers it.
  */
 export const OPERATIONS: Record<string, Operation> = {
   'migration-request': ({ parts }, caller, body) => handleMigrationRequest(parts, caller, body, { delegate: true }),
@@ -26,5 +30,11 @@ export const OPERATIONS: Record<string, Operation> = {
   'initiate-transfer': ({ parts }, caller, body, verified) => handleInitiateTransfer(parts, caller, body, verified.last.ref),
   'transfer-verification': ({ parts }, caller, body) => handleTransferVerification(parts, caller, body),
   'transfer-cancel': ({ parts }, caller, body) => handleTransferCancel(parts, caller, body),
+  'transfer-confirm': ({ parts }, caller, body) => handleTransferConfirm(parts, caller, body),
+  'transfer-commit': ({ parts }, caller, body, verified) => handleTransferCommit(parts, caller, body, verified.last.ref),
+  'transfer-abort': ({ parts }, caller, body, verified) => handleTransferAbort(parts, caller, body, verified.last.ref),
+  'migration-outcome': ({ parts }, caller, body) => handleMigrationOutcome(parts, caller, body),
   'monitoring-deliveries': ({ relay }, caller, body) => handleMonitoringDeliveries(relay, caller, body),
+  'descriptor-update': ({ parts }, caller, body) => handleDescriptorUpdate(parts, caller, body),
+  'run-state': ({ parts }, caller, body) => handleRunStateChange(parts, caller, body),
 }

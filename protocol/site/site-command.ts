@@ -54,6 +54,9 @@ export async function run (argv: string[]): Promise<void> {
   }
 }
 
+/** `fedvm vm ...` asks the daemon the same way. */
+export { admin as askOwnDaemon }
+
 async function serve (config: SiteConfig): Promise<void> {
   const log = (event: Record<string, unknown>): void => { process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), site: config.id, ...event })}\n`) }
   const running = await startSite(config, log)

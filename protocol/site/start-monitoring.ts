@@ -2,9 +2,13 @@ import type { Server } from 'node:http'
 import { PrimaryStore } from '../primary/primary-store'
 import { startPrimaryViews, type RunningPrimaryViews } from '../primary/primary-views'
 import type { Delivery } from '../relay/delivery'
+import { MemoryReplayCache } from '../envelope/replay-cache'
+import { decodeKey } from '../crypto/key-files'
 import { createIngestServer } from '../relay/ingest-server'
+import type { HostVerifier } from '../relay/host-signature'
 import { openMonitoringDb } from '../relay/monitoring-db'
-import { LOCAL, MonitoringRelay } from '../relay/monitoring-relay'
+import { hostSender, LOCAL, MonitoringRelay } from '../relay/monitoring-relay'
+import { ProtocolError } from '../errors'
 import { NatsIngest } from '../relay/nats-ingest'
 import { runController } from '../roles/controller'
 import type { SiteParts } from './site-parts'
@@ -38,16 +42,18 @@ export async function startMonitoring (site: SiteParts, listen: (server: Server,
     lingerMs: monitoring.forwardLingerMs,
     tombstoneMs: monitoring.tombstoneMs,
     maxBatchBytes: limits.maxRequestBytes - ENVELOPE_MARGIN_BYTES,
+    maxClockSkewMs: monitoring.maxClockSkewMs,
   })
   let server: Server | undefined
   let views: RunningPrimaryViews | undefined
   try {
     views = await startPrimaryViews({
       config: monitoring, keysDir: keys, db, onStored: (listener) => relay.onStored(listener),
-      forceMigration: (vmId) => runController(site, vmId, []), log: site.log,
+      forceMigration: (vmId) => runController(site, vmId, []), log: site.log, connectionLimits: limits,
     })
     if (monitoring.ingest !== undefined) {
-      server = createIngestServer(relay, site.log)
+      server = createIngestServer({ relay, log: site.log, hosts: monitoring.ingestAuth === 'none' ? undefined : hostVerifier(site, limits.timestampWindowMs) })
+      if (monitoring.ingestAuth === 'none') site.log({ event: 'config-warning', detail: 'monitoring.ingestAuth is "none": any process that reaches the ingest may deliver for any VM of this site' })
       await listen(server, monitoring.ingest)
     }
   } catch (err) {
@@ -59,7 +65,7 @@ export async function startMonitoring (site: SiteParts, listen: (server: Server,
   // Former routes past their grace period are forgotten (checked once a minute; unref'd: never keeps the process up).
   const prune = setInterval(() => site.state.dropFormerLocations(Date.now() - monitoring.tombstoneMs), 60_000)
   prune.unref()
-  const nats = monitoring.nats && new NatsIngest({ siteId: site.self, config: monitoring.nats, accept: (d) => relay.accept(d, LOCAL), log: site.log })
+  const nats = monitoring.nats && new NatsIngest({ siteId: site.self, config: monitoring.nats, accept: (d, host) => relay.accept(d, natsSender(host, monitoring.ingestAuth)), log: site.log })
   nats?.start()
   return {
     relay,
@@ -78,4 +84,20 @@ export async function startMonitoring (site: SiteParts, listen: (server: Server,
       db.close()
     },
   }
+}
+
+/**
+ * The ingest's check of host signatures: keys from `hosts[].publicKey`. Nonces are remembered in
+ * memory: a batch replayed after a restart is harmless, the relay stores each delivery id once.
+ */
+function hostVerifier (site: SiteParts, windowMs: number): HostVerifier {
+  const keys = new Map(site.config.hosts.flatMap((h) => h.publicKey === undefined ? [] : [[h.id, decodeKey(`hosts[${h.id}].publicKey`, h.publicKey)] as const]))
+  return { publicKey: (host) => keys.get(host), windowMs, replay: new MemoryReplayCache() }
+}
+
+/** A subject that names a host delivers as that host; one that names none only while ingest authentication is off. */
+function natsSender (host: string | undefined, auth: 'host-key' | 'none'): string {
+  if (host !== undefined) return hostSender(host)
+  if (auth === 'none') return LOCAL
+  throw new ProtocolError('bad-request', 'the subject names no host: hosts publish to <prefix>.<site>.<host>.<vm>')
 }
