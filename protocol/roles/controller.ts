@@ -1,30 +1,36 @@
+import { randomUUID } from 'node:crypto'
 import { backoffMs } from '../backoff'
 import { ProtocolError, toProtocolError } from '../errors'
 import { failureCauses } from '../proxy/failure-cause'
 import { manifestBytes, manifestsAgree } from '../proxy/manifest'
+import type { ActiveMigrations } from './active-migrations'
 import { rankCandidates, type Candidate } from './benefit'
 import type { Caller } from './caller'
-import { handleInitiateTransfer, handleMigrationRequest, type DestinationDeps } from './destination'
+import { handleInitiateTransfer, handleMigrationRequest } from './destination'
+import { faultPoint } from './fault-point'
 import { prepareSource, type ForcedMigrationDeps } from './forced-migration'
 import { hostIdOf } from './host-directory'
 import { askPartner, askPartners } from './intermediary'
+import type { MigrationRecord } from './migration-record'
 import { TransferStatusSchema, type Offer, type PreparedSource, type TransferStatus, type VerificationAnswer } from './partner-answers'
 import type { LocationRecord } from './records'
 import { demandOf, withDemand } from './room'
-import { handleTransferCancel, handleTransferVerification } from './source'
+import { decide, refusedByDestination, settleMigration, type SettleDeps } from './settle'
+import { handleTransferVerification } from './source'
 
 /** Between Initiate transfer attempts on one offer. */
 const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
 
-export interface ControllerDeps extends DestinationDeps, ForcedMigrationDeps {
-  hosts: DestinationDeps['hosts']
-  tokens: DestinationDeps['tokens'] & ForcedMigrationDeps['tokens']
-  locations: DestinationDeps['locations'] & ForcedMigrationDeps['locations']
-  routes: DestinationDeps['routes'] & ForcedMigrationDeps['routes']
-  proxies: DestinationDeps['proxies'] & ForcedMigrationDeps['proxies']
-  identity: DestinationDeps['identity'] & ForcedMigrationDeps['identity']
-  policy: DestinationDeps['policy'] & { prefer: string[] }
-  limits: DestinationDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
+export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps {
+  hosts: SettleDeps['hosts']
+  tokens: SettleDeps['tokens'] & ForcedMigrationDeps['tokens']
+  locations: SettleDeps['locations'] & ForcedMigrationDeps['locations']
+  routes: SettleDeps['routes'] & ForcedMigrationDeps['routes']
+  proxies: SettleDeps['proxies'] & ForcedMigrationDeps['proxies']
+  identity: SettleDeps['identity'] & ForcedMigrationDeps['identity']
+  policy: SettleDeps['policy'] & { prefer: string[] }
+  limits: SettleDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
+  active: ActiveMigrations
 }
 
 export interface MigrationOutcome {
@@ -40,18 +46,32 @@ export interface MigrationOutcome {
   attempts: number
   offers: number
   durationMs: number
+  /** Both sides have acted on the decision; false: one could not be reached yet and settles later by itself. */
+  settled: boolean
 }
 
 /**
  * The Controller's main migration algorithm (paper III-C, steps 1–7). Initiate transfer is repeated
  * until dstat = sstat, at most `initiateAttempts` times per offer; an offer whose destination never
- * took the VM (no room left, a host that could not run it) gives way to the next best one. On final
- * failure the prepared transfer is cancelled, so the VM stays where it was and keeps working.
+ * took the VM (no room left, a host that could not run it) gives way to the next best one.
+ * Each offer tried has a migration record; its decision (commit once dstat = sstat, else abort) is
+ * recorded before either side is told (settle.ts), so the VM is runnable at exactly one site whatever
+ * crashes. On final failure the VM stays where it was and keeps working.
  */
 export async function runController (deps: ControllerDeps, vmId: string, exclude: string[], to?: string): Promise<MigrationOutcome> {
-  const started = Date.now()
   const record = deps.locations.location(vmId)
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
+  checkNothingInDoubt(deps, vmId)
+  deps.active.enter(vmId)
+  try {
+    return await migrate(deps, vmId, exclude, to, record)
+  } finally {
+    deps.active.leave(vmId)
+  }
+}
+
+async function migrate (deps: ControllerDeps, vmId: string, exclude: string[], to: string | undefined, record: LocationRecord): Promise<MigrationOutcome> {
+  const started = Date.now()
   const pin = pinOf(deps, to)
   const self: Caller = { sender: deps.self }
 
@@ -88,24 +108,75 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
       const prepared = await prepareSource(deps, vmId, { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint })
       source = { prepared, for: chosen.offer }
     }
-    const result = await transfer(deps, chosen, vmId, source.prepared, record)
-    if (result.outcome !== undefined) {
-      const outcome: MigrationOutcome = { ...result.outcome, offers: candidates.length, durationMs: Date.now() - started }
-      deps.log({ event: 'migrated', ...outcome, offerTried: index + 1 })
-      return outcome
-    }
-    lastError = result.error
+    const migration = beginMigration(deps, vmId, chosen, source.prepared, record)
+    faultPoint('controller:prepared')
+    const next = candidates[index + 1]
+    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id)
     // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
-    if (!result.nextOfferAllowed) break
-    deps.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: index + 1 < candidates.length })
-  }
-  if (source !== undefined) {
-    const token = source.prepared.token
-    await handleTransferCancel(deps, self, { vmId, token }).catch((err) => {
-      deps.log({ event: 'cancel-failed', vm: vmId, code: toProtocolError(err).code })
-    })
+    const handOverSource = (result.agreed === true || result.nextOfferAllowed) && next !== undefined && sameSite(source.for, next.offer)
+    if (result.agreed === true) {
+      faultPoint('controller:verified')
+      decide(deps, migration, 'commit')
+      faultPoint('controller:decided')
+      const settled = await settleMigration(deps, migration.id, { handOverSource })
+      if (settled.record.decision !== 'abort') {
+        const outcome: MigrationOutcome = {
+          ...result.outcome, offers: candidates.length, durationMs: Date.now() - started,
+          settled: settled.record.destinationSettled && settled.record.sourceSettled,
+        }
+        deps.log({ event: 'migrated', ...outcome, offerTried: index + 1 })
+        return outcome
+      }
+      // The destination's host could not run the VM: it dropped the files, and the next offer may take it.
+      lastError = settled.error ?? new ProtocolError('transfer-failed', 'the destination could not run the VM', { retryable: false })
+      if (!handOverSource) source = undefined
+    } else {
+      lastError = result.error
+      const now = deps.migrations.migration(migration.id) ?? migration
+      if (now.decision === 'undecided') decide(deps, now, 'abort')
+      await settleMigration(deps, migration.id, { handOverSource })
+      if (!result.nextOfferAllowed) break
+      if (!handOverSource) source = undefined
+    }
+    deps.log({ event: 'offer-failed', vm: vmId, via: chosen.via, code: lastError.code, next: next !== undefined })
   }
   throw new ProtocolError(lastError?.code ?? 'transfer-failed', `the migration failed; the VM stays where it was (${lastError?.code ?? 'transfer-failed'})`, { cause: lastError, retryable: true })
+}
+
+/**
+ * A VM whose last migration is still undecided, or decided commit but not yet run by its Destination,
+ * must not start another one: the Source would hand out files that may already run elsewhere.
+ */
+function checkNothingInDoubt (deps: ControllerDeps, vmId: string): void {
+  const open = deps.migrations.migrationsOf(vmId).find((m) => m.decision === 'commit' || (m.decision === 'undecided' && !deps.active.has(vmId)))
+  if (open !== undefined) throw new ProtocolError('transfer-failed', 'a previous migration of the VM is still being settled; try again shortly', { retryable: true })
+}
+
+function beginMigration (deps: ControllerDeps, vmId: string, chosen: Candidate, source: PreparedSource, record: LocationRecord): MigrationRecord {
+  const migration: MigrationRecord = {
+    id: randomUUID(), vmId, via: chosen.via, offerRef: chosen.offer.ref,
+    sourceVia: record.kind === 'partner' ? record.target : deps.self, sourceToken: source.token,
+    decision: 'undecided', destinationSettled: false, sourceSettled: false,
+    upstream: record.upstream, descriptor: record.descriptor, createdAt: Date.now(),
+  }
+  deps.migrations.putMigration(migration)
+  deps.log({ event: 'migration-begun', vm: vmId, migration: migration.id, via: chosen.via })
+  return migration
+}
+
+/**
+ * Cancels the migrations of a VM this site is running as Controller and has not decided yet: the
+ * decision is abort, the Destination drops what it received and the Source runs the VM again.
+ */
+export async function cancelMigrations (deps: ControllerDeps, vmId: string): Promise<{ vm: string, transfers: number, cancelled: number }> {
+  const undecided = deps.migrations.migrationsOf(vmId).filter((m) => m.decision === 'undecided')
+  let cancelled = 0
+  for (const migration of undecided) {
+    decide(deps, migration, 'abort')
+    const settled = await settleMigration(deps, migration.id)
+    if (settled.record.sourceSettled) cancelled++
+  }
+  return { vm: vmId, transfers: undecided.length, cancelled }
 }
 
 /**
@@ -122,10 +193,10 @@ function pinOf (deps: ControllerDeps, to: string | undefined): { local: boolean,
   throw new ProtocolError('bad-request', `to: ${JSON.stringify(to)} is neither this site, a partner nor a host of this site`)
 }
 
-/** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat. */
-async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, source: PreparedSource, record: LocationRecord): Promise<
-  { outcome: Omit<MigrationOutcome, 'offers' | 'durationMs'>, error?: undefined, nextOfferAllowed?: undefined } |
-  { outcome?: undefined, error: ProtocolError, nextOfferAllowed: boolean }
+/** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat (agreed: the decision may be commit). */
+async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, source: PreparedSource, migrationId: string): Promise<
+  { agreed: true, outcome: Omit<MigrationOutcome, 'offers' | 'durationMs' | 'settled'>, error?: undefined, nextOfferAllowed?: undefined } |
+  { agreed?: false, outcome?: undefined, error: ProtocolError, nextOfferAllowed: boolean }
 > {
   const self: Caller = { sender: deps.self }
   let lastError: ProtocolError | undefined
@@ -133,6 +204,8 @@ async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, 
   // The destination said it will not take the VM (rather than going quiet, when it may have taken it).
   let refused = false
   for (let attempt = 1; attempt <= deps.limits.initiateAttempts; attempt++) {
+    // Cancelled meanwhile (fedvm site cancel decided abort): nothing more is asked of either side.
+    if (deps.migrations.migration(migrationId)?.decision !== 'undecided') return { error: new ProtocolError('transfer-cancelled', 'the transfer was cancelled'), nextOfferAllowed: false }
     let dstat: TransferStatus
     try {
       dstat = await initiate(deps, chosen, vmId, source.ticket)
@@ -146,10 +219,8 @@ async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, 
       continue
     }
     received = true
-    if (chosen.via !== deps.self) {
-      const existing = deps.locations.location(vmId)
-      deps.locations.setLocation({ vmId, kind: 'partner', target: chosen.via, upstream: existing?.upstream ?? record.upstream, descriptor: record.descriptor, version: deps.newVersion() })
-    }
+    faultPoint('controller:received')
+    if (deps.migrations.migration(migrationId)?.decision !== 'undecided') return { error: new ProtocolError('transfer-cancelled', 'the transfer was cancelled'), nextOfferAllowed: false }
     let sstat: VerificationAnswer
     try {
       sstat = await handleTransferVerification(deps, self, { vmId, token: source.token, dstat: dstat.status })
@@ -162,6 +233,7 @@ async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, 
     }
     if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {
       return {
+        agreed: true,
         outcome: {
           vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === deps.self, bytes: manifestBytes(dstat.status),
           fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt,
@@ -186,16 +258,6 @@ async function descriptorWithDemand (deps: ControllerDeps, vmId: string, record:
     deps.log({ event: 'demand-unknown', vm: vmId, error: (err as Error).message })
     return record.descriptor
   }
-}
-
-/**
- * The destination will not take the VM: no room since it offered, or its host could not run it (a
- * non-retryable transfer-failed). Source-side answers (cancelled, expired or spent tokens) are not
- * refusals: trying another destination would undo a cancel.
- */
-function refusedByDestination (err: ProtocolError): boolean {
-  const code = err.code === 'downstream-failed' ? err.downstreamCode : err.code
-  return code === 'no-room' || (code === 'transfer-failed' && !err.retryable)
 }
 
 function sameSite (a: Offer, b: Offer): boolean {

@@ -6,21 +6,25 @@ import { manifestBytes } from '../proxy/manifest'
 import type { ProxyPool } from '../proxy/proxy-pool'
 import { pullVm, type PullResult } from '../proxy/puller'
 import { openTicket } from '../proxy/ticket'
-import type { TokenStore } from '../proxy/token-record'
+import type { TokenRecord, TokenStore } from '../proxy/token-record'
 import { checkHolder, newToken, usableToken } from '../proxy/tokens'
 import { objectBody, stringField, stringListField, vmIdField, descriptorField } from './body-fields'
 import type { Caller } from './caller'
 import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
 import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
-import { TransferStatusSchema, type Offer, type TransferStatus } from './partner-answers'
+import { faultPoint } from './fault-point'
+import { AbortAnswerSchema, CommitAnswerSchema, TransferStatusSchema, type AbortAnswer, type CommitAnswer, type Offer, type TransferStatus } from './partner-answers'
 import type { LocationStore, RouteStore } from './records'
 import { demandOf, vmsThatFit } from './room'
+import type { TokenLocks } from './token-locks'
 
 /**
  * The Destination (paper III-C): offers room for a VM on its hosts (Migration request), and when the
- * Controller picks an offer, pulls the VM's files from the Source's proxy and makes them a VM here
- * (Initiate transfer). Requests for offers it only passed along go to the Intermediary.
+ * Controller picks an offer, pulls the VM's files from the Source's proxy (Initiate transfer). The
+ * arrival stays pending (files complete, no VM, not listed as this site's) until the Controller's
+ * recorded decision: commit makes the files a VM here, abort drops them. Requests for offers it only
+ * passed along go to the Intermediary.
  */
 export interface DestinationDeps extends DelegationDeps {
   hosts: HostDirectory
@@ -33,6 +37,7 @@ export interface DestinationDeps extends DelegationDeps {
   policy: DelegationDeps['policy'] & { acceptFrom: string[] }
   limits: DelegationDeps['limits'] & { transferTimeoutMs: number, parallelRanges: number, requestTimeoutMs: number }
   transfers: IncomingTransfers
+  settling: TokenLocks
   newVersion: () => string
 }
 
@@ -95,8 +100,9 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   const route = deps.routes.route(ref)
   if (route !== undefined && route.kind === 'offer') {
     checkHolder(route, caller.sender, vmId, 'offer')
-    const answer = await passAlong(deps, caller, route.partner, 'initiate-transfer', body, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
-    recordArrival(deps, caller, vmId, 'partner', route.partner, deps.locations.location(vmId)?.descriptor ?? null)
+    const relayed = await deps.relay?.reseal(route.ref, ticket, vmId)
+    const answer = await passAlong(deps, caller, route.partner, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+    faultPoint('intermediary:initiate')
     return answer
   }
   const token = usableToken(deps.tokens, ref, 'destination', undefined)
@@ -111,7 +117,6 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
     running.finally(() => deps.transfers.pulls.delete(token.token)).catch(() => {})
   }
   const result = await running
-  recordArrival(deps, caller, vmId, 'host', token.hostId, token.descriptor)
   return { status: result.manifest, bytes: manifestBytes(result.manifest), fetchedBytes: result.fetchedBytes, reusedBytes: result.reusedBytes }
 }
 
@@ -146,26 +151,106 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
     transfers.progress.delete(vmId)
     const e = toProtocolError(err)
     // Keep partial files only for a retry that can resume from them.
-    if (!e.retryable) await host.abandon(vmId)
+    if (!e.retryable || deps.tokens.token(token)?.state === 'cancelled') await host.abandon(vmId)
     // The cause chain names the file, the byte range and the underlying error (ECONNRESET, a timeout…).
     log({ event: 'transfer-failed', vm: vmId, attempt, code: e.code, kept: e.retryable, ms: Date.now() - started, causes: failureCauses(err) })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
   transfers.progress.delete(vmId)
-  const pulledMs = Date.now() - started
-  try {
-    await host.confirm(vmId, descriptor)
-  } catch (err) {
-    // The host could not make the files a running VM (define, restore or start failed; it rolled back).
-    // Copying again would not help: the files go, and the Controller tries another offer or leaves the VM at the Source.
-    await host.abandon(vmId).catch((abandonErr) => log({ event: 'abandon-failed', vm: vmId, error: (abandonErr as Error).message }))
-    log({ event: 'confirm-failed', vm: vmId, error: (err as Error).message })
-    throw new ProtocolError('transfer-failed', 'the destination could not run the VM', { cause: err, retryable: false })
-  }
   transfers.attempts.delete(token)
+  if (deps.tokens.token(token)?.state === 'cancelled') {
+    // The Controller decided abort while the files were still coming.
+    await host.abandon(vmId)
+    throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
+  }
+  // Complete and checked, but not a VM yet: the Controller's decision makes it one (handleTransferCommit).
   deps.tokens.setTokenState(token, 'received', result.manifest)
-  log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: pulledMs, confirmMs: Date.now() - started - pulledMs, firstByteMs: result.firstByteAt === undefined ? null : result.firstByteAt - initiated })
+  log({ event: 'transfer-received', vm: vmId, bytes: manifestBytes(result.manifest), fetched: result.fetchedBytes, reused: result.reusedBytes, ms: Date.now() - started, pullMs: Date.now() - started, firstByteMs: result.firstByteAt === undefined ? null : result.firstByteAt - initiated })
+  faultPoint('destination:received')
   return result
+}
+
+/**
+ * The Controller's decision is commit: the received files become the VM on the offered host, and this
+ * site records it as its own. Idempotent (a repeated commit answers the same). A host that cannot run
+ * the VM refuses (the files go): the Controller then decides abort and the Source keeps the VM.
+ */
+export async function handleTransferCommit (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<CommitAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    const answer = await passAlong(deps, caller, route.partner, 'transfer-commit', body, CommitAnswerSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+    faultPoint('intermediary:commit')
+    recordPassedOn(deps, caller.sender, vmId, route.partner)
+    return answer
+  }
+  destinationToken(deps, ref, caller.sender, vmId)
+  return deps.settling.run(ref, async () => {
+    const token = destinationToken(deps, ref, caller.sender, vmId)
+    if (token.state === 'spent') return { state: 'committed' }
+    if (token.state !== 'received') throw new ProtocolError('transfer-failed', 'the destination could not run the VM', { retryable: false })
+    const host = deps.hosts.get(token.hostId, vmId)
+    const started = Date.now()
+    try {
+      await host.confirm(vmId, token.descriptor)
+    } catch (err) {
+      // The host could not make the files a running VM (define, restore or start failed; it rolled back).
+      // Copying again would not help: the files go, and this answer stays the same if asked again.
+      await host.abandon(vmId).catch((abandonErr) => deps.log({ event: 'abandon-failed', vm: vmId, error: (abandonErr as Error).message }))
+      deps.tokens.setTokenState(token.token, 'cancelled')
+      deps.log({ event: 'confirm-failed', vm: vmId, error: (err as Error).message })
+      throw new ProtocolError('transfer-failed', 'the destination could not run the VM', { cause: err, retryable: false })
+    }
+    faultPoint('destination:committing')
+    recordArrival(deps, caller, vmId, 'host', token.hostId, token.descriptor)
+    deps.tokens.setTokenState(token.token, 'spent')
+    deps.log({ event: 'transfer-committed', vm: vmId, confirmMs: Date.now() - started })
+    faultPoint('destination:committed')
+    return { state: 'committed' }
+  })
+}
+
+/** The Controller's decision is abort: what was received goes; a VM this site already had stays. Idempotent. */
+export async function handleTransferAbort (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<AbortAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    return await passAlong(deps, caller, route.partner, 'transfer-abort', body, AbortAnswerSchema, { ref: route.partnerRef })
+  }
+  destinationToken(deps, ref, caller.sender, vmId)
+  return deps.settling.run(ref, async () => {
+    const token = destinationToken(deps, ref, caller.sender, vmId)
+    if (token.state === 'spent') throw new ProtocolError('token-spent', 'the VM was already made this site\'s own')
+    if (token.state === 'cancelled') return { state: 'aborted' }
+    deps.tokens.setTokenState(token.token, 'cancelled')
+    // A pull still running drops its files when it ends (receive sees the token cancelled).
+    if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
+    deps.log({ event: 'transfer-aborted', vm: vmId })
+    return { state: 'aborted' }
+  })
+}
+
+function destinationToken (deps: DestinationDeps, ref: string, sender: string, vmId: string): TokenRecord {
+  const token = deps.tokens.token(ref)
+  if (token === undefined || token.role !== 'destination') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
+  checkHolder(token, sender, vmId, 'offer')
+  return token
+}
+
+/**
+ * An Intermediary (or the Controller) learns that the VM it passed along is now its partner's: it
+ * records only that neighbour, with the site that asked as upstream. Always a new version, also when
+ * the VM left through the same partner: the Source's confirm then never drops this record.
+ */
+export function recordPassedOn (deps: Pick<DestinationDeps, 'locations' | 'newVersion'>, upstream: string | null, vmId: string, partner: string, descriptor: unknown = null): void {
+  const existing = deps.locations.location(vmId)
+  deps.locations.setLocation({ vmId, kind: 'partner', target: partner, upstream, descriptor: existing?.descriptor ?? descriptor, version: deps.newVersion() })
 }
 
 /**

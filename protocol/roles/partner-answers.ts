@@ -62,7 +62,7 @@ export const TransferStatusSchema = z.object({
 })
 export type TransferStatus = z.infer<typeof TransferStatusSchema>
 
-/** Transfer verification: sstat; verified when it equals dstat (the token is spent, the source copy released). */
+/** Transfer verification: sstat; verified when it equals dstat (the Source still holds the VM until the decision reaches it). */
 export const VerificationAnswerSchema = z.object({
   state: z.enum(['verified', 'pending']),
   status: ManifestSchema,
@@ -71,6 +71,22 @@ export type VerificationAnswer = z.infer<typeof VerificationAnswerSchema>
 
 export const CancelAnswerSchema = z.object({ state: z.literal('cancelled') })
 export type CancelAnswer = z.infer<typeof CancelAnswerSchema>
+
+/** transfer-confirm (Controller → Source): the source copy is released. */
+export const ConfirmAnswerSchema = z.object({ state: z.literal('confirmed') })
+export type ConfirmAnswer = z.infer<typeof ConfirmAnswerSchema>
+
+/** transfer-commit (Controller → Destination): the VM is the Destination's and runs there. */
+export const CommitAnswerSchema = z.object({ state: z.literal('committed') })
+export type CommitAnswer = z.infer<typeof CommitAnswerSchema>
+
+/** transfer-abort (Controller → Destination): what was received is gone. */
+export const AbortAnswerSchema = z.object({ state: z.literal('aborted') })
+export type AbortAnswer = z.infer<typeof AbortAnswerSchema>
+
+/** migration-outcome (a side in doubt → up the chain to the Controller): its decision, or pending. */
+export const OutcomeAnswerSchema = z.object({ decision: z.enum(['commit', 'abort', 'pending']) })
+export type OutcomeAnswer = z.infer<typeof OutcomeAnswerSchema>
 
 /** Forced migration, mode "away": what the site further up did, passed on as it came. */
 export const AwayAnswerSchema = z.unknown()

@@ -43,6 +43,8 @@ export interface LocationStore {
 export interface RouteStore {
   route: (ref: string) => RouteRecord | undefined
   putRoute: (record: RouteRecord) => void
+  /** The offer route this site made of `partner`'s offer `partnerRef` (the way back up from a Destination). */
+  offerRouteTo: (partner: string, partnerRef: string) => RouteRecord | undefined
   /** Transfers this site prepared, or routed as Controller/Intermediary, for a VM and not yet expired. */
   sourceRoutes: (vmId: string, requester: string, now: number) => RouteRecord[]
 }

@@ -6,21 +6,26 @@ import { manifestsAgree, parseManifest } from '../proxy/manifest'
 import type { ProxyPool } from '../proxy/proxy-pool'
 import { sourceManifest } from '../proxy/source-manifest'
 import { sealTicket } from '../proxy/ticket'
-import type { TokenStore } from '../proxy/token-record'
+import type { TokenRecord, TokenStore } from '../proxy/token-record'
 import type { TransferPlan } from '../proxy/transfer-plan'
 import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
 import { hostIdOf, type HostDirectory } from './host-directory'
 import { passAlong, type PassAlongDeps } from './intermediary'
-import { CancelAnswerSchema, PreparedSourceSchema, VerificationAnswerSchema, type CancelAnswer, type PreparedSource, type VerificationAnswer } from './partner-answers'
+import { faultPoint } from './fault-point'
+import { CancelAnswerSchema, ConfirmAnswerSchema, PreparedSourceSchema, VerificationAnswerSchema, type CancelAnswer, type ConfirmAnswer, type PreparedSource, type VerificationAnswer } from './partner-answers'
 import type { LocationRecord, LocationStore, RouteStore } from './records'
+import type { TokenLocks } from './token-locks'
 
 /**
  * The Source (paper III-C): prepares a VM for leaving and hands out its proxy's ⟨uri, token⟩ sealed
  * for the destination (Forced migration, mode "prepare"), then says whether the destination's
  * status equals its own (Transfer verification), or lets the VM stay (cancel). A VM this site
  * delegated further is reached through the route recorded at Forced migration (the Intermediary).
+ * From the moment it hands the ticket out until the Controller's decision reaches it, the VM is held
+ * here, stopped and not runnable: only the decision (confirm: release it; cancel: run it again) ends
+ * that, never a timeout (resolver.ts asks the Controller).
  */
 export interface SourceDeps extends PassAlongDeps {
   hosts: Pick<HostDirectory, 'get'>
@@ -30,6 +35,7 @@ export interface SourceDeps extends PassAlongDeps {
   proxies: Pick<ProxyPool, 'choose' | 'url'>
   identity: { tlsFingerprint: string }
   limits: { chunkBytes: number, tokenTtlMs: number }
+  settling: TokenLocks
   log: Log
 }
 
@@ -73,13 +79,14 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   })
   const ticket = await sealTicket({ vmId, uri: deps.proxies.url(proxy), fingerprint: deps.identity.tlsFingerprint, token }, sealKey)
   deps.log({ event: 'prepared-for-leaving', vm: vmId, files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
+  faultPoint('source:prepared')
   return { token, ticket, expiresAt }
 }
 
 /**
- * Transfer verification: the source proxy's view is its manifest; when dstat equals it, the transfer
- * is done: the token is spent, the VM released here, and this site forgets the VM unless it came
- * back meanwhile.
+ * Transfer verification: the source proxy's view is its manifest; whether dstat equals it is the
+ * answer. Agreeing changes nothing here: the VM stays held until the Controller, having recorded its
+ * decision, confirms (transfer-confirm) or cancels.
  */
 export async function handleTransferVerification (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<VerificationAnswer> {
   const body = objectBody(rawBody)
@@ -90,7 +97,7 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
   if (route !== undefined && route.kind === 'source') {
     checkHolder(route, caller.sender, vmId, 'transfer')
     const answer = await passAlong(deps, caller, route.partner, 'transfer-verification', body, VerificationAnswerSchema)
-    if (answer.state === 'verified' && route.locationVersion !== null) deps.locations.dropLocationIf(vmId, route.locationVersion)
+    if (route.requester !== deps.self) faultPoint('intermediary:verification')
     return answer
   }
   const record = verifiableSourceToken(deps.tokens, token, caller.sender, vmId)
@@ -99,15 +106,44 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
   if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
   if (record.state === 'open') {
     checkNotExpired(record)
-    deps.tokens.setTokenState(token, 'spent')
-    await deps.hosts.get(record.hostId, vmId).release(vmId)
-    if (record.locationVersion !== null) deps.locations.dropLocationIf(vmId, record.locationVersion)
     deps.log({ event: 'transfer-verified', vm: vmId })
   }
+  faultPoint('source:verified')
   return { state: 'verified', status: manifest }
 }
 
-/** Cancels a prepared transfer (the Controller gave up): the VM stays at the Source and runs there. */
+/**
+ * The Controller's decision was commit and the Destination runs the VM (libvirt's Confirm): the
+ * Source releases its copy and forgets the VM unless it came back meanwhile. Idempotent.
+ */
+export async function handleTransferConfirm (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<ConfirmAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const token = stringField(body, 'token', 100)
+  const route = deps.routes.route(token)
+  if (route !== undefined && route.kind === 'source') {
+    checkHolder(route, caller.sender, vmId, 'transfer')
+    const answer = await passAlong(deps, caller, route.partner, 'transfer-confirm', body, ConfirmAnswerSchema)
+    if (route.requester !== deps.self) faultPoint('intermediary:confirm')
+    if (route.locationVersion !== null) deps.locations.dropLocationIf(vmId, route.locationVersion)
+    return answer
+  }
+  sourceTokenOf(deps, token, caller.sender, vmId)
+  return deps.settling.run(token, async () => {
+    const record = sourceTokenOf(deps, token, caller.sender, vmId)
+    if (record.state === 'spent') return { state: 'confirmed' }
+    if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here: the VM runs at the source`)
+    faultPoint('source:releasing')
+    // Released first, spent after: a crash between leaves the token open, and the next confirm releases again.
+    await deps.hosts.get(record.hostId, vmId).release(vmId)
+    deps.tokens.setTokenState(token, 'spent')
+    if (record.locationVersion !== null) deps.locations.dropLocationIf(vmId, record.locationVersion)
+    deps.log({ event: 'transfer-released', vm: vmId })
+    return { state: 'confirmed' }
+  })
+}
+
+/** Cancels a prepared transfer (the Controller decided abort): the VM stays at the Source and runs there. */
 export async function handleTransferCancel (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<CancelAnswer> {
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
@@ -117,9 +153,20 @@ export async function handleTransferCancel (deps: SourceDeps, caller: Caller, ra
     checkHolder(route, caller.sender, vmId, 'transfer')
     return await passAlong(deps, caller, route.partner, 'transfer-cancel', body, CancelAnswerSchema)
   }
-  const record = cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
-  deps.tokens.setTokenState(token, 'cancelled')
-  await deps.hosts.get(record.hostId, vmId).stayHere(vmId)
-  deps.log({ event: 'transfer-cancelled', vm: vmId })
-  return { state: 'cancelled' }
+  cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
+  return deps.settling.run(token, async () => {
+    const record = cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
+    // Running again first, cancelled after: a crash between leaves the token open and the next cancel runs it again.
+    if (record.state === 'open') await deps.hosts.get(record.hostId, vmId).stayHere(vmId)
+    if (record.state !== 'cancelled') deps.tokens.setTokenState(token, 'cancelled')
+    deps.log({ event: 'transfer-cancelled', vm: vmId })
+    return { state: 'cancelled' }
+  })
+}
+
+function sourceTokenOf (deps: SourceDeps, token: string, sender: string, vmId: string): TokenRecord {
+  const record = deps.tokens.token(token)
+  if (record === undefined || record.role !== 'source') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
+  checkHolder(record, sender, vmId, 'transfer')
+  return record
 }

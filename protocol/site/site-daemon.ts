@@ -1,5 +1,6 @@
 import type { Server } from 'node:net'
 import { Throttle } from '../proxy/throttle'
+import { Resolver } from '../roles/resolver'
 import { createSourceServer } from '../proxy/source-server'
 import { parseListenAddress } from '../http/listen-address'
 import { guardConnections } from '../http/connection-guard'
@@ -11,6 +12,8 @@ import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { sweepExpired } from './sweeper'
 
 const SWEEP_INTERVAL_MS = 2000
+/** How often the resolver looks for what is due (each item keeps its own backoff). */
+const RESOLVE_INTERVAL_MS = 500
 
 export interface RunningSite {
   site: SiteParts
@@ -32,7 +35,8 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
-      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, log })
+      const relay = site.relay === undefined ? undefined : { transfers: site.relay, timeoutMs: config.limits.requestTimeoutMs }
+      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, relay, log })
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {
@@ -50,10 +54,16 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     sweeping = true
     sweepExpired(site).finally(() => { sweeping = false })
   }, SWEEP_INTERVAL_MS)
+  // Doubts a crash left (migrations this site decided or held) are ended from the start, then as they come due.
+  const resolver = new Resolver(site)
+  const resolve = (): void => { resolver.tick().catch((err) => log({ event: 'resolve-failed', error: String(err) })) }
+  resolve()
+  const resolving = setInterval(resolve, RESOLVE_INTERVAL_MS)
   return {
     site,
     close: async () => {
       clearInterval(timer)
+      clearInterval(resolving)
       await Promise.all(servers.map((server) => new Promise<void>((resolve) => {
         server.close(() => resolve())
         ;(server as Server & { closeAllConnections?: () => void }).closeAllConnections?.()

@@ -5,14 +5,22 @@ import type { ReplayCache } from '../envelope/replay-cache'
 import type { Manifest } from '../proxy/manifest'
 import type { TokenRecord, TokenState, TokenStore } from '../proxy/token-record'
 import type { TransferPlan } from '../proxy/transfer-plan'
+import type { MigrationRecord, MigrationStore } from '../roles/migration-record'
 import type { FormerLocation, LocationRecord, LocationStore, RouteRecord, RouteStore } from '../roles/records'
+
+/**
+ * How long a route outlives its token: a side left in doubt by a crash asks the Controller for the
+ * outcome through the same chain, possibly long after the transfer's token expired.
+ */
+const ROUTE_KEEP_MS = 7 * 24 * 3600_000
 
 /**
  * Where this site keeps what must survive a restart: the replay cache, where each VM it is
  * responsible for went (a local host or the partner it delegated to, nothing more), the transfer
- * tokens its proxies issued, and the routes it forwards through as an Intermediary.
+ * tokens its proxies issued, the routes it forwards through as an Intermediary, and, as Controller,
+ * its record and decision of every migration it ran.
  */
-export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenStore {
+export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenStore, MigrationStore {
   private readonly db: Database.Database
   private lastPurge = 0
   private readonly statements = new Map<string, Database.Statement>()
@@ -31,6 +39,12 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
       CREATE INDEX IF NOT EXISTS "former_locations_vm" ON "former_locations" ("vm_id", "left_at");
       CREATE TABLE IF NOT EXISTS "routes" ("ref" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, "vm_id" TEXT NOT NULL, "partner" TEXT NOT NULL, "partner_ref" TEXT NOT NULL,
         "requester" TEXT NOT NULL, "location_version" TEXT, "expires_at" INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS "tokens_state" ON "tokens" ("state");
+      CREATE INDEX IF NOT EXISTS "routes_partner_ref" ON "routes" ("partner", "partner_ref");
+      CREATE TABLE IF NOT EXISTS "migrations" ("id" TEXT PRIMARY KEY, "vm_id" TEXT NOT NULL, "via" TEXT NOT NULL, "offer_ref" TEXT NOT NULL,
+        "source_via" TEXT NOT NULL, "source_token" TEXT NOT NULL, "decision" TEXT NOT NULL, "destination_settled" INTEGER NOT NULL,
+        "source_settled" INTEGER NOT NULL, "upstream" TEXT, "descriptor" TEXT NOT NULL, "created_at" INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS "migrations_vm" ON "migrations" ("vm_id", "created_at");
     `)
     // Added after the first release: a state directory from before gets the column on open.
     if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'plan')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "plan" TEXT')
@@ -124,6 +138,14 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
     return (this.statement('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "expires_at" < ?').all(now) as TokenRow[]).map(tokenFromRow)
   }
 
+  /**
+   * Tokens whose migration this site cannot finish alone: a destination's complete but unconfirmed
+   * arrival, and a source VM held for leaving. Their Controller decides; the resolver asks it.
+   */
+  inDoubtTokens (): TokenRecord[] {
+    return (this.statement('SELECT * FROM "tokens" WHERE ("role" = \'destination\' AND "state" = \'received\') OR ("role" = \'source\' AND "state" = \'open\')').all() as TokenRow[]).map(tokenFromRow)
+  }
+
   /** Open source tokens for a VM: a new Forced migration supersedes them. */
   openSourceTokens (vmId: string): TokenRecord[] {
     return (this.statement('SELECT * FROM "tokens" WHERE "state" = \'open\' AND "role" = \'source\' AND "vm_id" = ?').all(vmId) as TokenRow[]).map(tokenFromRow)
@@ -144,8 +166,45 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
     return (this.statement('SELECT * FROM "routes" WHERE "kind" = \'source\' AND "vm_id" = ? AND "requester" = ? AND "expires_at" >= ?').all(vmId, requester, now) as RouteRow[]).map(routeFromRow)
   }
 
+  /** The offer route this site made of `partner`'s offer `partnerRef` (the way back up from a Destination). */
+  offerRouteTo (partner: string, partnerRef: string): RouteRecord | undefined {
+    const row = this.statement('SELECT * FROM "routes" WHERE "kind" = \'offer\' AND "partner" = ? AND "partner_ref" = ?').get(partner, partnerRef) as RouteRow | undefined
+    return row === undefined ? undefined : routeFromRow(row)
+  }
+
+  /** Forgets routes a week past their expiry (until then an in-doubt side may still ask its way up through them). */
   dropExpiredRoutes (now: number): void {
-    this.statement('DELETE FROM "routes" WHERE "expires_at" < ?').run(now)
+    this.statement('DELETE FROM "routes" WHERE "expires_at" < ?').run(now - ROUTE_KEEP_MS)
+  }
+
+  migration (id: string): MigrationRecord | undefined {
+    const row = this.statement('SELECT * FROM "migrations" WHERE "id" = ?').get(id) as MigrationRow | undefined
+    return row === undefined ? undefined : migrationFromRow(row)
+  }
+
+  migrationsOf (vmId: string): MigrationRecord[] {
+    return (this.statement('SELECT * FROM "migrations" WHERE "vm_id" = ? ORDER BY "created_at" DESC, rowid DESC').all(vmId) as MigrationRow[]).map(migrationFromRow)
+  }
+
+  unsettledMigrations (): MigrationRecord[] {
+    return (this.statement('SELECT * FROM "migrations" WHERE "destination_settled" = 0 OR "source_settled" = 0 ORDER BY "created_at", rowid').all() as MigrationRow[]).map(migrationFromRow)
+  }
+
+  putMigration (record: MigrationRecord): void {
+    const before = this.migration(record.id)
+    const write = (): void => {
+      this.statement(`INSERT OR REPLACE INTO "migrations" ("id", "vm_id", "via", "offer_ref", "source_via", "source_token", "decision", "destination_settled", "source_settled", "upstream", "descriptor", "created_at")
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.id, record.vmId, record.via, record.offerRef, record.sourceVia, record.sourceToken, record.decision,
+        record.destinationSettled ? 1 : 0, record.sourceSettled ? 1 : 0, record.upstream, JSON.stringify(record.descriptor ?? null), record.createdAt)
+    }
+    if (before?.decision === record.decision) return write()
+    // A decision is what both sides will act on: it reaches the disk (WAL fsynced) before anyone is told.
+    this.db.pragma('synchronous = FULL')
+    try {
+      write()
+    } finally {
+      this.db.pragma('synchronous = NORMAL')
+    }
   }
 
   close (): void {
@@ -185,6 +244,25 @@ function tokenFromRow (row: TokenRow): TokenRecord {
 }
 
 type RouteRow = Record<string, string | number | null>
+type MigrationRow = Record<string, string | number | null>
+
+/** A row of "migrations" as a MigrationRecord. */
+function migrationFromRow (row: MigrationRow): MigrationRecord {
+  return {
+    id: row.id as string,
+    vmId: row.vm_id as string,
+    via: row.via as string,
+    offerRef: row.offer_ref as string,
+    sourceVia: row.source_via as string,
+    sourceToken: row.source_token as string,
+    decision: row.decision as MigrationRecord['decision'],
+    destinationSettled: row.destination_settled === 1,
+    sourceSettled: row.source_settled === 1,
+    upstream: (row.upstream as string | null) ?? null,
+    descriptor: JSON.parse(row.descriptor as string),
+    createdAt: row.created_at as number,
+  }
+}
 
 /** A row of "routes" as a RouteRecord (one reading for the lookup by ref and the list). */
 function routeFromRow (row: RouteRow): RouteRecord {

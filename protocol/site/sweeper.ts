@@ -13,16 +13,17 @@ export interface SweeperDeps {
 }
 
 /**
- * Undoes what expired tokens prepared: a source VM prepared for leaving runs on where it is, a
- * destination's partial files are dropped (unless a pull is still running), old routes are forgotten.
+ * Undoes what expired tokens prepared: a destination's partial files are dropped (unless a pull is
+ * still running), old routes are forgotten. A source VM held for leaving is not the sweeper's: only
+ * the Controller's decision may run it here again (roles/resolver.ts asks for it), since its files may
+ * already run at the Destination.
  */
 export async function sweepExpired (deps: SweeperDeps, now = Date.now()): Promise<void> {
   for (const token of deps.state.expiredOpenTokens(now)) {
-    if (deps.transfers.pulls.has(token.token)) continue
+    if (deps.transfers.pulls.has(token.token) || token.role === 'source') continue
     try {
       const host = deps.hosts.get(token.hostId, token.vmId)
-      if (token.role === 'source') await host.stayHere(token.vmId)
-      else if (!await host.has(token.vmId)) await host.abandon(token.vmId)
+      if (!await host.has(token.vmId)) await host.abandon(token.vmId)
       deps.state.setTokenState(token.token, 'expired')
       deps.log({ event: 'token-expired', role: token.role, vm: token.vmId })
     } catch (err) {

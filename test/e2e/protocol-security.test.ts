@@ -111,9 +111,13 @@ t.test('security refusals', async (t) => {
   t.match(byX.json, { code: 'token-foreign' }, 'verification by a site that did not prepare the transfer')
   const verified = await post(fed, 'site-b', 'transfer-verification', await signAs(fed, 'site-a', 'site-b', 'transfer-verification', { vmId: 'vm9', token: second.token, dstat: m2 }))
   t.match(verified.json, { state: 'verified' })
+  // Verified is not yet released: the Source lets the VM go on the Controller's confirm.
+  const confirmed = await post(fed, 'site-b', 'transfer-confirm', await signAs(fed, 'site-a', 'site-b', 'transfer-confirm', { vmId: 'vm9', token: second.token }))
+  t.match(confirmed.json, { state: 'confirmed' })
   t.match((await proxyGet(second.uri, second.fingerprint, '/v1/transfer/manifest', second.token, tDir)).json, { code: 'token-spent' }, 'a spent token')
 
-  // A source token nobody uses expires: the VM is no longer held for leaving and stays where it is.
+  // A source token nobody uses expires: site-b asks site-a, which has no record of such a migration
+  // (abort), so the VM is no longer held for leaving and stays where it is.
   await makeVmDir(join(fed.root, 'image12'), { 'disk.img': 1000 })
   t.equal((await fed.cli('site-a', 'place', '--vm', 'vm12', '--dir', join(fed.root, 'image12'))).code, 0, 'vm12 placed on site-b')
   const held = await post(fed, 'site-b', 'forced-migration', await signAs(fed, 'site-a', 'site-b', 'forced-migration', { vmId: 'vm12', mode: 'prepare', destination }))
@@ -130,8 +134,8 @@ t.test('security refusals', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 4500))
   const expired = await post(fed, 'site-b', 'initiate-transfer', await signAs(fed, 'site-a', 'site-b', 'initiate-transfer', { vmId: 'vm10', ticket: 'x' }, { ref }))
   t.match(expired.json, { code: 'token-expired' }, 'an expired offer')
-  await fed.daemon('site-b').waitForEvent((e) => e.event === 'token-expired' && e.vm === 'vm12' && e.role === 'source', 10_000)
-  t.match((await proxyGet(heldTicket.uri, heldTicket.fingerprint, '/v1/transfer/manifest', heldTicket.token, tDir)).json, { code: 'token-expired' }, 'an expired source token')
+  await fed.daemon('site-b').waitForEvent((e) => e.event === 'in-doubt-resolved' && e.vm === 'vm12' && e.role === 'source' && e.decision === 'abort', 10_000)
+  t.match((await proxyGet(heldTicket.uri, heldTicket.fingerprint, '/v1/transfer/manifest', heldTicket.token, tDir)).json, { code: 'transfer-cancelled' }, 'an expired source token, cancelled')
   t.notOk(existsSync(join(fed.vmDir('site-b', 'b1'), '.leaving', 'vm12')), 'vm12 is no longer held for leaving')
   t.ok(existsSync(join(fed.vmDir('site-b', 'b1'), 'vm12', 'disk.img')), 'and stays on site-b')
 })

@@ -60,6 +60,7 @@ t.test('a destination that cannot run the VM gives way to the next offer; with n
   t.same(await digestsOf(join(root, 'good', 'vm1')), digests, 'the VM is on the next host, byte for byte')
   t.same(await readdir(join(root, 'refusing', '.incoming')), [], 'the refusing host dropped what it received')
   t.match(site.state.location('vm1'), { kind: 'host', target: 'good' })
+  t.same(site.state.unsettledMigrations(), [], 'every decision reached both sides')
 
   // Now the refusing host is the only offer: the migration fails and the VM stays, running, where it is.
   const failed = runController(site, 'vm1', [])
@@ -78,7 +79,8 @@ t.test('a destination that cannot run the VM gives way to the next offer; with n
   const before = events.length
   const placed2 = await runController(site, 'vm2', [])
   t.match(placed2, { outcome: 'migrated', local: true, offers: 3, attempts: 1 })
-  const failures = events.slice(before).filter((e) => e.event === 'offer-failed' || e.event === 'initiate-failed').map((e) => `${String(e.event)}:${String(e.code)}`)
-  t.same(failures, ['initiate-failed:no-room', 'offer-failed:no-room', 'initiate-failed:transfer-failed', 'offer-failed:transfer-failed'], 'filling (no room now), then refusing, each tried once')
+  const failures = events.slice(before).filter((e) => e.event === 'offer-failed' || e.event === 'initiate-failed' || e.event === 'commit-refused').map((e) => `${String(e.event)}:${String(e.code)}`)
+  // The refusing host takes the files; it refuses when the Controller's commit asks it to run the VM.
+  t.same(failures, ['initiate-failed:no-room', 'offer-failed:no-room', 'commit-refused:transfer-failed', 'offer-failed:transfer-failed'], 'filling (no room now), then refusing, each tried once')
   t.same(await digestsOf(join(root, 'good', 'vm2')), digests2, 'the third offer took it')
 })
