@@ -11,7 +11,10 @@ import { liveParams, localSocketPath, type LiveChannel } from './live-params'
 import { rewriteSourcePaths } from './lifecycle-xml'
 import { neutraliseCookie } from './migration-cookie'
 import { MigrateParam, type TypedParams } from './rpc/migration-params'
-import { destinationFlags, finishMigration, LIVE_COPY_ALL, prepareMigration } from './rpc/migration-phases'
+import { blockCapacity, destinationFlags, finishMigration, JOB_STATS_COMPLETED, jobStats, LIVE_COPY_ALL, prepareMigration } from './rpc/migration-phases'
+import type { LiveStatus } from './live-status'
+import type { DomainRef } from '../hypervisor'
+import { join } from 'node:path'
 import { RpcConnection } from './rpc/rpc-connection'
 import type { LiveOffer } from './live-source'
 
@@ -21,6 +24,8 @@ export class LiveDestination {
     private readonly uri: string,
     private readonly id: string,
     private readonly params: TypedParams,
+    private readonly dir: string,
+    private readonly disks: LiveOffer['disks'],
     /** Prepare's neutralised cookie, for the Source's Perform. */
     readonly cookie: Buffer
   ) {}
@@ -34,7 +39,7 @@ export class LiveDestination {
       const params = liveParams(o.id, o.domain)
       const xml = rewriteSourcePaths(o.offer.xml, o.dir)
       const prepared = await prepareMigration(conn, { ...params, [MigrateParam.DEST_XML]: xml }, o.offer.cookie, destinationFlags(LIVE_COPY_ALL))
-      return new LiveDestination(conn, o.uri, o.id, params, neutraliseCookie(prepared.cookie))
+      return new LiveDestination(conn, o.uri, o.id, params, o.dir, o.offer.disks, neutraliseCookie(prepared.cookie))
     } catch (err) {
       await conn.close(true)
       throw err
@@ -56,7 +61,21 @@ export class LiveDestination {
       return undefined
     }
     const done = await finishMigration(this.conn, this.params, performCookie, destinationFlags(LIVE_COPY_ALL), false)
+    this.arrived = done.dom
     return { uuid: done.dom.uuid, cookie: neutraliseCookie(done.cookie) }
+  }
+
+  private arrived: DomainRef | undefined
+
+  /** dstat: what this side's libvirtd says arrived (see live-status.ts); incomplete before a successful Finish. */
+  async status (): Promise<LiveStatus> {
+    if (this.arrived === undefined) return { uuid: '', disks: [], job: 'incomplete' }
+    const dom = this.arrived
+    const disks = []
+    for (const disk of this.disks) disks.push({ name: disk.name, bytes: await blockCapacity(this.conn, dom, join(this.dir, disk.name)) })
+    const job = await jobStats(this.conn, dom, JOB_STATS_COMPLETED).then((s) => s.type, () => 0)
+    // virDomainJobType 3: VIR_DOMAIN_JOB_COMPLETED.
+    return { uuid: dom.uuid, disks, job: job === 3 ? 'completed' : 'incomplete' }
   }
 
   async close (): Promise<void> {

@@ -10,6 +10,7 @@ import { rpcTarget } from './guest-clock'
 import { liveDisks, type LiveDisk } from './live-disks'
 import { liveParams } from './live-params'
 import { liveProgress, type LiveProgress } from './live-progress'
+import { performCompleted, type LiveStatus } from './live-status'
 import { neutraliseCookie } from './migration-cookie'
 import type { TypedParams } from './rpc/migration-params'
 import {
@@ -103,6 +104,11 @@ export class LiveSource {
    */
   async confirm (finishCookie: Buffer, cancelled: boolean): Promise<void> {
     await confirmMigration(this.conn, this.dom, this.params, finishCookie, LIVE_COPY_ALL, cancelled)
+  }
+
+  /** sstat: what this side says moved (see live-status.ts), from Perform's cookie. */
+  status (performCookie: Buffer): LiveStatus {
+    return { uuid: this.dom.uuid, disks: this.offer.disks.map(({ name, bytes }) => ({ name, bytes })), job: performCompleted(performCookie) ? 'completed' : 'incomplete' }
   }
 
   /** libvirt's statistics of the completed migration (downtime, elapsed, bytes), while the connection is open. */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { liveDisks } from '../../../host/libvirt/live-disks'
 import { checkMigrationId, libvirtSocketPath, liveParams, localSocketPath } from '../../../host/libvirt/live-params'
 import { liveProgress, progressLine } from '../../../host/libvirt/live-progress'
+import { liveStatusesAgree, performCompleted } from '../../../host/libvirt/live-status'
 import { NEUTRAL_HOSTNAME, neutraliseCookie } from '../../../host/libvirt/migration-cookie'
 import { readTypedParams, writeTypedParams } from '../../../host/libvirt/rpc/migration-params'
 import { XdrReader, XdrWriter } from '../../../host/libvirt/rpc/xdr'
@@ -66,4 +67,15 @@ t.test('progress from job statistics, and its line', async (t) => {
   t.equal(progressLine(memory), 'Migration: [ 97 %] memory, 8.0 MiB of 384.0 MiB left, 16.0 MiB/s, ETA 1 s, pass 2, dirty 250 pages/s')
   t.match(liveProgress({}, true), { phase: 'done', remainingBytes: 0, etaMs: 0 })
   t.equal(liveProgress({}).etaMs, undefined, 'no rate yet: no ETA')
+})
+
+t.test('dstat = sstat for a live migration: same UUID, same disks and sizes, a completed job at both ends', async (t) => {
+  const s = { uuid: 'u1', disks: [{ name: 'a.img', bytes: 1024 }, { name: 'b.qcow2', bytes: 4096 }], job: 'completed' as const }
+  t.ok(liveStatusesAgree({ ...s, disks: [...s.disks].reverse() }, s), 'disk order does not matter')
+  t.notOk(liveStatusesAgree({ ...s, uuid: 'u2' }, s), 'another domain')
+  t.notOk(liveStatusesAgree({ ...s, disks: [{ name: 'a.img', bytes: 1024 }, { name: 'b.qcow2', bytes: 2048 }] }, s), 'a disk of another size')
+  t.notOk(liveStatusesAgree({ ...s, disks: s.disks.slice(1) }, s), 'a missing disk')
+  t.notOk(liveStatusesAgree({ ...s, job: 'incomplete' }, s), 'a job that did not complete')
+  t.ok(performCompleted(Buffer.from('<qemu-migration><statistics><started>1</started><downtime>41</downtime></statistics></qemu-migration>')))
+  t.notOk(performCompleted(Buffer.from('<qemu-migration><name>vm1</name></qemu-migration>')))
 })

@@ -9,6 +9,7 @@ import { LiveDestination } from '../../../host/libvirt/live-destination'
 import { LIVE_CHANNELS, localSocketPath } from '../../../host/libvirt/live-params'
 import { progressLine, type LiveProgress } from '../../../host/libvirt/live-progress'
 import { LiveSource } from '../../../host/libvirt/live-source'
+import { liveStatusesAgree } from '../../../host/libvirt/live-status'
 import { readTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../../../protocol/crypto/tls-certificate'
 import { ProtocolError } from '../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../protocol/proxy/stream-relay'
@@ -112,6 +113,10 @@ t.test('a running VM moves live between two libvirtds through the stream relay',
   const finished = await destination.finish(performed, false)
   if (finished === undefined) throw new Error('Finish returned no domain')
   crossing.push(finished.cookie)
+  const sstat = source.status(performed)
+  const dstat = await destination.status()
+  t.same(dstat, sstat, 'dstat = sstat: the same UUID, disk names and sizes, and a completed job at both ends')
+  t.ok(liveStatusesAgree(dstat, sstat))
   await source.confirm(finished.cookie, false)
   const elapsed = Date.now() - started
 
@@ -162,6 +167,7 @@ t.test('the Destination\'s libvirtd killed mid-stream: the VM runs at the Source
   // Finish cannot succeed without the Destination's libvirtd: the Source is told so and keeps the VM.
   const finished = await destination.finish(performed ?? Buffer.alloc(0), performed === undefined).catch(() => undefined)
   t.equal(finished, undefined, 'Finish did not succeed')
+  t.notOk(liveStatusesAgree(await destination.status(), source.status(performed ?? Buffer.alloc(0))), 'dstat differs from sstat: the token would not be spent')
   await source.confirm(Buffer.alloc(0), true)
   t.match(await a.virsh('domstate', name), /running/, 'the VM runs at the Source')
   await b.restartLibvirtd()

@@ -1,0 +1,209 @@
+// bench/migrate-live: one running guest moved back and forth live between two private libvirtds,
+// alternating fedvm's path (each side's own phases on its own libvirtd, cookies neutralised, QEMU's
+// migration and NBD streams through the token-bound TLS stream relay on loopback) with the peer, a
+// direct `virsh migrate --live --copy-storage-all` between the same two libvirtds (TCP on the
+// namespace's loopback, no proxies). Downtime two ways: libvirt's own figure (the completed job's
+// downtime) and a host-clock probe: `ping -i 0.02` at the guest from inside the namespace, the
+// longest gap between replies around the switchover (the guest's NIC moves between the two
+// libvirtds' taps on one bridge).
+// Usage: node dist/bench/migrate-live.js [--rounds 4] [--memory-mib 256] [--disk-mib 128]   (writes bench/results/migrate-live.json)
+import { execFile, spawn } from 'node:child_process'
+import { randomBytes, randomFillSync } from 'node:crypto'
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:https'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs, promisify } from 'node:util'
+import { LiveDestination } from '../host/libvirt/live-destination'
+import { LIVE_CHANNELS, localSocketPath } from '../host/libvirt/live-params'
+import { LiveSource } from '../host/libvirt/live-source'
+import { rewriteSourcePaths } from '../host/libvirt/lifecycle-xml'
+import { readTlsIdentity, writeTlsIdentity } from '../protocol/crypto/tls-certificate'
+import { ProtocolError } from '../protocol/errors'
+import { StreamPark, StreamParker } from '../protocol/proxy/stream-relay'
+import { ensureGuestImage } from '../test/support/vm/guest-image'
+import { chooseDomainType } from '../test/support/vm/kvm-probe'
+import { LibvirtHost } from '../test/support/vm/libvirt-host'
+import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
+
+const run = promisify(execFile)
+const MiB = 1024 * 1024
+const GUEST_IP = '192.0.2.10'
+const PROBE_INTERVAL_MS = 20
+
+interface Round { mode: 'fedvm' | 'direct', from: string, wallMs: number, libvirtDowntimeMs: number | undefined, libvirtElapsedMs: number | undefined, probeGapMs: number | undefined }
+
+/**
+ * A host-clock probe for one round: busybox `ping -i 0.02` at the guest from inside the namespace.
+ * Its output may be buffered in a pipe, so times come from the schedule, not from arrival: the
+ * longest run of unanswered sequence numbers times the interval, or the longest round trip (a
+ * request queued while the guest was paused), whichever is longer.
+ */
+class PingProbe {
+  private readonly seqs: number[] = []
+  private maxRttMs = 0
+  private readonly child
+  private readonly closed: Promise<void>
+
+  constructor (netns: string) {
+    this.child = spawn('nsenter', [`--net=/run/netns/${netns}`, 'busybox', 'ping', '-i', String(PROBE_INTERVAL_MS / 1000), GUEST_IP], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let rest = ''
+    this.child.stdout.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString()).split('\n')
+      rest = lines.pop() ?? ''
+      for (const line of lines) {
+        const m = /bytes from .*seq=(\d+) .*time=([\d.]+) ms/.exec(line)
+        if (m === null) continue
+        this.seqs.push(Number(m[1]))
+        this.maxRttMs = Math.max(this.maxRttMs, Number(m[2]))
+      }
+    })
+    this.closed = new Promise((resolve) => this.child.once('close', () => resolve()))
+  }
+
+  /** Stops the probe (SIGINT: busybox flushes what it printed) and says the longest outage seen. */
+  async outageMs (): Promise<number | undefined> {
+    this.child.kill('SIGINT')
+    await this.closed
+    if (this.seqs.length < 2) return undefined
+    let missing = 0
+    for (let i = 1; i < this.seqs.length; i++) missing = Math.max(missing, this.seqs[i] - this.seqs[i - 1] - 1)
+    return Math.round(Math.max(missing * PROBE_INTERVAL_MS, this.maxRttMs))
+  }
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' } } })
+  const rounds = Number(values.rounds)
+  const memoryMiB = Number(values['memory-mib'])
+  const diskMiB = Number(values['disk-mib'])
+  const tag = randomBytes(3).toString('hex')
+  const netns = `fedvm-bench-${tag}`
+  const cleanups: Array<() => Promise<unknown>> = []
+  const work = await mkdtemp(join(tmpdir(), 'fedvm-bench-live-'))
+  cleanups.push(async () => await rm(work, { recursive: true, force: true }))
+  try {
+    // One namespace with one bridge for both libvirtds: the guest's address stays reachable wherever it runs.
+    await run('ip', ['netns', 'add', netns])
+    cleanups.push(async () => await run('ip', ['netns', 'del', netns]))
+    for (const args of [['link', 'set', 'lo', 'up'], ['link', 'add', 'br0', 'type', 'bridge'], ['addr', 'add', '192.0.2.1/24', 'dev', 'br0'], ['link', 'set', 'br0', 'up']]) await run('ip', ['-n', netns, ...args])
+    const hosts = await Promise.all([`${tag}a`, `${tag}b`].map(async (t) => await LibvirtHost.start({ tag: t, netns })))
+    for (const h of hosts) cleanups.unshift(async () => await h.stop())
+    const image = await ensureGuestImage()
+    const type = await chooseDomainType(image)
+    const name = `fedvm-bench-${tag}`
+
+    // The disk holds random data, so the NBD copy moves real bytes.
+    const firstDir = join(hosts[0].dir, 'vms', name)
+    await mkdir(firstDir, { recursive: true })
+    const disk = await open(join(firstDir, `${name}.img`), 'w')
+    const buf = Buffer.allocUnsafe(8 * MiB)
+    for (let i = 0; i < diskMiB / 8; i++) { randomFillSync(buf); await disk.write(buf) }
+    await disk.close()
+    const consoleLog = join(firstDir, `${name}.console.log`)
+    await writeFile(join(work, 'define.xml'), domainXml({ name, type, image, memoryMiB, disk: join(firstDir, `${name}.img`), consoleLog }).replace("<serial type='file'>\n      <source path=", "<serial type='file'>\n      <source append='on' path="))
+    await hosts[0].virsh('define', join(work, 'define.xml'))
+    await hosts[0].virsh('start', name)
+    await waitGuestReady({ name, uuid: '', disk: '', consoleLog }, 180_000)
+
+    const tlsDir = join(work, 'tls')
+    const ids = await Promise.all(['source', 'destination'].map(async (n) => { await mkdir(join(tlsDir, n), { recursive: true }); await writeTlsIdentity(join(tlsDir, n), n); return await readTlsIdentity(join(tlsDir, n)) }))
+
+    const results: Round[] = []
+    let at = 0
+    for (let i = 0; i < rounds; i++) {
+      const mode = i % 4 === 0 || i % 4 === 3 ? 'fedvm' : 'direct'
+      const src = hosts[at]
+      const dst = hosts[1 - at]
+      const dstDir = join(dst.dir, 'vms', name)
+      await rm(dstDir, { recursive: true, force: true })
+      const probe = new PingProbe(netns)
+      cleanups.unshift(async () => await probe.outageMs())
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      const started = Date.now()
+      let downtime: number | undefined
+      let elapsed: number | undefined
+      if (mode === 'fedvm') {
+        ({ downtime, elapsed } = await fedvmMigrate(src, dst, name, dstDir, ids[0], ids[1]))
+      } else {
+        ({ downtime, elapsed } = await directMigrate(src, dst, name, dstDir))
+      }
+      const wallMs = Date.now() - started
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      const round: Round = { mode, from: at === 0 ? 'A' : 'B', wallMs, libvirtDowntimeMs: downtime, libvirtElapsedMs: elapsed, probeGapMs: await probe.outageMs() }
+      results.push(round)
+      console.log(JSON.stringify({ ...round, load: Number(loadavg()[0].toFixed(2)) }))
+      at = 1 - at
+    }
+    const summary = (mode: string, key: keyof Round): number | undefined => median(results.filter((r) => r.mode === mode).map((r) => r[key] as number | undefined).filter((v): v is number => v !== undefined))
+    const out = {
+      memoryMiB, diskMiB, rounds: results,
+      median: Object.fromEntries(['fedvm', 'direct'].map((m) => [m, { wallMs: summary(m, 'wallMs'), libvirtDowntimeMs: summary(m, 'libvirtDowntimeMs'), libvirtElapsedMs: summary(m, 'libvirtElapsedMs'), probeGapMs: summary(m, 'probeGapMs') }])),
+      loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+      when: new Date().toISOString()
+    }
+    console.log(JSON.stringify(out.median))
+    await mkdir('bench/results', { recursive: true })
+    await writeFile('bench/results/migrate-live.json', `${JSON.stringify(out, null, 2)}\n`)
+  } finally {
+    for (const c of cleanups) await c().catch((err) => console.error(`cleanup: ${(err as Error).message}`))
+  }
+}
+
+async function fedvmMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: { key: string, cert: string, fingerprint: string }, dstTls: { key: string, cert: string, fingerprint: string }): Promise<{ downtime?: number, elapsed?: number }> {
+  const id = randomBytes(8).toString('hex')
+  const token = randomBytes(16).toString('hex')
+  const park = new StreamPark((presented, _c, fingerprint) => {
+    if (presented !== token || fingerprint !== dstTls.fingerprint) throw new ProtocolError('token-foreign', 'not this migration')
+    return token
+  })
+  const server = createServer({ key: srcTls.key, cert: srcTls.cert, requestCert: true, rejectUnauthorized: false })
+  server.on('upgrade', (req, socket) => park.handleUpgrade(req, socket))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  const source = await LiveSource.begin({ uri: src.uri, domain: name, id })
+  let destination: LiveDestination | undefined
+  const parkers: StreamParker[] = []
+  try {
+    destination = await LiveDestination.prepare({ uri: dst.uri, id, domain: name, dir: dstDir, offer: source.offer })
+    for (const channel of LIVE_CHANNELS) await park.listen(token, channel, localSocketPath(src.uri, id, channel))
+    for (const channel of LIVE_CHANNELS) parkers.push(new StreamParker({ url: `https://127.0.0.1:${port}`, fingerprint: srcTls.fingerprint, token, channel, clientCert: dstTls, targetPath: destination.socketPath(channel) }))
+    const performed = await source.perform(destination.cookie)
+    const finished = await destination.finish(performed, false)
+    if (finished === undefined) throw new Error('Finish returned no domain')
+    await source.confirm(finished.cookie, false)
+    const stat = (key: string): number | undefined => { const m = new RegExp(`<${key}>(\\d+)</${key}>`).exec(performed.toString()); return m === null ? undefined : Number(m[1]) }
+    return { downtime: stat('downtime'), elapsed: stat('time_elapsed') }
+  } finally {
+    for (const p of parkers) p.close()
+    park.close()
+    server.close()
+    await destination?.close()
+    await source.close()
+  }
+}
+
+async function directMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string): Promise<{ downtime?: number, elapsed?: number }> {
+  const xml = rewriteSourcePaths(await src.virsh('dumpxml', name, '--migratable'), dstDir)
+  await mkdir(dstDir, { recursive: true })
+  const xmlFile = join(dstDir, 'migrate.xml')
+  await writeFile(xmlFile, xml)
+  const size = Number(/Capacity:\s+(\d+)/.exec(await src.virsh('domblkinfo', name, 'vda'))?.[1])
+  const fd = await open(join(dstDir, `${name}.img`), 'w')
+  await fd.truncate(size)
+  await fd.close()
+  await src.virsh('migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource', '--xml', xmlFile, name, dst.uri,
+    '--migrateuri', 'tcp://127.0.0.1', '--disks-uri', 'tcp://127.0.0.1', '--listen-address', '127.0.0.1')
+  const info = await dst.virsh('domjobinfo', name, '--completed')
+  const ms = (label: string): number | undefined => { const m = new RegExp(`${label}:\\s+(\\d+)\\s+ms`).exec(info); return m === null ? undefined : Number(m[1]) }
+  if (ms('Total downtime') === undefined) console.error(`no downtime in the Destination's completed job:\n${info}`)
+  return { downtime: ms('Total downtime'), elapsed: ms('Time elapsed') }
+}
+
+function median (values: number[]): number | undefined {
+  if (values.length === 0) return undefined
+  const s = [...values].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+main().catch((err) => { console.error(err); process.exit(1) })
