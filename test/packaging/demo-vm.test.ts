@@ -25,6 +25,12 @@ async function processesNaming (root: string): Promise<number[]> {
   return found
 }
 
+/** Whether a process runs; an exited one its parent (init, for a daemon) has not reaped yet does not. */
+async function running (pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return stat !== '' && !/^\d+ \(.*\) Z/.test(stat)
+}
+
 /** The PIDs of the libvirt hosts' daemons, from their pid files in /tmp/fedvm-libvirt-TAG-* (TAG: the namespace's). */
 async function libvirtDaemons (namespaces: Array<string | undefined>): Promise<number[]> {
   const pids: number[] = []
@@ -112,6 +118,6 @@ t.test('fedvm demo --vm, Ctrl-C once the VM runs: no process, namespace or folde
   t.notOk(existsSync(root), `${root} is removed`)
   const netns = await readdir('/run/netns').catch(() => [] as string[])
   t.same(netns.filter((n) => n === named?.[1] || n === named?.[2]), [], 'the libvirt hosts\' namespaces are gone')
-  for (const pid of daemons) t.notOk(existsSync(`/proc/${pid}`), `libvirtd/virtlogd ${pid} is gone`)
+  for (const pid of daemons) t.notOk(await running(pid), `libvirtd/virtlogd ${pid} is gone`)
   t.same(await processesNaming(root), [], 'no process names the work folder')
 })
