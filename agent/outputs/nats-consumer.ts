@@ -117,9 +117,9 @@ export class NatsConsumer implements OutboxConsumer {
     return { failed, reason: `${failed.length} of ${due.length} publishes without a PubAck: ${outcomes.find((o) => o !== undefined)!}` }
   }
 
-  /** The delivery's subject, from the VM named in its body (cached per VM). */
+  /** The delivery's subject, from its VM (cached per VM); only a row queued before the outbox kept `vm` has its body decoded for it. */
   private subjectOf (queued: QueuedDelivery): string {
-    const vm = (JSON.parse(queued.body) as { vm: string }).vm
+    const vm = queued.vm ?? (JSON.parse(queued.body) as { vm: string }).vm
     let subject = this.subjects.get(vm)
     if (subject === undefined) {
       const { subjectPrefix, site, host } = this.options

@@ -17,7 +17,7 @@ CREATE INDEX IF NOT EXISTS window_samples_by_spec ON window_samples (vm, spec);
 CREATE TABLE IF NOT EXISTS latest_values (vm TEXT NOT NULL, metric TEXT NOT NULL, ts INTEGER NOT NULL, value,
   PRIMARY KEY (vm, metric)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0);
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0, vm TEXT);
 `
 
 /** A delivery waiting in the outbox for one consumer (`seq` is its place in the queue). */
@@ -26,6 +26,8 @@ export interface QueuedDelivery {
   id: string
   body: string
   attempts: number
+  /** The delivery's VM, so a transport routes it without decoding the body (null for rows queued before the column existed). */
+  vm: string | null
 }
 
 /**
@@ -57,6 +59,8 @@ export class AgentStore {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(DDL)
+    // An outbox from before `vm` was kept beside each delivery gains the column (its old rows stay NULL).
+    if (!(this.db.pragma('table_info(outbox)') as Array<{ name: string }>).some((c) => c.name === 'vm')) this.db.exec('ALTER TABLE outbox ADD COLUMN vm TEXT')
     this.statements = {
       cursor: this.db.prepare('SELECT seq FROM feed_cursors WHERE vm = ?').pluck(),
       epoch: this.db.prepare('SELECT epoch FROM feed_cursors WHERE vm = ?').pluck(),
@@ -69,8 +73,8 @@ export class AgentStore {
       setLatest: this.db.prepare(`INSERT INTO latest_values (vm, metric, ts, value) VALUES (?, ?, ?, ?)
         ON CONFLICT (vm, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value`),
       latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?').safeIntegers(),
-      enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body) VALUES (?, ?, ?)'),
-      due: this.db.prepare('SELECT seq, id, body, attempts FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
+      enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body, vm) VALUES (?, ?, ?, ?)'),
+      due: this.db.prepare('SELECT seq, id, body, attempts, vm FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
       ack: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
       retry: this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt = ? WHERE seq = ?'),
       queueLength: this.db.prepare('SELECT count(*) FROM outbox WHERE consumer = ?').pluck(),
@@ -170,7 +174,7 @@ export class AgentStore {
   enqueueFor (consumers: readonly string[], delivery: Delivery): void {
     if (consumers.length === 0) return
     const body = stringifyExact(delivery)
-    for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body)
+    for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body, delivery.vm)
   }
 
   /** The consumer's oldest deliveries that are due, in the order they were queued (acknowledged ones already removed). */
