@@ -9,6 +9,8 @@ import { chunkHasher } from './chunk-hasher'
 import { SourceTransfer } from './source-transfer'
 import type { Throttle } from './throttle'
 import { usableToken } from './tokens'
+import { forwardRelayed } from './relay-forward'
+import type { RelayTransfers } from './relay-transfers'
 
 export const TOKEN_HEADER = 'fedvm-token'
 /** A served chunk's SHA-256, computed as the source read it for sending. */
@@ -25,6 +27,8 @@ export interface SourceServerOptions {
   state: Pick<TokenStore, 'token' | 'setTokenManifest' | 'setTokenPlan'>
   tls: TlsIdentity
   throttle?: Throttle
+  /** The transfers this site relays as an Intermediary (policy.relayTransfers); their tokens are served by forwarding. */
+  relay?: { transfers: RelayTransfers, timeoutMs: number }
   log: (event: Record<string, unknown>) => void
 }
 
@@ -47,6 +51,10 @@ export function createSourceServer (options: SourceServerOptions): Server {
     serve(options, transfers, keeper, req, res).catch((err) => sendProblem(res, toProtocolError(err), options))
   })
   server.keepAliveTimeout = 5000
+  // Who connects is logged (certificate and address): where the files flowed can be checked afterwards.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    options.log({ event: 'proxy-connection', proxy: options.index, peer: socket.getPeerCertificate()?.fingerprint256 ?? null, address: socket.remoteAddress ?? null })
+  })
   server.on('close', () => keeper.flush())
   // A destination that stops reading holds a chunk buffer: its connection goes after a minute of silence.
   server.setTimeout(60_000)
@@ -54,6 +62,8 @@ export function createSourceServer (options: SourceServerOptions): Server {
 }
 
 async function serve (options: SourceServerOptions, transfers: Map<string, SourceTransfer>, keeper: DigestKeeper, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const relayed = options.relay?.transfers.transfer(header(req, TOKEN_HEADER))
+  if (relayed !== undefined) { await forwardRelayed(relayed, options.tls, options.relay!.timeoutMs, req, res); return }
   if (req.method !== 'GET') throw new ProtocolError('unknown-operation', 'the transfer proxy serves GET only')
   const token = usableToken(options.state, header(req, TOKEN_HEADER), 'source', options.index)
   const peer = (req.socket as TLSSocket).getPeerCertificate()

@@ -100,7 +100,8 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   const route = deps.routes.route(ref)
   if (route !== undefined && route.kind === 'offer') {
     checkHolder(route, caller.sender, vmId, 'offer')
-    const answer = await passAlong(deps, caller, route.partner, 'initiate-transfer', body, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+    const relayed = await deps.relay?.reseal(route.ref, ticket, vmId)
+    const answer = await passAlong(deps, caller, route.partner, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
     faultPoint('intermediary:initiate')
     return answer
   }

@@ -2,6 +2,7 @@ import type { z } from 'zod'
 import { toProtocolError, type ProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
 import type { Log } from '../log'
+import type { RelayTransfers } from '../proxy/relay-transfers'
 import { newToken } from '../proxy/tokens'
 import type { Caller } from './caller'
 import { OffersSchema, parseAnswer, type Offer } from './partner-answers'
@@ -46,6 +47,8 @@ export interface DelegationDeps extends PassAlongDeps {
   policy: { delegate: boolean, expose: 'all' | 'local' | string[] }
   limits: { hopBudget: number, tokenTtlMs: number }
   log: Log
+  /** Present when this site relays the transfers of the offers it passes on (policy.relayTransfers). */
+  relay?: Pick<RelayTransfers, 'substitute' | 'reseal'>
 }
 
 /** Whether a request from this caller may still be forwarded one more hop. */
@@ -84,6 +87,7 @@ export function exposeOffers (deps: DelegationDeps, caller: Caller, vmId: string
   return exposed.map(({ partner, offer }) => {
     const ref = newToken()
     deps.routes.putRoute({ ref, kind: 'offer', vmId, partner, partnerRef: offer.ref, requester: caller.sender, locationVersion: null, expiresAt: Date.now() + deps.limits.tokenTtlMs })
-    return { ...offer, ref, depth: offer.depth + 1 }
+    const passed = { ...offer, ref, depth: offer.depth + 1 }
+    return deps.relay === undefined ? passed : deps.relay.substitute(ref, passed)
   })
 }

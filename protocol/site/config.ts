@@ -90,6 +90,8 @@ const PolicySchema = object({
   prefer: list(text).default([]),
   /** Who may control a VM (descriptor updates, run state): its primary site only, or any site on its chain of delegation. */
   controlFrom: z.enum(['primary', 'chain'], { error: 'must be "primary" or "chain"' }).default('primary'),
+  /** As an Intermediary, carry the files of the offers it passes on through its own proxy: Source and Destination never learn each other's proxy. */
+  relayTransfers: z.boolean({ error: 'must be true or false' }).default(false),
 })
 
 const LimitsSchema = object(Object.fromEntries(Object.entries(DEFAULT_LIMITS).map(([key, value]) => [key, integer(key === 'hopBudget' ? 0 : 1).default(value)])) as {
@@ -102,7 +104,7 @@ function siteConfigSchema (base: string) {
     listen: listenAddress,
     keys: path(base),
     partners: list(PartnerSchema).default([]),
-    policy: PolicySchema.default({ delegate: false, expose: 'all', prefer: [], controlFrom: 'primary' }),
+    policy: PolicySchema.default({ delegate: false, expose: 'all', prefer: [], controlFrom: 'primary', relayTransfers: false }),
     hosts: list(HostSchema(base)).default([]),
     proxies: list(ProxySchema).min(1, 'at least one transfer proxy is needed'),
     stateDir: path(base),
@@ -125,13 +127,13 @@ function siteConfigSchema (base: string) {
     const partnersOnly = (ids: string[], field: string): void => {
       ids.forEach((id, i) => { if (!partnerIds.has(id)) ctx.addIssue({ code: 'custom', path: ['policy', field, i], message: `${id} is not in partners` }) })
     }
-    const { expose, acceptFrom = [...partnerIds], prefer, delegate, controlFrom } = config.policy
+    const { expose, acceptFrom = [...partnerIds], prefer, delegate, controlFrom, relayTransfers } = config.policy
     if (Array.isArray(expose)) partnersOnly(expose, 'expose')
     partnersOnly(acceptFrom, 'acceptFrom')
     partnersOnly(prefer, 'prefer')
     const webConfig = config.monitoring.metricsWebConfig
     const monitoring = webConfig === undefined || isAbsolute(webConfig) ? config.monitoring : { ...config.monitoring, metricsWebConfig: resolve(base, webConfig) }
-    return { ...config, monitoring, policy: { delegate, expose, acceptFrom, prefer, controlFrom } }
+    return { ...config, monitoring, policy: { delegate, expose, acceptFrom, prefer, controlFrom, relayTransfers } }
   })
 }
 

@@ -35,7 +35,8 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
     for (const [index, proxy] of config.proxies.entries()) {
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
-      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, log })
+      const relay = site.relay === undefined ? undefined : { transfers: site.relay, timeoutMs: config.limits.requestTimeoutMs }
+      const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, relay, log })
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {

@@ -8,6 +8,7 @@ import { readTlsIdentity, type TlsIdentity } from '../crypto/tls-certificate'
 import { Keyring } from '../envelope/keyring'
 import type { Log } from '../log'
 import { ProxyPool } from '../proxy/proxy-pool'
+import { RelayTransfers } from '../proxy/relay-transfers'
 import type { ResolverDeps } from '../roles/resolver'
 import { ActiveMigrations } from '../roles/active-migrations'
 import { IncomingTransfers } from '../roles/incoming-transfers'
@@ -31,6 +32,8 @@ export interface SiteParts extends ResolverDeps {
   hosts: SiteHosts
   partners: SignedPartners
   proxies: ProxyPool
+  /** The transfers this site relays (policy.relayTransfers), shared by the Intermediary role and the proxies. */
+  relay?: RelayTransfers
 }
 
 export async function loadSiteParts (config: SiteConfig, log: Log): Promise<SiteParts> {
@@ -40,6 +43,8 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
   const sealPublicKey = encodeKey(decodeKey('seal.pub', await readFile(join(config.keys, SEAL_PUBLIC_FILE), 'utf8')))
   const keyring = new Keyring([...config.partners, { id: config.id, publicKey: signing.publicKey }])
   const state = new SiteState(config.stateDir)
+  const proxies = new ProxyPool(config.proxies.map((p) => p.url))
+  const identity = { sealPublicKey, tlsFingerprint: tls.fingerprint, tls, keysDir: config.keys }
   return {
     self: config.id,
     config,
@@ -55,8 +60,9 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
     settling: new TokenLocks(),
     hosts: new SiteHosts(config.hosts, log),
     partners: new SignedPartners({ id: config.id, listen: config.listen, signing, tls }, config.partners, keyring, config.limits, log),
-    proxies: new ProxyPool(config.proxies.map((p) => p.url)),
-    identity: { sealPublicKey, tlsFingerprint: tls.fingerprint, tls, keysDir: config.keys },
+    proxies,
+    identity,
+    ...(config.policy.relayTransfers ? { relay: new RelayTransfers(identity, () => proxies.url(proxies.choose()), config.limits.tokenTtlMs) } : {}),
     policy: config.policy,
     limits: config.limits,
     transfers: new IncomingTransfers(),
