@@ -29,7 +29,8 @@ interface StoredDelivery { id: string, metric: string, format: string, function?
 /**
  * The federation at work, told one line a step, with the `fedvm` commands a user would type:
  * place at A (delegated through B to C), the KPIs relayed to A and read there, the rule firing a
- * Forced migration, monitoring following the VM, and where each site believes the VM is.
+ * Forced migration, monitoring following the VM, a migration by hand (`fedvm migrate`), and where
+ * each site believes the VM is.
  */
 export async function runStory (stage: Stage, children: Children, say: Say): Promise<void> {
   const { a, b, c, vm } = stage
@@ -96,6 +97,12 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   const taken = await rowsReceived(nextAgent.metricsUrl, vm.id)
   say(`monitoring follows: ${now.target}'s agent took up the feed where ${first.target}'s stopped (${taken} rows read from the guest); A holds rows 1..${after.last} of the guest's KPI database: ` +
     `${repeats === 0 ? 'each once' : `${repeats} repeated`}, ${missing.length === 0 ? 'none missing' : `missing: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? '…' : ''}`}`)
+
+  const migrating = Date.now()
+  const again = await fedvm('migrate', ['migrate', '--config', a.configFile, '--vm', vm.id])
+  if (again.outcome !== 'migrated') throw new Error(`fedvm migrate: ${JSON.stringify(again)}`)
+  const last = await where(c)
+  say(`by hand (fedvm migrate at site-a): ${vm.id} went to partner ${String(again.destination)} again, now on site-c's host ${String(last?.target)} (${Date.now() - migrating} ms)`)
 
   const seen = await Promise.all([a, b, c].map(async (site) => [site.id, await where(site)] as const))
   say(`where is ${vm.id}? ${seen.map(([id, l]) => `${id}: "${l === undefined ? 'unknown' : `${l.kind} ${l.target}`}"`).join(' · ')}`)

@@ -76,6 +76,7 @@ t.test('fedvm demo --vm', async (t) => {
     /A's rule "counter-high" \(raw\(kpi:users\.sample\) > 12 for 3s\) fired/,
     /Forced migration done by A's Controller: kpi-vm went to partner site-b again, now on site-c's host c[12] \(moved from c[12], \d+ ms, digests agree: true\)/,
     /monitoring follows: c[12]'s agent took up the feed .*: each once, none missing/,
+    /by hand \(fedvm migrate at site-a\): kpi-vm went to partner site-b again, now on site-c's host c[12] \(\d+ ms\)/,
     /where is kpi-vm\? site-a: "partner site-b" · site-b: "partner site-c" · site-c: "host c[12]"/,
     /cleaned up: .*libvirt host c2 stopped .*libvirt host c1 stopped .*removed/,
   ]) t.match(out, line)

@@ -89,6 +89,7 @@ t.test('the demo tells the whole story and cleans up', async (t) => {
     /A's rule "too-busy" \(raw\(kpi:users\.current_users\) > 1000 for 3s\) fired: value 1\d{3} held 3\.\d+ s of data time → Forced migration/,
     /Forced migration done by A's Controller: web-1 went to partner site-b again, now on site-c's host (c1|c2) \(moved from (c1|c2), \d+ ms, digests agree: true\)/,
     /monitoring follows: c[12]'s agent took up the feed where c[12]'s stopped \([1-9]\d* rows read from the guest\); A holds rows 1\.\.\d+ of the guest's KPI database: each once, none missing/,
+    /by hand \(fedvm migrate at site-a\): web-1 went to partner site-b again, now on site-c's host c[12] \(\d+ ms\)/,
     /where is web-1\? site-a: "partner site-b" · site-b: "partner site-c" · site-c: "host c[12]"/,
     /cleaned up: the \d+ processes it started are stopped \(by PID\), (.*, )?guestfs unmounted, \S+ removed/,
   ]
@@ -98,7 +99,9 @@ t.test('the demo tells the whole story and cleans up', async (t) => {
   const placedOn = /delegated it to site-c's host (c\d)/.exec(out)?.[1]
   const movedTo = /now on site-c's host (c\d) \(moved from (c\d)/.exec(out)
   t.ok(placedOn !== undefined && movedTo !== null && movedTo[1] !== placedOn && movedTo[2] === placedOn, `the VM moved from ${String(placedOn)} to ${String(movedTo?.[1])}`)
-  t.match(out, new RegExp(`site-c: "host ${String(movedTo?.[1])}"`), 'C places it where the migration put it')
+  const byHand = /by hand .* now on site-c's host (c\d)/.exec(out)?.[1]
+  t.equal(byHand, placedOn, 'the migration by hand takes it back to the host that is free again')
+  t.match(out, new RegExp(`site-c: "host ${String(byHand)}"`), 'C places it where the last migration put it')
   const steps = out.split('\n').filter((l) => /^\[ *\d+\.\d s\] /.test(l))
   t.ok(steps.length >= 14 && steps.every((l) => l.length < 400), `${steps.length} step lines, one line each`)
   await leftBehind(t, root)
