@@ -6,6 +6,8 @@ import { digestsOf, makeVmDir } from '../protocol/support/vm-files'
 import { describeViews, settled, siteView, type SiteView } from '../support/federation/ownership'
 import { waitFor } from '../support/wait'
 
+t.setTimeout(5 * 60_000)
+
 const MiB = 1024 * 1024
 const VM = 'vm-k'
 

@@ -18,6 +18,9 @@ import { waitFor } from '../support/wait'
 // (FEDVM_FAULT_POINT_FILE), so arming needs no restart. The order of the steps comes from a seed the test prints:
 // FEDVM_FAULT_SEED=N replays a schedule, FEDVM_FAULT_ONLY=role:step runs one step.
 
+// About 75 s at a load of 15 on two cores; a fully loaded CI machine may need three times that.
+t.setTimeout(10 * 60_000)
+
 const VM = 'vm-j'
 const HOSTS: Record<string, string[]> = { 'site-a': [], 'site-b': [], 'site-c': ['c1'], 'site-d': ['d1'] }
 const LIMITS = { settleRetryMaxMs: 1000, initiateAttempts: 3 }
