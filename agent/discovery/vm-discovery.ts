@@ -92,6 +92,8 @@ export class VmDiscovery {
       const before = this.vms.get(id)
       if (!before) this.options.log(`discovery: VM ${id} is here (domain ${vm.config.domain ?? id}, feed ${vm.config.feed ?? 'none'})`)
       else if (before.config.feed !== vm.config.feed) this.options.log(`discovery: VM ${id}'s KPI channel is now ${vm.config.feed ?? 'none'}`)
+      // A descriptor rewritten in place (the Control interface's update) is applied now; its version says which one.
+      if (before && before.descriptor !== vm.descriptor) this.options.log(`discovery: VM ${id}'s descriptor is applied (version ${descriptorVersion(vm.descriptor)})`)
     }
     for (const id of this.vms.keys()) if (!next.has(id)) this.options.log(`discovery: VM ${id} left (or stopped running)`)
     this.vms = next
@@ -149,4 +151,10 @@ function changed (before: ReadonlyMap<string, DiscoveredVm>, after: ReadonlyMap<
     if (old === undefined || old.descriptor !== vm.descriptor || !sameConfig(old.config, vm.config)) return true
   }
   return false
+}
+
+/** The descriptor's `version` (0 when it has none), for the log. */
+function descriptorVersion (descriptor: VmDescriptor): number {
+  const version = (descriptor as { version?: unknown }).version
+  return typeof version === 'number' ? version : 0
 }

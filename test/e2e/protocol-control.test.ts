@@ -76,6 +76,8 @@ t.test('descriptor updates and run-state changes travel down the chain of delega
     for (const site of ['site-a', 'site-b', 'site-c']) t.equal(recorded(site)?.version, 2, `${site} keeps the newest descriptor`)
     t.notOk(JSON.stringify(updated.json).includes('site-c'), 'A\'s answer never names site-c')
 
+    // Discovery looks at the folder every 200 ms; a row committed before it applied version 2 would be read under version 1.
+    await agent.waitForLog(/descriptor is applied \(version 2\)/, 1, 30_000)
     t.equal(await setup.write('orders', 'count\n4\n'), 'ok')
     const orders = await waitFor('orders at A', () => stores.deliveries('site-a').find((d) => d.metric === ORDERS), 60_000, 100, () => agent.log())
     t.same(orders.samples?.map((s) => s.value), [4], 'the new specifier delivers to the primary')
