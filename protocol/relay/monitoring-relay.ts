@@ -29,6 +29,8 @@ export interface RelayOptions {
   tombstoneMs: number
   /** At most this much delivery JSON in one signed request (under the partners' maxRequestBytes). */
   maxBatchBytes: number
+  /** Also store (in `primary`) what a partner sends for a VM this site delegated to it, as well as passing it on. */
+  observe?: boolean
   /** A delivery whose data times are further ahead of this site's clock than this is refused (default 60 s). */
   maxClockSkewMs?: number
   /** Wall time (ms); Date.now unless a test drives it. */
@@ -53,14 +55,14 @@ export class MonitoringRelay {
   readonly outbox: RelayOutbox
   private readonly forwarders = new Map<string, RelayForwarder>()
   private readonly listeners: Array<(fresh: Delivery[]) => void> = []
-  private readonly store: (primary: Delivery[], forward: Map<string, Delivery[]>) => Delivery[]
+  private readonly store: (primary: Delivery[], forward: Map<string, Delivery[]>, observed: Delivery[]) => Delivery[]
   private closed = false
 
   constructor (private readonly options: RelayOptions) {
     this.outbox = new RelayOutbox(options.db, options.maxBatchBytes)
-    this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>) => {
+    this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>, observed: Delivery[]) => {
       for (const [hop, list] of forward) this.outbox.enqueue(hop, list)
-      return options.primary.insert(primary)
+      return options.primary.insert(observed.length === 0 ? primary : [...primary, ...observed])
     })
   }
 
@@ -93,7 +95,9 @@ export class MonitoringRelay {
         else list.push(d)
       }
     })
-    const fresh = this.store(primary, forward)
+    // A partner sends only for VMs this site delegated to it (route checks it): an observing site keeps those.
+    const observed = this.options.observe === true && from !== LOCAL ? [...forward.values()].flat() : []
+    const fresh = this.store(primary, forward, observed)
     for (const hop of forward.keys()) this.forwarder(hop).kick()
     if (fresh.length > 0) {
       for (const listener of this.listeners) {

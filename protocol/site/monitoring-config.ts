@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { ConfigError } from '../errors'
+import { RemoteWriteSchema } from '../primary/remote-write/remote-write-config'
 import { RulesSchema } from '../primary/rules/rules-config'
 import { NatsIngestSchema } from '../relay/nats-config'
 import { listenSchema } from '../http/listen-address'
@@ -31,6 +32,13 @@ export const MonitoringSchema = z.object({
   metricsWebConfig: z.string().min(1).optional(),
   /** Whether that /metrics shows opened sealed values (off: scrapers are usually less trusted than the site). */
   metricsSealed: z.boolean().default(false),
+  /**
+   * An Intermediary that observes (paper III-D: monitoring data reaches every site involved with a VM)
+   * also stores what it passes on for the VMs it delegated, answers `fedvm monitor query` and runs its rules on it.
+   */
+  observe: z.boolean().default(false),
+  /** KPI history to a Prometheus remote-write receiver, each value at its data time (remote-write-config.ts). */
+  remoteWrite: RemoteWriteSchema.optional(),
   /** SLA-style rules on newly stored primary deliveries (rules/rules-config.ts). */
   rules: RulesSchema.default([]),
   /** Deliveries from the NATS bus (nats-config.ts): servers, JetStream stream and durable consumer. */

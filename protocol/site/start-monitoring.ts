@@ -42,6 +42,7 @@ export async function startMonitoring (site: SiteParts, listen: (server: Server,
     lingerMs: monitoring.forwardLingerMs,
     tombstoneMs: monitoring.tombstoneMs,
     maxBatchBytes: limits.maxRequestBytes - ENVELOPE_MARGIN_BYTES,
+    observe: monitoring.observe,
     maxClockSkewMs: monitoring.maxClockSkewMs,
   })
   let server: Server | undefined
