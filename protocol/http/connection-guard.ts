@@ -26,7 +26,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
  * handshake), so a peer that connects and sends nothing, or part of a handshake or of the first
  * request's headers, is closed here by a timer per connection; the per-peer cap stops one address
  * from opening thousands at once. A request's handling and a long response (a transfer) are not
- * timed: only waiting for a peer that says nothing is.
+ * timed: only waiting for a peer that says nothing is. Call it once the server's own 'upgrade' or
+ * 'connect' listeners are in place.
  */
 export function guardConnections (server: Server, limits: ConnectionLimits, log?: (event: Record<string, unknown>) => void): void {
   const open = new Map<string, number>()
@@ -65,10 +66,14 @@ export function guardConnections (server: Server, limits: ConnectionLimits, log?
   server.on('secureConnection', (tlsSocket: Socket & { _parent?: Socket }) => {
     if (tlsSocket._parent !== undefined) arm(tlsSocket._parent, limits.headersTimeoutMs, 'request headers')
   })
-  server.on('request', (req: IncomingMessage) => {
+  const started = (req: IncomingMessage): void => {
     const socket = req.socket as Socket & { _parent?: Socket }
     disarm(socket._parent ?? socket)
-  })
+  }
+  server.on('request', started)
+  // An upgraded connection (the proxy's parked stream channels) is the server's own from then on. Only
+  // a server that handles upgrades gets this listener: one without must keep Node's default for them.
+  for (const event of ['upgrade', 'connect']) if (server.listenerCount(event) > 0) server.prependListener(event, started)
   if ('headersTimeout' in server) {
     const http = server as HttpServer
     http.headersTimeout = limits.headersTimeoutMs

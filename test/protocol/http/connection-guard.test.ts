@@ -105,3 +105,27 @@ t.test('connections beyond the per-peer cap are closed at once; the others stay 
   const get = () => new Promise<number>((resolve, reject) => request({ port, host: '127.0.0.1', agent: false }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end())
   t.equal(await waitFor('a connection to be served again', get, 10_000), 200)
 })
+
+t.test('an upgraded connection (a parked stream channel) is not cut by the headers timer', async (t) => {
+  const server = createHttpServer((_req, res) => res.end('ok'))
+  const held: Socket[] = []
+  server.on('upgrade', (_req, socket: Socket) => {
+    held.push(socket)
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: fedvm-test\r\n\r\n')
+  })
+  const port = await listen(t, server)
+  const client = connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  t.teardown(() => { client.destroy(); for (const s of held) s.destroy() })
+  let answered = ''
+  await new Promise<void>((resolve) => {
+    client.on('data', (chunk) => { answered += chunk; if (answered.includes('\r\n\r\n')) resolve() })
+    client.write('GET /parked HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: fedvm-test\r\n\r\n')
+  })
+  t.match(answered, /^HTTP\/1.1 101/)
+  // Three times the headers timeout: the guard's timer would have closed it by now.
+  await new Promise((resolve) => setTimeout(resolve, 3 * LIMITS.headersTimeoutMs))
+  t.notOk(client.destroyed, 'still open')
+  client.write('ping')
+  await waitFor('the bytes to reach the server side', () => held[0]?.read() !== null, 5000)
+})
