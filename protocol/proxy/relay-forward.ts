@@ -7,9 +7,6 @@ import type { TlsIdentity } from '../crypto/tls-certificate'
 import type { RelayedTransfer } from './relay-transfers'
 import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './source-server'
 
-/** What a relay passes back of the Source proxy's answer: the body's framing and the chunk's digest. */
-const PASSED_HEADERS = ['content-type', 'content-length', DIGEST_HEADER, ZERO_HEADER]
-
 /**
  * Serves one request of a relayed transfer: the Destination proxy's GET (its certificate must be the
  * one the relay is bound to) is asked of the Source proxy with the Source's token and this site's
@@ -34,8 +31,9 @@ export async function forwardRelayed (relay: RelayedTransfer, tls: TlsIdentity, 
     timeoutMs,
     signal: abort.signal,
   })
+  // What a relay passes back of the Source proxy's answer: the body's framing and the chunk's digest.
   const headers: Record<string, string> = {}
-  for (const name of PASSED_HEADERS) {
+  for (const name of ['content-type', 'content-length', DIGEST_HEADER, ZERO_HEADER]) {
     const value = upstream.headers[name]
     if (typeof value === 'string') headers[name] = value
   }

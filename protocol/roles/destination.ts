@@ -101,7 +101,8 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   if (route !== undefined && route.kind === 'offer') {
     checkHolder(route, caller.sender, vmId, 'offer')
     const relayed = await deps.relay?.reseal(route.ref, ticket, vmId)
-    const answer = await passAlong(deps, caller, route.partner, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+    // A relayed ticket goes in a request of this site's own: a forward carries the origin's signed body unchanged.
+    const answer = await passAlong(deps, relayed === undefined ? caller : { sender: deps.self }, route.partner, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
     faultPoint('intermediary:initiate')
     return answer
   }
