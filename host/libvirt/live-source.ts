@@ -18,6 +18,8 @@ import {
   performMigration, setMaxDowntime
 } from './rpc/migration-phases'
 import { RpcConnection } from './rpc/rpc-connection'
+import { writeDomain } from './rpc/remote-types'
+import { XdrWriter } from './rpc/xdr'
 
 export const DEFAULT_MAX_DOWNTIME_MS = 300
 /** Like Nova's default: 800 s per GiB of memory and disk before a migration that does not converge is aborted. */
@@ -118,5 +120,33 @@ export class LiveSource {
 
   async close (): Promise<void> {
     await this.conn.close()
+  }
+}
+
+const DOMAIN_RESUME = 28
+const DOMAIN_GET_STATE = 212
+const STATE_PAUSED = 3
+
+/**
+ * The Source's recovery when the process that ran Perform died before Confirm and the Destination
+ * did not Finish (its in-doubt side cancelled): libvirt lets the job run to its end and leaves the
+ * domain paused here; the VM resumes here. Waits up to `timeoutMs` for libvirt's job to end.
+ * Answers whether the domain runs here afterwards.
+ */
+export async function resumeAtSource (o: { uri: string, domain: string, timeoutMs?: number }): Promise<boolean> {
+  const target = rpcTarget(o.uri)
+  const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: 30_000 })
+  try {
+    const dom = await lookupDomain(conn, o.domain)
+    const until = Date.now() + (o.timeoutMs ?? 120_000)
+    while ((await jobStats(conn, dom)).type !== 0) {
+      if (Date.now() > until) throw new HypervisorError('TIMEOUT', `the migration job of ${o.domain} did not end within ${o.timeoutMs ?? 120_000} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    const state = (): Promise<number> => conn.call(DOMAIN_GET_STATE, writeDomain(new XdrWriter(), dom).uint(0).toBuffer()).then((b) => b.readInt32BE(0))
+    if (await state() === STATE_PAUSED) await conn.call(DOMAIN_RESUME, writeDomain(new XdrWriter(), dom).toBuffer())
+    return await state() === 1
+  } finally {
+    await conn.close()
   }
 }
