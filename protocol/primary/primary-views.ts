@@ -9,6 +9,8 @@ import { startPrimaryMetricsServer } from './primary-metrics-server'
 import { loadWebConfig } from '../http/web-config'
 import type { ConnectionLimits } from '../http/connection-guard'
 import { latestDeliveries } from './primary-queries'
+import type { RemoteWriteConfig } from './remote-write/remote-write-config'
+import { RemoteWriter } from './remote-write/remote-writer'
 import { RuleFirings } from './rules/rule-firings'
 import { RuleRunner } from './rules/rule-runner'
 import { SealedOpener } from './sealed-opener'
@@ -17,6 +19,8 @@ export interface RunningPrimaryViews {
   /** Where /metrics listens, when `monitoring.metricsListen` is set. */
   metrics?: string
   rules?: RuleRunner
+  /** The remote-write sender, when `monitoring.remoteWrite` is set. */
+  remoteWrite?: RemoteWriter
   close: () => Promise<void>
 }
 
@@ -26,7 +30,7 @@ export interface RunningPrimaryViews {
  * no stored delivery passes them by.
  */
 export interface PrimaryViewsDeps {
-  config: { metricsListen?: string, metricsSealed: boolean, metricsWebConfig?: string, rules: Rule[], maxClockSkewMs: number }
+  config: { metricsListen?: string, metricsSealed: boolean, metricsWebConfig?: string, rules: Rule[], maxClockSkewMs: number, remoteWrite?: RemoteWriteConfig }
   /** The site's keys folder: seal.key opens sealed values. */
   keysDir: string
   /** The primary store's database (primary-store.ts). */
@@ -43,7 +47,7 @@ export interface PrimaryViewsDeps {
 export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<RunningPrimaryViews> {
   const { metricsListen, metricsSealed, rules } = deps.config
   const { db, onStored, log } = deps
-  if (metricsListen === undefined && rules.length === 0) return { close: async () => {} }
+  if (metricsListen === undefined && rules.length === 0 && deps.config.remoteWrite === undefined) return { close: async () => {} }
   // Read before anything starts: a bad web config stops the site at start, naming its key.
   const web = deps.config.metricsWebConfig === undefined ? undefined : await loadWebConfig(deps.config.metricsWebConfig)
   const opener = await SealedOpener.load(deps.keysDir)
@@ -61,10 +65,18 @@ export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<Runnin
     latest.update(latestDeliveries(db))
     server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log }), metricsListen, { web, limits: deps.connectionLimits })
   }
+  let remoteWrite: RemoteWriter | undefined
+  if (deps.config.remoteWrite !== undefined) {
+    remoteWrite = new RemoteWriter({ ...deps.config.remoteWrite, db, opener, includeSealed: metricsSealed, log })
+    onStored(remoteWrite.kick)
+    remoteWrite.kick() // what an earlier run stored and did not get acknowledged
+  }
   return {
     metrics: metricsListen,
     rules: runner,
+    remoteWrite,
     close: async () => {
+      await remoteWrite?.close()
       if (server !== undefined) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()))
         server.closeAllConnections()

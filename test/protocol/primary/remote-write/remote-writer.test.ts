@@ -9,6 +9,7 @@ import { PrimaryStore } from '../../../../protocol/primary/primary-store'
 import { seriesOf } from '../../../../protocol/primary/remote-write/delivery-series'
 import { RemoteWriter } from '../../../../protocol/primary/remote-write/remote-writer'
 import { SealedOpener } from '../../../../protocol/primary/sealed-opener'
+import { parseMonitoringConfig } from '../../../../protocol/site/monitoring-config'
 import type { Delivery } from '../../../../protocol/relay/delivery'
 import { waitFor } from '../../../support/wait'
 import { PrometheusReceiver, type StoredSample } from './prometheus-receiver'
@@ -107,4 +108,10 @@ t.test('sealed values follow metricsSealed', async (t) => {
     [['load', [{ value: 42, timestamp: 5000 }]], ['users', [{ value: 7, timestamp: 6000 }]]], 'metricsSealed: the opened value at its time')
   t.same((await seriesOf([d, plain], { opener, includeSealed: false, log })).map((s) => s.labels.metric), ['users'], 'off (the default): sealed values stay out')
   t.same((await seriesOf([d, plain], { opener: withoutKey, includeSealed: true, log })).map((s) => s.labels.metric), ['users'], 'no seal.key: sealed values stay out')
+})
+
+t.test('monitoring.remoteWrite is checked at start, naming the field', async (t) => {
+  t.match(parseMonitoringConfig({ remoteWrite: { url: 'http://127.0.0.1:9090/api/v1/write' } }).remoteWrite, { batchSize: 500, timeoutMs: 10_000 })
+  t.throws(() => parseMonitoringConfig({ remoteWrite: { url: 'ftp://127.0.0.1/write' } }), { message: /monitoring\.remoteWrite\.url: must be an http:\/\/ or https:\/\/ URL/ })
+  t.throws(() => parseMonitoringConfig({ remoteWrite: { url: 'http://x', batch: 5 } }), { message: /monitoring\.remoteWrite\.batch: is not a known setting/ })
 })
