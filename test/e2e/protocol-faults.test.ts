@@ -68,7 +68,7 @@ t.test('transfer faults', async (t) => {
 
   await t.test('a running transfer can be cancelled: the VM stays, nothing is left at the destination', async (t) => {
     const image = join(fed.root, 'vm-c')
-    await makeVmDir(image, { 'disk.img': 64 * MiB }) // 8 s at the cap: time enough for the cancel command to start
+    await makeVmDir(image, { 'disk.img': 192 * MiB }) // 24 s at the cap: time enough for two CLI commands to start on a loaded machine (the cancel ends it early)
     const placing = background('place', '--vm', 'vm-c', '--dir', image)
     const done = new Promise<{ out: string, code: number | null }>((resolve) => { let out = ''; placing.child.stdout!.on('data', (d) => { out += d }); placing.child.once('exit', (code) => resolve({ out, code })) })
     await fed.daemon('site-b').waitForEvent((e) => e.event === 'transfer-progress' && e.vm === 'vm-c' && (e.bytes as number) > 0)
