@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { Federation } from '../support/federation'
 import { post, signAs } from '../support/signed-client'
+import { injected, postIngest } from '../support/monitoring-stores'
 import { makeVmDir } from '../support/vm-files'
 
 // The protocol's hard edges against real `fedvm site run` daemons: malformed signed bodies are bad
@@ -34,14 +35,17 @@ t.test('malformed signed bodies: 400 naming the field, never 200 or 500', async 
   t.match(fine, { status: 200, json: { offers: [{}] } }, 'a well-formed request still gets its offer')
 })
 
-t.test('idle and half-open connections to every listener are closed within the configured limits', async (t) => {
+t.test('the ingest refuses unsigned batches; idle and half-open connections to every listener are closed within the configured limits', async (t) => {
   const fed = await Federation.create([
-    { id: 'site-c', ip: '127.0.0.93', hosts: [{ id: 'c1', maxVms: 1 }], monitoring: { ingest: true, ingestAuth: 'none' }, limits: { handshakeTimeoutMs: 500, headersTimeoutMs: 500, idleTimeoutMs: 500, maxConnectionsPerPeer: 400 } },
+    { id: 'site-c', ip: '127.0.0.93', hosts: [{ id: 'c1', maxVms: 1 }], monitoring: { ingest: true, ingestAuth: 'host-key' }, limits: { handshakeTimeoutMs: 500, headersTimeoutMs: 500, idleTimeoutMs: 500, maxConnectionsPerPeer: 400 } },
   ])
   t.teardown(() => fed.close())
   await fed.start()
   const site = fed.site('site-c').config as { listen: string, proxies: Array<{ listen: string }>, monitoring: { ingest: string } }
   const targets = [site.listen, site.proxies[0].listen, site.monitoring.ingest]
+  // The forged-monitoring curl against a real site: its ingest takes no unsigned batch.
+  const forged = await postIngest(`http://${site.monitoring.ingest}/v1/deliveries`, injected('vm1', 'forged', 1))
+  t.match(forged, { status: 401, json: { code: 'unknown-sender' } }, 'an unsigned batch is refused')
   const sockets: Socket[] = []
   t.teardown(() => { for (const s of sockets) s.destroy() })
   const started = Date.now()
