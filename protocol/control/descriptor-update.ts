@@ -23,7 +23,7 @@ export async function handleDescriptorUpdate (deps: ControlDeps, caller: Caller,
   refuseStale(descriptorVersion(step.record.descriptor), change.version)
   const answer = 'partner' in step
     ? await passAlong(deps, caller, step.partner, 'descriptor-update', body, DescriptorUpdateAnswerSchema)
-    : await applyAtHost(deps, caller, step.host, vmId, step.record.descriptor, change)
+    : await oneAtATime(`${step.host.id}/${vmId}`, async () => await applyAtHost(deps, caller, step.host, vmId, step.record.descriptor, change))
   keepNewest(deps, vmId, answer.descriptor)
   deps.log({ event: 'descriptor-updated', vm: vmId, version: answer.version, from: caller.sender })
   return answer
@@ -52,6 +52,23 @@ async function changeResources (host: VmHost, vmId: string, before: unknown, aft
   if (host.applyResources !== undefined) return host.applyResources(vmId, changed)
   const detail = 'recorded in the descriptor; this host runs no hypervisor to change'
   return Object.fromEntries(Object.keys(changed).map((k) => [k, { applied: false, detail }]))
+}
+
+/**
+ * Updates of one VM on one host, one after the other: each reads the version in force after the one
+ * before it wrote, so two updates at once cannot both pass the version check.
+ */
+const applying = new Map<string, Promise<unknown>>()
+
+async function oneAtATime<T> (key: string, apply: () => Promise<T>): Promise<T> {
+  const before = applying.get(key) ?? Promise.resolve()
+  const mine = before.catch(() => {}).then(apply)
+  applying.set(key, mine)
+  try {
+    return await mine
+  } finally {
+    if (applying.get(key) === mine) applying.delete(key)
+  }
 }
 
 function refuseStale (known: number, version: number): void {
