@@ -3,8 +3,8 @@ import type { Delivery } from '../../relay/delivery'
 import type { OpenedDelivery, SealedOpener } from '../sealed-opener'
 import type { Series } from './write-request'
 
-/** The series name of KPI history in Prometheus (the scraped newest value is `fedvm_primary_kpi`). */
-export const HISTORY_METRIC = 'fedvm_kpi'
+/** The series name of KPI history in Prometheus (the primary's scraped newest value is `fedvm_primary_kpi`, an agent's `fedvm_kpi`). */
+export const HISTORY_METRIC = 'fedvm_kpi_history'
 
 export interface SeriesSources {
   opener: SealedOpener
@@ -14,7 +14,7 @@ export interface SeriesSources {
 }
 
 /**
- * Deliveries as remote-write series `fedvm_kpi{vm, metric, function}`, each value at its data time:
+ * Deliveries as remote-write series `fedvm_kpi_history{vm, metric, function}`, each value at its data time:
  * a raw delivery's samples at their own `ts`, a processed value at the end of its window (`to`).
  * Sealed deliveries are left out unless `includeSealed` (and the site holds seal.key); a text value
  * (an application's sealed string) has no number to write and is left out.

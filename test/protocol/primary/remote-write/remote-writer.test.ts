@@ -78,14 +78,14 @@ t.test('remote write to a real Prometheus, across its restart', async (t) => {
   await waitFor('the backlog acknowledged by the restarted Prometheus', () => writer!.pending() === 0, 60_000, 50, () => JSON.stringify(events.slice(-5)) + prometheus.log)
 
   const now = Date.now()
-  const stored = (await prometheus.samples(`fedvm_kpi{vm="${VM}"}`, now))
+  const stored = (await prometheus.samples(`fedvm_kpi_history{vm="${VM}"}`, now))
   const key = (s: StoredSample): string => `${s.labels.metric}|${s.labels.function}|${s.ts}|${s.value}`
   t.same(stored.map(key).sort(), expected.map(key).sort(), 'every value once, at its guest timestamp, the ones sent before the SIGKILL too')
-  t.ok(stored.every((s) => s.labels.__name__ === 'fedvm_kpi' && s.labels.vm === VM), 'named fedvm_kpi, labelled with the VM')
+  t.ok(stored.every((s) => s.labels.__name__ === 'fedvm_kpi_history' && s.labels.vm === VM), 'named fedvm_kpi_history, labelled with the VM')
   t.match(events.find((e) => e.event === 'remote-write-refused'), { id: 'old-0', detail: /too old sample/ }, 'the sample outside the window is refused alone and logged')
 
   // query_range on a grid through the guest's timestamps holds each value at its own time.
-  const series = await prometheus.range(`fedvm_kpi{vm="${VM}"}`, base, at(64), STEP)
+  const series = await prometheus.range(`fedvm_kpi_history{vm="${VM}"}`, base, at(64), STEP)
   const missing = expected.filter((e) => {
     const s = series.find((r) => r.labels.metric === e.labels.metric && r.labels.function === e.labels.function)
     return s?.points.some(([ts, value]) => ts === e.ts && value === e.value) !== true

@@ -39,7 +39,7 @@ t.test('a primary site writes its KPI history to Prometheus', async (t) => {
   await post([{ id: 'u-1', vm: VM, metric: USERS, format: 'processed', function: 'median', from: base + 1500, to: base + 5001, value: 11 }])
 
   const held = await waitFor('both batches in Prometheus', async () => {
-    const samples = await prometheus.samples(`fedvm_kpi{vm="${VM}"}`, Date.now())
+    const samples = await prometheus.samples(`fedvm_kpi_history{vm="${VM}"}`, Date.now())
     return samples.length >= 3 && samples
   }, 60_000, 200, () => prometheus.log)
   t.same(held.map((s) => [s.labels.metric, s.labels.function, s.ts, s.value]).sort(), [
