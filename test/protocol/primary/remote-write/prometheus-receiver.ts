@@ -23,10 +23,12 @@ export class PrometheusReceiver {
 
   private constructor (private readonly dir: string, readonly port: number) {}
 
-  static async start (t: Teardownable): Promise<PrometheusReceiver> {
+  /** `targets`: /metrics endpoints (HOST:PORT) it also scrapes, every second. */
+  static async start (t: Teardownable, targets: string[] = []): Promise<PrometheusReceiver> {
     const dir = await mkdtemp(join(tmpdir(), 'fedvm-prom-rw-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
-    await writeFile(join(dir, 'prometheus.yml'), 'global:\n  scrape_interval: 15s\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n')
+    const scrape = targets.length === 0 ? '' : `scrape_configs:\n  - job_name: fedvm\n    static_configs:\n      - targets: ${JSON.stringify(targets)}\n`
+    await writeFile(join(dir, 'prometheus.yml'), `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nstorage:\n  tsdb:\n    out_of_order_time_window: 1h\n${scrape}`)
     const receiver = new PrometheusReceiver(dir, await freePort())
     t.teardown(() => receiver.kill('SIGKILL'))
     await receiver.launch()
@@ -78,6 +80,11 @@ export class PrometheusReceiver {
     const body = await this.api('query', { query: `${selector}[${range}]`, time: String(at / 1000) })
     const result = body.data.result as Array<{ metric: Record<string, string>, values: Array<[number, string]> }>
     return result.flatMap((r) => r.values.map(([ts, v]) => ({ labels: r.metric, ts: Math.round(ts * 1000), value: Number(v) })))
+  }
+
+  /** An instant query: how many series it returns. */
+  async instant (query: string): Promise<number> {
+    return (await this.api('query', { query })).data.result.length
   }
 
   /** query_range over [start, end] (ms) with `stepMs`: each series' points as [ms, value]. */
