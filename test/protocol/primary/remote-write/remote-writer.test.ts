@@ -74,7 +74,11 @@ t.test('remote write to a real Prometheus, across its restart', async (t) => {
   deliver([users(60, 900), tooOld, users(61, 901)])
   t.ok(writer.pending() > 0, 'deliveries wait while Prometheus is down')
 
+  // The site restarts too while Prometheus is down: a new writer on the same store takes up the backlog.
+  await writer.close()
+  writer = new RemoteWriter({ url: prometheus.writeUrl, db, opener, includeSealed: true, log: (e) => events.push(e), batchSize: 7, backoff: { minMs: 100, maxMs: 1000, jitter: false } })
   await prometheus.launch()
+  writer.kick()
   await waitFor('the backlog acknowledged by the restarted Prometheus', () => writer!.pending() === 0, 60_000, 50, () => JSON.stringify(events.slice(-5)) + prometheus.log)
 
   const now = Date.now()
