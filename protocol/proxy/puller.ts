@@ -10,7 +10,7 @@ import { chunkHasher } from './chunk-hasher'
 import { ChunkWriter } from './chunk-writer'
 import { parseListing } from './file-listing'
 import { hashList, HEX64, manifestsAgree, parseManifest, zeroDigest, type Manifest } from './manifest'
-import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './source-server'
+import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './transfer-headers'
 import type { SourceTicket } from './ticket'
 
 export interface PullOptions {

@@ -5,7 +5,7 @@ import { ProtocolError } from '../errors'
 import { pinnedRequest } from '../http/pinned-request'
 import type { TlsIdentity } from '../crypto/tls-certificate'
 import type { RelayedTransfer } from './relay-transfers'
-import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './source-server'
+import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './transfer-headers'
 
 /**
  * Serves one request of a relayed transfer: the Destination proxy's GET (its certificate must be the

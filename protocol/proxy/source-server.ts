@@ -11,12 +11,8 @@ import type { Throttle } from './throttle'
 import { usableToken } from './tokens'
 import { forwardRelayed } from './relay-forward'
 import type { RelayTransfers } from './relay-transfers'
+import { DIGEST_HEADER, TOKEN_HEADER, ZERO_HEADER } from './transfer-headers'
 
-export const TOKEN_HEADER = 'fedvm-token'
-/** A served chunk's SHA-256, computed as the source read it for sending. */
-export const DIGEST_HEADER = 'fedvm-sha256'
-/** Present on a chunk of zeros: no bytes follow, the destination leaves a hole. */
-export const ZERO_HEADER = 'fedvm-zero'
 /** Transfers kept in memory with the digests hashed so far; an evicted one hashes again when asked for its manifest. */
 const MAX_TRANSFERS = 64
 /** How often, at most, a transfer's new digests are written to the site state (a restarted source still vouches for them). */

@@ -17,9 +17,11 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { rm } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { ProtocolError, toProtocolError } from '../errors'
+import { TOKEN_HEADER } from './transfer-headers'
 
 export const STREAM_UPGRADE = 'fedvm-stream'
-export const STREAM_TOKEN_HEADER = 'fedvm-token'
+/** A stream is opened under the same token header as a file request. */
+export const STREAM_TOKEN_HEADER = TOKEN_HEADER
 const STREAM_PATH = /^\/v1\/stream\/([a-z][a-z0-9-]{0,31})$/
 /** How long a Source connection waits for the Destination's parked one before it is dropped. */
 const PAIR_TIMEOUT_MS = 30_000

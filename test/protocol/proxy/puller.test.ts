@@ -10,7 +10,7 @@ import { readTlsIdentity, writeTlsIdentity } from '../../../protocol/crypto/tls-
 import { pinnedRequest, readResponseBody } from '../../../protocol/http/pinned-request'
 import { manifestsAgree } from '../../../protocol/proxy/manifest'
 import { pullVm, type PullProgress } from '../../../protocol/proxy/puller'
-import { TOKEN_HEADER } from '../../../protocol/proxy/source-server'
+import { TOKEN_HEADER } from '../../../protocol/proxy/transfer-headers'
 import { Throttle } from '../../../protocol/proxy/throttle'
 import { SourceProxy } from './support/source-proxy'
 
