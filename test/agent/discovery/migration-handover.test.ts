@@ -11,7 +11,7 @@ import { AgentProcess } from '../support/agent-process'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { waitFor } from '../../support/wait'
 
-// Issue 6 §3, monitoring follows the VM, without libvirt: two host agents with `discover` and no
+// monitoring follows the VM, without libvirt: two host agents with `discover` and no
 // `vms`, each watching its own VM directory. The real guestfs serves the feed on a character device
 // (`dev:`), and socat plays QEMU: a pseudo-terminal is the guest's virtio-serial port, a unix socket
 // in the VM's folder the host end of the `org.fedvm.kpi.0` channel (as domain.xml says). The VM

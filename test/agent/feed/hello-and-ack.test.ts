@@ -4,7 +4,7 @@ import { DeliveryReceiver } from '../support/delivery-receiver'
 import { FakeGuest } from '../support/fake-feed-peers'
 import { waitFor } from '../../support/wait'
 
-// The host's side of the feed's hand-over frames (Contract 2, issue 6 §3), against the real agent
+// The host's side of the feed's hand-over frames (Contract 2), against the real agent
 // with a fake guest: a hello nobody answered is said again (through a virtio-serial port a hello
 // can be lost while the VM boots), only the stats naming this connection's hello start it (older
 // frames a port still held are skipped), the agent continues after the guest's acknowledged

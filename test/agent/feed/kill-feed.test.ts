@@ -4,7 +4,7 @@ import { DeliveryReceiver } from '../support/delivery-receiver'
 import { sleep, waitFor } from '../../support/wait'
 import { seededRandom } from '../support/seeded-random'
 
-// Contract 2 and issue 3 §1: "Each committed row reaches the host exactly once, in commit order
+// Contract 2: "Each committed row reaches the host exactly once, in commit order
 // … nothing is lost or repeated when guestfs, the agent or the connection is killed at any
 // moment." guestfs and the agent are SIGKILLed at random moments while an application writes
 // numbered rows; the HTTP receiver must end up with each committed row exactly once after

@@ -6,7 +6,7 @@ import { AgentSetup, VM } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { waitFor } from '../../support/wait'
 
-// Issue 3 §1, `--feed dev:PATH`: inside a VM, guestfs serves the feed on a virtio-serial port (a
+// `--feed dev:PATH`: inside a VM, guestfs serves the feed on a virtio-serial port (a
 // character device) and the host agent connects to QEMU's unix socket for it. Here socat plays QEMU:
 // a pseudo-terminal is the guest's character device and a unix socket the host's end, so the real
 // guestfs (dev:) and the real agent (unix:) talk through a device exactly as they would through a VM.

@@ -11,7 +11,7 @@ import { AgentStore } from '../../../agent/state/agent-store'
 import { NatsServer } from '../../support/nats-server'
 import { sleep, waitFor } from '../../support/wait'
 
-// Issue 7 §4 on the agent's side: the `nats` consumer sends the durable outbox to JetStream, one
+// On the agent's side: the `nats` consumer sends the durable outbox to JetStream, one
 // subject per site and VM, the delivery id as Nats-Msg-Id; a delivery leaves the outbox only on
 // its PubAck. Here a test stream (limits retention, so everything stays readable) takes them.
 
