@@ -9,7 +9,7 @@ import { AgentProcess } from './support/agent-process'
 import { freePort } from '../support/free-port'
 import { waitFor } from '../support/wait'
 
-`fedvm agent run --config FILE`; "Bad config: a message naming the field, exit code ≠ 0."
+// `fedvm agent run --config FILE`; "Bad config: a message naming the field, exit code ≠ 0."
 
 const KEY = 'daVrEvsmEg1Zc9GiRkbwfBFuUlHEhk8c0gb/8iPvhwQ='
 const RAW = { metric: 'kpi:users.current_users', monitoringIntervalMs: 0, deliveryIntervalMs: 0, format: 'raw' }

@@ -5,7 +5,7 @@ import { AgentSetup, VM } from './support/agent-setup'
 import { DeliveryReceiver } from './support/delivery-receiver'
 import { waitFor } from '../support/wait'
 
-"SIGHUP reloads the config and descriptors without losing data; a changed
+// "SIGHUP reloads the config and descriptors without losing data; a changed
 // specifier takes effect at once." A bad config or descriptor on SIGHUP is logged and the
 // running set-up is kept. Real guestfs with its feed, the agent process, a real HTTP receiver.
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { DEFAULTS, listenAddress, loadConfig, parseConfig } from '../../../agent/config/agent-config'
 import { AgentError } from '../../../agent/errors'
 
-"Bad config: a message naming the field". Every bad field is refused with its path
+// "Bad config: a message naming the field". Every bad field is refused with its path
 // as the user writes it (`vms[0].feed: …`), and the error carries the stable code CONFIG_INVALID.
 
 const FILE = '/etc/fedvm/agent.json'

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runFedvm } from '../../support/guestfs-mount'
 
-`fedvm descriptor from-ovf FILE.ovf` prints the JSON descriptor, `to-ovf FILE.json` an
+// `fedvm descriptor from-ovf FILE.ovf` prints the JSON descriptor, `to-ovf FILE.json` an
 // envelope; the round trip loses nothing fedvm uses. Runs the built CLI (dist/).
 
 const FIXTURE = join(__dirname, '..', '..', 'protocol', 'ovf', 'fixtures', 'web-1.ovf')

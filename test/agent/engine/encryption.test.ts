@@ -5,7 +5,7 @@ import type { AgentDelivery as Delivery } from '../../../protocol/relay/delivery
 import { MonitorHarness, T0 } from '../support/monitor-harness'
 
 // Contract 3: `encrypt` seals the delivered payload for the primary site's key. Contract 4 and
-encrypted KPIs (encrypted/, `kpi:TABLE`) pass through opaque: the host can count and
+// encrypted KPIs (encrypted/, `kpi:TABLE`) pass through opaque: the host can count and
 // time them, never read them.
 
 const METRIC = 'kpi:users.current_users'

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MonitorHarness, T0 } from '../support/monitor-harness'
 
-"a changed specifier takes effect at once (the paper's Control interface)".
+// "a changed specifier takes effect at once (the paper's Control interface)".
 // configure() is what SIGHUP and the Control interface call with the new descriptor.
 
 const METRIC = 'kpi:users.current_users'

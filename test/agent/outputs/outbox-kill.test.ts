@@ -4,7 +4,7 @@ import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { sleep, waitFor } from '../../support/wait'
 
-"deliveries are written to a durable outbox … before they are sent; the http
+// "deliveries are written to a durable outbox … before they are sent; the http
 // consumer POSTs them as JSON with an Idempotency-Key header, retries with backoff, and the
 // receiver sees every delivery at least once and can drop repeats by key. A consumer that is
 // down … loses nothing." Here the receiver refuses connections, the agent is SIGKILLed while

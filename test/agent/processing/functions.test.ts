@@ -1,7 +1,7 @@
 import t from 'tap'
 import { applyFunction, PROCESSING_FUNCTIONS } from '../../../agent/processing/functions'
 
-"processed (min, max, mean, exact median over the delivery window)", a pure stage
+// "processed (min, max, mean, exact median over the delivery window)", a pure stage
 // whose tests pin every function and edge.
 
 const SEQUENCE = [3, 1, 4, 1, 5, 9, 2, 6]

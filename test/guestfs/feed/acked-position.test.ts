@@ -6,7 +6,7 @@ import { TestMount } from '../../support/guestfs-mount'
 import { connectAsHost, type PeerConnection } from '../../agent/support/fake-feed-peers'
 import { waitFor } from '../../support/wait'
 
-the feed cursor travels with the VM. Hosts ack the rows they made durable; guestfs
+// the feed cursor travels with the VM. Hosts ack the rows they made durable; guestfs
 // keeps the highest ack (in memory, which a saved VM carries, and in _fedvm_meta for a shutdown),
 // and a host with no cursor of its own (the one a VM migrated to) says hello with `resume`:
 // it is served from there. A fake host (this test) talks to the real guestfs over its unix feed.
