@@ -51,6 +51,17 @@ namespaces = [ ]
 `
 const VIRTLOGD_CONF = 'log_outputs = "3:file:/var/log/libvirt/virtlogd.log"\n'
 
+const DIR_PREFIX = 'fedvm-libvirt-'
+/** Who started a host, so a later run can stop it when that process died before its teardown. */
+const OWNER_FILE = 'owner.json'
+interface HostOwner { pid: number, tag: string, netns: string, ownsNetns: boolean }
+
+let reaped: Promise<void> | undefined
+async function reapOrphansOnce (): Promise<void> {
+  reaped ??= LibvirtHost.reapOrphans()
+  await reaped
+}
+
 const BINDS: Array<[string, string]> = [
   ['run', '/run/libvirt'], ['lib', '/var/lib/libvirt'], ['log', '/var/log/libvirt'], ['cache', '/var/cache/libvirt'], ['etc', '/etc/libvirt']
 ]
@@ -70,10 +81,12 @@ export class LibvirtHost {
   get uri (): string { return `qemu+unix:///system?socket=${this.socketPath}` }
 
   static async start (options: LibvirtHostOptions = {}): Promise<LibvirtHost> {
+    await reapOrphansOnce()
     const tag = options.tag ?? randomBytes(3).toString('hex')
     const netns = options.netns ?? `fedvm-${tag}`
-    const dir = await mkdtemp(join(tmpdir(), `fedvm-libvirt-${tag}-`))
+    const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${tag}-`))
     const host = new LibvirtHost(tag, netns, dir, options.netns === undefined)
+    await writeFile(join(dir, OWNER_FILE), JSON.stringify({ pid: process.pid, tag, netns, ownsNetns: host.ownsNetns }))
     try {
       if (host.ownsNetns) await host.createNetwork(options.bridgeAddress ?? '192.0.2.1/24')
       await host.startDaemons()
@@ -94,6 +107,21 @@ export class LibvirtHost {
     for (const s of starts) if (s.status === 'fulfilled') t.teardown(async () => await s.value.stop())
     for (const s of starts) if (s.status === 'rejected') throw s.reason
     return starts.map((s) => (s as PromiseFulfilledResult<LibvirtHost>).value)
+  }
+
+  /**
+   * Stops the hosts of test processes that died before their teardown ran (SIGKILLed, or ended
+   * by tap's per-file timeout): their daemons, QEMUs and namespaces would otherwise live on.
+   * A host whose owner still runs (a test file in parallel) is left alone.
+   */
+  static async reapOrphans (): Promise<void> {
+    for (const entry of await readdir(tmpdir()).catch(() => [] as string[])) {
+      if (!entry.startsWith(DIR_PREFIX)) continue
+      const dir = join(tmpdir(), entry)
+      const owner = await readFile(join(dir, OWNER_FILE), 'utf8').then((text) => JSON.parse(text) as HostOwner, () => undefined)
+      if (owner === undefined || alive(owner.pid)) continue
+      await new LibvirtHost(owner.tag, owner.netns, dir, owner.ownsNetns).stop().catch(() => {})
+    }
   }
 
   /** Runs virsh against this host; rejects with virsh's stderr on failure. */
