@@ -1,6 +1,6 @@
 import t from 'tap'
 import { kibToBytes, nsToSeconds } from '../../host/base-units'
-import { seededRandom } from '../agent/support/seeded-random'
+import { seededRandom } from '../support/seeded-random'
 
 /** n ns as an exact decimal number of seconds, by integer arithmetic only. */
 function exactSeconds (ns: bigint): string {

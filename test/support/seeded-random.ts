@@ -1,4 +1,4 @@
-/** A small seeded generator (mulberry32): the same seed gives the same fault schedule, so a failure can be replayed. */
+/** A small seeded generator (mulberry32): the same seed gives the same sequence, so a run's random moments or fault schedule can be replayed from its printed seed. */
 export function seededRandom (seed: number): () => number {
   let state = seed >>> 0
   return () => {

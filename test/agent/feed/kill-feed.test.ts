@@ -2,7 +2,7 @@ import t from 'tap'
 import { AgentSetup } from '../support/agent-setup'
 import { DeliveryReceiver } from '../support/delivery-receiver'
 import { sleep, waitFor } from '../../support/wait'
-import { seededRandom } from '../support/seeded-random'
+import { seededRandom } from '../../support/seeded-random'
 
 // Contract 2: "Each committed row reaches the host exactly once, in commit order
 // … nothing is lost or repeated when guestfs, the agent or the connection is killed at any
