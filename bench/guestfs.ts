@@ -45,11 +45,26 @@ async function cpuSeconds (pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-/** VmRSS, RssAnon (heap, stacks: the process's own), RssFile (mapped code, shared with other processes) and VmHWM, in MiB. */
+/**
+ * In MiB: VmRSS; RssAnon (heap, stacks: the process's own) and RssFile (mapped code, mostly Node's
+ * binary: clean pages the kernel can drop under pressure and read back); VmHWM; and from
+ * smaps_rollup PSS (shared pages divided among the processes that map them) and USS (private pages:
+ * what ending the process frees). Where other Node processes run (this machine), they share Node's
+ * code and PSS and USS leave most of RssFile out; in a VM where guestfs is the only Node process
+ * those pages are its own, so there USS is about RssAnon + RssFile.
+ */
 async function memory (pid: number): Promise<Record<string, number>> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const field = (name: string) => +(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024).toFixed(1)
-  return { rssMiB: field('VmRSS'), anonMiB: field('RssAnon'), fileMiB: field('RssFile'), peakMiB: field('VmHWM') }
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const field = (text: string, name: string) => +(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024).toFixed(1)
+  return {
+    rssMiB: field(status, 'VmRSS'),
+    anonMiB: field(status, 'RssAnon'),
+    fileMiB: field(status, 'RssFile'),
+    peakMiB: field(status, 'VmHWM'),
+    pssMiB: field(rollup, 'Pss'),
+    ussMiB: +(field(rollup, 'Private_Clean') + field(rollup, 'Private_Dirty')).toFixed(1),
+  }
 }
 
 /** Runs `writers` C writers at once, each on its own file in dir; sums their closes/s. */
@@ -163,11 +178,11 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
     const pids = { guestfs: guestfs.child.pid!, agent: agent.pid! }
     const cpuBefore = { guestfs: await cpuSeconds(pids.guestfs), agent: await cpuSeconds(pids.agent) }
     const started = performance.now()
-    const rss: number[] = []
+    const samples: Array<Record<string, number>> = []
     let sampling = true
     const sampler = (async () => {
       while (sampling) {
-        rss.push((await memory(pids.guestfs)).rssMiB)
+        samples.push(await memory(pids.guestfs))
         await sleep(500)
       }
     })()
@@ -180,7 +195,11 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
     const writesPerSecond = figures.closes / wall
     // % of one core per 1,000 writes/s: CPU seconds per wall second, scaled to a rate of 1,000/s.
     const percent = (cpu: number) => +((cpu / wall) * 100 / (writesPerSecond / 1000)).toFixed(1)
-    const steady = rss.slice(Math.floor(rss.length / 2)).sort((a, b) => a - b)
+    // Steady: the median of the second half of the run, for each measure.
+    const steady = (key: string) => {
+      const values = samples.slice(Math.floor(samples.length / 2)).map((sample) => sample[key]).sort((a, b) => a - b)
+      return values[Math.floor(values.length / 2)]
+    }
     const report = {
       seconds,
       rate,
@@ -188,10 +207,11 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
       delivered: sink.samples(),
       closes: figures.closes,
       cpuPercentOfCorePer1000WritesPerSecond: { guestfs: percent(used.guestfs), agent: percent(used.agent), both: percent(used.guestfs + used.agent) },
-      guestfsRssMiB: { steadyMedian: steady[Math.floor(steady.length / 2)], max: Math.max(...rss) },
+      guestfsRssMiB: { steadyMedian: steady('rssMiB'), max: Math.max(...samples.map((sample) => sample.rssMiB)) },
+      guestfsMemorySteadyMiB: Object.fromEntries(['rssMiB', 'anonMiB', 'fileMiB', 'pssMiB', 'ussMiB'].map((key) => [key, steady(key)])),
       guestfsMemoryAfter: await memory(pids.guestfs),
     }
-    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs RSS ${JSON.stringify(report.guestfsRssMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
+    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
     return report
   } finally {
     agent.kill('SIGTERM')
