@@ -67,6 +67,27 @@ async function memory (pid: number): Promise<Record<string, number>> {
   }
 }
 
+/**
+ * The pages a process touched since its referenced bits were cleared (clear_refs), in MiB, anonymous
+ * and file-backed: its working set. Pages outside it are resident only because nothing needed the
+ * memory; a memory limit (systemd MemoryHigh=) would have the kernel reclaim the clean ones.
+ */
+async function touchedSince (pid: number): Promise<{ anonMiB: number, fileMiB: number }> {
+  let anon = 0
+  let file = 0
+  let fileBacked = false
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)/.exec(line)
+    if (mapping) fileBacked = mapping[1] !== '0'
+    const referenced = /^Referenced:\s+(\d+) kB/.exec(line)
+    if (referenced) {
+      if (fileBacked) file += Number(referenced[1])
+      else anon += Number(referenced[1])
+    }
+  }
+  return { anonMiB: +(anon / 1024).toFixed(1), fileMiB: +(file / 1024).toFixed(1) }
+}
+
 /** Runs `writers` C writers at once, each on its own file in dir; sums their closes/s. */
 async function measure (writer: string, dir: string, writers: number, seconds: number, rate = 0): Promise<Figures> {
   const results = await Promise.all(Array.from({ length: writers }, async (_, i) => {
@@ -186,7 +207,15 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
         await sleep(500)
       }
     })()
+    // The working set at a steady rate: referenced bits cleared halfway (after start-up), read at the end.
+    let workingSet: Promise<{ anonMiB: number, fileMiB: number }> | undefined
+    const halfway = setTimeout(() => {
+      workingSet = writeFile(`/proc/${pids.guestfs}/clear_refs`, '1')
+        .then(() => sleep(seconds * 500 - 200))
+        .then(() => touchedSince(pids.guestfs))
+    }, seconds * 500)
     const figures = await measure(writer, join(dir, 'kpi', 'unencrypted'), 1, seconds, rate)
+    clearTimeout(halfway)
     while (sink.samples() < figures.closes && performance.now() - started < (seconds + 30) * 1000) await sleep(20)
     sampling = false
     await sampler
@@ -210,8 +239,9 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
       guestfsRssMiB: { steadyMedian: steady('rssMiB'), max: Math.max(...samples.map((sample) => sample.rssMiB)) },
       guestfsMemorySteadyMiB: Object.fromEntries(['rssMiB', 'anonMiB', 'fileMiB', 'pssMiB', 'ussMiB'].map((key) => [key, steady(key)])),
       guestfsMemoryAfter: await memory(pids.guestfs),
+      guestfsWorkingSetMiB: await workingSet?.catch((err: Error) => ({ error: err.message })),
     }
-    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
+    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
     return report
   } finally {
     agent.kill('SIGTERM')
