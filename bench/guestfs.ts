@@ -9,7 +9,7 @@
 // Usage: node dist/bench/guestfs.js [--seconds 5] [--paced-seconds 20] [--rate 1000] [--node-flags '--flag ...' (instead of the unit's)]
 //   (writes bench/results/guestfs.json)
 import { execFile, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadavg } from 'node:os'
@@ -49,9 +49,8 @@ async function cpuSeconds (pid: number): Promise<number> {
  * In MiB: VmRSS; RssAnon (heap, stacks: the process's own) and RssFile (mapped code, mostly Node's
  * binary: clean pages the kernel can drop under pressure and read back); VmHWM; and from
  * smaps_rollup PSS (shared pages divided among the processes that map them) and USS (private pages:
- * what ending the process frees). Where other Node processes run (this machine), they share Node's
- * code and PSS and USS leave most of RssFile out; in a VM where guestfs is the only Node process
- * those pages are its own, so there USS is about RssAnon + RssFile.
+ * what ending the process frees). guestfs runs on a private copy of Node's binary (see main), as
+ * in a VM where it is the only Node process: Node's code pages are then its own, in USS too.
  */
 async function memory (pid: number): Promise<Record<string, number>> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
@@ -114,13 +113,13 @@ function countRows (dbFile: string): number {
   }
 }
 
-async function throughput (writer: string, work: string, seconds: number, nodeFlags: string[]): Promise<Record<string, unknown>> {
+async function throughput (writer: string, work: string, seconds: number, nodeFlags: string[], node: string): Promise<Record<string, unknown>> {
   const mountpoint = join(work, 'kpi')
   const dbFile = join(work, 'kpi.db')
   const plainDir = join(work, 'plain')
   const tmpfsDir = await mkdtemp('/dev/shm/fedvm-bench-')
   await mkdir(plainDir)
-  const guestfs = await startGuestfsProcess(mountpoint, dbFile, [], nodeFlags)
+  const guestfs = await startGuestfsProcess(mountpoint, dbFile, [], nodeFlags, node)
   const figures: Record<string, Record<string, Figures>> = { fedvm: {}, disk: {}, tmpfs: {} }
   const guestfsCpu: Record<string, number> = {}
   const guestfsMemory: Record<string, Record<string, number>> = { idle: await memory(guestfs.child.pid!) }
@@ -169,12 +168,12 @@ async function startSink (): Promise<{ server: Server, url: string, samples: () 
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/ingest`, samples: () => samples }
 }
 
-async function kpiPath (writer: string, work: string, seconds: number, rate: number, nodeFlags: string[]): Promise<Record<string, unknown>> {
+async function kpiPath (writer: string, work: string, seconds: number, rate: number, nodeFlags: string[], node: string): Promise<Record<string, unknown>> {
   const dir = join(work, 'path')
   await mkdir(dir)
   const feed = join(dir, 'feed.sock')
   const sink = await startSink()
-  const guestfs: GuestfsProcess = await startGuestfsProcess(join(dir, 'kpi'), join(dir, 'kpi.db'), ['--feed', `unix:${feed}`], nodeFlags)
+  const guestfs: GuestfsProcess = await startGuestfsProcess(join(dir, 'kpi'), join(dir, 'kpi.db'), ['--feed', `unix:${feed}`], nodeFlags, node)
   const port = await new Promise<number>((resolve) => {
     const probe = createServer().listen(0, '127.0.0.1', () => { const p = (probe.address() as AddressInfo).port; probe.close(() => resolve(p)) })
   })
@@ -259,8 +258,13 @@ async function main (): Promise<void> {
   const report: Record<string, unknown> = { nodeFlags }
   try {
     const writer = await compileWriter(work)
-    if (!values['paced-only']) report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags)
-    report.kpiPath = await kpiPath(writer, work, Number(values['paced-seconds']), Number(values.rate), nodeFlags)
+    // guestfs runs on a private copy of Node's binary: inside a VM no other process shares its code
+    // pages, and here other Node processes would (PSS, USS and the working set would leave them out).
+    const node = join(work, 'node')
+    await copyFile(process.execPath, node)
+    await chmod(node, 0o755)
+    if (!values['paced-only']) report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags, node)
+    report.kpiPath = await kpiPath(writer, work, Number(values['paced-seconds']), Number(values.rate), nodeFlags, node)
   } finally {
     await rm(work, { recursive: true, force: true })
   }
