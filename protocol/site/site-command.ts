@@ -6,6 +6,7 @@ import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
 import { ProtocolError, UsageError } from '../errors'
 import { readDescriptorDocument } from '../ovf/descriptor-document'
+import { chunkHasher } from '../proxy/chunk-hasher'
 import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
 import { callSite } from './signed-call'
@@ -66,6 +67,8 @@ async function serve (config: SiteConfig): Promise<void> {
     process.once('SIGINT', resolve)
   })
   await running.close()
+  // The hashing workers are the process's, not one site's: they end with the process's last site.
+  await chunkHasher().close()
 }
 
 /**
