@@ -148,7 +148,7 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
         const bytes = p.fetchedBytes + p.reusedBytes
         if (now - lastLog < 1000 && bytes < p.totalBytes) return
         lastLog = now
-        log({ event: 'transfer-progress', vm: vmId, bytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: progress.rateBytesPerSecond })
+        log({ event: 'transfer-progress', vm: vmId, bytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / Math.max(0.001, (now - started) / 1000)) })
       },
     })
   } catch (err) {

@@ -46,10 +46,17 @@ export class ProgressBoard {
   }
 }
 
-/** A cold pull's figures as a progress record: the rate counts only bytes fetched, not those reused from an earlier attempt. */
+/** Before this much has come, or this long has passed, a pull's average rate says little (a small first file in a few ms). */
+const RATE_AFTER = { bytes: 1024 * 1024, ms: 1000 }
+
+/**
+ * A cold pull's figures as a progress record. The rate is the pull's average and counts only bytes
+ * fetched, not those reused from an earlier attempt; none (0, no ETA) until RATE_AFTER.
+ */
 export function coldProgress (p: { totalBytes: number, fetchedBytes: number, reusedBytes: number }, elapsedMs: number, at: number): MigrationProgress {
   const remainingBytes = Math.max(0, p.totalBytes - p.fetchedBytes - p.reusedBytes)
-  const rateBytesPerSecond = Math.round(p.fetchedBytes / Math.max(0.001, elapsedMs / 1000))
+  const measurable = p.fetchedBytes >= RATE_AFTER.bytes || elapsedMs >= RATE_AFTER.ms
+  const rateBytesPerSecond = measurable ? Math.round(p.fetchedBytes / Math.max(0.001, elapsedMs / 1000)) : 0
   return {
     path: 'cold',
     phase: remainingBytes === 0 && p.totalBytes > 0 ? 'done' : 'transfer',

@@ -22,7 +22,8 @@ export async function showProgressWhile (running: Promise<unknown>, vmId: string
   let drawn = false
   let last: MigrationProgress | null = null
   const draw = (line: string): void => {
-    const width = out.columns === undefined ? line.length : Math.max(20, out.columns - 1)
+    // A terminal whose size is unknown reports 0 columns: the line goes whole.
+    const width = out.columns === undefined || out.columns === 0 ? line.length : Math.max(20, out.columns - 1)
     out.write(`\r${line.slice(0, width)}\x1b[K`)
     drawn = true
   }
