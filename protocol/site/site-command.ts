@@ -6,9 +6,10 @@ import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
 import { ProtocolError, UsageError } from '../errors'
 import { readDescriptorDocument } from '../ovf/descriptor-document'
-import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
+import { chunkHasher } from '../proxy/chunk-hasher'
+import { DaemonNoAnswerError, DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
-import { callSite } from './signed-call'
+import { callSite, UnansweredError } from './signed-call'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
 import { showProgressWhile } from './progress-display'
@@ -79,6 +80,8 @@ async function serve (config: SiteConfig): Promise<void> {
     process.once('SIGINT', resolve)
   })
   await running.close()
+  // The hashing workers are the process's, not one site's: they end with the process's last site.
+  await chunkHasher().close()
 }
 
 /** The site's own daemon, asked with the site's own key (read once, however often it is asked). */
@@ -103,9 +106,10 @@ async function ownDaemon (config: SiteConfig): Promise<OwnDaemon> {
           windowMs: config.limits.timestampWindowMs, timeoutMs,
         })
       } catch (err) {
-        if (err instanceof ProtocolError && err.code === 'partner-unreachable') {
+        // Only a request that got no answer is about the daemon; its own answer "partner-unreachable" is about a partner.
+        if (err instanceof UnansweredError) {
           const down = await probeDaemon(config.listen, tls.fingerprint)
-          if (down !== undefined) throw new DaemonUnreachableError(url, down, err)
+          throw down !== undefined ? new DaemonUnreachableError(url, down, err) : new DaemonNoAnswerError(url, err)
         }
         throw err
       }
