@@ -15,6 +15,7 @@ import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
 import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
 import { faultPoint } from './fault-point'
+import { coldProgress, type ProgressBoard } from './migration-progress'
 import { AbortAnswerSchema, CommitAnswerSchema, TransferStatusSchema, type AbortAnswer, type CommitAnswer, type Offer, type TransferStatus } from './partner-answers'
 import type { LocationStore, RouteStore } from './records'
 import { demandOf, vmsThatFit } from './room'
@@ -38,6 +39,8 @@ export interface DestinationDeps extends DelegationDeps {
   policy: DelegationDeps['policy'] & { acceptFrom: string[] }
   limits: DelegationDeps['limits'] & { transferTimeoutMs: number, parallelRanges: number, requestTimeoutMs: number }
   transfers: IncomingTransfers
+  /** Where the pull reports how far it has got (`fedvm site status`, and the Controller's migration-progress query). */
+  progress: Pick<ProgressBoard, 'report' | 'end'>
   settling: TokenLocks
   newVersion: () => string
 }
@@ -148,16 +151,16 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
       parallel: deps.limits.parallelRanges, timeoutMs: deps.limits.requestTimeoutMs,
       onProgress: (p) => {
         const now = Date.now()
-        const seconds = Math.max(0.001, (now - started) / 1000)
-        const progress = { bytes: p.fetchedBytes + p.reusedBytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / seconds) }
-        transfers.progress.set(vmId, progress)
-        if (now - lastLog < 1000 && progress.bytes < p.totalBytes) return
+        const progress = coldProgress(p, now - started, now)
+        deps.progress.report(vmId, progress)
+        const bytes = p.fetchedBytes + p.reusedBytes
+        if (now - lastLog < 1000 && bytes < p.totalBytes) return
         lastLog = now
-        log({ event: 'transfer-progress', vm: vmId, ...progress })
+        log({ event: 'transfer-progress', vm: vmId, bytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / Math.max(0.001, (now - started) / 1000)) })
       },
     })
   } catch (err) {
-    transfers.progress.delete(vmId)
+    deps.progress.end(vmId)
     const e = toProtocolError(err)
     // Keep partial files only for a retry that can resume from them.
     if (!e.retryable || deps.tokens.token(token)?.state === 'cancelled') await host.abandon(vmId)
@@ -165,7 +168,7 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
     log({ event: 'transfer-failed', vm: vmId, attempt, code: e.code, kept: e.retryable, ms: Date.now() - started, causes: failureCauses(err) })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
-  transfers.progress.delete(vmId)
+  deps.progress.end(vmId)
   transfers.attempts.delete(token)
   if (deps.tokens.token(token)?.state === 'cancelled') {
     // The Controller decided abort while the files were still coming.
