@@ -41,7 +41,7 @@ t.test('a running VM migrates live from site-a to site-b through site-i', async 
   await writeFile(join(intake, 'domain.xml'), domainXml({ name: vmId, type, image, memoryMiB: 128, disk: join(intake, 'disk.img'), consoleLog: join(intake, 'console.log') }))
   await writeFile(join(fed.root, 'descriptor.json'), JSON.stringify({ id: vmId }))
   const placed = await fed.cli('site-a', 'place', '--vm', vmId, '--dir', intake, '--descriptor', join(fed.root, 'descriptor.json'))
-  t.equal(placed.code, 0, placed.raw.stdout + placed.raw.stderr)
+  t.equal(placed.code, 0, 'placed at site-a', { output: placed.raw.stdout + placed.raw.stderr })
   const aDir = join(fed.vmDir('site-a', hostA), vmId)
   await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog: join(aDir, 'console.log') }, 120_000)
   const uuid = (await x.virsh('domuuid', vmId)).trim()
@@ -50,7 +50,7 @@ t.test('a running VM migrates live from site-a to site-b through site-i', async 
   const mark = Date.now()
   const moved = await fed.cli('site-a', 'migrate', '--vm', vmId)
   const wallMs = Date.now() - mark
-  t.equal(moved.code, 0, moved.raw.stdout + moved.raw.stderr + fed.daemon('site-a').stderr.slice(-3000) + fed.daemon('site-b').stderr.slice(-3000))
+  t.equal(moved.code, 0, 'fedvm migrate succeeds', { output: moved.raw.stdout + moved.raw.stderr, siteA: fed.daemon('site-a').stderr.slice(-3000), siteB: fed.daemon('site-b').stderr.slice(-3000) })
   t.match(moved.json, { outcome: 'migrated', destination: 'site-i', local: false, path: 'live' }, 'migrated live, the Controller seeing only its partner site-i')
   const bDir = join(fed.vmDir('site-b', hostB), vmId)
   t.equal(await stateOf(y, vmId), 'running', 'running at site-b\'s libvirtd')
