@@ -232,7 +232,11 @@ export async function handleTransferAbort (deps: DestinationDeps, caller: Caller
   return deps.settling.run(ref, async () => {
     const token = destinationToken(deps, ref, caller.sender, vmId)
     if (token.state === 'spent') throw new ProtocolError('token-spent', 'the VM was already made this site\'s own')
-    if (token.state === 'cancelled') return { state: 'aborted' }
+    if (token.state === 'cancelled') {
+      // Asked again: an abandon that failed before (a live arrival's libvirtd down) is tried again.
+      if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
+      return { state: 'aborted' }
+    }
     deps.tokens.setTokenState(token.token, 'cancelled')
     await endLiveArrival(deps, token.token)
     // A pull still running drops its files when it ends (receive sees the token cancelled).

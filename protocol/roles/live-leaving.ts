@@ -8,6 +8,7 @@ import type { StreamPark } from '../proxy/stream-relay'
 import type { SourceTicket } from '../proxy/ticket'
 import type { TokenRecord } from '../proxy/token-record'
 import { checkNotExpired } from '../proxy/tokens'
+import { faultPoint } from './fault-point'
 import { liveMigrationId, liveMigrationProgress, type LiveSessions } from './live-sessions'
 import type { ProgressBoard } from './migration-progress'
 import type { LivePerformed, VerificationAnswer } from './partner-answers'
@@ -57,6 +58,7 @@ export async function performLive (deps: LiveLeavingDeps, record: TokenRecord, d
       onProgress: (p) => {
         const progress = liveMigrationProgress(p)
         deps.progress.report(record.vmId, progress)
+        faultPoint('source:performing')
         if (progress.at - logged < 1000) return
         logged = progress.at
         deps.log({ event: 'live-progress', vm: record.vmId, phase: progress.phase, remainingBytes: progress.remainingBytes, totalBytes: progress.totalBytes, iteration: progress.iteration })
