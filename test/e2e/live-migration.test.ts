@@ -24,6 +24,8 @@ t.test('a running VM migrates live from site-a to site-b through site-i', async 
   // Host ids no other site may ever see (they name folders too).
   const hostA = `a-hv-${tag}`
   const hostB = `b-hv-${tag}`
+  // site-b's second host shares site-a's libvirtd: hosts on one libvirtd share its domain names, so it is not offered while site-a runs the VM.
+  const hostB2 = `b2-hv-${tag}`
   const fed = await Federation.create([
     { id: 'site-a', ip: '127.0.0.91', partners: ['site-i'] },
     { id: 'site-i', ip: '127.0.0.92', partners: ['site-a', 'site-b'] },
@@ -31,7 +33,9 @@ t.test('a running VM migrates live from site-a to site-b through site-i', async 
   ])
   t.teardown(() => fed.close())
   await fed.reconfigure('site-a', (c) => { c.hosts = [{ id: hostA, vmDir: fed.vmDir('site-a', hostA), maxVms: 1, libvirt: { uri: x.uri } }] })
-  await fed.reconfigure('site-b', (c) => { c.hosts = [{ id: hostB, vmDir: fed.vmDir('site-b', hostB), maxVms: 1, libvirt: { uri: y.uri } }] })
+  await fed.reconfigure('site-b', (c) => {
+    c.hosts = [{ id: hostB, vmDir: fed.vmDir('site-b', hostB), maxVms: 1, libvirt: { uri: y.uri } }, { id: hostB2, vmDir: fed.vmDir('site-b', hostB2), maxVms: 1, libvirt: { uri: x.uri } }]
+  })
   await fed.start()
 
   const vmId = `live-${tag}`
@@ -61,19 +65,32 @@ t.test('a running VM migrates live from site-a to site-b through site-i', async 
   const console = await readFile(join(bDir, 'console.log'), 'utf8').catch(() => '')
   t.notOk(console.includes(BOOT_MARKER), 'no boot at site-b: the guest kept running (its console there shows no new boot)')
   t.same(JSON.parse(await readFile(join(bDir, 'descriptor.json'), 'utf8')), { id: vmId, resources: { memoryMiB: 128, vcpus: 1 } }, 'the descriptor is beside the VM at site-b')
+  const afterMove = (await status(fed, 'site-b')).locations
   const performed = fed.daemon('site-a').events().find((e) => e.event === 'live-performed' && e.vm === vmId)
   t.comment(`live A → I → B: fedvm migrate ${wallMs} ms (Controller ${String(moved.json?.durationMs)} ms, Perform ${String(performed?.ms)} ms), ` +
     `downtime ${String(moved.json?.downtimeMs)} ms (libvirt's, QEMU's measure on the host clock); load ${loadavg()[0].toFixed(2)}`)
 
+  // Scenario 3: the same path between two libvirt hosts of one site (its proxy relays to itself).
+  const b2Dir = join(fed.vmDir('site-b', hostB2), vmId)
+  const within = await fed.cli('site-b', 'migrate', '--vm', vmId, '--to', hostB2)
+  t.equal(within.code, 0, 'fedvm migrate --to the other host succeeds', { output: within.raw.stdout + within.raw.stderr, siteB: fed.daemon('site-b').stderr.slice(-3000) })
+  t.match(within.json, { outcome: 'migrated', destination: 'site-b', local: true, path: 'live' }, 'moved live within site-b')
+  t.equal(await stateOf(x, vmId), 'running', 'running on the other host\'s libvirtd')
+  t.equal((await x.virsh('domuuid', vmId)).trim(), uuid, 'the same domain (UUID)')
+  t.equal((await y.virsh('list', '--all', '--name')).trim(), '', 'the host it left keeps no domain')
+  t.notOk((await readFile(join(b2Dir, 'console.log'), 'utf8').catch(() => '')).includes(BOOT_MARKER), 'no boot there either')
+  t.match((await status(fed, 'site-b')).locations, [{ vmId, kind: 'host', target: hostB2, upstream: 'site-i' }], 'site-b records the other host, upstream kept')
+  t.comment(`live ${hostB} → ${hostB2} within site-b: downtime ${String(within.json?.downtimeMs)} ms, Controller ${String(within.json?.durationMs)} ms`)
+
   // Location unawareness: no site's state or log names another site's host, folder or machine.
   const machine = `<hostname>${hostname()}</hostname>`
-  const foreign: Record<string, string[]> = { 'site-a': [hostB, bDir], 'site-i': [hostA, hostB, aDir, bDir], 'site-b': [hostA, aDir] }
+  const foreign: Record<string, string[]> = { 'site-a': [hostB, hostB2, bDir, b2Dir], 'site-i': [hostA, hostB, hostB2, aDir, bDir, b2Dir], 'site-b': [hostA, aDir] }
   for (const [site, needles] of Object.entries(foreign)) {
     const texts = [fed.daemon(site).stderr, ...await stateFiles(join(fed.site(site).dir, 'state'))]
     for (const needle of [...needles, machine]) t.notOk(texts.some((text) => text.includes(needle)), `${site}'s state and log never name ${needle}`)
   }
   t.match((await status(fed, 'site-a')).locations, [{ vmId, kind: 'partner', target: 'site-i' }], 'site-a records only its partner')
-  t.match((await status(fed, 'site-b')).locations, [{ vmId, kind: 'host', target: hostB, upstream: 'site-i' }], 'site-b records its own host')
+  t.match(afterMove, [{ vmId, kind: 'host', target: hostB, upstream: 'site-i' }], 'site-b recorded its own host')
   t.comment(`whole test ${Date.now() - started} ms`)
 })
 
