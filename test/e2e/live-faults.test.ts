@@ -11,10 +11,11 @@ import { domainXml, waitGuestReady } from '../support/vm/test-domain'
 import { waitUntil } from '../host/libvirt/support/live-pair'
 import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 
-// A live migration between two libvirt-backed sites, broken twice: site-a's daemon (Controller and
-// Source) SIGKILLed while Perform runs, then site-b's libvirtd SIGKILLed while the streams flow. Each
-// time the VM runs at exactly one site afterwards, at the Source (the switchover had not happened),
-// once the killed part is back and the in-doubt resolution ran; the guest never rebooted.
+// A live migration between two libvirt-backed sites, broken three times: site-a's daemon (Controller
+// and Source) SIGKILLed while Perform runs; site-b's libvirtd SIGKILLed while the streams flow; site-a
+// SIGKILLed after site-b's Finish but before the decision. Each time the VM runs at exactly one site
+// afterwards, at the Source (no commit was recorded), once the killed part is back and the in-doubt
+// resolution ran; the guest never rebooted.
 
 t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
   const started = Date.now()
@@ -94,6 +95,20 @@ t.test('a live migration broken at either end leaves the VM running at the Sourc
     t.comment(`the live transfer failed at ${String(failed?.step)} (${String(failed?.code)})`)
     await y.restartLibvirtd()
     await atSourceOnly(t)
+  })
+  await t.test('site-a SIGKILLed after site-b\'s Finish, before the decision: site-b destroys its copy', async (t) => {
+    // Finish made the VM run at site-b; the restarted Controller decides abort, which site-b must act on first.
+    await writeFile(faults, 'controller:verified')
+    const daemon = fed.daemon('site-a')
+    const migrate = fed.cli('site-a', 'migrate', '--vm', vmId)
+    t.ok(await waitUntil(async () => !daemon.alive, 120_000), 'site-a\'s daemon killed itself once dstat = sstat')
+    await writeFile(faults, '')
+    t.not((await migrate).code, 0, 'fedvm migrate failed')
+    t.ok(fed.daemon('site-b').events().some((e) => e.event === 'live-finished' && e.vm === vmId), 'site-b had finished (the VM ran there)')
+    t.not(await stateOf(x, vmId), 'running', 'meanwhile site-a\'s copy is not running (paused by Perform)')
+    await fed.start('site-a')
+    await atSourceOnly(t)
+    t.ok(fed.daemon('site-b').events().some((e) => e.event === 'transfer-aborted' && e.vm === vmId), 'site-b acted on the abort')
   })
   t.comment(`whole test ${Date.now() - started} ms`)
 })
