@@ -18,12 +18,14 @@ import type { LiveFinished, LivePrepared } from './partner-answers'
 export interface LiveArrivalDeps {
   live: LiveSessions
   tokens: Pick<TokenStore, 'setTokenState'>
-  identity: { tls: { key: string, cert: string } }
   log: Log
 }
 
-/** Prepare, then one parked stream connection per channel at the Source's proxy. Idempotent per token. */
-export async function prepareLiveArrival (deps: LiveArrivalDeps, host: VmHost, token: string, vmId: string, ticket: SourceTicket): Promise<LivePrepared> {
+/**
+ * Prepare, then one parked stream connection per channel at the Source's proxy, presenting
+ * `clientCert` (the certificate the Source's token is bound to). Idempotent per token.
+ */
+export async function prepareLiveArrival (deps: LiveArrivalDeps, host: VmHost, token: string, vmId: string, ticket: SourceTicket, clientCert: { key: string, cert: string }): Promise<LivePrepared> {
   const running = deps.live.arriving.get(token)
   if (running !== undefined) return { cookie: running.destination.cookie.toString('base64') }
   if (ticket.live === undefined) throw new ProtocolError('bad-request', 'the source ticket carries no live migration')
@@ -31,7 +33,7 @@ export async function prepareLiveArrival (deps: LiveArrivalDeps, host: VmHost, t
   const started = Date.now()
   const destination = await host.prepareLiveArrival(vmId, liveMigrationId(ticket.token), { ...ticket.live, cookie: Buffer.from(ticket.live.cookie, 'base64') })
   const parkers = LIVE_CHANNELS.map((channel) => new StreamParker({
-    url: ticket.uri, fingerprint: ticket.fingerprint, token: ticket.token, channel, clientCert: deps.identity.tls,
+    url: ticket.uri, fingerprint: ticket.fingerprint, token: ticket.token, channel, clientCert,
     targetPath: destination.socketPath(channel), log: deps.log,
   }))
   deps.live.arriving.set(token, { destination, parkers })

@@ -24,7 +24,7 @@ export interface LiveLeavingDeps {
   live: LiveSessions
   /** The stream park of each transfer proxy (by the proxy's index). */
   streams: readonly StreamPark[]
-  progress: ProgressBoard
+  progress: Pick<ProgressBoard, 'report' | 'end'>
   log: Log
 }
 
