@@ -1,7 +1,7 @@
 // bench/guestfs-profile: where guestfs's CPU goes per close(), at a steady rate (default 1,000 writes/s
 // from the C writer of bench/guestfs, no feed). Three views of the same run:
-// - per thread (/proc/PID/task): the JS main thread against fuse-native's and libfuse's threads, V8's
-//   helpers and the checkpoint worker;
+// - per thread (/proc/PID/task): the JS main thread against fuse-native's and libfuse's threads and V8's
+//   helpers;
 // - the main thread's JS profile (node --cpu-prof), self time grouped: guestfs's own code, SQLite
 //   (better-sqlite3's wrappers, whose self time includes the native SQLite work they call), fuse-native
 //   (its JS, and processTicksAndRejections, which ran its answers through process.nextTick), the
