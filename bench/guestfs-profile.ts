@@ -4,9 +4,9 @@
 //   helpers;
 // - the main thread's JS profile (node --cpu-prof), self time grouped: guestfs's own code, SQLite
 //   (better-sqlite3's wrappers, whose self time includes the native SQLite work they call), fuse-native
-//   (its JS, and processTicksAndRejections, which ran its answers through process.nextTick), the
-//   hand-off (guestfs's direct answers to libfuse's thread, for OPEN, WRITE, FLUSH and RELEASE: the
-//   native signal, a futex wake, is their self time), GC, other Node internals, and "(program)" (native code with
+//   (its JS, and processTicksAndRejections, which runs fuse-native's answers: one process.nextTick per
+//   operation calling into native code, whose uv_sem_post, a futex wake of libfuse's thread, is
+//   counted as its self time), GC, other Node internals, and "(program)" (native code with
 //   no JS on the stack: the event loop, uv_async wake-ups from the FUSE thread);
 // - system calls per close (strace -c -f), when strace is installed.
 // Usage: node dist/bench/guestfs-profile.js [--seconds 8] [--rate 1000]   (writes bench/results/guestfs-profile.json)
@@ -43,8 +43,6 @@ function category (node: ProfileNode): string {
   if (functionName === '(idle)') return 'idle'
   if (functionName === '(garbage collector)') return 'gc'
   if (functionName === '(program)') return 'program (native, no JS on the stack)'
-  // The answers to libfuse's thread: fuse-native's N-API signal (uv_sem_post, a futex wake) is self time of its JS caller.
-  if (url.includes('/guestfs/fuse/direct-answers')) return 'fuse hand-off (answering libfuse\'s thread)'
   if (url.includes('fuse-native') || functionName === 'processTicksAndRejections') return 'fuse-native (JS and its nextTick answers into native code)'
   if (url.includes('better-sqlite3')) return 'sqlite (better-sqlite3 and the native work it calls)'
   if (url.includes('/guestfs/')) return 'guestfs JS'

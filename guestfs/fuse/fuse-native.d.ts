@@ -16,9 +16,6 @@ declare module 'fuse-native' {
   class Fuse {
     constructor (mountpoint: string, ops: FuseOperations, options?: FuseOptions)
     readonly mnt: string
-    protected readonly ops: FuseOperations
-    /** Per opcode, the function fuse-native's native part calls (see direct-answers.ts). */
-    protected _makeHandlerArray (): Array<((...args: any[]) => void) | undefined>
     mount (cb: (err: Error | null) => void): void
     unmount (cb: (err: Error | null) => void): void
     protected _fuseOptions (): string

@@ -1,5 +1,4 @@
 import Fuse, { type FuseOperations } from 'fuse-native'
-import { directHandlers, type NativeHandler } from './direct-answers'
 
 /**
  * Mount options fuse-native would drop (it passes only the `-o` options on its own list):
@@ -9,13 +8,6 @@ import { directHandlers, type NativeHandler } from './direct-answers'
 const EXTRA_MOUNT_OPTIONS = ['atomic_o_trunc', 'hard_remove']
 
 class GuestfsFuse extends Fuse {
-  // Called by fuse-native's constructor (after it set this.ops): the hot operations answer directly.
-  protected override _makeHandlerArray (): Array<NativeHandler | undefined> {
-    const handlers = super._makeHandlerArray()
-    for (const [op, handler] of directHandlers(this.ops)) handlers[op] = handler
-    return handlers
-  }
-
   protected override _fuseOptions (): string {
     const base = super._fuseOptions()
     return base ? `${base},${EXTRA_MOUNT_OPTIONS.join(',')}` : `-o${EXTRA_MOUNT_OPTIONS.join(',')}`
