@@ -80,7 +80,7 @@ export class KpiStore {
     this.writeBatch = db.transaction((batch: QueuedCommit[], ts: number) => {
       let seq = this.lastSeq
       for (const item of batch) this.writeRow(item, ts, ++seq)
-      this.acked.persist()
+      this.acked.persistIfDue()
     })
     this.epoch = databaseEpoch(db)
     this.loadFiles()
