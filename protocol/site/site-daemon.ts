@@ -6,6 +6,7 @@ import { parseListenAddress } from '../http/listen-address'
 import { guardConnections } from '../http/connection-guard'
 import type { Log } from '../log'
 import type { SiteConfig } from './config'
+import { openDashboard, type Dashboard } from './dashboard/open-dashboard'
 import { loadSiteParts, type SiteParts } from './site-parts'
 import { createSiteServer } from './site-server'
 import { startMonitoring, type RunningMonitoring } from './start-monitoring'
@@ -30,6 +31,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     return listenOn(server, address)
   }
   let monitoring: RunningMonitoring | undefined
+  let dashboard: Dashboard | undefined
   try {
     monitoring = await startMonitoring(site, listen)
     servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
@@ -39,8 +41,17 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
       const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, relay, log })
       servers.push(await listen(server, proxy.listen))
     }
+    if (config.dashboard.listen !== 'off') {
+      dashboard = await openDashboard({
+        self: site.self, locations: () => site.state.locations(), progress: site.progress, transfers: site.transfers, active: site.active,
+        config: config.dashboard, stateDir: config.stateDir, keysDir: config.keys, rules: config.monitoring.rules, log,
+      })
+      servers.push(await listen(dashboard.server, config.dashboard.listen))
+      log({ event: 'dashboard-listening', listen: config.dashboard.listen })
+    }
   } catch (err) {
     for (const server of servers) server.close()
+    dashboard?.close()
     await monitoring?.close()
     site.state.close()
     throw err
@@ -68,6 +79,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
         server.close(() => resolve())
         ;(server as Server & { closeAllConnections?: () => void }).closeAllConnections?.()
       })))
+      dashboard?.close()
       await monitoring?.close()
       site.state.close()
     },

@@ -12,6 +12,7 @@ import { RelayTransfers } from '../proxy/relay-transfers'
 import type { ResolverDeps } from '../roles/resolver'
 import { ActiveMigrations } from '../roles/active-migrations'
 import { IncomingTransfers } from '../roles/incoming-transfers'
+import { ProgressBoard } from '../roles/migration-progress'
 import { TokenLocks } from '../roles/token-locks'
 import type { SiteConfig } from './config'
 import { SignedPartners } from './partners'
@@ -34,6 +35,8 @@ export interface SiteParts extends ResolverDeps {
   proxies: ProxyPool
   /** The transfers this site relays (policy.relayTransfers), shared by the Intermediary role and the proxies. */
   relay?: RelayTransfers
+  /** How far each migration running at this site has got (the dashboard and `fedvm site status` read it). */
+  progress: ProgressBoard
 }
 
 export async function loadSiteParts (config: SiteConfig, log: Log): Promise<SiteParts> {
@@ -66,6 +69,7 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
     policy: config.policy,
     limits: config.limits,
     transfers: new IncomingTransfers(),
+    progress: new ProgressBoard(),
     newVersion: randomUUID,
     log,
   }

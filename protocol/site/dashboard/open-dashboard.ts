@@ -1,0 +1,55 @@
+import type Database from 'better-sqlite3'
+import { readFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import { loadWebConfig } from '../../http/web-config'
+import { createWebServer } from '../../http/web-server'
+import type { Log } from '../../log'
+import { openStoreForReading } from '../../primary/primary-queries'
+import type { Rule } from '../../primary/rules/rules-config'
+import { SealedOpener } from '../../primary/sealed-opener'
+import type { DashboardConfig } from './dashboard-config'
+import { dashboardRoutes, type ChartLibrary } from './dashboard-routes'
+import { kpiSeries } from './kpi-series'
+import { siteOverview, type OverviewSources } from './site-overview'
+
+export interface DashboardDeps extends Omit<OverviewSources, 'rules'> {
+  config: DashboardConfig
+  /** The site's state folder (monitoring.db, which the site's monitoring has opened by now) and keys folder (seal.key). */
+  stateDir: string
+  keysDir: string
+  rules: readonly Rule[]
+  log: Log
+}
+
+export interface Dashboard {
+  /** Not yet listening: the daemon binds it like its other listeners. */
+  server: Server
+  close: () => void
+}
+
+/**
+ * Builds the dashboard's server: a web config's TLS and basic auth when one is given (read now, so a
+ * bad one stops the site at start naming its key), a read-only connection to the monitoring store of
+ * its own (the page never writes), and the chart library's files.
+ */
+export async function openDashboard (deps: DashboardDeps): Promise<Dashboard> {
+  const web = deps.config.webConfig === undefined ? undefined : await loadWebConfig(deps.config.webConfig)
+  const chart = await readChartLibrary()
+  const opener = await SealedOpener.load(deps.keysDir)
+  const db: Database.Database = openStoreForReading(deps.stateDir)
+  const reads = {
+    overview: () => siteOverview(deps, db),
+    kpis: async (vmId: string) => deps.locations().some((l) => l.vmId === vmId)
+      ? await kpiSeries(db, vmId, { openSealed: deps.config.sealed, opener })
+      : undefined,
+  }
+  return { server: createWebServer(web, dashboardRoutes(reads, chart, deps.log)), close: () => db.close() }
+}
+
+async function readChartLibrary (): Promise<ChartLibrary> {
+  const [script, css] = await Promise.all([
+    readFile(require.resolve('uplot/dist/uPlot.iife.min.js')),
+    readFile(require.resolve('uplot/dist/uPlot.min.css')),
+  ])
+  return { script, css }
+}
