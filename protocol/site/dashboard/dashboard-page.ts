@@ -8,6 +8,7 @@ export const PAGE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fedvm site</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="uplot.css">
 <link rel="stylesheet" href="dashboard.css">
 </head>

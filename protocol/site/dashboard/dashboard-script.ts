@@ -116,8 +116,9 @@ function runDashboard (): void {
       const box = chart.root.parentElement as HTMLElement
       box.dataset.points = String(xs.length)
       const notes = []
-      if (s.opened > 0) notes.push(s.opened + ' points opened with this site\'s seal key')
-      if (s.withheld > 0) notes.push(s.withheld + ' sealed deliveries not shown')
+      const count = (n: number, one: string, many: string): string => n + ' ' + (n === 1 ? one : many)
+      if (s.opened > 0) notes.push(count(s.opened, 'point', 'points') + ' opened with this site\'s seal key')
+      if (s.withheld > 0) notes.push(count(s.withheld, 'sealed delivery', 'sealed deliveries') + ' not shown')
       ;(box.querySelector('p.note') as HTMLElement).textContent = notes.join('; ')
     }
   }
