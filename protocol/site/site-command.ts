@@ -6,9 +6,10 @@ import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
 import { ProtocolError, UsageError } from '../errors'
 import { readDescriptorDocument } from '../ovf/descriptor-document'
-import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
+import { chunkHasher } from '../proxy/chunk-hasher'
+import { DaemonNoAnswerError, DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
-import { callSite } from './signed-call'
+import { callSite, UnansweredError } from './signed-call'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
 
@@ -66,6 +67,8 @@ async function serve (config: SiteConfig): Promise<void> {
     process.once('SIGINT', resolve)
   })
   await running.close()
+  // The hashing workers are the process's, not one site's: they end with the process's last site.
+  await chunkHasher().close()
 }
 
 /**
@@ -84,9 +87,10 @@ async function admin (config: SiteConfig, op: string, body: unknown): Promise<vo
     })
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err
-    if (err.code === 'partner-unreachable') {
+    // Only a request that got no answer is about the daemon; its own answer "partner-unreachable" is about a partner.
+    if (err instanceof UnansweredError) {
       const down = await probeDaemon(config.listen, tls.fingerprint)
-      if (down !== undefined) throw new DaemonUnreachableError(url, down, err)
+      throw down !== undefined ? new DaemonUnreachableError(url, down, err) : new DaemonNoAnswerError(url, err)
     }
     process.stdout.write(`${JSON.stringify({ outcome: 'failed', code: err.code, retryable: err.retryable, detail: err.message, ...(err.downstreamCode ? { downstreamCode: err.downstreamCode } : {}) }, null, 2)}\n`)
     throw err
