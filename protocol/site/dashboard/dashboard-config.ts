@@ -25,7 +25,8 @@ export function dashboardSchema (base: string) {
 
 export type DashboardConfig = z.infer<ReturnType<typeof dashboardSchema>>
 
+/** A listen address that does not parse is refused by `listen` itself, so it counts as loopback here. */
 function isLoopback (listen: string): boolean {
-  const { host } = parseListenAddress(listen)!
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  const host = parseListenAddress(listen)?.host
+  return host === undefined || host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }

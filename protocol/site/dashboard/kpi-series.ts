@@ -61,5 +61,12 @@ export async function kpiSeries (db: Database.Database, vm: string, options: Kpi
     if (entry !== undefined) entry.withheld += count
     else series.set(`${metric}\u0000sealed`, { metric, selector: 'sealed', opened: 0, withheld: count, points: [] })
   }
-  return [...series.values()].map((s) => ({ ...s, points: s.points.sort((a, b) => a[0] - b[0]).slice(-POINTS_PER_SERIES) }))
+  // Metric then selector: the page adds charts in this order, so they keep their places across polls.
+  return [...series.values()]
+    .sort((a, b) => byText(a.metric, b.metric) || byText(a.selector, b.selector))
+    .map((s) => ({ ...s, points: s.points.sort((a, b) => a[0] - b[0]).slice(-POINTS_PER_SERIES) }))
+}
+
+function byText (a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
 }
