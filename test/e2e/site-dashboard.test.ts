@@ -2,7 +2,7 @@ import t from 'tap'
 import bcrypt from 'bcryptjs'
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { get } from 'node:http'
+import { get, request } from 'node:http'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { decodeKey } from '../../protocol/crypto/key-files'
@@ -126,6 +126,7 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
   const overviewB = JSON.parse(await getText(`http://${dashboardB}/api/overview`))
   t.match(overviewB.vms, [{ vmId: 'web-2', where: { kind: 'host', host: 'bravo-host-1' }, delegatedBy: 'site-a' }], 'B shows its own host')
   t.equal(await statusOf(`http://${dashboardB}/api/kpis?vm=web-9`), 404, 'a VM the site does not list is a 404')
+  t.equal(await statusOf(`http://${dashboardB}/api/overview`, 'POST'), 405, 'the dashboard is read-only')
   await context.close()
 })
 
@@ -167,9 +168,9 @@ async function fetchJson (page: Page, path: string): Promise<string> {
   return await page.evaluate(async (p) => await (await fetch(p)).text(), path)
 }
 
-function statusOf (url: string): Promise<number> {
+function statusOf (url: string, method = 'GET'): Promise<number> {
   return new Promise((resolve, reject) => {
-    get(url, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+    request(url, { method }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end()
   })
 }
 

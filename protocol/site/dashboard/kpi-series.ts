@@ -7,6 +7,8 @@ import type { SealedOpener } from '../../primary/sealed-opener'
 /** How many of a metric's newest deliveries a chart draws from, and at most how many points it holds. */
 const DELIVERIES_PER_METRIC = 500
 const POINTS_PER_SERIES = 2000
+/** raw and the four processed functions. */
+const SELECTORS_PER_METRIC = 5
 
 /** One chart's data: a metric read one way (`raw`, or a processed function), each point at its data time (ms). */
 export interface KpiSeries {
@@ -31,10 +33,13 @@ export interface KpiSeriesOptions {
  * delivery left sealed is counted, never shown.
  */
 export async function kpiSeries (db: Database.Database, vm: string, options: KpiSeriesOptions): Promise<KpiSeries[]> {
-  const series = new Map<string, KpiSeries>()
+  const series = new Map<string, { metric: string, selector: string, points: Array<{ ts: number, value: number, sealed: boolean }> }>()
   const withheld = new Map<string, number>()
   for (const metric of metricsOf(db, vm)) {
-    for (const delivery of queryDeliveries(db, { vm, metric, limit: DELIVERIES_PER_METRIC })) {
+    let read = 0
+    // Newest first, and no further once the metric's charts are full: a raw delivery may carry thousands of samples.
+    for (const delivery of queryDeliveries(db, { vm, metric, limit: DELIVERIES_PER_METRIC }).reverse()) {
+      if (read >= POINTS_PER_SERIES * SELECTORS_PER_METRIC) break
       if (delivery.sealed !== undefined && !(options.openSealed && options.opener.hasKey)) {
         withheld.set(metric, (withheld.get(metric) ?? 0) + 1)
         continue
@@ -50,21 +55,23 @@ export async function kpiSeries (db: Database.Database, vm: string, options: Kpi
       for (const point of pointsOf(opened)) {
         const key = `${metric}\u0000${point.selector}`
         let entry = series.get(key)
-        if (entry === undefined) series.set(key, entry = { metric, selector: point.selector, opened: 0, withheld: 0, points: [] })
-        entry.points.push([point.ts, point.value])
-        if (point.sealed) entry.opened++
+        if (entry === undefined) series.set(key, entry = { metric, selector: point.selector, points: [] })
+        entry.points.push({ ts: point.ts, value: point.value, sealed: point.sealed })
+        read++
       }
     }
   }
+  const result: KpiSeries[] = [...series.values()].map(({ metric, selector, points }) => {
+    const shown = points.sort((a, b) => a.ts - b.ts).slice(-POINTS_PER_SERIES)
+    return { metric, selector, opened: shown.filter((p) => p.sealed).length, withheld: 0, points: shown.map((p): [number, number] => [p.ts, p.value]) }
+  })
   for (const [metric, count] of withheld) {
-    const entry = [...series.values()].find((s) => s.metric === metric)
+    const entry = result.find((s) => s.metric === metric)
     if (entry !== undefined) entry.withheld += count
-    else series.set(`${metric}\u0000sealed`, { metric, selector: 'sealed', opened: 0, withheld: count, points: [] })
+    else result.push({ metric, selector: 'sealed', opened: 0, withheld: count, points: [] })
   }
   // Metric then selector: the page adds charts in this order, so they keep their places across polls.
-  return [...series.values()]
-    .sort((a, b) => byText(a.metric, b.metric) || byText(a.selector, b.selector))
-    .map((s) => ({ ...s, points: s.points.sort((a, b) => a[0] - b[0]).slice(-POINTS_PER_SERIES) }))
+  return result.sort((a, b) => byText(a.metric, b.metric) || byText(a.selector, b.selector))
 }
 
 function byText (a: string, b: string): number {

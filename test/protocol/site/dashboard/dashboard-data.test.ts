@@ -51,3 +51,17 @@ t.test('KPI series: one per metric and selector at data time; sealed values with
   }
   t.same(await kpiSeries(db, 'vm9', { openSealed: false, opener }), [], 'a VM without deliveries has no series')
 })
+
+t.test('KPI series: a chart holds the newest 2000 points', async (t) => {
+  const keys = mkdtempSync(join(tmpdir(), 'fedvm-dash-keys-'))
+  t.teardown(() => rmSync(keys, { recursive: true, force: true }))
+  const db = new Database(':memory:')
+  t.teardown(() => db.close())
+  new PrimaryStore(db).insert(Array.from({ length: 15 }, (_, d) => ({
+    id: `raw-${d}`, vm: 'vm1', metric: 'kpi:app.latency', format: 'raw' as const, from: d * 1000, to: d * 1000 + 999,
+    samples: Array.from({ length: 1000 }, (_, i) => ({ ts: d * 1000 + i, value: i })),
+  })))
+  const [series] = await kpiSeries(db, 'vm1', { openSealed: false, opener: await SealedOpener.load(keys) })
+  t.equal(series.points.length, 2000)
+  t.same([series.points[0][0], series.points[1999][0]], [13_000, 14_999], 'the newest two deliveries\' samples, oldest first')
+})
