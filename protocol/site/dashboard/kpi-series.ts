@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { MonitoringViewError } from '../../primary/errors'
 import { metricsOf, queryDeliveries } from '../../primary/primary-queries'
 import { pointsOf } from '../../primary/rules/delivery-points'
-import type { SealedOpener } from '../../primary/sealed-opener'
+import type { OpenedDelivery, SealedOpener } from '../../primary/sealed-opener'
 
 /** How many of a metric's newest deliveries a chart draws from, and at most how many points it holds. */
 const DELIVERIES_PER_METRIC = 500
@@ -40,17 +40,20 @@ export async function kpiSeries (db: Database.Database, vm: string, options: Kpi
     // Newest first, and no further once the metric's charts are full: a raw delivery may carry thousands of samples.
     for (const delivery of queryDeliveries(db, { vm, metric, limit: DELIVERIES_PER_METRIC }).reverse()) {
       if (read >= POINTS_PER_SERIES * SELECTORS_PER_METRIC) break
-      if (delivery.sealed !== undefined && !(options.openSealed && options.opener.hasKey)) {
+      let opened: OpenedDelivery
+      if (delivery.sealed === undefined) {
+        opened = { ...delivery, wasSealed: false } // no await per delivery: most are not sealed, and a poll reads thousands
+      } else if (!(options.openSealed && options.opener.hasKey)) {
         withheld.set(metric, (withheld.get(metric) ?? 0) + 1)
         continue
-      }
-      let opened
-      try {
-        opened = await options.opener.open(delivery)
-      } catch (err) {
-        if (!(err instanceof MonitoringViewError)) throw err
-        withheld.set(metric, (withheld.get(metric) ?? 0) + 1)
-        continue
+      } else {
+        try {
+          opened = await options.opener.open(delivery)
+        } catch (err) {
+          if (!(err instanceof MonitoringViewError)) throw err
+          withheld.set(metric, (withheld.get(metric) ?? 0) + 1)
+          continue
+        }
       }
       for (const point of pointsOf(opened)) {
         const key = `${metric}\u0000${point.selector}`

@@ -9,6 +9,7 @@ import type { Rule } from '../../primary/rules/rules-config'
 import { SealedOpener } from '../../primary/sealed-opener'
 import type { DashboardConfig } from './dashboard-config'
 import { dashboardRoutes, type ChartLibrary } from './dashboard-routes'
+import { KpiCache } from './kpi-cache'
 import { kpiSeries } from './kpi-series'
 import { siteOverview, type OverviewSources } from './site-overview'
 
@@ -37,11 +38,14 @@ export async function openDashboard (deps: DashboardDeps): Promise<Dashboard> {
   const chart = await readChartLibrary()
   const opener = await SealedOpener.load(deps.keysDir)
   const db: Database.Database = openStoreForReading(deps.stateDir)
+  const cache = new KpiCache(db, (vmId) => kpiSeries(db, vmId, { openSealed: deps.config.sealed, opener }))
   const reads = {
     overview: () => siteOverview(deps, db),
-    kpis: async (vmId: string) => deps.locations().some((l) => l.vmId === vmId)
-      ? await kpiSeries(db, vmId, { openSealed: deps.config.sealed, opener })
-      : undefined,
+    kpis: async (vmId: string) => {
+      if (deps.locations().some((l) => l.vmId === vmId)) return await cache.series(vmId)
+      cache.forget(vmId)
+      return undefined
+    },
   }
   return { server: createWebServer(web, dashboardRoutes(reads, chart, deps.log)), close: () => db.close() }
 }
