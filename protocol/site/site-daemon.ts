@@ -43,7 +43,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     }
     if (config.dashboard.listen !== 'off') {
       dashboard = await openDashboard({
-        self: site.self, locations: () => site.state.locations(), progress: site.progress, transfers: site.transfers, active: site.active,
+        self: site.self, locations: () => site.state.locations(), location: (vmId) => site.state.location(vmId), progress: site.progress, transfers: site.transfers, active: site.active,
         config: config.dashboard, stateDir: config.stateDir, keysDir: config.keys, rules: config.monitoring.rules, log,
       })
       servers.push(await listen(dashboard.server, config.dashboard.listen))

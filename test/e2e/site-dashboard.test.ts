@@ -127,6 +127,7 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
   t.match(overviewB.vms, [{ vmId: 'web-2', where: { kind: 'host', host: 'bravo-host-1' }, delegatedBy: 'site-a' }], 'B shows its own host')
   t.equal(await statusOf(`http://${dashboardB}/api/kpis?vm=web-9`), 404, 'a VM the site does not list is a 404')
   t.equal(await statusOf(`http://${dashboardB}/api/overview`, 'POST'), 405, 'the dashboard is read-only')
+  t.equal(await statusOf(`http://${dashboardB}/api/overview`, 'GET', { host: `rebound.example:${dashboardB.split(':')[1]}` }), 421, 'without basic auth, a request naming the page by another name (DNS rebinding) is refused')
   await context.close()
 })
 
@@ -168,9 +169,9 @@ async function fetchJson (page: Page, path: string): Promise<string> {
   return await page.evaluate(async (p) => await (await fetch(p)).text(), path)
 }
 
-function statusOf (url: string, method = 'GET'): Promise<number> {
+function statusOf (url: string, method = 'GET', headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    request(url, { method }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end()
+    request(url, { method, headers }, (res) => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject).end()
   })
 }
 

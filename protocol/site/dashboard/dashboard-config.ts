@@ -18,7 +18,7 @@ export function dashboardSchema (base: string) {
     /** Whether the KPI charts show sealed values opened with this site's seal.key (only the primary site holds one). */
     sealed: z.boolean({ error: 'must be true or false' }).default(false),
   }, { error: 'must be an object' }).superRefine((dashboard, ctx) => {
-    if (dashboard.listen === 'off' || dashboard.webConfig !== undefined || isLoopback(dashboard.listen)) return
+    if (dashboard.listen === 'off' || dashboard.webConfig !== undefined || isLoopbackListen(dashboard.listen)) return
     ctx.addIssue({ code: 'custom', path: ['webConfig'], message: `is needed when listen (${dashboard.listen}) is not a loopback address: a web config with basic_auth_users (and tls_server_config)` })
   }).default({ listen: 'off', sealed: false })
 }
@@ -26,7 +26,7 @@ export function dashboardSchema (base: string) {
 export type DashboardConfig = z.infer<ReturnType<typeof dashboardSchema>>
 
 /** A listen address that does not parse is refused by `listen` itself, so it counts as loopback here. */
-function isLoopback (listen: string): boolean {
+export function isLoopbackListen (listen: string): boolean {
   const host = parseListenAddress(listen)?.host
   return host === undefined || host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }

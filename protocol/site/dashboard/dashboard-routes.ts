@@ -5,6 +5,7 @@ import type { Log } from '../../log'
 import type { KpiSeries } from './kpi-series'
 import { PAGE_CSS, PAGE_HTML } from './dashboard-page'
 import { PAGE_SCRIPT } from './dashboard-script'
+import { namesLoopbackDirectly } from './host-header'
 import type { SiteOverview } from './site-overview'
 
 export interface DashboardReads {
@@ -30,8 +31,9 @@ const COMMON_HEADERS = {
 /**
  * The dashboard's routes, all GET (the page is read-only): the page and its assets, and the JSON it
  * polls: /api/overview (VMs, migrations, rule firings) and /api/kpis?vm=ID (that VM's charts).
+ * `checkHost` (no basic auth) answers only requests that name the machine by address or as localhost.
  */
-export function dashboardRoutes (reads: DashboardReads, chart: ChartLibrary, log: Log): RequestListener {
+export function dashboardRoutes (reads: DashboardReads, chart: ChartLibrary, log: Log, options: { checkHost: boolean }): RequestListener {
   const assets: Record<string, { type: string, body: Buffer }> = {
     '/': { type: 'text/html; charset=utf-8', body: Buffer.from(PAGE_HTML) },
     '/dashboard.js': { type: 'text/javascript; charset=utf-8', body: Buffer.from(PAGE_SCRIPT) },
@@ -51,6 +53,9 @@ export function dashboardRoutes (reads: DashboardReads, chart: ChartLibrary, log
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD')
       return send(res, 405, 'text/plain; charset=utf-8', Buffer.from('the dashboard is read-only: GET and HEAD only\n'))
+    }
+    if (options.checkHost && !namesLoopbackDirectly(req.headers.host)) {
+      throw new ProtocolError('misdirected', 'Host must be an address of this machine or localhost (a page without basic auth answers no other name)')
     }
     const url = new URL(req.url ?? '/', 'http://dashboard')
     const asset = assets[url.pathname]

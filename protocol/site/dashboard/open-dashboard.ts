@@ -1,13 +1,15 @@
 import type Database from 'better-sqlite3'
 import { readFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
+import { ConfigError } from '../../errors'
 import { loadWebConfig } from '../../http/web-config'
 import { createWebServer } from '../../http/web-server'
 import type { Log } from '../../log'
 import { openStoreForReading } from '../../primary/primary-queries'
 import type { Rule } from '../../primary/rules/rules-config'
 import { SealedOpener } from '../../primary/sealed-opener'
-import type { DashboardConfig } from './dashboard-config'
+import type { LocationRecord } from '../../roles/records'
+import { isLoopbackListen, type DashboardConfig } from './dashboard-config'
 import { dashboardRoutes, type ChartLibrary } from './dashboard-routes'
 import { KpiCache } from './kpi-cache'
 import { kpiSeries } from './kpi-series'
@@ -19,6 +21,7 @@ export interface DashboardDeps extends Omit<OverviewSources, 'rules'> {
   stateDir: string
   keysDir: string
   rules: readonly Rule[]
+  location: (vmId: string) => LocationRecord | undefined
   log: Log
 }
 
@@ -35,6 +38,10 @@ export interface Dashboard {
  */
 export async function openDashboard (deps: DashboardDeps): Promise<Dashboard> {
   const web = deps.config.webConfig === undefined ? undefined : await loadWebConfig(deps.config.webConfig)
+  // The config allows a listen address off loopback only with a web config; it must also ask for credentials.
+  if (web !== undefined && web.users === undefined && !isLoopbackListen(deps.config.listen)) {
+    throw new ConfigError('dashboard.webConfig', `${deps.config.webConfig} lists no basic_auth_users: a dashboard off loopback (${deps.config.listen}) needs them`)
+  }
   const chart = await readChartLibrary()
   const opener = await SealedOpener.load(deps.keysDir)
   const db: Database.Database = openStoreForReading(deps.stateDir)
@@ -42,12 +49,13 @@ export async function openDashboard (deps: DashboardDeps): Promise<Dashboard> {
   const reads = {
     overview: () => siteOverview(deps, db),
     kpis: async (vmId: string) => {
-      if (deps.locations().some((l) => l.vmId === vmId)) return await cache.series(vmId)
+      if (deps.location(vmId) !== undefined) return await cache.series(vmId)
       cache.forget(vmId)
       return undefined
     },
   }
-  return { server: createWebServer(web, dashboardRoutes(reads, chart, deps.log)), close: () => db.close() }
+  const routes = dashboardRoutes(reads, chart, deps.log, { checkHost: web?.users === undefined })
+  return { server: createWebServer(web, routes), close: () => db.close() }
 }
 
 async function readChartLibrary (): Promise<ChartLibrary> {

@@ -1,4 +1,11 @@
 import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ActiveMigrations } from '../../../../protocol/roles/active-migrations'
+import { IncomingTransfers } from '../../../../protocol/roles/incoming-transfers'
+import { ProgressBoard } from '../../../../protocol/roles/migration-progress'
+import { openDashboard } from '../../../../protocol/site/dashboard/open-dashboard'
 import { ConfigError } from '../../../../protocol/errors'
 import { parseSiteConfig } from '../../../../protocol/site/config'
 
@@ -25,4 +32,15 @@ t.test('the dashboard section: off by default, loopback freely, elsewhere only b
   t.match(dashboard({ listen: '127.0.0.1:9480', sealed: 'yes' }), /^dashboard\.sealed: must be true or false/)
   t.match(dashboard({ listen: '127.0.0.1:9480', port: 1 }), /^dashboard\.port: /)
   t.match(dashboard('on'), /^dashboard: must be an object/)
+})
+
+t.test('off loopback, the web config must ask for credentials: the site stops at start', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedvm-dash-web-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'web.yml'), '# TLS only would be here; no basic_auth_users\n')
+  const deps = {
+    config: { listen: '10.1.2.3:9480', webConfig: join(dir, 'web.yml'), sealed: false }, stateDir: dir, keysDir: dir, rules: [], log: () => {},
+    self: 'site-a', locations: () => [], location: () => undefined, progress: new ProgressBoard(), transfers: new IncomingTransfers(), active: new ActiveMigrations(),
+  }
+  await t.rejects(openDashboard(deps), { name: 'ConfigError', message: /^dashboard\.webConfig: .*web\.yml lists no basic_auth_users: a dashboard off loopback \(10\.1\.2\.3:9480\) needs them/ })
 })
