@@ -32,8 +32,8 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
   const fed = await Federation.create([
     {
       id: 'site-a', ip: '127.0.0.91', hosts: [{ id: 'alpha-1', maxVms: 1 }, { id: 'alpha-2', maxVms: 1 }], partners: ['site-b'],
-      // About 6 s for web-1's 6 MiB: long enough for the page (polling each second) to see the bar move.
-      maxBytesPerSecond: 1024 * 1024, limits: { chunkBytes: 256 * 1024 },
+      // About 8 s for web-1's 6 MiB: long enough for the page (polling each second) to see the bar move.
+      maxBytesPerSecond: 768 * 1024, limits: { chunkBytes: 256 * 1024 },
       monitoring: { ingest: true, rules: [{ name: 'too-busy', when: `${USERS} > 1000`, action: 'log' }] },
     },
     { id: 'site-b', ip: '127.0.0.92', hosts: [{ id: 'bravo-host-1', maxVms: 1 }], partners: ['site-a'], monitoring: { ingest: true } },

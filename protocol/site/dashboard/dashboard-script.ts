@@ -63,6 +63,7 @@ function runDashboard (): void {
     fillTable('migrations', overview.migrations.map((m: any) => {
       const bar = el('progress') as HTMLProgressElement
       bar.dataset.vm = m.vmId
+      bar.setAttribute('aria-label', 'migration of ' + m.vmId)
       let detail = m.role === 'controller' ? 'controlled here; the files move at a partner' : m.phase
       if (typeof m.totalBytes === 'number' && m.totalBytes > 0 && typeof m.doneBytes === 'number') {
         bar.max = m.totalBytes
