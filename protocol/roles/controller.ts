@@ -13,24 +13,29 @@ import { hostIdOf } from './host-directory'
 import { askPartner, askPartners } from './intermediary'
 import type { MigrationRecord } from './migration-record'
 import { TransferStatusSchema, type Offer, type PreparedSource, type TransferStatus, type VerificationAnswer } from './partner-answers'
+import { watchProgress, type ProgressWatchDeps } from './progress-watch'
 import type { LocationRecord } from './records'
 import { demandOf, withDemand } from './room'
 import { decide, refusedByDestination, settleMigration, type SettleDeps } from './settle'
 import { handleTransferVerification } from './source'
+import type { WatchedMigrations } from './watched-migrations'
 
 /** Between Initiate transfer attempts on one offer. */
 const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
 
-export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps {
+export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps, ProgressWatchDeps {
   hosts: SettleDeps['hosts']
-  tokens: SettleDeps['tokens'] & ForcedMigrationDeps['tokens']
+  tokens: SettleDeps['tokens'] & ForcedMigrationDeps['tokens'] & ProgressWatchDeps['tokens']
   locations: SettleDeps['locations'] & ForcedMigrationDeps['locations']
-  routes: SettleDeps['routes'] & ForcedMigrationDeps['routes']
+  routes: SettleDeps['routes'] & ForcedMigrationDeps['routes'] & ProgressWatchDeps['routes']
+  progress: SettleDeps['progress'] & ProgressWatchDeps['progress']
   proxies: SettleDeps['proxies'] & ForcedMigrationDeps['proxies']
   identity: SettleDeps['identity'] & ForcedMigrationDeps['identity']
   policy: SettleDeps['policy'] & { prefer: string[] }
   limits: SettleDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
   active: ActiveMigrations
+  /** The Controller's view of its running migrations (`fedvm site status`), filled by watchProgress. */
+  watched: WatchedMigrations
 }
 
 export interface MigrationOutcome {
@@ -63,9 +68,11 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
   checkNothingInDoubt(deps, vmId)
   deps.active.enter(vmId)
+  deps.watched.begin(vmId)
   try {
     return await migrate(deps, vmId, exclude, to, record)
   } finally {
+    deps.watched.end(vmId)
     deps.active.leave(vmId)
   }
 }
@@ -111,7 +118,8 @@ async function migrate (deps: ControllerDeps, vmId: string, exclude: string[], t
     const migration = beginMigration(deps, vmId, chosen, source.prepared, record)
     faultPoint('controller:prepared')
     const next = candidates[index + 1]
-    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id)
+    const stopWatching = watchProgress(deps, migration)
+    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id).finally(stopWatching)
     // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
     const handOverSource = (result.agreed === true || result.nextOfferAllowed) && next !== undefined && sameSite(source.for, next.offer)
     if (result.agreed === true) {

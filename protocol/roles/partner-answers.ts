@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { ProtocolError } from '../errors'
 import { parseManifest, type Manifest } from '../proxy/manifest'
 import { describeIssue } from '../zod-issues'
+import { MigrationProgressSchema } from './migration-progress'
 
 /**
  * What partners answer to each operation, checked before anything is done with it: a signature
@@ -90,6 +91,10 @@ export type OutcomeAnswer = z.infer<typeof OutcomeAnswerSchema>
 
 /** Forced migration, mode "away": what the site further up did, passed on as it came. */
 export const AwayAnswerSchema = z.unknown()
+
+/** migration-progress (Controller → either end): the newest figures, or null where no data of the VM moves now. */
+export const ProgressAnswerSchema = z.object({ progress: MigrationProgressSchema.nullable() })
+export type ProgressAnswer = z.infer<typeof ProgressAnswerSchema>
 
 /** A partner's answer checked against its schema; a malformed one is bad-response naming the field. */
 export function parseAnswer<T> (schema: z.ZodType<T>, value: unknown, from: string, op: string): T {

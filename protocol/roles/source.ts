@@ -39,7 +39,11 @@ export interface SourceDeps extends PassAlongDeps {
   log: Log
 }
 
-/** Forced migration, mode "prepare" (Controller → Source, through the chain of delegation). */
+/**
+ * Forced migration, mode "prepare" (Controller → Source, through the chain of delegation). The token is
+ * bound to `destination.tlsFingerprint`, the certificate the Destination made for this transfer (or a
+ * relaying Intermediary's own), and the ticket sealed for `destination.sealKey`.
+ */
 export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId: string, record: LocationRecord, body: Record<string, unknown>): Promise<PreparedSource> {
   if (caller.sender !== deps.self && caller.sender !== record.upstream) {
     throw new ProtocolError('not-permitted', 'only the site that delegated the VM here may force it away')

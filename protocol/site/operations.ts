@@ -8,6 +8,7 @@ import { runController } from '../roles/controller'
 import { handleInitiateTransfer, handleMigrationRequest, handleTransferAbort, handleTransferCommit } from '../roles/destination'
 import { handleForcedMigration } from '../roles/forced-migration'
 import { handleMigrationOutcome } from '../roles/migration-outcome'
+import { handleMigrationProgress } from '../roles/progress-query'
 import { handleTransferCancel, handleTransferConfirm, handleTransferVerification } from '../roles/source'
 import type { SiteParts } from './site-parts'
 
@@ -22,7 +23,7 @@ export type Operation = (site: OperationContext, caller: Caller, body: unknown, 
 /**
  * The operations partners may send (POST /v1/OPERATION): the four of paper III-B, the Controller's
  * decision carried to each side (commit/abort to the Destination, confirm/cancel to the Source), the
- * in-doubt side's question for it, and relaying monitoring deliveries. Each names the role that answers it.
+ * in-doubt side's question for it, the Controller's question for a migration's progress, and relaying monitoring deliveries. Each names the role that answers it.
  */
 export const OPERATIONS: Record<string, Operation> = {
   'migration-request': ({ parts }, caller, body) => handleMigrationRequest(parts, caller, body, { delegate: true }),
@@ -34,6 +35,7 @@ export const OPERATIONS: Record<string, Operation> = {
   'transfer-commit': ({ parts }, caller, body, verified) => handleTransferCommit(parts, caller, body, verified.last.ref),
   'transfer-abort': ({ parts }, caller, body, verified) => handleTransferAbort(parts, caller, body, verified.last.ref),
   'migration-outcome': ({ parts }, caller, body) => handleMigrationOutcome(parts, caller, body),
+  'migration-progress': ({ parts }, caller, body, verified) => handleMigrationProgress(parts, caller, body, verified.last.ref),
   'monitoring-deliveries': ({ relay }, caller, body) => handleMonitoringDeliveries(relay, caller, body),
   'descriptor-update': ({ parts }, caller, body) => handleDescriptorUpdate(parts, caller, body),
   'run-state': ({ parts }, caller, body) => handleRunStateChange(parts, caller, body),

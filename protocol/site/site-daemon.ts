@@ -9,6 +9,7 @@ import type { SiteConfig } from './config'
 import { openDashboard, type Dashboard } from './dashboard/open-dashboard'
 import { loadSiteParts, type SiteParts } from './site-parts'
 import { createSiteServer } from './site-server'
+import { siteStatus } from './site-status'
 import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { sweepExpired } from './sweeper'
 
@@ -43,8 +44,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     }
     if (config.dashboard.listen !== 'off') {
       dashboard = await openDashboard({
-        self: site.self, locations: () => site.state.locations(), location: (vmId) => site.state.location(vmId), progress: site.progress, transfers: site.transfers, active: site.active,
-        config: config.dashboard, stateDir: config.stateDir, keysDir: config.keys, rules: config.monitoring.rules, log,
+        status: () => siteStatus(site), location: (vmId) => site.state.location(vmId), config: config.dashboard, stateDir: config.stateDir, keysDir: config.keys, rules: config.monitoring.rules, log,
       })
       servers.push(await listen(dashboard.server, config.dashboard.listen))
       log({ event: 'dashboard-listening', listen: config.dashboard.listen })

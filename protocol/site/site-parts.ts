@@ -13,6 +13,7 @@ import type { ResolverDeps } from '../roles/resolver'
 import { ActiveMigrations } from '../roles/active-migrations'
 import { IncomingTransfers } from '../roles/incoming-transfers'
 import { ProgressBoard } from '../roles/migration-progress'
+import { WatchedMigrations } from '../roles/watched-migrations'
 import { TokenLocks } from '../roles/token-locks'
 import type { SiteConfig } from './config'
 import { SignedPartners } from './partners'
@@ -35,7 +36,7 @@ export interface SiteParts extends ResolverDeps {
   proxies: ProxyPool
   /** The transfers this site relays (policy.relayTransfers), shared by the Intermediary role and the proxies. */
   relay?: RelayTransfers
-  /** How far each migration running at this site has got (the dashboard and `fedvm site status` read it). */
+  /** How far each migration whose data moves at this site has got (a cold pull here as Destination, a live job here as Source). */
   progress: ProgressBoard
 }
 
@@ -70,6 +71,7 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
     limits: config.limits,
     transfers: new IncomingTransfers(),
     progress: new ProgressBoard(),
+    watched: new WatchedMigrations(),
     newVersion: randomUUID,
     log,
   }

@@ -64,14 +64,15 @@ function runDashboard (): void {
       const bar = el('progress') as HTMLProgressElement
       bar.dataset.vm = m.vmId
       bar.setAttribute('aria-label', 'migration of ' + m.vmId)
-      let detail = m.role === 'controller' ? 'controlled here; the files move at a partner' : m.phase
+      let detail = m.phase
       if (typeof m.totalBytes === 'number' && m.totalBytes > 0 && typeof m.doneBytes === 'number') {
         bar.max = m.totalBytes
         bar.value = m.doneBytes
-        detail = m.phase + ': ' + bytes(m.doneBytes) + ' of ' + bytes(m.totalBytes) + ' (' + Math.floor(100 * m.doneBytes / m.totalBytes) + '%)'
+        detail = m.phase + (typeof m.iteration === 'number' ? ' (pass ' + m.iteration + ')' : '') + ': ' + bytes(m.doneBytes) + ' of ' + bytes(m.totalBytes) + ' (' + Math.floor(100 * m.doneBytes / m.totalBytes) + '%)'
         if (m.rateBytesPerSecond > 0) detail += ', ' + bytes(m.rateBytesPerSecond) + '/s'
         if (typeof m.etaMs === 'number') detail += ', ' + Math.ceil(m.etaMs / 1000) + ' s left'
       }
+      detail += m.role === 'controller' ? ' · controlled here' : ' · controlled by another site'
       const tr = row([m.vmId, m.path ?? '', bar, detail])
       tr.dataset.vm = m.vmId
       return tr

@@ -13,15 +13,18 @@ import { isLoopbackListen, type DashboardConfig } from './dashboard-config'
 import { dashboardRoutes, type ChartLibrary } from './dashboard-routes'
 import { KpiCache } from './kpi-cache'
 import { kpiSeries } from './kpi-series'
-import { siteOverview, type OverviewSources } from './site-overview'
+import type { SiteStatus } from '../site-status'
+import { siteOverview } from './site-overview'
 
-export interface DashboardDeps extends Omit<OverviewSources, 'rules'> {
+export interface DashboardDeps {
   config: DashboardConfig
+  /** What `fedvm site status` answers (site-status.ts): VMs, where they are, running migrations. */
+  status: () => SiteStatus
+  location: (vmId: string) => LocationRecord | undefined
   /** The site's state folder (monitoring.db, which the site's monitoring has opened by now) and keys folder (seal.key). */
   stateDir: string
   keysDir: string
   rules: readonly Rule[]
-  location: (vmId: string) => LocationRecord | undefined
   log: Log
 }
 
@@ -47,7 +50,7 @@ export async function openDashboard (deps: DashboardDeps): Promise<Dashboard> {
   const db: Database.Database = openStoreForReading(deps.stateDir)
   const cache = new KpiCache(db, (vmId) => kpiSeries(db, vmId, { openSealed: deps.config.sealed, opener }))
   const reads = {
-    overview: () => siteOverview(deps, db),
+    overview: () => siteOverview(deps.status(), deps.rules, db),
     kpis: async (vmId: string) => {
       if (deps.location(vmId) !== undefined) return await cache.series(vmId)
       cache.forget(vmId)

@@ -1,8 +1,8 @@
 import type Database from 'better-sqlite3'
 import { recentFirings } from '../../primary/rules/rule-firings'
 import type { Rule } from '../../primary/rules/rules-config'
-import type { LocationRecord } from '../../roles/records'
-import { runningMigrations, type MigrationSources, type RunningMigration } from './running-migrations'
+import type { SiteStatus } from '../site-status'
+import { runningMigrations, type RunningMigration } from './running-migrations'
 
 /** How many rule firings the page lists. */
 const FIRINGS_SHOWN = 20
@@ -22,29 +22,22 @@ export interface SiteOverview {
   firings: Array<{ rule: string, vm: string, at: number, when?: string, action?: string }>
 }
 
-export interface OverviewSources extends MigrationSources {
-  self: string
-  locations: () => LocationRecord[]
-  rules: readonly Rule[]
-}
-
-/** What the page's tables show, from the site's state and its monitoring store. */
-export function siteOverview (sources: OverviewSources, db: Database.Database, now = Date.now()): SiteOverview {
-  const locations = sources.locations()
-  const rules = new Map(sources.rules.map((rule) => [rule.name, rule]))
+/** What the page's tables show: the site's status (as `fedvm site status` has it) and its rules' firings. */
+export function siteOverview (status: SiteStatus, rules: readonly Rule[], db: Database.Database, now = Date.now()): SiteOverview {
+  const byName = new Map(rules.map((rule) => [rule.name, rule]))
   return {
-    site: sources.self,
+    site: status.id,
     at: now,
-    vms: locations.map((l) => ({ vmId: l.vmId, where: whereOf(l), delegatedBy: l.upstream })),
-    migrations: runningMigrations(sources, locations.map((l) => l.vmId)),
+    vms: status.locations.map((l) => ({ vmId: l.vmId, where: whereOf(l), delegatedBy: l.upstream })),
+    migrations: runningMigrations(status),
     firings: recentFirings(db, FIRINGS_SHOWN).map((f) => {
-      const rule = rules.get(f.rule)
+      const rule = byName.get(f.rule)
       return rule === undefined ? f : { ...f, when: rule.when.text, action: rule.action }
     }),
   }
 }
 
-function whereOf (l: LocationRecord): VmWhere {
+function whereOf (l: SiteStatus['locations'][number]): VmWhere {
   // An intake record's target is a local folder: the page has no use for its path.
   if (l.kind === 'host') return { kind: 'host', host: l.target }
   if (l.kind === 'partner') return { kind: 'partner', partner: l.target }

@@ -2,9 +2,6 @@ import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ActiveMigrations } from '../../../../protocol/roles/active-migrations'
-import { IncomingTransfers } from '../../../../protocol/roles/incoming-transfers'
-import { ProgressBoard } from '../../../../protocol/roles/migration-progress'
 import { openDashboard } from '../../../../protocol/site/dashboard/open-dashboard'
 import { ConfigError } from '../../../../protocol/errors'
 import { parseSiteConfig } from '../../../../protocol/site/config'
@@ -40,7 +37,7 @@ t.test('off loopback, the web config must ask for credentials: the site stops at
   writeFileSync(join(dir, 'web.yml'), '# TLS only would be here; no basic_auth_users\n')
   const deps = {
     config: { listen: '10.1.2.3:9480', webConfig: join(dir, 'web.yml'), sealed: false }, stateDir: dir, keysDir: dir, rules: [], log: () => {},
-    self: 'site-a', locations: () => [], location: () => undefined, progress: new ProgressBoard(), transfers: new IncomingTransfers(), active: new ActiveMigrations(),
+    status: () => ({ id: 'site-a', locations: [], migrations: [], transfers: [], inDoubt: [] }), location: () => undefined,
   }
   await t.rejects(openDashboard(deps), { name: 'ConfigError', message: /^dashboard\.webConfig: .*web\.yml lists no basic_auth_users: a dashboard off loopback \(10\.1\.2\.3:9480\) needs them/ })
 })

@@ -5,27 +5,22 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PrimaryStore } from '../../../../protocol/primary/primary-store'
 import { SealedOpener } from '../../../../protocol/primary/sealed-opener'
-import { ActiveMigrations } from '../../../../protocol/roles/active-migrations'
-import { IncomingTransfers } from '../../../../protocol/roles/incoming-transfers'
-import { ProgressBoard } from '../../../../protocol/roles/migration-progress'
 import { kpiSeries } from '../../../../protocol/site/dashboard/kpi-series'
 import { runningMigrations } from '../../../../protocol/site/dashboard/running-migrations'
 
-t.test('running migrations: the progress board first, then a pull, then the Controller\'s own', async (t) => {
-  const progress = new ProgressBoard()
-  const transfers = new IncomingTransfers()
-  const active = new ActiveMigrations()
-  progress.report('live-1', { path: 'live', phase: 'memory', totalBytes: 1000, remainingBytes: 250, rateBytesPerSecond: 100, etaMs: 2500, iteration: 2, at: 1 })
-  transfers.progress.set('live-1', { bytes: 1, total: 2, reused: 0, rateBytesPerSecond: 1 })
-  transfers.progress.set('cold-1', { bytes: 300, total: 1200, reused: 0, rateBytesPerSecond: 300 })
-  active.enter('ctl-1')
-  active.enter('live-1')
-  active.enter('elsewhere')
-  t.same(runningMigrations({ progress, transfers, active }, ['cold-1', 'ctl-1', 'live-1', 'idle-1']), [
-    { vmId: 'cold-1', role: 'transfer', path: 'cold', phase: 'transfer', totalBytes: 1200, doneBytes: 300, rateBytesPerSecond: 300, etaMs: 3000 },
-    { vmId: 'ctl-1', role: 'controller', phase: 'running' },
-    { vmId: 'live-1', role: 'transfer', path: 'live', phase: 'memory', totalBytes: 1000, doneBytes: 750, rateBytesPerSecond: 100, etaMs: 2500 },
-  ], 'one entry per VM; a Controller\'s VM only when the site lists it; a VM at rest has none')
+t.test('running migrations: one per VM; figures of data moving here first, then what the Controller learnt', async (t) => {
+  const live = { path: 'live' as const, phase: 'memory' as const, totalBytes: 1000, remainingBytes: 250, rateBytesPerSecond: 100, etaMs: 2500, iteration: 2, at: 1 }
+  const cold = { path: 'cold' as const, phase: 'transfer' as const, totalBytes: 1200, remainingBytes: 900, rateBytesPerSecond: 300, etaMs: 3000, at: 1 }
+  const reported = { ...cold, remainingBytes: 1000, at: 0 }
+  t.same(runningMigrations({
+    migrations: [{ vmId: 'here-1', since: 0, progress: reported }, { vmId: 'partner-1', since: 0, progress: live }, { vmId: 'waiting-1', since: 0, progress: null }],
+    transfers: [{ vmId: 'here-1', ...cold }, { vmId: 'for-another-1', ...cold }],
+  }), [
+    { vmId: 'for-another-1', role: 'transfer', path: 'cold', phase: 'transfer', totalBytes: 1200, doneBytes: 300, rateBytesPerSecond: 300, etaMs: 3000 },
+    { vmId: 'here-1', role: 'controller', path: 'cold', phase: 'transfer', totalBytes: 1200, doneBytes: 300, rateBytesPerSecond: 300, etaMs: 3000 },
+    { vmId: 'partner-1', role: 'controller', path: 'live', phase: 'memory', totalBytes: 1000, doneBytes: 750, rateBytesPerSecond: 100, etaMs: 2500, iteration: 2 },
+    { vmId: 'waiting-1', role: 'controller', phase: 'waiting for figures' },
+  ])
 })
 
 t.test('KPI series: one per metric and selector at data time; sealed values withheld without the key', async (t) => {
