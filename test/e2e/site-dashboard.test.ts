@@ -19,7 +19,8 @@ import { waitFor } from '../support/wait'
 // through the real ingests (web-2's through B's relay). A's page, behind basic auth, must show where
 // each VM is (web-2 only as "partner site-b"), charts holding exactly the stored points (a sealed KPI
 // opened with A's key), the rule that fired, and a bar that moves while A's throttled proxy migrates
-// web-1 to its other host; nothing of B's hosts or addresses may appear in the page or its JSON.
+// web-1 to its other host, and again while it goes to B (figures B reports to A's Controller); nothing
+// of B's hosts or addresses may appear in the page or its JSON.
 
 const ARTIFACTS = join(__dirname, '..', 'artifacts')
 const USER = 'operator'
@@ -36,7 +37,7 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
       maxBytesPerSecond: 768 * 1024, limits: { chunkBytes: 256 * 1024 },
       monitoring: { ingest: true, rules: [{ name: 'too-busy', when: `${USERS} > 1000`, action: 'log' }] },
     },
-    { id: 'site-b', ip: '127.0.0.92', hosts: [{ id: 'bravo-host-1', maxVms: 1 }], partners: ['site-a'], monitoring: { ingest: true } },
+    { id: 'site-b', ip: '127.0.0.92', hosts: [{ id: 'bravo-host-1', maxVms: 2 }], partners: ['site-a'], monitoring: { ingest: true } },
   ])
   t.teardown(() => fed.close())
   const a = fed.site('site-a')
@@ -92,18 +93,29 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
   t.match(await rowTexts(page, '#firings'), [[/^\d{4}-/, 'too-busy', 'web-2', `${USERS} > 1000`, 'log']], 'the rule\'s firing')
   t.equal(await page.textContent('figure.chart[data-key*="revenue"] p.note'), '1 point opened with this site\'s seal key', 'the sealed KPI says it was opened here')
 
-  // A migration with a throttled transfer: A's page shows a bar that moves.
-  const migrating = fed.cli('site-a', 'migrate', '--vm', 'web-1')
+  // What the page and its JSON showed, kept to look for B's internals in at the end.
+  const shown: string[] = []
+  const snapshot = async (): Promise<void> => {
+    shown.push(await page.evaluate(() => document.documentElement.outerHTML), await page.evaluate(() => document.body.innerText),
+      await fetchJson(page, 'api/overview'), await fetchJson(page, 'api/kpis?vm=web-1'), await fetchJson(page, 'api/kpis?vm=web-2'))
+  }
   const bar = page.locator('#migrations progress[data-vm="web-1"]')
   const reading = async (): Promise<number | undefined> => {
     const value = await bar.evaluate((p: HTMLProgressElement) => p.hasAttribute('value') && p.max > 1 ? p.value : undefined).catch(() => undefined)
     return value === undefined || value <= 0 ? undefined : value
   }
-  const first = await waitFor('a progress bar with bytes for web-1', reading, 30_000, 100)
-  const second = await waitFor('the bar to move', async () => { const v = await reading(); return v !== undefined && v !== first ? v : undefined }, 30_000, 100)
-  t.ok(second > first, `the bar moved: ${first} → ${second} of ${await bar.evaluate((p: HTMLProgressElement) => p.max)} bytes`)
+  const barMoves = async (what: string): Promise<void> => {
+    const first = await waitFor(`a progress bar with bytes for web-1 (${what})`, reading, 30_000, 100)
+    const second = await waitFor(`the bar to move (${what})`, async () => { const v = await reading(); return v !== undefined && v !== first ? v : undefined }, 30_000, 100)
+    t.ok(second > first, `${what}: the bar moved, ${first} → ${second} of ${await bar.evaluate((p: HTMLProgressElement) => p.max)} bytes`)
+  }
+
+  // A migration with a throttled transfer at A: A's page shows a bar that moves.
+  const migrating = fed.cli('site-a', 'migrate', '--vm', 'web-1')
+  await barMoves('to A\'s other host, the data moving at A')
   await mkdir(ARTIFACTS, { recursive: true })
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
+  await snapshot()
   const moved = await migrating
   t.match(moved.json, { outcome: 'migrated', local: true, digestsAgree: true }, `web-1 moved to A's other host ${moved.raw.stderr}`)
   const otherHost = web1Host === 'alpha-1' ? 'alpha-2' : 'alpha-1'
@@ -112,19 +124,26 @@ t.test('the site dashboard shows VMs, KPI charts, rule firings and a moving migr
     return rows[0]?.[1] === `host ${otherHost}` && (await rowTexts(page, '#migrations'))[0]?.[0] === 'none running'
   }, 20_000, 100)
 
+  // Then to partner B: the data moves at B, and A's bar moves with the figures B's end reports to A's Controller.
+  const leaving = fed.cli('site-a', 'migrate', '--vm', 'web-1', '--to', 'site-b')
+  await barMoves('to partner B, figures from B')
+  await snapshot()
+  t.match((await leaving).json, { outcome: 'migrated', destination: 'site-b', digestsAgree: true }, 'web-1 moved to B')
+  await waitFor('the page to show web-1 at partner B', async () => (await rowTexts(page, '#vms'))[0]?.[1] === 'partner site-b', 20_000, 100)
+  await snapshot()
+
   // Nothing of B's internals: its hosts, addresses, proxy, ingest, TLS fingerprint, keys.
-  const shown = [
-    await page.evaluate(() => document.documentElement.outerHTML),
-    await page.evaluate(() => document.body.innerText),
-    await fetchJson(page, 'api/overview'), await fetchJson(page, 'api/kpis?vm=web-1'), await fetchJson(page, 'api/kpis?vm=web-2'),
-  ].join('\n')
   const partnerInternals = ['bravo-host', '127.0.0.92', b.keys.tlsFingerprint, b.keys.tlsFingerprint.replace(/:/g, ''), b.keys.publicKey, b.keys.sealPublicKey, sealedRevenue]
-  for (const secret of partnerInternals) t.notOk(shown.toLowerCase().includes(secret.toLowerCase()), `the page and its JSON do not hold ${secret.slice(0, 16)}…`)
+  const text = shown.join('\n').toLowerCase()
+  for (const secret of partnerInternals) t.notOk(text.includes(secret.toLowerCase()), `the page and its JSON never held ${secret.slice(0, 16)}…`)
   t.same(problems, [], 'no script errors or CSP refusals in the page')
 
   // B's own page, on loopback without a web config, lists web-2 on its host, delegated by A.
   const overviewB = JSON.parse(await getText(`http://${dashboardB}/api/overview`))
-  t.match(overviewB.vms, [{ vmId: 'web-2', where: { kind: 'host', host: 'bravo-host-1' }, delegatedBy: 'site-a' }], 'B shows its own host')
+  t.match(overviewB.vms, [
+    { vmId: 'web-1', where: { kind: 'host', host: 'bravo-host-1' }, delegatedBy: 'site-a' },
+    { vmId: 'web-2', where: { kind: 'host', host: 'bravo-host-1' }, delegatedBy: 'site-a' },
+  ], 'B shows its own host')
   t.equal(await statusOf(`http://${dashboardB}/api/kpis?vm=web-9`), 404, 'a VM the site does not list is a 404')
   t.equal(await statusOf(`http://${dashboardB}/api/overview`, 'POST'), 405, 'the dashboard is read-only')
   t.equal(await statusOf(`http://${dashboardB}/api/overview`, 'GET', { host: `rebound.example:${dashboardB.split(':')[1]}` }), 421, 'without basic auth, a request naming the page by another name (DNS rebinding) is refused')
