@@ -1,5 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any */
-
 /** uPlot's browser build (served at /uplot.js) defines this global. */
 declare const uPlot: any
 

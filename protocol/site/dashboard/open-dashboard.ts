@@ -9,11 +9,11 @@ import { openStoreForReading } from '../../primary/primary-queries'
 import type { Rule } from '../../primary/rules/rules-config'
 import { SealedOpener } from '../../primary/sealed-opener'
 import type { LocationRecord } from '../../roles/records'
+import type { SiteStatus } from '../site-status'
 import { isLoopbackListen, type DashboardConfig } from './dashboard-config'
 import { dashboardRoutes, type ChartLibrary } from './dashboard-routes'
 import { KpiCache } from './kpi-cache'
 import { kpiSeries } from './kpi-series'
-import type { SiteStatus } from '../site-status'
 import { siteOverview } from './site-overview'
 
 export interface DashboardDeps {
