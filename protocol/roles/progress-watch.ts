@@ -11,7 +11,7 @@ import type { WatchedMigrations } from './watched-migrations'
 export const PROGRESS_POLL_MS = 500
 
 export interface ProgressWatchDeps extends ProgressQueryDeps {
-  watched: Pick<WatchedMigrations, 'report'>
+  watched: Pick<WatchedMigrations, 'report' | 'has'>
   log: Log
 }
 
@@ -24,14 +24,17 @@ interface End {
 }
 
 /**
- * While one migration attempt's transfer runs, the Controller asks both of its ends for progress
- * every `intervalMs` and keeps the newest figures in `watched`. It learns amounts and rates, never
+ * From the moment a migration attempt is recorded until it is decided, the Controller asks both of
+ * its ends for progress every `intervalMs` and keeps the newest figures in `watched`; whichever path
+ * moves the VM (cold or live), the attempt's record names its ends. It learns amounts and rates, never
  * where: each question travels the chain the migration's own operations travel. Once an end answers
  * with figures only that end is asked, until it has none. An end that cannot be reached costs only
  * this round's figures; one that does not know the operation (a partner older than it) is not asked
- * again. Returns the function that stops it; an answer still on its way is then dropped.
+ * again. It stops by itself once `decided()` says the attempt is, or the Controller has let the VM go
+ * (`watched` no longer lists it); the function it returns stops it sooner. An answer still on its way
+ * is then dropped.
  */
-export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, intervalMs = PROGRESS_POLL_MS): () => void {
+export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, decided: () => boolean, intervalMs = PROGRESS_POLL_MS): () => void {
   const { vmId } = migration
   const ends: End[] = [
     { end: 'destination', via: migration.via, body: { vmId, end: 'destination' }, ref: migration.offerRef },
@@ -76,8 +79,9 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
     }
   }
 
+  const over = (): boolean => stopped || ends.length === 0 || !deps.watched.has(vmId) || decided()
   void (async () => {
-    while (!stopped && ends.length > 0) {
+    while (!over()) {
       await round()
       if (stopped) break
       await new Promise<void>((resolve) => {

@@ -89,7 +89,7 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   const partners = new ScriptedPartners()
   const { watched, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, () => false, 0)
   t.teardown(stop)
   await partners.made(2)
   const [destination, source] = partners.calls
@@ -111,7 +111,7 @@ t.test('watchProgress: a partner down costs only figures; one that does not know
   const { watched, events, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
   watched.report('web-1', cold(12 * MiB))
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, () => false, 0)
   t.teardown(stop)
   await partners.made(2)
   partners.calls[0].fail(new ProtocolError('partner-unreachable', 'site-b did not answer'))
@@ -131,7 +131,7 @@ t.test('watchProgress: once stopped, an answer on its way is dropped and nothing
   const partners = new ScriptedPartners()
   const { watched, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, () => false, 0)
   await partners.made(2)
   stop()
   partners.calls[0].answer({ progress: cold(MiB) })
@@ -139,6 +139,28 @@ t.test('watchProgress: once stopped, an answer on its way is dropped and nothing
   await new Promise((resolve) => setImmediate(resolve))
   t.same(watched.list()[0].progress, null, 'the late answer was not kept')
   t.equal(partners.calls.length, 2, 'and no further question was sent')
+})
+
+t.test('watchProgress: stops by itself once the attempt is decided, or once the Controller let the VM go', async (t) => {
+  const cases: Array<[string, (w: ReturnType<typeof watchDeps>, decision: { done: boolean }) => void, boolean]> = [
+    ['still undecided (the control: the same wait sees it ask again)', () => {}, true],
+    ['decided', (_w, decision) => { decision.done = true }, false],
+    ['let go', (w) => { w.watched.end('web-1') }, false],
+  ]
+  for (const [how, end, asksAgain] of cases) {
+    const partners = new ScriptedPartners()
+    const w = watchDeps(partners)
+    const decision = { done: false }
+    w.watched.begin('web-1', 1000)
+    const stop = watchProgress(w.deps, migration, () => decision.done, 0)
+    t.teardown(stop)
+    await partners.made(2)
+    end(w, decision)
+    partners.calls[0].answer({ progress: null })
+    partners.calls[1].answer({ progress: null })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(partners.calls.length > 2, asksAgain, `${how}: ${asksAgain ? 'asked again' : 'no question after the first round'} (${partners.calls.length} in all)`)
+  }
 })
 
 t.test('migration-progress: answered from the board only for the site the offer or transfer was made for; routes are followed', async (t) => {
