@@ -50,7 +50,7 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
     try {
       const answer = end.via === deps.self
         ? await handleMigrationProgress(deps, { sender: deps.self }, end.body, end.ref)
-        : await askPartner(deps, end.via, 'migration-progress', end.body, ProgressAnswerSchema, { ...(end.ref === undefined ? {} : { ref: end.ref }), timeoutMs: PROGRESS_QUERY_TIMEOUT_MS })
+        : await askPartner(deps, end.via, 'migration-progress', end.body, ProgressAnswerSchema, { ...(end.ref === undefined ? {} : { ref: end.ref }), timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
       failing.delete(end)
       return answer.progress
     } catch (err) {

@@ -72,6 +72,10 @@ t.test('migration progress at the Controller: the terminal line, site status, an
     t.not(to, from, `the VM moved between C's hosts (${from} → ${to})`)
     t.same(await digestsOf(join(fed.vmDir('site-c', to), 'web-1')), digests, 'byte for byte')
     t.same((await fed.cli('site-a', 'status')).json.migrations, [], 'once it is over A lists no running migration')
+    for (const id of ['site-a', 'site-b', 'site-c']) {
+      const events = fed.daemon(id).events()
+      t.notOk(events.some((e) => e.op === 'migration-progress'), `${id}: the polling is neither refused nor logged request by request`)
+    }
   })
 
   await t.test('piped, and with --json on a terminal: the JSON outcome alone', async (t) => {

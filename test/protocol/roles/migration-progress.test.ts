@@ -54,12 +54,12 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
 
 /** A partner client whose answers the test gives, one call at a time. */
 class ScriptedPartners {
-  readonly calls: Array<{ to: string, op: string, body: any, ref?: string, answer: (value: unknown) => void, fail: (err: Error) => void }> = []
+  readonly calls: Array<{ to: string, op: string, body: any, ref?: string, quiet?: boolean, answer: (value: unknown) => void, fail: (err: Error) => void }> = []
   private waiting: Array<() => void> = []
   ids (): string[] { return ['site-b', 'site-s'] }
-  send (to: string, op: string, body: unknown, _caller: unknown, options: { ref?: string } = {}): Promise<unknown> {
+  send (to: string, op: string, body: unknown, _caller: unknown, options: { ref?: string, quiet?: boolean } = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.calls.push({ to, op, body, ref: options.ref, answer: resolve, fail: reject })
+      this.calls.push({ to, op, body, ref: options.ref, quiet: options.quiet, answer: resolve, fail: reject })
       for (const wake of this.waiting.splice(0)) wake()
     })
   }
@@ -93,7 +93,7 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   t.teardown(stop)
   await partners.made(2)
   const [destination, source] = partners.calls
-  t.match(destination, { to: 'site-b', op: 'migration-progress', body: { vmId: 'web-1', end: 'destination' }, ref: 'offer-ref' }, 'the Destination end by the offer\'s ref, through the partner whose offer it was')
+  t.match(destination, { to: 'site-b', op: 'migration-progress', body: { vmId: 'web-1', end: 'destination' }, ref: 'offer-ref', quiet: true }, 'the Destination end by the offer\'s ref, through the partner whose offer it was')
   t.match(source, { to: 'site-s', op: 'migration-progress', body: { vmId: 'web-1', end: 'source', token: 'source-token' } }, 'the Source end by its token, through the partner the VM was delegated to')
   destination.answer({ progress: cold(10 * MiB) })
   source.answer({ progress: null })
