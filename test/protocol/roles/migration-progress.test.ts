@@ -47,6 +47,7 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
     '  db-1: Migration: waiting for figures (running 3 s)',
     'data moving here:',
     '  app-2: Migration: [ 25 %] transfer, 15.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 4 s (cold)',
+    'arrived, waiting for the Controller\'s decision:',
     '  app-3: incoming, in doubt',
     '',
   ].join('\n'))
