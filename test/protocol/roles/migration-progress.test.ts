@@ -216,4 +216,11 @@ t.test('showProgressWhile: redraws one line while the migration runs, ends it at
   await showProgressWhile(Promise.reject(new Error('refused')), 'web-1', async () => answers[1], terminal, 0)
   t.notMatch(written, /100 %/, 'a failed migration is not drawn as done')
   t.ok(written === '' || written.endsWith('\n'), 'whatever was drawn is ended with a newline')
+
+  written = ''
+  let answered!: () => void
+  const statusAsked = new Promise<void>((resolve) => { answered = resolve })
+  const stuck = showProgressWhile(statusAsked.then(() => ({ outcome: 'migrated' })), 'web-1', () => { answered(); return new Promise(() => {}) }, terminal, 0)
+  t.equal(await stuck, undefined, 'a status that never comes does not hold up the outcome')
+  t.equal(written, '', 'and draws nothing')
 })
