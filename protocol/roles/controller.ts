@@ -118,7 +118,8 @@ async function migrate (deps: ControllerDeps, vmId: string, exclude: string[], t
     const migration = beginMigration(deps, vmId, chosen, source.prepared, record)
     faultPoint('controller:prepared')
     const next = candidates[index + 1]
-    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id)
+    const stopWatching = watchProgress(deps, migration)
+    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id).finally(stopWatching)
     // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
     const handOverSource = (result.agreed === true || result.nextOfferAllowed) && next !== undefined && sameSite(source.for, next.offer)
     if (result.agreed === true) {
@@ -168,8 +169,6 @@ function beginMigration (deps: ControllerDeps, vmId: string, chosen: Candidate, 
   }
   deps.migrations.putMigration(migration)
   deps.log({ event: 'migration-begun', vm: vmId, migration: migration.id, via: chosen.via })
-  // Until the attempt is decided: `fedvm site status` and `fedvm migrate`'s line show how far it has got.
-  watchProgress(deps, migration, () => deps.migrations.migration(migration.id)?.decision !== 'undecided')
   return migration
 }
 

@@ -24,17 +24,16 @@ interface End {
 }
 
 /**
- * From the moment a migration attempt is recorded until it is decided, the Controller asks both of
- * its ends for progress every `intervalMs` and keeps the newest figures in `watched`; whichever path
- * moves the VM (cold or live), the attempt's record names its ends. It learns amounts and rates, never
- * where: each question travels the chain the migration's own operations travel. Once an end answers
- * with figures only that end is asked, until it has none. An end that cannot be reached costs only
- * this round's figures; one that does not know the operation (a partner older than it) is not asked
- * again. It stops by itself once `decided()` says the attempt is, or the Controller has let the VM go
- * (`watched` no longer lists it); the function it returns stops it sooner. An answer still on its way
- * is then dropped.
+ * While one migration attempt moves the VM (cold or live: the attempt's record names both ends), the
+ * Controller asks both ends for progress every `intervalMs` and keeps the newest figures in `watched`.
+ * It learns amounts and rates, never where: each question travels the chain the migration's own
+ * operations travel. Once an end answers with figures only that end is asked, until it has none. An
+ * end that cannot be reached costs only this round's figures; one that does not know the operation
+ * (a partner older than it) is not asked again. The function it returns stops it (an answer still on
+ * its way is then dropped); it also stops by itself once the Controller has let the VM go (`watched`
+ * no longer lists it) or `decided()` says the attempt is decided.
  */
-export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, decided: () => boolean, intervalMs = PROGRESS_POLL_MS): () => void {
+export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, { decided = () => false, intervalMs = PROGRESS_POLL_MS }: { decided?: () => boolean, intervalMs?: number } = {}): () => void {
   const { vmId } = migration
   const ends: End[] = [
     { end: 'destination', via: migration.via, body: { vmId, end: 'destination' }, ref: migration.offerRef },
