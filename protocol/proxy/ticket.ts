@@ -14,6 +14,11 @@ export interface SourceTicket {
   uri: string
   fingerprint: string
   token: string
+  /**
+   * A live migration's Begin (libvirt's migratable XML, its neutralised cookie in base64, the disks'
+   * names, formats and sizes): sealed with the rest, so Intermediaries and the Controller never read it.
+   */
+  live?: { xml: string, cookie: string, disks: Array<{ name: string, format: 'raw' | 'qcow2', bytes: number }>, memoryBytes: number }
 }
 
 export async function sealTicket (ticket: Omit<SourceTicket, 'kind'>, destinationSealKey: string): Promise<string> {

@@ -15,8 +15,12 @@ import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
 import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
 import { faultPoint } from './fault-point'
+import { endLiveArrival, finishLiveArrival, prepareLiveArrival, type LiveArrivalDeps } from './live-arrival'
+import {
+  AbortAnswerSchema, CommitAnswerSchema, LiveFinishedSchema, LivePreparedSchema, TransferStatusSchema,
+  type AbortAnswer, type CommitAnswer, type LiveFinished, type LivePrepared, type Offer, type TransferStatus
+} from './partner-answers'
 import { coldProgress, type ProgressBoard } from './migration-progress'
-import { AbortAnswerSchema, CommitAnswerSchema, TransferStatusSchema, type AbortAnswer, type CommitAnswer, type Offer, type TransferStatus } from './partner-answers'
 import type { LocationStore, RouteStore } from './records'
 import { demandOf, vmsThatFit } from './room'
 import type { TokenLocks } from './token-locks'
@@ -28,7 +32,7 @@ import type { TokenLocks } from './token-locks'
  * recorded decision: commit makes the files a VM here, abort drops them. Requests for offers it only
  * passed along go to the Intermediary.
  */
-export interface DestinationDeps extends DelegationDeps {
+export interface DestinationDeps extends DelegationDeps, LiveArrivalDeps {
   hosts: HostDirectory
   tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState'>
   locations: Pick<LocationStore, 'location' | 'setLocation'>
@@ -92,7 +96,7 @@ async function localOffers (deps: DestinationDeps, caller: Caller, vmId: string,
       token, role: 'destination', proxy: deps.proxies.choose(), vmId, hostId: host.id, boundTo: caller.sender, descriptor,
       manifest: null, state: 'open', expiresAt: Date.now() + deps.limits.tokenTtlMs, locationVersion: null, requester: caller.sender, transferKey: key,
     })
-    offers.push({ ref: token, sealKey: key.seal.publicKey, tlsFingerprint: key.tls.fingerprint, depth: 0, free })
+    offers.push({ ref: token, sealKey: key.seal.publicKey, tlsFingerprint: key.tls.fingerprint, depth: 0, free, ...(host.prepareLiveArrival === undefined ? {} : { live: true }) })
   }
   return offers
 }
@@ -239,13 +243,62 @@ export async function handleTransferAbort (deps: DestinationDeps, caller: Caller
   return deps.settling.run(ref, async () => {
     const token = destinationToken(deps, ref, caller.sender, vmId)
     if (token.state === 'spent') throw new ProtocolError('token-spent', 'the VM was already made this site\'s own')
-    if (token.state === 'cancelled') return { state: 'aborted' }
+    if (token.state === 'cancelled') {
+      // Asked again: an abandon that failed before (a live arrival's libvirtd down) is tried again.
+      if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
+      return { state: 'aborted' }
+    }
     deps.tokens.setTokenState(token.token, 'cancelled')
+    await endLiveArrival(deps, token.token)
     // A pull still running drops its files when it ends (receive sees the token cancelled).
     if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
     deps.log({ event: 'transfer-aborted', vm: vmId })
     return { state: 'aborted' }
   })
+}
+
+/**
+ * live-prepare (Controller → Destination, through the chain of delegation): libvirt's Prepare for the
+ * live migration the sealed ticket carries; answers Prepare's cookie for the Source's Perform.
+ */
+export async function handleLivePrepare (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<LivePrepared> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const sealed = stringField(body, 'ticket', 65536)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    return await passAlong(deps, caller, route.partner, 'live-prepare', body, LivePreparedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+  }
+  const token = usableToken(deps.tokens, ref, 'destination', undefined)
+  checkHolder(token, caller.sender, vmId, 'offer')
+  if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
+  // The offer's own key: the ticket was sealed for it, and the Source's token is bound to its certificate.
+  const key = destinationTransferKey(token)
+  const ticket = await openTicketWith(sealed, transferSealKeys(key), vmId)
+  const host = deps.hosts.get(token.hostId, vmId)
+  // Offers reserve nothing: the host may have filled up since it offered.
+  if (!deps.live.arriving.has(token.token) && (await host.has(vmId) || vmsThatFit(await host.capacity(), demandOf(token.descriptor)) < 1)) {
+    throw new ProtocolError('no-room', 'the offered host has no room left')
+  }
+  return await prepareLiveArrival(deps, host, token.token, vmId, ticket, key.tls)
+}
+
+/** live-finish (Controller → Destination): libvirt's Finish with Perform's cookie; answers dstat. */
+export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<LiveFinished> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const cookie = stringField(body, 'cookie', 65536)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    return await passAlong(deps, caller, route.partner, 'live-finish', body, LiveFinishedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+  }
+  const token = destinationToken(deps, ref, caller.sender, vmId)
+  if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
+  return await deps.settling.run(ref, async () => await finishLiveArrival(deps, ref, vmId, cookie))
 }
 
 function destinationToken (deps: DestinationDeps, ref: string, sender: string, vmId: string): TokenRecord {

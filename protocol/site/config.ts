@@ -63,7 +63,8 @@ const HostSchema = (base: string) => object({
   /** A host backed by a libvirt connection; without it the host is a plain directory of VM files. */
   libvirt: object({
     uri: text.refine((value) => LIBVIRT_URI.test(value), { error: (issue) => `${JSON.stringify(issue.input)} is not a libvirt URI (e.g. qemu:///system)` }),
-    leaveBy: z.enum(['save', 'shutdown'], { error: 'must be "save" or "shutdown"' }).default('save'),
+    /** 'live': a running VM migrates live where the destination host can (a libvirt host); else, and with 'save' or 'shutdown', it leaves cold. */
+    leaveBy: z.enum(['live', 'save', 'shutdown'], { error: 'must be "live", "save" or "shutdown"' }).default('live'),
   }).optional(),
   /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
   memoryMiB: integer(0).optional(),

@@ -37,6 +37,8 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
       const relay = site.relay === undefined ? undefined : { transfers: site.relay, timeoutMs: config.limits.requestTimeoutMs }
       const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, relay, log })
+      // Before the guard: it leaves an upgraded (parked stream) connection to its handler only when one is attached.
+      server.on('upgrade', (req, socket) => site.streams[index].handleUpgrade(req, socket))
       servers.push(await listen(server, proxy.listen))
     }
   } catch (err) {
@@ -64,6 +66,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     close: async () => {
       clearInterval(timer)
       clearInterval(resolving)
+      for (const park of site.streams) park.close()
       await Promise.all(servers.map((server) => new Promise<void>((resolve) => {
         server.close(() => resolve())
         ;(server as Server & { closeAllConnections?: () => void }).closeAllConnections?.()

@@ -48,6 +48,7 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
     `)
     // Added after the first release: a state directory from before gets the column on open.
     if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'plan')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "plan" TEXT')
+    if (!(this.db.pragma('table_info("migrations")') as Array<{ name: string }>).some((c) => c.name === 'live')) this.db.exec('ALTER TABLE "migrations" ADD COLUMN "live" TEXT')
     if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'transfer_key')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "transfer_key" TEXT')
   }
 
@@ -196,9 +197,9 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
   putMigration (record: MigrationRecord): void {
     const before = this.migration(record.id)
     const write = (): void => {
-      this.statement(`INSERT OR REPLACE INTO "migrations" ("id", "vm_id", "via", "offer_ref", "source_via", "source_token", "decision", "destination_settled", "source_settled", "upstream", "descriptor", "created_at")
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.id, record.vmId, record.via, record.offerRef, record.sourceVia, record.sourceToken, record.decision,
-        record.destinationSettled ? 1 : 0, record.sourceSettled ? 1 : 0, record.upstream, JSON.stringify(record.descriptor ?? null), record.createdAt)
+      this.statement(`INSERT OR REPLACE INTO "migrations" ("id", "vm_id", "via", "offer_ref", "source_via", "source_token", "decision", "destination_settled", "source_settled", "upstream", "descriptor", "created_at", "live")
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.id, record.vmId, record.via, record.offerRef, record.sourceVia, record.sourceToken, record.decision,
+        record.destinationSettled ? 1 : 0, record.sourceSettled ? 1 : 0, record.upstream, JSON.stringify(record.descriptor ?? null), record.createdAt, record.live ?? null)
     }
     if (before?.decision === record.decision) return write()
     // A decision is what both sides will act on: it reaches the disk (WAL fsynced) before anyone is told.
@@ -265,6 +266,7 @@ function migrationFromRow (row: MigrationRow): MigrationRecord {
     upstream: (row.upstream as string | null) ?? null,
     descriptor: JSON.parse(row.descriptor as string),
     createdAt: row.created_at as number,
+    ...(row.live === 'prepared' || row.live === 'finishing' ? { live: row.live } : {}),
   }
 }
 
