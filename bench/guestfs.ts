@@ -234,13 +234,15 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
       writesPerSecond: Math.round(writesPerSecond),
       delivered: sink.samples(),
       closes: figures.closes,
+      closeP50Us: figures.closeP50Us,
+      closeP99Us: figures.closeP99Us,
       cpuPercentOfCorePer1000WritesPerSecond: { guestfs: percent(used.guestfs), agent: percent(used.agent), both: percent(used.guestfs + used.agent) },
       guestfsRssMiB: { steadyMedian: steady('rssMiB'), max: Math.max(...samples.map((sample) => sample.rssMiB)) },
       guestfsMemorySteadyMiB: Object.fromEntries(['rssMiB', 'anonMiB', 'fileMiB', 'pssMiB', 'ussMiB'].map((key) => [key, steady(key)])),
       guestfsMemoryAfter: await memory(pids.guestfs),
       guestfsWorkingSetMiB: await workingSet?.catch((err: Error) => ({ error: err.message })),
     }
-    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
+    console.log(`KPI path at ${report.writesPerSecond} writes/s (close p50/p99 ${report.closeP50Us}/${report.closeP99Us} µs): % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
     return report
   } finally {
     agent.kill('SIGTERM')
