@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors'
+import { stringifyExact } from '../exact-json'
 import type { SignedRequest } from '../envelope/hop'
 import { verifyResponse, RESPONSE_SIGNATURE_HEADER } from '../envelope/signed-response'
 import { fromProblemDocument } from '../http/problem'
@@ -17,7 +18,7 @@ export interface Endpoint {
 /** Sends a signed request (pinned TLS) and returns the answer once its signature checks; a problem document is thrown. */
 export async function callSite (endpoint: Endpoint, me: string, request: SignedRequest, options: { windowMs: number, timeoutMs: number }): Promise<unknown> {
   const last = request.hops[request.hops.length - 1]
-  const body = Buffer.from(JSON.stringify(request))
+  const body = Buffer.from(stringifyExact(request))
   const res = await pinnedRequest({ url: endpoint.url, fingerprint: endpoint.tlsFingerprint }, {
     method: 'POST', path: `/v1/${request.op}`, headers: { 'content-type': 'application/json' }, body, timeoutMs: options.timeoutMs,
   })
