@@ -79,6 +79,7 @@ t.test('a KPI-writing VM migrates live between two sites in their own network na
   await waitFor('a few more rows', () => maxSeq() >= first.seq + 3 || undefined, 30_000, 250, context)
   log(`KPI rows from A after ${elapsed()}`)
 
+  t.match(await readFile(join(a.vmDir, vmId, 'console.log'), 'utf8'), KERNEL_BOOT, 'the boot at A shows on its console (what a boot at B would show)')
   const before = maxSeq()
   const mark = Date.now()
   const moved = await a.cli('migrate', '--vm', vmId)
