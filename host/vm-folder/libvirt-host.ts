@@ -329,8 +329,10 @@ export class LibvirtVmHost implements VmHost {
 
   async release (vmId: string): Promise<void> {
     const dir = this.vmPath(vmId)
-    await this.virsh.destroyIfActive(vmId)
-    if (await this.reads.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
+    // After a live migration's Confirm the domain is gone already: one remote-protocol read instead of virsh processes.
+    const state = await this.reads.state(vmId)
+    if (state !== undefined && state !== 'shut off') await this.virsh.run('destroy', vmId)
+    if (state !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
     await rm(dir, { recursive: true, force: true })
     await rm(this.marker('.leaving', vmId), { force: true })
   }
