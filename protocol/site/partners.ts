@@ -44,7 +44,7 @@ export class SignedPartners implements PartnerClient {
       answer = await this.call(to, request, options.timeoutMs)
     }
     // Control-channel cost, for bench/transfer: message size both ways and round-trip time.
-    this.log({ event: 'send', op, to, requestBytes: JSON.stringify(request).length, answerBytes: JSON.stringify(answer).length, ms: Date.now() - started })
+    if (options.quiet !== true) this.log({ event: 'send', op, to, requestBytes: JSON.stringify(request).length, answerBytes: JSON.stringify(answer).length, ms: Date.now() - started })
     return answer
   }
 
