@@ -64,7 +64,7 @@ t.test('a SIGKILL around the switchover leaves a libvirt VM defined and running 
   ])
   t.teardown(() => fed.close())
   for (const site of ['site-c', 'site-d']) {
-    await fed.reconfigure(site, (c) => { c.hosts = [{ id: hostOf[site], vmDir: fed.vmDir(site, hostOf[site]), maxVms: 1, libvirt: { uri: libvirtOf[site].uri } }] })
+    await fed.reconfigure(site, (c) => { c.hosts = [{ id: hostOf[site], vmDir: fed.vmDir(site, hostOf[site]), maxVms: 1, libvirt: { uri: libvirtOf[site].uri, leaveBy: 'save' } }] })
   }
   const faultFile = (id: string): string => join(fed.root, `${id}.fault`)
   for (const id of SITES) await writeFile(faultFile(id), '')
