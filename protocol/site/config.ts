@@ -7,6 +7,7 @@ import { parseListenAddress } from '../http/listen-address'
 import { DEFAULT_CONNECTION_LIMITS } from '../http/connection-guard'
 import { SITE_ID } from '../site-id'
 import { issueField, issueMessage } from '../zod-issues'
+import { dashboardSchema } from './dashboard/dashboard-config'
 import { MonitoringSchema } from './monitoring-config'
 import { DEFAULT_MAX_DOWNTIME_MS } from '../../host/libvirt/live-source'
 
@@ -118,6 +119,8 @@ function siteConfigSchema (base: string) {
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     /** Monitoring relay to the primary site; every sub-key has a default. */
     monitoring: MonitoringSchema.default(MonitoringSchema.parse({})),
+    /** The read-only web page (dashboard/dashboard-config.ts); off unless asked for. */
+    dashboard: dashboardSchema(base),
   }).transform((config, ctx) => {
     const partnerIds = new Set(config.partners.map((p) => p.id))
     const duplicate = (ids: string[], field: string): void => {
