@@ -174,7 +174,7 @@ function storedPoints (deliveries: Delivery[], opened: Record<string, number>): 
   for (const d of deliveries) {
     if (d.sealed !== undefined) add(d, 'raw', d.from, opened[d.id])
     else if (d.format === 'processed') add(d, d.function!, d.to, d.value!)
-    else for (const s of d.samples!) add(d, 'raw', s.ts, s.value)
+    else for (const s of d.samples!) add(d, 'raw', s.ts, Number(s.value))
   }
   for (const points of result.values()) points.sort((x, y) => x[0] - y[0])
   return result
