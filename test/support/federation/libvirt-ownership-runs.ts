@@ -8,7 +8,8 @@
  * and the other has it undefined, its disk is complete there, exactly one site lists it on a host and
  * the Controller's record leads there. The points come from a seeded schedule the test prints:
  * FEDVM_FAULT_SEED=N replays it, FEDVM_FAULT_ONLY=role:step runs one point, FEDVM_FAULT_RUNS=N runs N
- * of them (default 3: the whole test stays well under tap's 300 s).
+ * of them (default 3: the whole test stays well under tap's 300 s). A pinned case names its points
+ * instead, and may change the killed site's libvirtd while that site is down (whileDown).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -41,15 +42,19 @@ export interface OwnershipRuns {
   points: readonly FaultPoint[]
   /** 127.0.0.x prefix of the three sites' addresses (different per test file: files may run at once). */
   ipPrefix: string
+  /** Runs exactly these points, in this order (no seed, no FEDVM_FAULT_* choice): a pinned case. */
+  pinned?: readonly FaultPoint[]
+  /** What else happens while the killed site is down, before it starts again (e.g. its domain stops). */
+  whileDown?: (o: { site: string, vm: string, virsh: (...args: string[]) => Promise<string> }) => Promise<void>
 }
 
 export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<void> {
   const seed = Number(process.env.FEDVM_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31))
   const only = process.env.FEDVM_FAULT_ONLY
   const runs = Number(process.env.FEDVM_FAULT_RUNS ?? 3)
-  const schedule = only === undefined ? shuffled(o.points, seededRandom(seed)).slice(0, runs) : o.points.filter((p) => p === only)
+  const schedule = o.pinned ?? (only === undefined ? shuffled(o.points, seededRandom(seed)).slice(0, runs) : o.points.filter((p) => p === only))
 
-  const line = `fault schedule: FEDVM_FAULT_SEED=${seed} → ${schedule.join(' ')}`
+  const line = o.pinned === undefined ? `fault schedule: FEDVM_FAULT_SEED=${seed} → ${schedule.join(' ')}` : `pinned fault schedule: ${schedule.join(' ')}`
   t.comment(line)
   console.error(line)
   const started = Date.now()
@@ -137,6 +142,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       await writeFile(faultFile(target), '')
       if (reached === 'killed') {
         t.ok(await killed, `${target} killed itself at ${point}`)
+        if (o.whileDown !== undefined && target !== 'site-p') await o.whileDown({ site: target, vm, virsh: async (...args) => await libvirtOf[target].virsh(...args) })
         await startWithFaultFile(fed, [target], faultFile)
       } else {
         t.comment(`${point} was not reached in this run`)
