@@ -378,7 +378,9 @@ export class LibvirtVmHost implements VmHost {
     const state = await this.reads.state(vmId)
     const action = state === 'paused' ? 'resume' : state === 'shut off' && o.start ? 'start' : undefined
     if (action !== undefined) {
-      this.options.log?.(`host ${this.id}: ${vmId} is ${state!} though it was confirmed here: ${action}`)
+      // libvirt's reason (crashed, destroyed, shutdown, ...) says what stopped it.
+      const reason = (await this.virsh.run('domstate', '--reason', vmId).catch(() => state!)).trim()
+      this.options.log?.(`host ${this.id}: ${vmId} is ${reason} though it was confirmed here: ${action}`)
       await this.virsh.run(action, vmId)
     }
     await this.waitRunning(vmId)

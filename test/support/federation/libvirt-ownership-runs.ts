@@ -98,13 +98,18 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
   const views = (): SiteView[] => SITES.map((site) => siteView(fed, site, vm, site === 'site-p' ? [] : [hostOf[site]]))
   /** Each libvirtd's state of the domain (undefined: not defined there). */
   const domains = async (): Promise<Record<string, string | undefined>> => {
-    const [c, d] = await Promise.all([x, y].map(async (host) => await host.virsh('domstate', vm).then((s) => s.trim(), () => undefined)))
+    const reasons = await domainReasons()
+    return Object.fromEntries(Object.entries(reasons).map(([site, s]) => [site, s?.replace(/ \(.*\)$/, '')]))
+  }
+  /** The same with libvirt's reason, e.g. "shut off (crashed)": what stopped a domain. */
+  const domainReasons = async (): Promise<Record<string, string | undefined>> => {
+    const [c, d] = await Promise.all([x, y].map(async (host) => await host.virsh('domstate', '--reason', vm).then((s) => s.trim(), () => undefined)))
     return { 'site-c': c, 'site-d': d }
   }
   // Cold: a defined domain that is not shut off could run. Live: both ends hold a paused domain around
   // the switchover (the Source's after Perform, the Destination's incoming one), only one runs.
   const active = (state: string | undefined): boolean => o.leaveBy === 'live' ? state === 'running' : state !== undefined && state !== 'shut off'
-  const describe = async (): Promise<string> => `${describeViews(views())}; libvirt: ${JSON.stringify(await domains())}`
+  const describe = async (): Promise<string> => `${describeViews(views())}; libvirt: ${JSON.stringify(await domainReasons())}`
 
   for (const [index, point] of schedule.entries()) {
     const before = await domains()
@@ -155,7 +160,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
 
       t.same(SITES.filter((id) => !fed.daemon(id).alive), [], 'no daemon died but the one armed')
       const owners = Object.keys(final.ds).filter((site) => final.ds[site] === 'running')
-      t.equal(owners.length, 1, `exactly one libvirtd has the domain defined and running (${JSON.stringify(final.ds)})`)
+      t.equal(owners.length, 1, `exactly one libvirtd has the domain defined and running (${JSON.stringify(owners.length === 1 ? final.ds : await domainReasons())})`)
       const owner = owners[0]
       const other = owner === 'site-c' ? 'site-d' : 'site-c'
       t.equal(final.ds[other], undefined, `the other libvirtd (${other}'s) has it undefined`)
