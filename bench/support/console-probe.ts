@@ -1,0 +1,103 @@
+/**
+ * A host-clock downtime probe: the guest prints `fedvm-tick N` on its serial console every few ms
+ * (guest-image.ts, `fedvm.tick_ms`), the console is a unix socket QEMU listens on at each libvirtd,
+ * and this reads both the Source's and the Destination's socket and stamps every line with the
+ * host's monotonic clock. The guest's own clock stands still while it is paused, the host's does not:
+ * the longest gap between lines around the switchover bounds the downtime from above (it includes
+ * up to one tick interval and the host's scheduling), and the sequence numbers show a line lost
+ * (e.g. the Destination's console read too late: QEMU drops console output no one reads).
+ */
+import { connect, type Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+
+export interface Tick { seq: number, atMs: number }
+
+export interface ProbeSummary {
+  /** Lines seen in the window. */
+  lines: number
+  /** The longest gap between consecutive lines, host clock. */
+  maxGapMs: number | undefined
+  /** When the longest gap began, from the window's start. */
+  maxGapAtMs: number | undefined
+  /** Sequence numbers missing between the first and last line seen. */
+  lost: number
+  /** Sequence numbers seen more than once. */
+  duplicates: number
+}
+
+const RETRY_MS = 2
+
+export class ConsoleProbe {
+  readonly ticks: Tick[] = []
+  private readonly sockets = new Set<Socket>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private closed = false
+
+  /**
+   * Reads the console at `path` from as soon as it accepts a connection (a Destination's QEMU
+   * creates its socket during Prepare) until it closes or the probe does. Not retried once read.
+   */
+  watch (path: string): void {
+    const attempt = (): void => {
+      if (this.closed) return
+      const socket = connect(path)
+      this.sockets.add(socket)
+      let rest = ''
+      socket.on('data', (data: Buffer) => {
+        const atMs = performance.now()
+        const lines = (rest + data.toString('latin1')).split('\n')
+        rest = lines.pop() ?? ''
+        for (const line of lines) {
+          const m = /fedvm-tick (\d+)/.exec(line)
+          if (m !== null) this.ticks.push({ seq: Number(m[1]), atMs })
+        }
+      })
+      socket.once('error', () => {
+        socket.destroy()
+        this.sockets.delete(socket)
+        if (this.closed) return
+        const timer = setTimeout(() => { this.timers.delete(timer); attempt() }, RETRY_MS)
+        this.timers.add(timer)
+      })
+      socket.once('close', () => this.sockets.delete(socket))
+    }
+    attempt()
+  }
+
+  /** Resolves once a tick arrives after now (the guest runs and its console is read). */
+  async nextTick (timeoutMs: number): Promise<void> {
+    const from = performance.now()
+    const until = Date.now() + timeoutMs
+    while (Date.now() < until) {
+      if (this.ticks.some((t) => t.atMs > from)) return
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    throw new Error(`no console tick within ${timeoutMs} ms (is the guest booted with fedvm.tick_ms, its console a unix socket?)`)
+  }
+
+  close (): void {
+    this.closed = true
+    for (const timer of this.timers) clearTimeout(timer)
+    for (const socket of this.sockets) socket.destroy()
+  }
+
+  /** The lines between two host-clock instants (performance.now()). */
+  summary (fromMs: number, toMs: number): ProbeSummary {
+    const seen = this.ticks.filter((t) => t.atMs >= fromMs && t.atMs <= toMs)
+    let maxGapMs: number | undefined
+    let maxGapAtMs: number | undefined
+    for (let i = 1; i < seen.length; i++) {
+      const gap = seen[i].atMs - seen[i - 1].atMs
+      if (maxGapMs === undefined || gap > maxGapMs) { maxGapMs = gap; maxGapAtMs = seen[i - 1].atMs - fromMs }
+    }
+    const seqs = [...new Set(seen.map((t) => t.seq))].sort((a, b) => a - b)
+    const lost = seqs.length === 0 ? 0 : seqs[seqs.length - 1] - seqs[0] + 1 - seqs.length
+    return {
+      lines: seen.length,
+      maxGapMs: maxGapMs === undefined ? undefined : Math.round(maxGapMs),
+      maxGapAtMs: maxGapAtMs === undefined ? undefined : Math.round(maxGapAtMs),
+      lost,
+      duplicates: seen.length - seqs.length
+    }
+  }
+}
