@@ -10,12 +10,20 @@
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 
-export interface Tick { seq: number, atMs: number }
+/** One tick line: its sequence number, when the host read it, and from which console. */
+export interface Tick { seq: number, atMs: number, console: string }
 
 export interface ProbeSummary {
   /** Lines seen in the window. */
   lines: number
-  /** The longest gap between consecutive lines, host clock. */
+  /**
+   * From the Source console's last line to the Destination console's first: the switchover as the
+   * host sees it (an upper bound of the downtime, by up to one tick interval and the host's scheduling).
+   */
+  switchoverGapMs: number | undefined
+  /** The Destination's first sequence number minus the Source's last: 1 when no line was lost across. */
+  switchoverSeqStep: number | undefined
+  /** The longest gap between consecutive lines from either console, host clock (also outside the switchover). */
   maxGapMs: number | undefined
   /** When the longest gap began, from the window's start. */
   maxGapAtMs: number | undefined
@@ -37,7 +45,7 @@ export class ConsoleProbe {
    * Reads the console at `path` from as soon as it accepts a connection (a Destination's QEMU
    * creates its socket during Prepare) until it closes or the probe does. Not retried once read.
    */
-  watch (path: string): void {
+  watch (path: string, label: string = path): void {
     const attempt = (): void => {
       if (this.closed) return
       const socket = connect(path)
@@ -49,7 +57,7 @@ export class ConsoleProbe {
         rest = lines.pop() ?? ''
         for (const line of lines) {
           const m = /fedvm-tick (\d+)/.exec(line)
-          if (m !== null) this.ticks.push({ seq: Number(m[1]), atMs })
+          if (m !== null) this.ticks.push({ seq: Number(m[1]), atMs, console: label })
         }
       })
       socket.once('error', () => {
@@ -81,9 +89,11 @@ export class ConsoleProbe {
     for (const socket of this.sockets) socket.destroy()
   }
 
-  /** The lines between two host-clock instants (performance.now()). */
-  summary (fromMs: number, toMs: number): ProbeSummary {
+  /** The lines between two host-clock instants (performance.now()), the switchover between the consoles labelled `source` and `destination`. */
+  summary (fromMs: number, toMs: number, source: string, destination: string): ProbeSummary {
     const seen = this.ticks.filter((t) => t.atMs >= fromMs && t.atMs <= toMs)
+    const last = seen.filter((t) => t.console === source).pop()
+    const first = seen.find((t) => t.console === destination)
     let maxGapMs: number | undefined
     let maxGapAtMs: number | undefined
     for (let i = 1; i < seen.length; i++) {
@@ -94,6 +104,8 @@ export class ConsoleProbe {
     const lost = seqs.length === 0 ? 0 : seqs[seqs.length - 1] - seqs[0] + 1 - seqs.length
     return {
       lines: seen.length,
+      switchoverGapMs: last === undefined || first === undefined ? undefined : Math.round(first.atMs - last.atMs),
+      switchoverSeqStep: last === undefined || first === undefined ? undefined : first.seq - last.seq,
       maxGapMs: maxGapMs === undefined ? undefined : Math.round(maxGapMs),
       maxGapAtMs: maxGapAtMs === undefined ? undefined : Math.round(maxGapAtMs),
       lost,
