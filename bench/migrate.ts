@@ -8,7 +8,7 @@
 // --tick-ms on its serial console, a unix socket at each libvirtd; the longest gap between lines the
 // host timestamps, an upper bound including one tick). Then the same with a disk --large-factor
 // times larger, for the downtime's independence of disk size.
-// Usage: node dist/bench/migrate.js [--rounds 4] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10]
+// Usage: node dist/bench/migrate.js [--rounds 3] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10]
 // (writes bench/results/migrate.json)
 import { execFileSync } from 'node:child_process'
 import { randomBytes, randomFillSync } from 'node:crypto'
@@ -66,7 +66,7 @@ const SITES = ['site-a', 'site-b'] as const
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '4' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' },
+      rounds: { type: 'string', default: '3' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' },
       'large-factor': { type: 'string', default: '4' }, 'tick-ms': { type: 'string', default: '10' }
     }
   })
