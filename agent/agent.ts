@@ -83,7 +83,8 @@ export class Agent {
     holder.agent = agent
     if (config.hypervisor) {
       const hypervisor = new LibvirtHypervisor({ socketPath: config.hypervisor.socket })
-      registerCollectors(registry, [new LibvirtCollector({ hypervisor, log })], { log })
+      const { keptGroups, keptMaxAgeMs } = config.hypervisor
+      registerCollectors(registry, [new LibvirtCollector({ hypervisor, log, keptGroups, keptMaxAgeMs })], { log })
       agent.hypervisor = hypervisor
       agent.poller = new DataPointPoller(hypervisor, store, () => agent.domains(), config.hypervisor.pollIntervalMs, log)
       agent.poller.start()

@@ -5,8 +5,9 @@
  *
  *   peer          prometheus-libvirt-exporter (per domain: lookup, XML, info, block and interface stats)
  *   fedvm         the real agent (`fedvm agent run`), bulk statistics read at scrape time in parallel calls
- *   fedvm-cN      the same collector with N bulk calls at once (--compare-concurrency N, default 1: one
- *                 call for all domains, as before the calls were split)
+ *   fedvm-cN-K    the same collector with N bulk calls at once (--compare-concurrency N, default 4) and
+ *                 the groups K kept between scrapes (--compare-kept, default none: every group read at
+ *                 every scrape, as before groups were kept)
  *   fedvm-cache   collectd's design: the collector read every --cache-interval-ms, scrapes served from the cache
  *
  * Scrapes rotate between the scrape-time targets in blocks of 5, so a load change on this shared
@@ -17,7 +18,7 @@
  * each scrape-time target is scraped once more: who still answers, how fast.
  *
  *   node dist/bench/hypervisor-scrape.js [--domains 30] [--running 1] [--scrapes 30] [--cache-interval-ms 10000]
- *     [--compare-concurrency 1] [--out bench/results/hypervisor-scrape.json]
+ *     [--compare-concurrency 4] [--compare-kept none] [--out bench/results/hypervisor-scrape.json]
  * Needs root and `apt-get install prometheus-libvirt-exporter` (the peer); starts its own libvirtd.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
@@ -78,7 +79,8 @@ async function main (): Promise<void> {
   const running = Number(arg('running', '1'))
   const scrapes = Number(arg('scrapes', '30'))
   const cacheIntervalMs = Number(arg('cache-interval-ms', '10000'))
-  const compareConcurrency = Number(arg('compare-concurrency', '1'))
+  const compareConcurrency = Number(arg('compare-concurrency', '4'))
+  const compareKept = arg('compare-kept', 'none')
   const out = arg('out', join(DIST, '..', 'bench', 'results', 'hypervisor-scrape.json'))
   if (!existsSync(PEER)) throw new Error(`${PEER} is missing: apt-get install prometheus-libvirt-exporter`)
   const image = await ensureGuestImage()
@@ -113,7 +115,7 @@ async function main (): Promise<void> {
     await writeFile(join(dir, 'agent.json'), JSON.stringify({ listen: `127.0.0.1:${agentPort}`, stateDir: join(dir, 'state'), hypervisor: { type: 'libvirt', socket: host.readOnlySocketPath } }))
     const fedvm = await start('fedvm', process.execPath, [join(DIST, 'packaging', 'bin', 'fedvm.js'), 'agent', 'run', '--config', join(dir, 'agent.json')], agentPort)
     const serialPort = await freePort()
-    const serial = await start(`fedvm-c${compareConcurrency}`, process.execPath, [join(DIST, 'bench', 'hypervisor-server.js'), '--socket', host.readOnlySocketPath, '--port', String(serialPort), '--mode', 'scrape', '--concurrency', String(compareConcurrency)], serialPort)
+    const serial = await start(`fedvm-c${compareConcurrency}-${compareKept}`, process.execPath, [join(DIST, 'bench', 'hypervisor-server.js'), '--socket', host.readOnlySocketPath, '--port', String(serialPort), '--mode', 'scrape', '--concurrency', String(compareConcurrency), '--kept', compareKept], serialPort)
 
     // Scrape-time targets, rotating in blocks.
     const live = [peer, fedvm, serial]
@@ -154,14 +156,16 @@ async function main (): Promise<void> {
     await run('virt-admin', [...admin, 'daemon-log-outputs', '1:file:/var/log/libvirt/libvirtd.log'])
     const qmp: Record<string, Record<string, number>> = {}
     try {
-      for (const t of [peer, fedvm]) {
+      // Per scrape over a few: a collector that keeps groups reads them again only every keptMaxAgeMs.
+      const LOGGED = 4
+      for (const t of live) {
         const before = (await readFile(daemonLog)).length
-        await scrape(t.url)
+        for (let i = 0; i < LOGGED; i++) await scrape(t.url)
         await new Promise(resolve => setTimeout(resolve, 500))
         const text = (await readFile(daemonLog)).subarray(before).toString()
         const counts: Record<string, number> = {}
-        for (const m of text.matchAll(/QEMU_MONITOR_SEND_MSG.*?"execute\\?":\s*\\?"([^"\\]+)/g)) counts[m[1]] = (counts[m[1]] ?? 0) + 1
-        qmp[t.name] = counts
+        for (const m of text.matchAll(/QEMU_MONITOR_SEND_MSG.*?"execute\\?":\s*\\?"([^"\\]+)/g)) counts[m[1]] = (counts[m[1]] ?? 0) + 1 / LOGGED
+        qmp[t.name] = Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, round(v)]))
       }
     } finally {
       await run('virt-admin', [...admin, 'daemon-log-outputs', '3:file:/var/log/libvirt/libvirtd.log'])

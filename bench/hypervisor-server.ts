@@ -4,12 +4,13 @@
  * interval into a cache that the scrape serves (with the data's age exported), so both designs
  * run as separate processes whose CPU the bench can measure.
  *
- *   node dist/bench/hypervisor-server.js --socket SOCK --port PORT --mode scrape|cache [--interval-ms 10000] [--concurrency 4]
+ *   node dist/bench/hypervisor-server.js --socket SOCK --port PORT --mode scrape|cache [--interval-ms 10000] [--concurrency 4] [--kept none|balloon|balloon,vcpu]
  */
 import { Registry } from 'prom-client'
 import { registerCollectors } from '../agent/collect'
 import { startMetricsServer } from '../agent/outputs/metrics-server'
 import type { Collector, MetricFamily, Sample } from '../host/collector'
+import type { StatsGroup } from '../host/hypervisor'
 import { LibvirtCollector } from '../host/libvirt/libvirt-collector'
 import { LibvirtHypervisor } from '../host/libvirt/libvirt-hypervisor'
 
@@ -51,7 +52,9 @@ async function main (): Promise<void> {
   const mode = arg('mode', 'scrape')
   if (mode !== 'scrape' && mode !== 'cache') throw new Error(`--mode must be scrape or cache, got ${mode}`)
   const hypervisor = new LibvirtHypervisor({ socketPath: arg('socket') })
-  const collector = new LibvirtCollector({ hypervisor, concurrency: Number(arg('concurrency', '4')) })
+  // --kept none|balloon|balloon,vcpu: the groups kept between scrapes (the collector's default when absent).
+  const kept = process.argv.includes('--kept') ? arg('kept').split(',').filter(g => g !== 'none') as StatsGroup[] : undefined
+  const collector = new LibvirtCollector({ hypervisor, concurrency: Number(arg('concurrency', '4')), ...(kept === undefined ? {} : { keptGroups: kept }) })
   const registry = new Registry()
   registerCollectors(registry, [mode === 'cache' ? new IntervalCache(collector, Number(arg('interval-ms', '10000'))) : collector])
   await startMetricsServer(registry, '127.0.0.1', Number(arg('port')))

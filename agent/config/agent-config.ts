@@ -50,6 +50,12 @@ const HypervisorSchema = z.object({
   socket: z.string().min(1).optional(),
   /** How often data points named in specifiers are read for the specifier engine (ms). */
   pollIntervalMs: z.number().int().min(100).default(1000),
+  /**
+   * Statistics groups /metrics keeps between scrapes, read again once older than keptMaxAgeMs
+   * (host/libvirt/libvirt-collector.ts; default balloon). [] reads every group at every scrape.
+   */
+  keptGroups: z.array(z.enum(['balloon', 'vcpu'])).optional(),
+  keptMaxAgeMs: z.number().int().min(0).max(3_600_000).optional(),
 }).strict()
 
 const ConfigSchema = z.object({

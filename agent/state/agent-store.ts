@@ -4,7 +4,7 @@ import Database from 'better-sqlite3'
 import type { Database as Db, Statement } from 'better-sqlite3'
 import type { Sample } from '../processing/window'
 import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
-import { stringifyExact } from './exact-json'
+import { stringifyExact } from '../../protocol/exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
 
 /** How long acknowledged outbox rows wait for a transaction to ride along with before they get their own. */

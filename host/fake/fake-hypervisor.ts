@@ -23,6 +23,8 @@ export class FakeHypervisor implements Hypervisor {
   calls = 0
   /** The uuids each getDomainStats call asked for (undefined: all), in call order. */
   readonly statsRequests: Array<string[] | undefined> = []
+  /** The groups each bulk statistics call asked for (undefined: all). */
+  readonly statsGroups: Array<readonly StatsGroup[] | undefined> = []
   /** The most getDomainStats calls that were in flight at once. */
   maxStatsInFlight = 0
   private statsInFlight = 0
@@ -58,6 +60,7 @@ export class FakeHypervisor implements Hypervisor {
   async getDomainStats (request: StatsRequest = {}): Promise<DomainStats[]> {
     this.enter(request.signal)
     this.statsRequests.push(request.domains?.map(d => d.uuid))
+    this.statsGroups.push(request.groups)
     this.maxStatsInFlight = Math.max(this.maxStatsInFlight, ++this.statsInFlight)
     try {
       // Answers in a later turn of the event loop, as a daemon does: calls made together overlap.

@@ -8,6 +8,18 @@
  * bulk calls sent at once on the one connection: libvirtd runs each in its own worker thread and
  * the QEMUs answer in parallel, so the scrape takes about the slowest part instead of the sum.
  *
+ * What a group costs decides when it is read (bench/hypervisor-groups measures it: libvirt 9.0, 30
+ * domains, QMP commands per domain): state and interface none; cpu 1 (query-stats, for the halt-poll
+ * times, which fedvm does not export; cpu.time itself comes from the cgroup); block 3; balloon 2
+ * (query-balloon, qom-get of the guest's statistics); vcpu 2 (query-stats-schemas, query-stats).
+ * The counters that move between scrapes (cpu, block, interface) are read at every scrape. The
+ * `kept` groups (default balloon) are read with them only once the kept copy is older than
+ * `keptMaxAgeMs` (or a domain has none): the guest refreshes its balloon statistics once per
+ * statistics period (<memballoon><stats period>, usually 5-10 s, never without one), and the
+ * balloon size and maximum change only when someone sets them, so reading them every scrape costs
+ * two QMP round trips per domain for values that have not moved; the host-side rss in that group
+ * is up to keptMaxAgeMs old.
+ *
  * Read at scrape time, as Prometheus advises, not on an interval into a cache as collectd does
  * (bench/hypervisor-scrape measures both): a cache keeps a scrape's wall time flat (~10 ms at 30
  * domains) but costs the same libvirtd and QEMU work per interval while nobody scrapes (~1.3 s of
@@ -27,7 +39,7 @@
 import { setMaxListeners } from 'node:events'
 import type { Collector, Sample } from '../collector'
 import { HypervisorError } from '../errors'
-import type { DomainRef, DomainStats, Hypervisor } from '../hypervisor'
+import { STATS_GROUPS, type DomainRef, type DomainStats, type Hypervisor, type StatsGroup } from '../hypervisor'
 import { domainSamples, F, LIBVIRT_FAMILIES } from './domain-samples'
 
 export interface LibvirtCollectorOptions {
@@ -42,8 +54,21 @@ export interface LibvirtCollectorOptions {
    * calls per client at once (max_client_requests), and one is left for other callers.
    */
   concurrency?: number
+  /**
+   * Groups kept between scrapes, read again once older than keptMaxAgeMs. Default ['balloon'];
+   * [] reads every group at every scrape. `state` is always read.
+   */
+  keptGroups?: readonly StatsGroup[]
+  /** Default 30000: within one or two Prometheus scrape intervals, several balloon statistics periods. */
+  keptMaxAgeMs?: number
+  /** Monotonic clock, ms (tests drive it). */
+  now?: () => number
   log?: (message: string) => void
 }
+
+/** What a domain's kept groups said when last read. */
+type KeptStats = Pick<DomainStats, 'balloon' | 'vcpu'>
+const KEPT_CAPABLE: readonly StatsGroup[] = ['balloon', 'vcpu']
 
 const SHUTOFF = 5
 /** Fewer active domains than this per call are not worth another call. */
@@ -58,6 +83,12 @@ export class LibvirtCollector implements Collector {
   private readonly log: (message: string) => void
   /** Domains that missed a deadline, by uuid; left out of bulk calls until they recover. */
   private readonly stuck = new Map<string, DomainRef>()
+  private readonly keptGroups: readonly StatsGroup[]
+  private readonly keptMaxAgeMs: number
+  private readonly now: () => number
+  /** The kept groups of each active domain, by uuid, as of keptAt. */
+  private kept = new Map<string, KeptStats>()
+  private keptAt = Number.NEGATIVE_INFINITY
 
   constructor (options: LibvirtCollectorOptions) {
     this.hypervisor = options.hypervisor
@@ -65,6 +96,11 @@ export class LibvirtCollector implements Collector {
     this.concurrency = options.concurrency ?? 4
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${String(options.concurrency)}`)
     this.log = options.log ?? (() => {})
+    this.keptGroups = options.keptGroups ?? ['balloon']
+    for (const g of this.keptGroups) if (!KEPT_CAPABLE.includes(g)) throw new RangeError(`keptGroups may hold ${KEPT_CAPABLE.join(', ')}, got ${String(g)}`)
+    this.keptMaxAgeMs = options.keptMaxAgeMs ?? 30_000
+    if (!(this.keptMaxAgeMs >= 0)) throw new RangeError(`keptMaxAgeMs must be a number of milliseconds >= 0, got ${String(options.keptMaxAgeMs)}`)
+    this.now = options.now ?? (() => performance.now())
   }
 
   async collect (signal: AbortSignal): Promise<Sample[]> {
@@ -87,11 +123,32 @@ export class LibvirtCollector implements Collector {
 
   private async read (signal: AbortSignal): Promise<DomainStats[]> {
     if (this.stuck.size > 0) await this.recheckStuck(signal)
-    // One call for every domain needs no list first.
-    const parts = this.concurrency === 1 && this.stuck.size === 0
-      ? [undefined]
-      : split((await this.listBounded(signal)).filter(d => !this.stuck.has(d.uuid)), this.concurrency)
-    const answers = await Promise.allSettled(parts.map(async part => await this.bulk(part, signal)))
+    const now = this.now()
+    // One call for every domain needs no list first (unless kept groups need to know who is new).
+    const listed = this.concurrency === 1 && this.stuck.size === 0 && this.keptGroups.length === 0
+      ? undefined
+      : (await this.listBounded(signal)).filter(d => !this.stuck.has(d.uuid))
+    const refresh = this.keptGroups.length > 0 && (now - this.keptAt >= this.keptMaxAgeMs || (listed ?? []).some(d => d.id >= 0 && !this.kept.has(d.uuid)))
+    const groups = refresh || this.keptGroups.length === 0 ? undefined : STATS_GROUPS.filter(g => !this.keptGroups.includes(g))
+    const stats = await this.readGroups(listed, groups, signal)
+    if (refresh) {
+      this.kept = new Map(stats.filter(d => d.state.code !== SHUTOFF).map(d => [d.uuid, { balloon: d.balloon, vcpu: d.vcpu }]))
+      this.keptAt = now
+    } else if (groups !== undefined) {
+      for (const d of stats) {
+        const kept = this.kept.get(d.uuid)
+        if (kept === undefined) continue
+        if (d.state.code === SHUTOFF) this.kept.delete(d.uuid)
+        else for (const g of this.keptGroups) (d as KeptStats)[g as keyof KeptStats] = kept[g as keyof KeptStats] as never
+      }
+    }
+    return stats
+  }
+
+  /** The domains (`listed`, or all) in up to `concurrency` bulk calls at once, each bounded; a stuck domain is found and left out. */
+  private async readGroups (listed: DomainRef[] | undefined, groups: readonly StatsGroup[] | undefined, signal: AbortSignal): Promise<DomainStats[]> {
+    const parts = listed === undefined ? [undefined] : split(listed, this.concurrency)
+    const answers = await Promise.allSettled(parts.map(async part => await this.bulk(part, groups, signal)))
     const out: DomainStats[] = []
     const late: DomainRef[] = []
     for (const [i, answer] of answers.entries()) {
@@ -103,7 +160,7 @@ export class LibvirtCollector implements Collector {
     const found = await this.findStuck(late, signal)
     if (found === 0) throw new HypervisorError('TIMEOUT', `libvirt bulk statistics took over ${this.statsTimeoutMs} ms and no domain's monitor is busy`)
     const rest = late.filter(d => !this.stuck.has(d.uuid))
-    if (rest.length > 0) out.push(...await this.bulk(rest, signal))
+    if (rest.length > 0) out.push(...await this.bulk(rest, groups, signal))
     return out
   }
 
@@ -116,12 +173,12 @@ export class LibvirtCollector implements Collector {
     }
   }
 
-  /** One bulk call (all domains when `domains` is undefined), bounded by statsTimeoutMs. */
-  private async bulk (domains: DomainRef[] | undefined, signal: AbortSignal): Promise<DomainStats[]> {
+  /** One bulk call (all domains when `domains` is undefined; every group when `groups` is), bounded by statsTimeoutMs. */
+  private async bulk (domains: DomainRef[] | undefined, groups: readonly StatsGroup[] | undefined, signal: AbortSignal): Promise<DomainStats[]> {
     if (domains?.length === 0) return []
     const bounded = withTimeout(signal, this.statsTimeoutMs)
     try {
-      return await this.hypervisor.getDomainStats({ domains, signal: bounded.signal })
+      return await this.hypervisor.getDomainStats({ domains, groups, signal: bounded.signal })
     } catch (err) {
       throw bounded.timedOut() ? new HypervisorError('TIMEOUT', `libvirt bulk statistics did not answer within ${this.statsTimeoutMs} ms`, { cause: err }) : err
     } finally {

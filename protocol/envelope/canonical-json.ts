@@ -22,6 +22,8 @@ export function canonicalJson (value: unknown): string {
 const UNUSUAL_OBJECT = new Error('an object key order JSON.stringify would not keep')
 
 function sortedMembers (_key: string, value: unknown): unknown {
+  // A 64-bit KPI integer beyond ±2^53 (protocol/exact-json.ts): JSON.stringify cannot write it.
+  if (typeof value === 'bigint') throw UNUSUAL_OBJECT
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw nonFinite(value)
     return value
@@ -49,6 +51,8 @@ function isArrayIndex (key: string): boolean {
 
 /** json-canonicalize's algorithm, without its path bookkeeping (values are JSON data, never circular). */
 function memberByMember (value: unknown): string {
+  // Its exact integer literal: both ends of a hop read such a literal back as the same bigint.
+  if (typeof value === 'bigint') return value.toString()
   if (value === null || typeof value !== 'object' || (value as { toJSON?: unknown }).toJSON != null) {
     if (typeof value === 'number' && !Number.isFinite(value)) throw nonFinite(value)
     return JSON.stringify(value)

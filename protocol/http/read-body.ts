@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { ProtocolError } from '../errors'
+import { parseExact } from '../exact-json'
 
 /** Reads a request body, refusing (and not buffering) anything past `limit` bytes. */
 export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -20,9 +21,10 @@ export async function readLimited (stream: AsyncIterable<unknown>, limit: number
   return Buffer.concat(chunks)
 }
 
+/** A request body: a 64-bit KPI integer beyond ±2^53 is read as an exact bigint (protocol/exact-json.ts). */
 export function parseJson (body: Buffer): unknown {
   try {
-    return JSON.parse(body.toString('utf8'))
+    return parseExact(body.toString('utf8'))
   } catch (err) {
     throw new ProtocolError('bad-request', 'the body is not valid JSON', { cause: err })
   }

@@ -1,6 +1,6 @@
 import { Gauge, Registry } from 'prom-client'
 import type { Log } from '../log'
-import type { Delivery } from '../relay/delivery'
+import { sampleAsDouble, type Delivery } from '../relay/delivery'
 import type { PrimaryLatest } from './primary-latest'
 import type { OpenedDelivery, SealedOpener } from './sealed-opener'
 
@@ -59,5 +59,5 @@ async function valueOf (d: Delivery, sources: PrimaryMetricsSources): Promise<nu
   if (opened.value !== undefined) return opened.value
   const samples = opened.samples ?? []
   const last = samples.reduce<typeof samples[number] | undefined>((a, s) => (a === undefined || s.ts >= a.ts ? s : a), undefined)
-  return typeof last?.value === 'number' ? last.value : undefined
+  return last === undefined ? undefined : sampleAsDouble(last.value)
 }

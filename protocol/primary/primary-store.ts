@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { parseExact, stringifyExact } from '../exact-json'
 import type { Delivery } from '../relay/delivery'
 
 /**
@@ -24,7 +25,7 @@ export class PrimaryStore {
     const fresh: Delivery[] = []
     for (const d of deliveries) {
       const result = this.insertRow.run(d.id, d.vm, d.metric, d.format, d.function ?? null, d.from, d.to, d.value ?? null,
-        d.samples === undefined ? null : JSON.stringify(d.samples), d.sealed ?? null, receivedAt)
+        d.samples === undefined ? null : stringifyExact(d.samples), d.sealed ?? null, receivedAt)
       if (result.changes > 0) fresh.push(d)
     }
     return fresh
@@ -39,7 +40,7 @@ export function deliveryFromRow (row: Record<string, unknown>): Delivery & { rec
   }
   if (row.function !== null && row.function !== undefined) d.function = row.function as Delivery['function']
   if (row.value !== null && row.value !== undefined) d.value = row.value as number
-  if (row.samples !== null && row.samples !== undefined) d.samples = JSON.parse(row.samples as string)
+  if (row.samples !== null && row.samples !== undefined) d.samples = parseExact(row.samples as string) as Delivery['samples']
   if (row.sealed !== null && row.sealed !== undefined) d.sealed = row.sealed as string
   return d
 }

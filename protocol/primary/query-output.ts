@@ -1,15 +1,17 @@
+import { stringifyExact } from '../exact-json'
 import type { OpenedDelivery } from './sealed-opener'
 
 /** What `fedvm monitor query` prints as JSON: the deliveries, sealed ones opened, times both ways. */
 export function queryJson (q: { vm: string, metric?: string, since?: number, until?: number }, deliveries: readonly OpenedDelivery[]): string {
-  return `${JSON.stringify({
+  // stringifyExact: a 64-bit KPI integer prints digit for digit.
+  return `${stringifyExact({
     vm: q.vm,
     ...(q.metric !== undefined ? { metric: q.metric } : {}),
     ...(q.since !== undefined ? { since: new Date(q.since).toISOString() } : {}),
     ...(q.until !== undefined ? { until: new Date(q.until).toISOString() } : {}),
     count: deliveries.length,
     deliveries: deliveries.map(({ wasSealed, ...d }) => ({ ...d, time: new Date(d.to).toISOString(), sealed: wasSealed })),
-  }, null, 2)}\n`
+  }, 2)}\n`
 }
 
 const HEADER = ['TIME', 'METRIC', 'FUNCTION', 'VALUE', 'SEALED']

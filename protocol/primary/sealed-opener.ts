@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeKey, SEAL_SECRET_FILE } from '../crypto/key-files'
 import { publicKeyOf, unseal, type BoxKeyPair } from '../crypto/sealed-box'
-import type { Delivery } from '../relay/delivery'
+import { parseExact } from '../exact-json'
+import type { Delivery, SampleNumber } from '../relay/delivery'
 import { MonitoringViewError } from './errors'
 
 /** A delivery as the primary site reads it: sealed payloads opened. Never logged when `wasSealed`. */
@@ -15,7 +16,7 @@ export interface OpenedDelivery {
   from: number
   to: number
   /** Raw samples; a value sealed by the application itself (`encrypted/`) is its text when not a number. */
-  samples?: Array<{ ts: number, value: number | string }>
+  samples?: Array<{ ts: number, value: SampleNumber | string }>
   value?: number
   wasSealed: boolean
 }
@@ -74,7 +75,7 @@ function payloadOf (plain: Buffer, d: Delivery): Pick<OpenedDelivery, 'samples' 
   const text = new TextDecoder('utf-8', { fatal: false }).decode(plain)
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = parseExact(text)
   } catch {
     json = undefined // not the agent's JSON: an application's sealed value
   }
@@ -88,7 +89,7 @@ function payloadOf (plain: Buffer, d: Delivery): Pick<OpenedDelivery, 'samples' 
   return { samples: [{ ts: d.from, value: Number.isFinite(number) ? number : trimmed }] }
 }
 
-function isSample (s: unknown): s is { ts: number, value: number | string } {
+function isSample (s: unknown): s is { ts: number, value: SampleNumber | string } {
   const v = s as { ts?: unknown, value?: unknown }
-  return typeof v === 'object' && v !== null && typeof v.ts === 'number' && (typeof v.value === 'number' || typeof v.value === 'string')
+  return typeof v === 'object' && v !== null && typeof v.ts === 'number' && (typeof v.value === 'number' || typeof v.value === 'bigint' || typeof v.value === 'string')
 }

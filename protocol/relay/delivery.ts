@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { isBeyondDouble, isInt64 } from '../exact-json'
 import { isSafeFileName } from '../../host/vm-folder/vm-folder'
 import { ProtocolError } from '../errors'
 import { describeIssue } from '../zod-issues'
@@ -9,7 +10,7 @@ import { describeIssue } from '../zod-issues'
  * stable, so a receiver that sees a delivery twice drops the repeat. Declared here for the agent and
  * for every ingest (local HTTP, NATS, the signed cross-site operation): protocol/ may not import agent/.
  */
-export interface Delivery<SampleValue = number> {
+export interface Delivery<SampleValue = SampleNumber> {
   id: string
   vm: string
   metric: string
@@ -23,12 +24,26 @@ export interface Delivery<SampleValue = number> {
 }
 
 /**
- * A delivery as the agent makes it: a KPI integer beyond ±2^53 is a bigint there, written digit for
- * digit in the JSON it sends (a site parses it as a number).
+ * A raw sample's value: a KPI integer beyond ±2^53 is a bigint, exact through every hop (written
+ * digit for digit, read back with parseExact: protocol/exact-json.ts); every other number a double.
  */
-export type AgentDelivery = Delivery<number | bigint>
+export type SampleNumber = number | bigint
+
+/**
+ * A sample value as a number for what stores doubles (Prometheus' /metrics and remote write, rule
+ * comparisons): a bigint becomes the nearest double, by nature of those formats; text has none.
+ */
+export function sampleAsDouble (value: SampleNumber | string): number | undefined {
+  if (typeof value === 'bigint') return Number(value)
+  return typeof value === 'number' ? value : undefined
+}
+
+/** A delivery as the agent makes it. */
+export type AgentDelivery = Delivery
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+// parseExact makes a bigint only of an integer a double would round; a KPI integer is 64-bit.
+const exactInteger = z.bigint().refine(isInt64, 'must be a 64-bit integer (a KPI INTEGER)').refine(isBeyondDouble, 'must be a bigint only beyond ±2^53')
 const time = z.number().int().min(0).max(8_640_000_000_000_000)
 
 // Members in code-unit order: parsed deliveries then come out with their keys already sorted, so
@@ -39,7 +54,7 @@ const DeliverySchema = z.object({
   function: z.enum(['min', 'max', 'mean', 'median']).optional(),
   id: z.string().min(1).max(512),
   metric: z.string().min(1).max(512),
-  samples: z.array(z.object({ ts: time, value: z.number() }).strict()).min(1).max(100_000).optional(),
+  samples: z.array(z.object({ ts: time, value: z.union([z.number(), exactInteger]) }).strict()).min(1).max(100_000).optional(),
   sealed: z.string().min(1).regex(BASE64, 'must be base64').optional(),
   to: time,
   value: z.number().optional(),

@@ -2,6 +2,7 @@ import { jetstream, jetstreamManager, type ConsumerMessages, type JetStreamManag
 import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node'
 import { readFile } from 'node:fs/promises'
 import { ProtocolError } from '../errors'
+import { parseExact } from '../exact-json'
 import { defaultStreamName, type NatsIngestConfig } from './nats-config'
 import { ensureDeliveryStream } from './nats-stream'
 import { parseDeliverySubject } from './nats-subjects'
@@ -172,7 +173,7 @@ export class NatsIngest {
   private decode (msg: JsMsg): Received | undefined {
     let delivery: unknown
     try {
-      delivery = JSON.parse(msg.string())
+      delivery = parseExact(msg.string())
     } catch {
       this.terminate(msg, 'not JSON')
       return undefined

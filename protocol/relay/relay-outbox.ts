@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { parseExact, stringifyExact } from '../exact-json'
 import type { Delivery } from './delivery'
 
 /** Rows of the outbox taken together for one request to the next hop. */
@@ -49,7 +50,7 @@ export class RelayOutbox {
       size += row.bytes
       if (batch.seqs.length > 0 && size > maxBytes) break
       batch.seqs.push(row.seq)
-      for (const d of JSON.parse(row.body) as Delivery[]) batch.deliveries.push(d)
+      for (const d of parseExact(row.body) as Delivery[]) batch.deliveries.push(d)
     }
     return batch
   }
@@ -81,7 +82,7 @@ export class RelayOutbox {
       bytes = 2
     }
     for (const d of deliveries) {
-      const text = JSON.stringify(d)
+      const text = stringifyExact(d)
       const size = Buffer.byteLength(text) + 1
       if (parts.length > 0 && bytes + size > this.maxRowBytes) flush()
       parts.push(text)

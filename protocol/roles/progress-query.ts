@@ -33,7 +33,7 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
     const route = deps.routes.route(ref)
     if (route !== undefined && route.kind === 'offer') {
       checkHolder(route, caller.sender, vmId, 'offer')
-      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { ref: route.partnerRef, timeoutMs: PROGRESS_QUERY_TIMEOUT_MS })
+      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { ref: route.partnerRef, timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     }
     heldToken(deps, ref, 'destination', caller.sender, vmId)
     return { progress: deps.progress.get(vmId) ?? null }
@@ -43,7 +43,7 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
     const route = deps.routes.route(token)
     if (route !== undefined && route.kind === 'source') {
       checkHolder(route, caller.sender, vmId, 'transfer')
-      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS })
+      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     }
     heldToken(deps, token, 'source', caller.sender, vmId)
     return { progress: deps.progress.get(vmId) ?? null }

@@ -11,7 +11,7 @@ import type { WatchedMigrations } from './watched-migrations'
 export const PROGRESS_POLL_MS = 500
 
 export interface ProgressWatchDeps extends ProgressQueryDeps {
-  watched: Pick<WatchedMigrations, 'report'>
+  watched: Pick<WatchedMigrations, 'report' | 'has'>
   log: Log
 }
 
@@ -24,14 +24,16 @@ interface End {
 }
 
 /**
- * While one migration attempt's transfer runs, the Controller asks both of its ends for progress
- * every `intervalMs` and keeps the newest figures in `watched`. It learns amounts and rates, never
- * where: each question travels the chain the migration's own operations travel. Once an end answers
- * with figures only that end is asked, until it has none. An end that cannot be reached costs only
- * this round's figures; one that does not know the operation (a partner older than it) is not asked
- * again. Returns the function that stops it; an answer still on its way is then dropped.
+ * While one migration attempt moves the VM (cold or live: the attempt's record names both ends), the
+ * Controller asks both ends for progress every `intervalMs` and keeps the newest figures in `watched`.
+ * It learns amounts and rates, never where: each question travels the chain the migration's own
+ * operations travel. Once an end answers with figures only that end is asked, until it has none. An
+ * end that cannot be reached costs only this round's figures; one that does not know the operation
+ * (a partner older than it) is not asked again. The function it returns stops it (an answer still on
+ * its way is then dropped); it also stops by itself once the Controller has let the VM go (`watched`
+ * no longer lists it) or `decided()` says the attempt is decided.
  */
-export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, intervalMs = PROGRESS_POLL_MS): () => void {
+export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, { decided = () => false, intervalMs = PROGRESS_POLL_MS }: { decided?: () => boolean, intervalMs?: number } = {}): () => void {
   const { vmId } = migration
   const ends: End[] = [
     { end: 'destination', via: migration.via, body: { vmId, end: 'destination' }, ref: migration.offerRef },
@@ -47,7 +49,7 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
     try {
       const answer = end.via === deps.self
         ? await handleMigrationProgress(deps, { sender: deps.self }, end.body, end.ref)
-        : await askPartner(deps, end.via, 'migration-progress', end.body, ProgressAnswerSchema, { ...(end.ref === undefined ? {} : { ref: end.ref }), timeoutMs: PROGRESS_QUERY_TIMEOUT_MS })
+        : await askPartner(deps, end.via, 'migration-progress', end.body, ProgressAnswerSchema, { ...(end.ref === undefined ? {} : { ref: end.ref }), timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
       failing.delete(end)
       return answer.progress
     } catch (err) {
@@ -76,8 +78,9 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
     }
   }
 
+  const over = (): boolean => stopped || ends.length === 0 || !deps.watched.has(vmId) || decided()
   void (async () => {
-    while (!stopped && ends.length > 0) {
+    while (!over()) {
       await round()
       if (stopped) break
       await new Promise<void>((resolve) => {

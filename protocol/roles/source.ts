@@ -157,13 +157,15 @@ export async function handleTransferConfirm (deps: SourceDeps, caller: Caller, r
     if (record.state === 'spent') return { state: 'confirmed' }
     if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here: the VM runs at the source`)
     faultPoint('source:releasing')
+    const started = Date.now()
     // A live migration's Confirm first: libvirt removes the domain the Destination now runs.
     await confirmLive(deps, token, typeof body.cookie === 'string' ? body.cookie : undefined, false)
+    const confirmed = Date.now()
     // Released first, spent after: a crash between leaves the token open, and the next confirm releases again.
     await deps.hosts.get(record.hostId, vmId).release(vmId)
     deps.tokens.setTokenState(token, 'spent')
     if (record.locationVersion !== null) deps.locations.dropLocationIf(vmId, record.locationVersion)
-    deps.log({ event: 'transfer-released', vm: vmId })
+    deps.log({ event: 'transfer-released', vm: vmId, confirmMs: confirmed - started, releaseMs: Date.now() - confirmed })
     return { state: 'confirmed' }
   })
 }

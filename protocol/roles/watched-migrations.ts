@@ -23,6 +23,10 @@ export class WatchedMigrations {
     if (!this.entries.has(vmId)) this.entries.set(vmId, { vmId, since: now, progress: null })
   }
 
+  has (vmId: string): boolean {
+    return this.entries.has(vmId)
+  }
+
   /** Ignored once the migration has ended: a query answered late must not bring it back. */
   report (vmId: string, progress: MigrationProgress | null): void {
     const entry = this.entries.get(vmId)

@@ -4,6 +4,7 @@ import type { SignedRequest } from '../envelope/hop'
 import type { Keyring } from '../envelope/keyring'
 import { signForward, signNewRequest } from '../envelope/sign-request'
 import { ProtocolError } from '../errors'
+import { stringifyExact } from '../exact-json'
 import type { Log } from '../log'
 import type { Caller } from '../roles/caller'
 import type { PartnerClient, SendOptions } from '../roles/partner-client'
@@ -44,7 +45,7 @@ export class SignedPartners implements PartnerClient {
       answer = await this.call(to, request, options.timeoutMs)
     }
     // Control-channel cost, for bench/transfer: message size both ways and round-trip time.
-    this.log({ event: 'send', op, to, requestBytes: JSON.stringify(request).length, answerBytes: JSON.stringify(answer).length, ms: Date.now() - started })
+    if (options.quiet !== true) this.log({ event: 'send', op, to, requestBytes: stringifyExact(request).length, answerBytes: stringifyExact(answer).length, ms: Date.now() - started })
     return answer
   }
 

@@ -28,15 +28,15 @@ export async function showProgressWhile (running: Promise<unknown>, vmId: string
     drawn = true
   }
   while (settled === undefined) {
-    try {
-      const status = SiteStatusSchema.safeParse(await askStatus())
-      const migration = status.success ? status.data.migrations.find((m) => m.vmId === vmId) : undefined
-      if (migration !== undefined && settled === undefined) {
-        last = migration.progress ?? last
-        draw(migration.progress === null && last !== null ? progressLine(last) : migrationLine(migration))
-      }
-    } catch {
-      // The daemon may be busy or restarting: the outcome (or its refusal) still comes from the migration's own call.
+    // The daemon may be slow to answer, busy or restarting: the line then stays as it was, and the outcome (or
+    // its refusal) never waits for a status still on its way.
+    const asking = Promise.resolve().then(askStatus).catch(() => undefined)
+    const answer = await Promise.race([asking, done])
+    const status = settled === undefined ? SiteStatusSchema.safeParse(answer) : undefined
+    const migration = status?.success === true ? status.data.migrations.find((m) => m.vmId === vmId) : undefined
+    if (migration !== undefined) {
+      last = migration.progress ?? last
+      draw(migration.progress === null && last !== null ? progressLine(last) : migrationLine(migration))
     }
     await Promise.race([done, new Promise((resolve) => setTimeout(resolve, intervalMs))])
   }

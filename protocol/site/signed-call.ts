@@ -1,4 +1,5 @@
 import { ProtocolError } from '../errors'
+import { stringifyExact } from '../exact-json'
 import type { SignedRequest } from '../envelope/hop'
 import { verifyResponse, RESPONSE_SIGNATURE_HEADER } from '../envelope/signed-response'
 import { fromProblemDocument } from '../http/problem'
@@ -24,7 +25,7 @@ export class UnansweredError extends ProtocolError {
 /** Sends a signed request (pinned TLS) and returns the answer once its signature checks; a problem document is thrown. */
 export async function callSite (endpoint: Endpoint, me: string, request: SignedRequest, options: { windowMs: number, timeoutMs: number }): Promise<unknown> {
   const last = request.hops[request.hops.length - 1]
-  const body = Buffer.from(JSON.stringify(request))
+  const body = Buffer.from(stringifyExact(request))
   let res: Awaited<ReturnType<typeof pinnedRequest>>
   let answer: Buffer
   try {

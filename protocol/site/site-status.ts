@@ -45,6 +45,7 @@ export function statusText (status: SiteStatus, now = Date.now()): string {
   for (const m of status.migrations) lines.push(`  ${m.vmId}: ${migrationLine(m, now)}`)
   if (status.transfers.length > 0) lines.push('data moving here:')
   for (const p of status.transfers) lines.push(`  ${p.vmId}: ${progressLine(p)} (${p.path})`)
+  if (status.inDoubt.length > 0) lines.push('arrived, waiting for the Controller\'s decision:')
   for (const d of status.inDoubt) lines.push(`  ${d.vmId}: ${d.state}`)
   return `${lines.join('\n')}\n`
 }

@@ -68,10 +68,18 @@ t.test('migration progress at the Controller: the terminal line, site status, an
     t.equal(percents[percents.length - 1], 100, 'it ends at 100 %')
     t.match(output, /\rMigration: \[100 %\] done, 0\.0 MiB of 32\.0 MiB left[^\r\n]*\r\n\{/, 'a newline ends the line, and the outcome follows')
     t.match(JSON.parse(output.slice(output.indexOf('{')).replaceAll('\r\n', '\n')), { vm: 'web-1', outcome: 'migrated', destination: 'site-b', digestsAgree: true })
+    const json = runFedvmOnTerminal(['site', 'status', '--config', fed.site('site-a').configFile, '--json'])
+    t.teardown(json.stop)
+    t.equal(await json.exited, 0, json.output())
+    t.match(JSON.parse(json.output().replaceAll('\r\n', '\n')), { id: 'site-a', locations: [{ vmId: 'web-1', kind: 'partner', target: 'site-b' }], migrations: [], transfers: [] }, 'site status --json on a terminal: JSON')
     const to = await hostOf()
     t.not(to, from, `the VM moved between C's hosts (${from} → ${to})`)
     t.same(await digestsOf(join(fed.vmDir('site-c', to), 'web-1')), digests, 'byte for byte')
     t.same((await fed.cli('site-a', 'status')).json.migrations, [], 'once it is over A lists no running migration')
+    for (const id of ['site-a', 'site-b', 'site-c']) {
+      const events = fed.daemon(id).events()
+      t.notOk(events.some((e) => e.op === 'migration-progress'), `${id}: the polling is neither refused nor logged request by request`)
+    }
   })
 
   await t.test('piped, and with --json on a terminal: the JSON outcome alone', async (t) => {

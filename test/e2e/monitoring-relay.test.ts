@@ -72,7 +72,7 @@ t.test('monitoring relay through a 3-site chain', async (t) => {
       return rows.some((d) => d.function === 'median') && rows.filter((d) => d.metric === USERS && d.format === 'raw').length === SEQUENCE.length &&
         rows.some((d) => d.metric === 'kpi:secret') && rows.some((d) => d.metric === 'kpi:billing.revenue') && rows
     }, 30_000)
-    t.same(at.filter((d) => d.metric === USERS && d.format === 'raw').flatMap((d) => d.samples!.map((s) => s.value)).sort((a, b) => a - b), [...SEQUENCE].sort((a, b) => a - b), 'raw: every value once')
+    t.same(at.filter((d) => d.metric === USERS && d.format === 'raw').flatMap((d) => d.samples!.map((s) => Number(s.value))).sort((a, b) => a - b), [...SEQUENCE].sort((a, b) => a - b), 'raw: every value once')
     t.same(at.filter((d) => d.function === 'median').map((d) => d.value), [33], 'processed: the median of the window')
     const revenue = at.find((d) => d.metric === 'kpi:billing.revenue')!
     t.equal(revenue.samples, undefined, 'encrypt: true arrives sealed')

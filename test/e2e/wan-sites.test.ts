@@ -68,7 +68,7 @@ t.test('sites over a slow, lossy WAN and a 30 s partition', async (t) => {
     const db = new Database(file, { readonly: true, fileMustExist: true })
     try {
       return (db.prepare('SELECT * FROM "deliveries"').all() as Array<Record<string, unknown>>).map(deliveryFromRow)
-        .filter((d) => d.vm === WEB && d.metric === USERS).flatMap((d) => d.samples!.map((s) => s.value))
+        .filter((d) => d.vm === WEB && d.metric === USERS).flatMap((d) => d.samples!.map((s) => Number(s.value)))
     } finally {
       db.close()
     }

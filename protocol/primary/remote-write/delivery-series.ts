@@ -1,5 +1,5 @@
 import type { Log } from '../../log'
-import type { Delivery } from '../../relay/delivery'
+import { sampleAsDouble, type Delivery } from '../../relay/delivery'
 import type { OpenedDelivery, SealedOpener } from '../sealed-opener'
 import type { Series } from './write-request'
 
@@ -30,7 +30,8 @@ export async function seriesOf (deliveries: readonly Delivery[], sources: Series
     if (series === undefined) byKey.set(key, series = { labels, samples: [] })
     if (opened.value !== undefined) series.samples.push({ value: opened.value, timestamp: d.to })
     for (const s of opened.samples ?? []) {
-      if (typeof s.value === 'number') series.samples.push({ value: s.value, timestamp: s.ts })
+      const value = sampleAsDouble(s.value)
+      if (value !== undefined) series.samples.push({ value, timestamp: s.ts })
     }
   }
   return [...byKey.values()].filter((s) => s.samples.length > 0)

@@ -1,3 +1,4 @@
+import { sampleAsDouble } from '../../relay/delivery'
 import type { OpenedDelivery } from '../sealed-opener'
 import type { Point } from './rule-evaluator'
 
@@ -9,7 +10,8 @@ export function pointsOf (d: OpenedDelivery): Point[] {
   }
   const points: Point[] = []
   for (const s of d.samples ?? []) {
-    if (typeof s.value === 'number' && Number.isFinite(s.value)) points.push({ ...base, selector: 'raw', ts: s.ts, value: s.value })
+    const value = sampleAsDouble(s.value)
+    if (value !== undefined && Number.isFinite(value)) points.push({ ...base, selector: 'raw', ts: s.ts, value })
   }
   return points
 }

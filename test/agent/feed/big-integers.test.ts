@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createServer } from 'node:http'
 import { decodeFrame, encodeFrame, type RowFrame } from '../../../protocol/kpi-feed/frames'
-import { stringifyExact } from '../../../agent/state/exact-json'
+import { stringifyExact } from '../../../protocol/exact-json'
 import { AgentSetup } from '../support/agent-setup'
 import { waitFor } from '../../support/wait'
 

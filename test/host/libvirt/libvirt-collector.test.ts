@@ -155,14 +155,14 @@ t.test('the domains are read in parallel bulk calls that together ask for each d
   t.same(forUuid(samples, uuidOf(99)), ['libvirt_domain_info_state'], 'the shut-off domain: its state')
 })
 
-t.test('few domains: one call; concurrency 1: one call for all, without listing first', async t => {
+t.test('few domains: one call; concurrency 1 and nothing kept: one call for all, without listing first', async t => {
   const hv = new FakeHypervisor()
   for (let i = 0; i < 3; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
   await new LibvirtCollector({ hypervisor: hv }).collect(signal())
   t.equal(hv.statsRequests.length, 1, 'three domains are not worth a second call')
   const single = new FakeHypervisor()
   for (let i = 0; i < 12; i++) single.define(runningStats(`d${i}`, uuidOf(i)))
-  await new LibvirtCollector({ hypervisor: single, concurrency: 1 }).collect(signal())
+  await new LibvirtCollector({ hypervisor: single, concurrency: 1, keptGroups: [] }).collect(signal())
   t.same(single.statsRequests, [undefined], 'one call for all domains')
   t.equal(single.calls, 1, 'and nothing else')
   t.throws(() => new LibvirtCollector({ hypervisor: single, concurrency: 0 }), /concurrency must be a positive integer, got 0/)
@@ -192,4 +192,40 @@ t.test('every active domain stuck: no bulk call asks for them again', async t =>
   t.equal(value(again, 'libvirt_up'), 1)
   t.same(forUuid(again, A), ['libvirt_domain_timed_out'])
   t.equal(hv.statsRequests.length, 1, 'no bulk call since the first: none for an empty list (libvirt reads it as every domain)')
+})
+
+t.test('kept groups: read with the rest once older than keptMaxAgeMs or for a new domain; their values meanwhile from the last read', async t => {
+  const hv = new FakeHypervisor()
+  for (let i = 0; i < 4; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
+  let clock = 0
+  const c = new LibvirtCollector({ hypervisor: hv, concurrency: 2, keptMaxAgeMs: 30_000, now: () => clock })
+  const groupsOfLast = (): string => JSON.stringify(hv.statsGroups.slice(-2))
+  const every = JSON.stringify([undefined, undefined])
+  const fresh = JSON.stringify([['state', 'cpu', 'vcpu', 'interface', 'block'], ['state', 'cpu', 'vcpu', 'interface', 'block']])
+  const rss = (samples: Sample[]): number | undefined => value(samples, 'libvirt_domain_memory_stats_rss_bytes', { domain: 'd1' })
+  const first = await c.collect(signal())
+  t.equal(groupsOfLast(), every, 'first scrape: every group')
+  const before = rss(first)
+  hv.domains.get(uuidOf(1))!.stats.balloon!.rssKiB = 1
+  hv.domains.get(uuidOf(1))!.stats.cpu!.timeNs = 99e9
+  clock = 29_999
+  const second = await c.collect(signal())
+  t.equal(groupsOfLast(), fresh, 'within keptMaxAgeMs: balloon is not asked for')
+  t.equal(rss(second), before, 'its values come from the last read')
+  t.equal(value(second, 'libvirt_domain_info_cpu_time_seconds_total', { domain: 'd1' }), 99, 'the other groups are read at this scrape')
+  t.same(new Set(second.map(s => s.name)), new Set(first.map(s => s.name)), 'every family as before')
+  clock = 30_000
+  t.equal(rss(await c.collect(signal())), 1024, 'once keptMaxAgeMs passed: read again')
+  t.equal(groupsOfLast(), every)
+  hv.define(runningStats('d4', uuidOf(4)))
+  clock = 30_001
+  const withNew = await c.collect(signal())
+  t.equal(groupsOfLast(), every, 'a new domain: every group, so it has them all at once')
+  t.ok(value(withNew, 'libvirt_domain_memory_stats_rss_bytes', { domain: 'd4' }) !== undefined)
+  clock = 30_002
+  hv.stop(uuidOf(4))
+  await c.collect(signal())
+  t.equal(groupsOfLast(), fresh, 'a domain that stops is not new')
+  t.throws(() => new LibvirtCollector({ hypervisor: hv, keptGroups: ['block'] }), /keptGroups may hold balloon, vcpu, got block/)
+  t.throws(() => new LibvirtCollector({ hypervisor: hv, keptMaxAgeMs: -1 }), /keptMaxAgeMs must be/)
 })

@@ -60,7 +60,7 @@ t.test('agent → NATS → site B → A: nothing lost across a nats-server crash
   const onTheBus: Buffer[] = []
   nc.subscribe('fedvm.deliveries.>', { callback: (_err, msg) => { onTheBus.push(Buffer.from(msg.data)) } })
   await nc.flush()
-  const usersAtA = () => stores.deliveries('site-a').filter((d) => d.metric === USERS).flatMap((d) => d.samples!.map((s) => s.value))
+  const usersAtA = () => stores.deliveries('site-a').filter((d) => d.metric === USERS).flatMap((d) => d.samples!.map((s) => Number(s.value)))
 
   await t.test('nats-server SIGKILLed while the agent publishes, restarted: every KPI row once at A', async (t) => {
     t.equal(await setup.write('billing', `revenue\n${REVENUE}\n`), 'ok')

@@ -48,7 +48,7 @@ t.test('agent → 3-node JetStream cluster → site B → A: the stream leader S
   await setup.writeDescriptor(specs, { primarySite: { id: 'site-a', publicKey: fed.site('site-a').keys.sealPublicKey } })
   await setup.writeConfig({ consumers: [{ type: 'nats', servers: cluster.urls, site: 'site-b' }] })
   await setup.startAgent()
-  const usersAtA = () => stores.deliveries('site-a').filter((d) => d.metric === USERS).flatMap((d) => d.samples!.map((s) => s.value))
+  const usersAtA = () => stores.deliveries('site-a').filter((d) => d.metric === USERS).flatMap((d) => d.samples!.map((s) => Number(s.value)))
 
   let killed: string | undefined
   for (let n = 1; n <= ROWS; n++) {

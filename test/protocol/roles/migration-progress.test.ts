@@ -33,7 +33,11 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
   const status: SiteStatus = {
     id: 'site-a',
     locations: [{ vmId: 'web-1', kind: 'partner', target: 'site-b', upstream: null }, { vmId: 'db-1', kind: 'host', target: 'a1', upstream: 'site-z' }],
-    migrations: [{ vmId: 'web-1', since: 1000, progress: cold(10 * MiB) }, { vmId: 'db-1', since: 1000, progress: null }],
+    migrations: [
+      { vmId: 'web-1', since: 1000, progress: cold(10 * MiB) },
+      { vmId: 'db-1', since: 1000, progress: null },
+      { vmId: 'vm-9', since: 1000, progress: { ...cold(2 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 180 } },
+    ],
     transfers: [{ vmId: 'app-2', ...cold(15 * MiB) }],
     inDoubt: [{ vmId: 'app-3', state: 'incoming, in doubt' }],
   }
@@ -45,8 +49,10 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
     'migrating (this site is the Controller):',
     '  web-1: Migration: [ 50 %] transfer, 10.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 3 s',
     '  db-1: Migration: waiting for figures (running 3 s)',
+    '  vm-9: Migration: [ 90 %] memory, 2.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 1 s, pass 2, dirty 180 pages/s',
     'data moving here:',
     '  app-2: Migration: [ 25 %] transfer, 15.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 4 s (cold)',
+    'arrived, waiting for the Controller\'s decision:',
     '  app-3: incoming, in doubt',
     '',
   ].join('\n'))
@@ -54,12 +60,12 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
 
 /** A partner client whose answers the test gives, one call at a time. */
 class ScriptedPartners {
-  readonly calls: Array<{ to: string, op: string, body: any, ref?: string, answer: (value: unknown) => void, fail: (err: Error) => void }> = []
+  readonly calls: Array<{ to: string, op: string, body: any, ref?: string, quiet?: boolean, answer: (value: unknown) => void, fail: (err: Error) => void }> = []
   private waiting: Array<() => void> = []
   ids (): string[] { return ['site-b', 'site-s'] }
-  send (to: string, op: string, body: unknown, _caller: unknown, options: { ref?: string } = {}): Promise<unknown> {
+  send (to: string, op: string, body: unknown, _caller: unknown, options: { ref?: string, quiet?: boolean } = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.calls.push({ to, op, body, ref: options.ref, answer: resolve, fail: reject })
+      this.calls.push({ to, op, body, ref: options.ref, quiet: options.quiet, answer: resolve, fail: reject })
       for (const wake of this.waiting.splice(0)) wake()
     })
   }
@@ -89,11 +95,11 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   const partners = new ScriptedPartners()
   const { watched, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, { intervalMs: 0 })
   t.teardown(stop)
   await partners.made(2)
   const [destination, source] = partners.calls
-  t.match(destination, { to: 'site-b', op: 'migration-progress', body: { vmId: 'web-1', end: 'destination' }, ref: 'offer-ref' }, 'the Destination end by the offer\'s ref, through the partner whose offer it was')
+  t.match(destination, { to: 'site-b', op: 'migration-progress', body: { vmId: 'web-1', end: 'destination' }, ref: 'offer-ref', quiet: true }, 'the Destination end by the offer\'s ref, through the partner whose offer it was')
   t.match(source, { to: 'site-s', op: 'migration-progress', body: { vmId: 'web-1', end: 'source', token: 'source-token' } }, 'the Source end by its token, through the partner the VM was delegated to')
   destination.answer({ progress: cold(10 * MiB) })
   source.answer({ progress: null })
@@ -111,7 +117,7 @@ t.test('watchProgress: a partner down costs only figures; one that does not know
   const { watched, events, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
   watched.report('web-1', cold(12 * MiB))
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, { intervalMs: 0 })
   t.teardown(stop)
   await partners.made(2)
   partners.calls[0].fail(new ProtocolError('partner-unreachable', 'site-b did not answer'))
@@ -131,7 +137,7 @@ t.test('watchProgress: once stopped, an answer on its way is dropped and nothing
   const partners = new ScriptedPartners()
   const { watched, deps } = watchDeps(partners)
   watched.begin('web-1', 1000)
-  const stop = watchProgress(deps, migration, 0)
+  const stop = watchProgress(deps, migration, { intervalMs: 0 })
   await partners.made(2)
   stop()
   partners.calls[0].answer({ progress: cold(MiB) })
@@ -139,6 +145,28 @@ t.test('watchProgress: once stopped, an answer on its way is dropped and nothing
   await new Promise((resolve) => setImmediate(resolve))
   t.same(watched.list()[0].progress, null, 'the late answer was not kept')
   t.equal(partners.calls.length, 2, 'and no further question was sent')
+})
+
+t.test('watchProgress: stops by itself once the attempt is decided, or once the Controller let the VM go', async (t) => {
+  const cases: Array<[string, (w: ReturnType<typeof watchDeps>, decision: { done: boolean }) => void, boolean]> = [
+    ['still undecided (the control: the same wait sees it ask again)', () => {}, true],
+    ['decided', (_w, decision) => { decision.done = true }, false],
+    ['let go', (w) => { w.watched.end('web-1') }, false],
+  ]
+  for (const [how, end, asksAgain] of cases) {
+    const partners = new ScriptedPartners()
+    const w = watchDeps(partners)
+    const decision = { done: false }
+    w.watched.begin('web-1', 1000)
+    const stop = watchProgress(w.deps, migration, { decided: () => decision.done, intervalMs: 0 })
+    t.teardown(stop)
+    await partners.made(2)
+    end(w, decision)
+    partners.calls[0].answer({ progress: null })
+    partners.calls[1].answer({ progress: null })
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    t.equal(partners.calls.length > 2, asksAgain, `${how}: ${asksAgain ? 'asked again' : 'no question after the first round'} (${partners.calls.length} in all)`)
+  }
 })
 
 t.test('migration-progress: answered from the board only for the site the offer or transfer was made for; routes are followed', async (t) => {
@@ -193,4 +221,11 @@ t.test('showProgressWhile: redraws one line while the migration runs, ends it at
   await showProgressWhile(Promise.reject(new Error('refused')), 'web-1', async () => answers[1], terminal, 0)
   t.notMatch(written, /100 %/, 'a failed migration is not drawn as done')
   t.ok(written === '' || written.endsWith('\n'), 'whatever was drawn is ended with a newline')
+
+  written = ''
+  let answered!: () => void
+  const statusAsked = new Promise<void>((resolve) => { answered = resolve })
+  const stuck = showProgressWhile(statusAsked.then(() => ({ outcome: 'migrated' })), 'web-1', () => { answered(); return new Promise(() => {}) }, terminal, 0)
+  t.equal(await stuck, undefined, 'a status that never comes does not hold up the outcome')
+  t.equal(written, '', 'and draws nothing')
 })
