@@ -23,6 +23,7 @@ import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { domainXml } from '../test/support/vm/test-domain'
 import { ConsoleProbe, type ProbeSummary } from './support/console-probe'
+import { DirtyPages } from './support/dirty-pages'
 import { directLiveMigrate } from './support/direct-live-migration'
 import { type JobStats, completedJobStats } from './support/job-stats'
 
@@ -44,6 +45,8 @@ interface Migration {
   phases?: Record<string, number>
   libvirt: JobStats
   probe: ProbeSummary
+  /** The machine's dirty page cache during the migration (both libvirtds share this machine's). */
+  dirty: { maxDirtyMiB: number, lastDirtyMiB: number }
   load1: number
 }
 
@@ -188,6 +191,7 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
     await probe.nextTick(10_000)
     const windowStart = performance.now()
     await sleep(SETTLE_MS)
+    const dirty = new DirtyPages()
     const started = performance.now()
     let controllerMs: number | undefined
     let answeredDowntimeMs: number | undefined
@@ -208,10 +212,11 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
       await directLiveMigrate({ src: b.hosts[guest.at], dst: b.hosts[to], name: guest.name, srcDir: guest.dirs[guest.at], dstDir: guest.dirs[to], socketDir: join(b.fed.root, `streams-${guest.name}`) })
     }
     const wallMs = Math.round(performance.now() - started)
+    const dirtyPages = dirty.stop()
     await sleep(SETTLE_MS)
     const m: Migration = {
       diskMiB, mode: guest.mode, from: guest.at === 0 ? 'A' : 'B', wallMs, controllerMs, answeredDowntimeMs, phases,
-      libvirt: await completedJobStats(b.hosts[to], guest.name), probe: probe.summary(windowStart, performance.now(), 'source', 'destination'), load1: Number(loadavg()[0].toFixed(2))
+      libvirt: await completedJobStats(b.hosts[to], guest.name), probe: probe.summary(windowStart, performance.now(), 'source', 'destination'), dirty: dirtyPages, load1: Number(loadavg()[0].toFixed(2))
     }
     guest.at = to
     return m
@@ -241,6 +246,7 @@ function summarise (all: Migration[], diskMiB: number, factor: number): Report {
       setupMs: pick(size, mode, (m) => m.libvirt.setupMs),
       memoryIterations: pick(size, mode, (m) => m.libvirt.memoryIterations),
       performMs: pick(size, mode, (m) => m.phases?.performed),
+      maxDirtyMiB: pick(size, mode, (m) => m.dirty.maxDirtyMiB),
       linesLost: all.filter((m) => m.diskMiB === size && m.mode === mode).reduce((n, m) => n + m.probe.lost, 0)
     })
     medians[`${size}MiB`] = { fedvm: row('fedvm'), direct: row('direct') }
@@ -275,15 +281,16 @@ function summarise (all: Migration[], diskMiB: number, factor: number): Report {
 
 function printTable (r: Report): void {
   const cell = (v: number | undefined): string => (v === undefined ? '-' : String(v)).padStart(9)
-  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'elapsed', 'setup', 'iters', 'lost'].map((h) => h.padStart(9)).join('')}`)
+  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'elapsed', 'setup', 'iters', 'dirtyMiB', 'lost'].map((h) => h.padStart(9)).join('')}`)
   for (const [size, row] of Object.entries(r.medians)) {
     for (const mode of ['fedvm', 'direct'] as const) {
       const v = row[mode]
-      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.linesLost].map(cell).join('')}`)
+      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.maxDirtyMiB, v.linesLost].map(cell).join('')}`)
     }
   }
   console.log('(medians, ms. downtime: libvirt\'s; probe: Source console\'s last line to Destination console\'s first on the host clock, an upper bound;\n' +
-    ' longest: longest gap between lines in the window, either console; perform: fedvm Source\'s Perform; elapsed, setup, iters: libvirt\'s completed job at the Destination)\n')
+    ' longest: longest gap between lines in the window, either console; perform: fedvm Source\'s Perform; elapsed, setup, iters: libvirt\'s completed job at the Destination;\n' +
+    ' dirtyMiB: the most dirty page cache seen on the machine during the migration)\n')
   for (const [name, t] of Object.entries(r.targets)) console.log(`${t.met === undefined ? '?' : t.met ? 'met  ' : 'UNMET'} ${name}: ${String(t.value)}`)
 }
 
