@@ -24,6 +24,7 @@ import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { domainXml } from '../test/support/vm/test-domain'
 import { ConsoleProbe, type ProbeSummary } from './support/console-probe'
 import { DirtyPages } from './support/dirty-pages'
+import { processCpuMs } from './support/process-cpu'
 import { directLiveMigrate } from './support/direct-live-migration'
 import { type JobStats, completedJobStats } from './support/job-stats'
 
@@ -43,6 +44,8 @@ interface Migration {
   answeredDowntimeMs?: number
   /** fedvm's phases from the site daemons' logs (live-prepared, live-performed, live-finished, live-transfer), ms each. */
   phases?: Record<string, number>
+  /** CPU time each site daemon (its proxies, roles and the virsh it ran) used during the migration, ms. */
+  siteCpuMs?: Record<string, number>
   libvirt: JobStats
   probe: ProbeSummary
   /** The machine's dirty page cache during the migration (both libvirtds share this machine's). */
@@ -196,13 +199,17 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
     let controllerMs: number | undefined
     let answeredDowntimeMs: number | undefined
     let phases: Record<string, number> | undefined
+    let siteCpuMs: Record<string, number> | undefined
     const logged = SITES.map((site) => b.fed.daemon(site).events().length)
+    const cpuBefore = await Promise.all(SITES.map(async (site) => await processCpuMs(b.fed.daemon(site).child.pid as number)))
     if (guest.mode === 'fedvm') {
       const moved = await b.fed.cli('site-a', 'migrate', '--vm', guest.name, '--to', SITES[to])
       if (moved.code !== 0 || moved.json?.path !== 'live') throw new Error(`fedvm migrate ${guest.name} --to ${SITES[to]}: ${moved.raw.stdout}${moved.raw.stderr}\n${b.fed.daemon(SITES[guest.at]).stderr.slice(-2000)}`)
       controllerMs = moved.json.durationMs
       answeredDowntimeMs = moved.json.downtimeMs
       phases = {}
+      siteCpuMs = {}
+      for (const [i, site] of SITES.entries()) siteCpuMs[site] = await processCpuMs(b.fed.daemon(site).child.pid as number) - cpuBefore[i]
       for (const [i, site] of SITES.entries()) {
         for (const e of b.fed.daemon(site).events().slice(logged[i])) {
           if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') phases[e.event.slice(5)] = e.ms
@@ -215,7 +222,7 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
     const dirtyPages = dirty.stop()
     await sleep(SETTLE_MS)
     const m: Migration = {
-      diskMiB, mode: guest.mode, from: guest.at === 0 ? 'A' : 'B', wallMs, controllerMs, answeredDowntimeMs, phases,
+      diskMiB, mode: guest.mode, from: guest.at === 0 ? 'A' : 'B', wallMs, controllerMs, answeredDowntimeMs, phases, siteCpuMs,
       libvirt: await completedJobStats(b.hosts[to], guest.name), probe: probe.summary(windowStart, performance.now(), 'source', 'destination'), dirty: dirtyPages, load1: Number(loadavg()[0].toFixed(2))
     }
     guest.at = to
@@ -247,6 +254,7 @@ function summarise (all: Migration[], diskMiB: number, factor: number): Report {
       memoryIterations: pick(size, mode, (m) => m.libvirt.memoryIterations),
       performMs: pick(size, mode, (m) => m.phases?.performed),
       maxDirtyMiB: pick(size, mode, (m) => m.dirty.maxDirtyMiB),
+      sitesCpuMs: pick(size, mode, (m) => m.siteCpuMs === undefined ? undefined : Object.values(m.siteCpuMs).reduce((a, c) => a + c, 0)),
       linesLost: all.filter((m) => m.diskMiB === size && m.mode === mode).reduce((n, m) => n + m.probe.lost, 0)
     })
     medians[`${size}MiB`] = { fedvm: row('fedvm'), direct: row('direct') }
@@ -281,16 +289,17 @@ function summarise (all: Migration[], diskMiB: number, factor: number): Report {
 
 function printTable (r: Report): void {
   const cell = (v: number | undefined): string => (v === undefined ? '-' : String(v)).padStart(9)
-  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'elapsed', 'setup', 'iters', 'dirtyMiB', 'lost'].map((h) => h.padStart(9)).join('')}`)
+  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'elapsed', 'setup', 'iters', 'dirtyMiB', 'siteCPU', 'lost'].map((h) => h.padStart(9)).join('')}`)
   for (const [size, row] of Object.entries(r.medians)) {
     for (const mode of ['fedvm', 'direct'] as const) {
       const v = row[mode]
-      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.maxDirtyMiB, v.linesLost].map(cell).join('')}`)
+      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.maxDirtyMiB, v.sitesCpuMs, v.linesLost].map(cell).join('')}`)
     }
   }
   console.log('(medians, ms. downtime: libvirt\'s; probe: Source console\'s last line to Destination console\'s first on the host clock, an upper bound;\n' +
     ' longest: longest gap between lines in the window, either console; perform: fedvm Source\'s Perform; elapsed, setup, iters: libvirt\'s completed job at the Destination;\n' +
-    ' dirtyMiB: the most dirty page cache seen on the machine during the migration)\n')
+    ' dirtyMiB: the most dirty page cache seen on the machine during the migration;\n' +
+    ' siteCPU: both site daemons\' CPU time during the migration, proxies included)\n')
   for (const [name, t] of Object.entries(r.targets)) console.log(`${t.met === undefined ? '?' : t.met ? 'met  ' : 'UNMET'} ${name}: ${String(t.value)}`)
 }
 
