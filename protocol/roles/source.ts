@@ -12,6 +12,7 @@ import type { TransferPlan } from '../proxy/transfer-plan'
 import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
+import type { VmHost } from '../../host/vm-folder/vm-host'
 import { hostIdOf, type HostDirectory } from './host-directory'
 import { passAlong, type PassAlongDeps } from './intermediary'
 import { faultPoint } from './fault-point'
@@ -74,9 +75,8 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   // The files are fixed here, once: the source proxy only opens and reads them, and hashes them while sending.
   const plan: TransferPlan = { chunkBytes: deps.limits.chunkBytes, files: [] }
   try {
-    if (goesLive) {
-      live = await beginLiveLeaving(deps, host, vmId, token)
-    } else {
+    if (goesLive) live = await beginLiveOrCold(deps, host, vmId, token)
+    if (live === undefined) {
       await host.prepareForLeaving(vmId)
       plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
     }
@@ -97,6 +97,17 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   deps.log({ event: 'prepared-for-leaving', vm: vmId, path: live === undefined ? 'cold' : 'live', files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   faultPoint('source:prepared')
   return { token, ticket, expiresAt, ...(live === undefined ? {} : { live: true }) }
+}
+
+/** Begin; a VM with parts a live migration cannot carry (e.g. a disk that is not a file) leaves cold instead. */
+async function beginLiveOrCold (deps: SourceDeps, host: VmHost, vmId: string, token: string): Promise<SourceTicket['live']> {
+  try {
+    return await beginLiveLeaving(deps, host, vmId, token)
+  } catch (err) {
+    if (!(err instanceof HypervisorError && err.code === 'UNSUPPORTED_VM')) throw err
+    deps.log({ event: 'live-unsupported', vm: vmId, reason: err.message })
+    return undefined
+  }
 }
 
 /**
