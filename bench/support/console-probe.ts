@@ -27,6 +27,8 @@ export interface ProbeSummary {
   maxGapMs: number | undefined
   /** When the longest gap began, from the window's start. */
   maxGapAtMs: number | undefined
+  /** When the Destination's console was first read, from the window's start (its QEMU listens from Prepare on). */
+  destinationReadFromMs: number | undefined
   /** Sequence numbers missing between the first and last line seen. */
   lost: number
   /** Sequence numbers seen more than once. */
@@ -37,6 +39,8 @@ const RETRY_MS = 2
 
 export class ConsoleProbe {
   readonly ticks: Tick[] = []
+  /** When each console's connection was made, host clock (performance.now()), by label. */
+  readonly connectedAt = new Map<string, number>()
   private readonly sockets = new Set<Socket>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private closed = false
@@ -51,6 +55,7 @@ export class ConsoleProbe {
       const socket = connect(path)
       this.sockets.add(socket)
       let rest = ''
+      socket.once('connect', () => this.connectedAt.set(label, performance.now()))
       socket.on('data', (data: Buffer) => {
         const atMs = performance.now()
         const lines = (rest + data.toString('latin1')).split('\n')
@@ -105,6 +110,7 @@ export class ConsoleProbe {
     return {
       lines: seen.length,
       switchoverGapMs: last === undefined || first === undefined ? undefined : Math.round(first.atMs - last.atMs),
+      destinationReadFromMs: this.connectedAt.has(destination) ? Math.round((this.connectedAt.get(destination) as number) - fromMs) : undefined,
       switchoverSeqStep: last === undefined || first === undefined ? undefined : first.seq - last.seq,
       maxGapMs: maxGapMs === undefined ? undefined : Math.round(maxGapMs),
       maxGapAtMs: maxGapAtMs === undefined ? undefined : Math.round(maxGapAtMs),

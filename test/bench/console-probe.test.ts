@@ -52,6 +52,7 @@ t.test('the gap from the Source console\'s last line to the Destination\'s first
   t.ok(s.switchoverGapMs !== undefined && s.switchoverGapMs >= 150, `the gap covers the 150 ms without a console (${String(s.switchoverGapMs)} ms)`)
   t.ok(s.switchoverGapMs !== undefined && s.switchoverGapMs < 1000, 'and is not the whole window')
   t.equal(s.maxGapMs, s.switchoverGapMs, 'the longest gap is the switchover')
+  t.ok(s.destinationReadFromMs !== undefined && s.destinationReadFromMs >= 150, `the Destination's console read from when it appeared (${String(s.destinationReadFromMs)} ms)`)
   t.equal(s.switchoverSeqStep, 1, 'the count goes on by one across the switchover')
   t.equal(s.lost, 0, 'nothing lost')
   t.equal(s.duplicates, 0, 'nothing doubled')
