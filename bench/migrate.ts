@@ -22,6 +22,7 @@ import { type GuestImage, ensureGuestImage } from '../test/support/vm/guest-imag
 import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { domainXml } from '../test/support/vm/test-domain'
+import { Cleanups } from './support/cleanups'
 import { ConsoleProbe, type ProbeSummary } from './support/console-probe'
 import { DirtyPages } from './support/dirty-pages'
 import { processCpuMs } from './support/process-cpu'
@@ -80,42 +81,42 @@ async function main (): Promise<void> {
   const diskMiB = Number(values['disk-mib'])
   const factor = Number(values['large-factor'])
   for (const [name, v] of Object.entries({ rounds, diskMiB, factor })) if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`)
-  const cleanups: Array<() => Promise<unknown>> = []
-  const cleanUp = async (): Promise<void> => {
-    for (const c of cleanups.splice(0).reverse()) await c().catch((err) => console.error(`cleanup: ${(err as Error).message}`))
-  }
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void cleanUp().finally(() => process.exit(130)) })
+  const cleanups = new Cleanups()
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void cleanups.run().finally(() => process.exit(130)) })
   const load = uptime()
   try {
     const tag = randomBytes(3).toString('hex')
     const image = await ensureGuestImage()
     const type = await chooseDomainType(image)
     const starts = await Promise.allSettled([`${tag}a`, `${tag}b`].map(async (t) => await LibvirtHost.start({ tag: t })))
-    for (const s of starts) if (s.status === 'fulfilled') cleanups.push(async () => await s.value.stop())
+    for (const s of starts) if (s.status === 'fulfilled') cleanups.add(async () => await s.value.stop())
     for (const s of starts) if (s.status === 'rejected') throw s.reason
     const hosts = starts.map((s) => (s as PromiseFulfilledResult<LibvirtHost>).value) as [LibvirtHost, LibvirtHost]
     const fed = await Federation.create([
       { id: 'site-a', ip: '127.0.0.121', partners: ['site-b'] },
       { id: 'site-b', ip: '127.0.0.122', partners: ['site-a'] }
     ])
-    cleanups.push(async () => await fed.close())
+    cleanups.add(async () => await fed.close())
     const hostIds: [string, string] = [`a-hv-${tag}`, `b-hv-${tag}`]
     // The guests not moving are paused, so each host is declared larger than this machine.
     for (const i of [0, 1]) {
       await fed.reconfigure(SITES[i], (c) => { c.hosts = [{ id: hostIds[i], vmDir: fed.vmDir(SITES[i], hostIds[i]), maxVms: 8, memoryMiB: 16384, vcpus: 16, libvirt: { uri: hosts[i].uri } }] })
     }
+    cleanups.check()
     await fed.start()
     const bench: Bench = { hosts, fed, hostIds, image, type, memoryMiB: Number(values['memory-mib']), tickMs: Number(values['tick-ms']), tag }
 
     const migrations: Migration[] = []
     const parked: Guest[] = []
     for (const size of [diskMiB, diskMiB * factor]) {
+      cleanups.check()
       const guests = await Promise.all([placeFedvmGuest(bench, size), startDirectGuest(bench, size)])
       for (const g of parked) await bench.hosts[g.at].virsh('suspend', g.name).catch(() => {})
       for (let round = 0; round < rounds; round++) {
         // Alternate who goes first, so a drift in the machine's load does not favour one side.
         const order = round % 2 === 0 ? guests : [guests[1], guests[0]]
         for (const guest of order) {
+          cleanups.check()
           const other = guests.find((g) => g !== guest) as Guest
           await bench.hosts[other.at].virsh('suspend', other.name)
           const m = await migrate(bench, guest, size)
@@ -139,7 +140,7 @@ async function main (): Promise<void> {
     await writeFile('bench/results/migrate.json', `${JSON.stringify(out, null, 2)}\n`)
     console.log('wrote bench/results/migrate.json')
   } finally {
-    await cleanUp()
+    await cleanups.run()
   }
 }
 
