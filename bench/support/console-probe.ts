@@ -41,6 +41,8 @@ export class ConsoleProbe {
   readonly ticks: Tick[] = []
   /** When each console's connection was made, host clock (performance.now()), by label. */
   readonly connectedAt = new Map<string, number>()
+  /** Each console's text after its last newline. */
+  private readonly unterminated = new Map<string, string>()
   private readonly sockets = new Set<Socket>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private closed = false
@@ -54,12 +56,19 @@ export class ConsoleProbe {
       if (this.closed) return
       const socket = connect(path)
       this.sockets.add(socket)
-      let rest = ''
+      let first = true
       socket.once('connect', () => this.connectedAt.set(label, performance.now()))
       socket.on('data', (data: Buffer) => {
         const atMs = performance.now()
-        const lines = (rest + data.toString('latin1')).split('\n')
-        rest = lines.pop() ?? ''
+        // The guest's UART sends a line byte by byte: one the pause cut in two ends on the other
+        // console, so the first text here continues what another console left unterminated.
+        let carried = ''
+        if (first) {
+          first = false
+          for (const [other, text] of this.unterminated) if (other !== label) { carried += text; this.unterminated.delete(other) }
+        }
+        const lines = (carried + (this.unterminated.get(label) ?? '') + data.toString('latin1')).split('\n')
+        this.unterminated.set(label, lines.pop() ?? '')
         for (const line of lines) {
           const m = /fedvm-tick (\d+)/.exec(line)
           if (m !== null) this.ticks.push({ seq: Number(m[1]), atMs, console: label })

@@ -13,12 +13,14 @@ import type { Teardownable } from '../support/teardownable'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-async function consoleServer (path: string, seqs: number[], closeAfter: boolean): Promise<{ server: Server, done: Promise<number> }> {
+async function consoleServer (path: string, seqs: number[], closeAfter: boolean, cut?: { tail?: string, head?: string }): Promise<{ server: Server, done: Promise<number> }> {
   let finished: (at: number) => void = () => {}
   const done = new Promise<number>((resolve) => { finished = resolve })
   const server = createServer((socket) => {
     void (async () => {
+      if (cut?.head !== undefined) socket.write(cut.head)
       for (const seq of seqs) { socket.write(`fedvm-tick ${seq}\r\n`); await sleep(10) }
+      if (cut?.tail !== undefined) socket.write(cut.tail)
       finished(performance.now())
       if (closeAfter) socket.end()
     })()
@@ -27,19 +29,19 @@ async function consoleServer (path: string, seqs: number[], closeAfter: boolean)
   return { server, done }
 }
 
-async function switchover (t: Teardownable, destinationFirst: number): Promise<ReturnType<ConsoleProbe['summary']>> {
+async function switchover (t: Teardownable, destinationFirst: number, cut?: { tail: string, head: string }): Promise<ReturnType<ConsoleProbe['summary']>> {
   const dir = await mkdtemp(join(tmpdir(), 'console-probe-'))
   t.teardown(async () => await rm(dir, { recursive: true, force: true }))
   const probe = new ConsoleProbe()
   t.teardown(() => probe.close())
   const from = performance.now()
-  const source = await consoleServer(join(dir, 's.sock'), Array.from({ length: 10 }, (_, i) => i), true)
+  const source = await consoleServer(join(dir, 's.sock'), Array.from({ length: 10 }, (_, i) => i), true, { tail: cut?.tail })
   t.teardown(() => source.server.close())
   probe.watch(join(dir, 's.sock'), 'source')
   probe.watch(join(dir, 'd.sock'), 'destination') // not there yet: retried until it is
   await source.done
   await sleep(150)
-  const destination = await consoleServer(join(dir, 'd.sock'), Array.from({ length: 10 }, (_, i) => destinationFirst + i), false)
+  const destination = await consoleServer(join(dir, 'd.sock'), Array.from({ length: 10 }, (_, i) => destinationFirst + i), false, { head: cut?.head })
   t.teardown(() => destination.server.close())
   await destination.done
   await sleep(20)
@@ -62,4 +64,11 @@ t.test('lines the Destination printed before anyone read them show as lost', asy
   const s = await switchover(t, 13)
   t.equal(s.switchoverSeqStep, 4, 'the count jumps from 9 to 13')
   t.equal(s.lost, 3, 'three lines lost')
+})
+
+t.test('a line the switchover cut in two counts once, when its end arrives at the Destination', async (t) => {
+  const s = await switchover(t, 11, { tail: 'fedvm-tick 1', head: '0\r\n' })
+  t.equal(s.lines, 21, 'the cut line is read too')
+  t.equal(s.switchoverSeqStep, 1, 'its number continues the count')
+  t.equal(s.lost, 0, 'nothing lost')
 })
