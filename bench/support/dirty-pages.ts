@@ -1,7 +1,7 @@
 /**
  * The machine's dirty page cache (`Dirty:` in /proc/meminfo) sampled while a migration runs: a disk
- * copied by NBD lands in the Destination's page cache and is flushed when the block job completes,
- * which is inside the switchover, so a downtime that grows with the disk shows here first.
+ * copied by NBD lands in the Destination's page cache, and where its flush falls inside the
+ * switchover, a downtime that grows with the disk comes with a large figure here.
  */
 import { readFile } from 'node:fs/promises'
 
