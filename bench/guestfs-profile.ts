@@ -1,11 +1,12 @@
 // bench/guestfs-profile: where guestfs's CPU goes per close(), at a steady rate (default 1,000 writes/s
 // from the C writer of bench/guestfs, no feed). Three views of the same run:
-// - per thread (/proc/PID/task): the JS main thread against fuse-native's and libfuse's threads, V8's
-//   helpers and the checkpoint worker;
+// - per thread (/proc/PID/task): the JS main thread against fuse-native's and libfuse's threads and V8's
+//   helpers;
 // - the main thread's JS profile (node --cpu-prof), self time grouped: guestfs's own code, SQLite
 //   (better-sqlite3's wrappers, whose self time includes the native SQLite work they call), fuse-native
 //   (its JS, and processTicksAndRejections, which runs fuse-native's answers: one process.nextTick per
-//   operation calling into native code), GC, other Node internals, and "(program)" (native code with
+//   operation calling into native code, whose uv_sem_post, a futex wake of libfuse's thread, is
+//   counted as its self time), GC, other Node internals, and "(program)" (native code with
 //   no JS on the stack: the event loop, uv_async wake-ups from the FUSE thread);
 // - system calls per close (strace -c -f), when strace is installed.
 // Usage: node dist/bench/guestfs-profile.js [--seconds 8] [--rate 1000]   (writes bench/results/guestfs-profile.json)

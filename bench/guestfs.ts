@@ -9,7 +9,7 @@
 // Usage: node dist/bench/guestfs.js [--seconds 5] [--paced-seconds 20] [--rate 1000] [--node-flags '--flag ...' (instead of the unit's)]
 //   (writes bench/results/guestfs.json)
 import { execFile, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { loadavg } from 'node:os'
@@ -45,11 +45,46 @@ async function cpuSeconds (pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-/** VmRSS, RssAnon (heap, stacks: the process's own), RssFile (mapped code, shared with other processes) and VmHWM, in MiB. */
+/**
+ * In MiB: VmRSS; RssAnon (heap, stacks: the process's own) and RssFile (mapped code, mostly Node's
+ * binary: clean pages the kernel can drop under pressure and read back); VmHWM; and from
+ * smaps_rollup PSS (shared pages divided among the processes that map them) and USS (private pages:
+ * what ending the process frees). guestfs runs on a private copy of Node's binary (see main), as
+ * in a VM where it is the only Node process: Node's code pages are then its own, in USS too.
+ */
 async function memory (pid: number): Promise<Record<string, number>> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
-  const field = (name: string) => +(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024).toFixed(1)
-  return { rssMiB: field('VmRSS'), anonMiB: field('RssAnon'), fileMiB: field('RssFile'), peakMiB: field('VmHWM') }
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const field = (text: string, name: string) => +(Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024).toFixed(1)
+  return {
+    rssMiB: field(status, 'VmRSS'),
+    anonMiB: field(status, 'RssAnon'),
+    fileMiB: field(status, 'RssFile'),
+    peakMiB: field(status, 'VmHWM'),
+    pssMiB: field(rollup, 'Pss'),
+    ussMiB: +(field(rollup, 'Private_Clean') + field(rollup, 'Private_Dirty')).toFixed(1),
+  }
+}
+
+/**
+ * The pages a process touched since its referenced bits were cleared (clear_refs), in MiB, anonymous
+ * and file-backed: its working set. Pages outside it are resident only because nothing needed the
+ * memory; a memory limit (systemd MemoryHigh=) would have the kernel reclaim the clean ones.
+ */
+async function touchedSince (pid: number): Promise<{ anonMiB: number, fileMiB: number }> {
+  let anon = 0
+  let file = 0
+  let fileBacked = false
+  for (const line of (await readFile(`/proc/${pid}/smaps`, 'utf8')).split('\n')) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)/.exec(line)
+    if (mapping) fileBacked = mapping[1] !== '0'
+    const referenced = /^Referenced:\s+(\d+) kB/.exec(line)
+    if (referenced) {
+      if (fileBacked) file += Number(referenced[1])
+      else anon += Number(referenced[1])
+    }
+  }
+  return { anonMiB: +(anon / 1024).toFixed(1), fileMiB: +(file / 1024).toFixed(1) }
 }
 
 /** Runs `writers` C writers at once, each on its own file in dir; sums their closes/s. */
@@ -78,13 +113,13 @@ function countRows (dbFile: string): number {
   }
 }
 
-async function throughput (writer: string, work: string, seconds: number, nodeFlags: string[]): Promise<Record<string, unknown>> {
+async function throughput (writer: string, work: string, seconds: number, nodeFlags: string[], node: string): Promise<Record<string, unknown>> {
   const mountpoint = join(work, 'kpi')
   const dbFile = join(work, 'kpi.db')
   const plainDir = join(work, 'plain')
   const tmpfsDir = await mkdtemp('/dev/shm/fedvm-bench-')
   await mkdir(plainDir)
-  const guestfs = await startGuestfsProcess(mountpoint, dbFile, [], nodeFlags)
+  const guestfs = await startGuestfsProcess(mountpoint, dbFile, [], nodeFlags, node)
   const figures: Record<string, Record<string, Figures>> = { fedvm: {}, disk: {}, tmpfs: {} }
   const guestfsCpu: Record<string, number> = {}
   const guestfsMemory: Record<string, Record<string, number>> = { idle: await memory(guestfs.child.pid!) }
@@ -133,12 +168,12 @@ async function startSink (): Promise<{ server: Server, url: string, samples: () 
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/ingest`, samples: () => samples }
 }
 
-async function kpiPath (writer: string, work: string, seconds: number, rate: number, nodeFlags: string[]): Promise<Record<string, unknown>> {
+async function kpiPath (writer: string, work: string, seconds: number, rate: number, nodeFlags: string[], node: string): Promise<Record<string, unknown>> {
   const dir = join(work, 'path')
   await mkdir(dir)
   const feed = join(dir, 'feed.sock')
   const sink = await startSink()
-  const guestfs: GuestfsProcess = await startGuestfsProcess(join(dir, 'kpi'), join(dir, 'kpi.db'), ['--feed', `unix:${feed}`], nodeFlags)
+  const guestfs: GuestfsProcess = await startGuestfsProcess(join(dir, 'kpi'), join(dir, 'kpi.db'), ['--feed', `unix:${feed}`], nodeFlags, node)
   const port = await new Promise<number>((resolve) => {
     const probe = createServer().listen(0, '127.0.0.1', () => { const p = (probe.address() as AddressInfo).port; probe.close(() => resolve(p)) })
   })
@@ -163,15 +198,23 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
     const pids = { guestfs: guestfs.child.pid!, agent: agent.pid! }
     const cpuBefore = { guestfs: await cpuSeconds(pids.guestfs), agent: await cpuSeconds(pids.agent) }
     const started = performance.now()
-    const rss: number[] = []
+    const samples: Array<Record<string, number>> = []
     let sampling = true
     const sampler = (async () => {
       while (sampling) {
-        rss.push((await memory(pids.guestfs)).rssMiB)
+        samples.push(await memory(pids.guestfs))
         await sleep(500)
       }
     })()
+    // The working set at a steady rate: referenced bits cleared halfway (after start-up), read at the end.
+    let workingSet: Promise<{ anonMiB: number, fileMiB: number }> | undefined
+    const halfway = setTimeout(() => {
+      workingSet = writeFile(`/proc/${pids.guestfs}/clear_refs`, '1')
+        .then(() => sleep(seconds * 500 - 200))
+        .then(() => touchedSince(pids.guestfs))
+    }, seconds * 500)
     const figures = await measure(writer, join(dir, 'kpi', 'unencrypted'), 1, seconds, rate)
+    clearTimeout(halfway)
     while (sink.samples() < figures.closes && performance.now() - started < (seconds + 30) * 1000) await sleep(20)
     sampling = false
     await sampler
@@ -180,7 +223,11 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
     const writesPerSecond = figures.closes / wall
     // % of one core per 1,000 writes/s: CPU seconds per wall second, scaled to a rate of 1,000/s.
     const percent = (cpu: number) => +((cpu / wall) * 100 / (writesPerSecond / 1000)).toFixed(1)
-    const steady = rss.slice(Math.floor(rss.length / 2)).sort((a, b) => a - b)
+    // Steady: the median of the second half of the run, for each measure.
+    const steady = (key: string) => {
+      const values = samples.slice(Math.floor(samples.length / 2)).map((sample) => sample[key]).sort((a, b) => a - b)
+      return values[Math.floor(values.length / 2)]
+    }
     const report = {
       seconds,
       rate,
@@ -188,10 +235,12 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
       delivered: sink.samples(),
       closes: figures.closes,
       cpuPercentOfCorePer1000WritesPerSecond: { guestfs: percent(used.guestfs), agent: percent(used.agent), both: percent(used.guestfs + used.agent) },
-      guestfsRssMiB: { steadyMedian: steady[Math.floor(steady.length / 2)], max: Math.max(...rss) },
+      guestfsRssMiB: { steadyMedian: steady('rssMiB'), max: Math.max(...samples.map((sample) => sample.rssMiB)) },
+      guestfsMemorySteadyMiB: Object.fromEntries(['rssMiB', 'anonMiB', 'fileMiB', 'pssMiB', 'ussMiB'].map((key) => [key, steady(key)])),
       guestfsMemoryAfter: await memory(pids.guestfs),
+      guestfsWorkingSetMiB: await workingSet?.catch((err: Error) => ({ error: err.message })),
     }
-    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs RSS ${JSON.stringify(report.guestfsRssMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
+    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
     return report
   } finally {
     agent.kill('SIGTERM')
@@ -209,8 +258,13 @@ async function main (): Promise<void> {
   const report: Record<string, unknown> = { nodeFlags }
   try {
     const writer = await compileWriter(work)
-    if (!values['paced-only']) report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags)
-    report.kpiPath = await kpiPath(writer, work, Number(values['paced-seconds']), Number(values.rate), nodeFlags)
+    // guestfs runs on a private copy of Node's binary: inside a VM no other process shares its code
+    // pages, and here other Node processes would (PSS, USS and the working set would leave them out).
+    const node = join(work, 'node')
+    await copyFile(process.execPath, node)
+    await chmod(node, 0o755)
+    if (!values['paced-only']) report.throughput = await throughput(writer, work, Number(values.seconds), nodeFlags, node)
+    report.kpiPath = await kpiPath(writer, work, Number(values['paced-seconds']), Number(values.rate), nodeFlags, node)
   } finally {
     await rm(work, { recursive: true, force: true })
   }

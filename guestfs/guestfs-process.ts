@@ -20,10 +20,11 @@ export interface GuestfsProcess {
 /**
  * Runs `fedvm guestfs mount` as a child process (a mount must never be read synchronously from
  * the process that serves it) and resolves once the mount is in /proc/mounts. `nodeArgs`: flags
- * for its Node runtime (a benchmark passes the ones packaging sets).
+ * for its Node runtime (a benchmark passes the ones packaging sets); `node`: the runtime's binary
+ * (a benchmark passes a private copy, so that no other process shares its pages).
  */
-export async function startGuestfsProcess (mountpoint: string, dbFile: string, extraArgs: string[] = [], nodeArgs: string[] = []): Promise<GuestfsProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, FEDVM, 'guestfs', 'mount', mountpoint, '--db', dbFile, ...extraArgs], {
+export async function startGuestfsProcess (mountpoint: string, dbFile: string, extraArgs: string[] = [], nodeArgs: string[] = [], node = process.execPath): Promise<GuestfsProcess> {
+  const child = spawn(node, [...nodeArgs, FEDVM, 'guestfs', 'mount', mountpoint, '--db', dbFile, ...extraArgs], {
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   let stderr = ''

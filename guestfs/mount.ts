@@ -27,7 +27,7 @@ export async function mountGuestfs (options: GuestfsOptions): Promise<MountedGue
   const log = options.log ?? ((line: string) => process.stderr.write(`guestfs: ${line}\n`))
   await recoverStaleMount(options.mountpoint, log)
   await mkdir(options.mountpoint, { recursive: true })
-  const store = KpiStore.open(options.dbFile, { sync: options.sync, backgroundCheckpoints: true, log })
+  const store = KpiStore.open(options.dbFile, { sync: options.sync, log })
   const state = createGuestfsState(store, log)
   let feed: FeedEndpoint | undefined
   let fuse: FuseMount

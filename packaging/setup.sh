@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
   nats-server              # protocol/relay: the NATS bus (JetStream) agents publish deliveries to; tests start their own
   python3                  # test/support/federation/wan-link.py: the WAN link emulator between test sites (this kernel has no sch_netem)
   gcc strace               # bench/guestfs: its C writer; bench/guestfs-profile: system calls per close
+  chromium                 # test/e2e/site-dashboard: the headless browser playwright-core drives (no browser download)
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -6,6 +6,24 @@ const CATCH_UP_PAGE = 256
 const STATS_INTERVAL_MS = 1000
 /** Frames are held until the end of the event-loop turn (one write for a group commit's rows), or until this many bytes. */
 const CORK_BYTES = 64 * 1024
+/**
+ * While rows arrive back to back, the stream is written at most once per this many ms: the host
+ * wakes once per write, and at 1,000 rows/s a wake-up per row is most of its CPU. The first row after
+ * a quiet spell of this length still goes out at the end of its event-loop turn, so an idle feed adds
+ * no delay and a busy one at most this much.
+ */
+export const COALESCE_MS = 2
+
+/** When the held frames are written: the clock, and a timer for the rest of the window (tests inject both). */
+export interface FeedTiming {
+  now (): number
+  after (ms: number, fn: () => void): void
+}
+
+const realTiming: FeedTiming = {
+  now: () => performance.now(),
+  after: (ms, fn) => { setTimeout(fn, ms) },
+}
 
 /**
  * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
@@ -21,15 +39,18 @@ export class FeedSession {
   private readonly unsubscribe: () => void
   private readonly statsTimer: NodeJS.Timeout
   private lastStats = ''
-  /** Row frames of this event-loop turn, written together by uncork(). */
+  /** Row frames not yet written (this event-loop turn's, or those of a busy window), written together by uncork(). */
   private corked: string[] = []
   private corkedBytes = 0
+  /** When the stream was last written to (by uncork), on timing's clock. */
+  private lastWriteAt = -Infinity
 
   constructor (
     private readonly store: KpiStore,
     input: Readable,
     private readonly output: Writable,
     private readonly onBadFrame: (reason: string) => void,
+    private readonly timing: FeedTiming = realTiming,
   ) {
     input.setEncoding('utf8')
     input.on('data', (chunk: string) => this.receive(chunk))
@@ -100,7 +121,14 @@ export class FeedSession {
     this.corked.push(frame)
     this.corkedBytes += frame.length
     if (this.corkedBytes >= CORK_BYTES) this.uncork()
-    else if (this.corked.length === 1) setImmediate(this.uncork)
+    else if (this.corked.length === 1) this.scheduleUncork()
+  }
+
+  /** At the end of this turn after a quiet spell; else when COALESCE_MS have passed since the last write. */
+  private scheduleUncork (): void {
+    const wait = this.lastWriteAt + COALESCE_MS - this.timing.now()
+    if (wait <= 0) setImmediate(this.uncork)
+    else this.timing.after(wait, this.uncork)
   }
 
   /** Writes the held frames at once; a stream that pushes back stops the sending until 'drain'. */
@@ -109,6 +137,7 @@ export class FeedSession {
     const data = this.corked.length === 1 ? this.corked[0] : this.corked.join('')
     this.corked = []
     this.corkedBytes = 0
+    this.lastWriteAt = this.timing.now()
     if (!this.output.write(data)) this.blocked = true
   }
 

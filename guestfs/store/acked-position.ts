@@ -7,13 +7,17 @@ const PERSIST_AFTER_MS = 1000
  * The highest row a host acknowledged (the KPI feed's `ack`), kept in memory (which a saved and
  * restored VM carries) and in `_fedvm_meta` under `acked` (for a cold shutdown): a host that has
  * no cursor of its own, e.g. the one a VM migrated to, continues from here. Stored lazily (with
- * the next commit, within a second, or at close): a crash can only make it older, which repeats
- * rows (their delivery ids let them be dropped) but never skips one.
+ * a commit at most once a second, else by a timer within a second, or at close): a crash can only
+ * make it older, which repeats rows (their delivery ids let them be dropped) but never skips one.
+ * Not with every commit: while a host acks every few milliseconds, that would add a page to each
+ * commit's WAL write.
  */
 export class AckedPosition {
   private seq: bigint
   private stored: bigint
   private timer?: NodeJS.Timeout
+  /** When the position was last written (Date.now()), by either path. */
+  private storedAt = 0
   private readonly save: Statement
 
   constructor (private readonly db: Db) {
@@ -36,12 +40,18 @@ export class AckedPosition {
     }
   }
 
-  /** Writes the position if it moved; inside a commit's transaction it costs no transaction of its own. */
+  /** Inside a commit's transaction (where it costs no transaction of its own): writes the position if it moved and was last written a second ago or more. */
+  persistIfDue (now = Date.now()): void {
+    if (now - this.storedAt >= PERSIST_AFTER_MS) this.persist()
+  }
+
+  /** Writes the position if it moved. */
   persist (): void {
     clearTimeout(this.timer)
     this.timer = undefined
     if (this.seq === this.stored) return
     this.save.run(this.seq.toString())
     this.stored = this.seq
+    this.storedAt = Date.now()
   }
 }

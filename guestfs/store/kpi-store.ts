@@ -5,10 +5,10 @@ import { parseKpiCsv, type KpiSample } from '../csv/parse-kpi-csv'
 import { checkKpiName, type KpiDir } from '../kpi-names'
 import { foldCase } from '../sql-names'
 import { AckedPosition } from './acked-position'
-import { Checkpointer } from './checkpointer'
 import { KpiTables, type CommittedRow } from './kpi-tables'
 import { storeError } from './sqlite-errno'
-import { AUTOCHECKPOINT_PAGES, databaseEpoch, prepareDatabase, type SyncMode } from './schema'
+import { databaseEpoch, prepareDatabase, type SyncMode } from './schema'
+import { WalCheckpoints, type WalCheckpointOptions } from './wal-checkpoints'
 import { SEALED_BOX_OVERHEAD } from '../../protocol/crypto/sealed-box-size'
 
 export type { CommittedRow }
@@ -35,8 +35,8 @@ interface QueuedCommit {
 
 export interface KpiStoreOptions {
   sync?: SyncMode
-  /** Checkpoint the WAL on a background thread instead of inside commits (needs the compiled worker). */
-  backgroundCheckpoints?: boolean
+  /** When the WAL is copied back into the database file (see wal-checkpoints.ts). */
+  checkpoints?: WalCheckpointOptions
   log?: (line: string) => void
   /** Most rows grouped into one transaction. */
   maxBatch?: number
@@ -68,9 +68,9 @@ export class KpiStore {
   /** The last rowid handed out: one sequence across all KPI tables, in commit order. */
   private lastSeq = 0n
 
-  private readonly checkpointer?: Checkpointer
+  private readonly checkpoints: WalCheckpoints
 
-  private constructor (private readonly db: Db, file: string, options: KpiStoreOptions) {
+  private constructor (private readonly db: Db, options: KpiStoreOptions) {
     this.maxBatch = options.maxBatch ?? 512
     this.tables = new KpiTables(db)
     this.upsertFile = db.prepare(`INSERT INTO _fedvm_files (name, encrypted, visible, ts, content) VALUES (?, ?, 1, ?, ?)
@@ -80,20 +80,18 @@ export class KpiStore {
     this.writeBatch = db.transaction((batch: QueuedCommit[], ts: number) => {
       let seq = this.lastSeq
       for (const item of batch) this.writeRow(item, ts, ++seq)
-      this.acked.persist()
+      this.acked.persistIfDue()
     })
     this.epoch = databaseEpoch(db)
     this.loadFiles()
-    if (options.backgroundCheckpoints) {
-      this.checkpointer = new Checkpointer(file, options.log ?? (() => {}), () => db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`))
-    }
+    this.checkpoints = new WalCheckpoints(db, options.log ?? (() => {}), options.checkpoints)
   }
 
   static open (file: string, options: KpiStoreOptions = {}): KpiStore {
     const db = new Database(file)
     try {
-      prepareDatabase(db, options.sync ?? 'normal', options.backgroundCheckpoints ?? false)
-      return new KpiStore(db, file, options)
+      prepareDatabase(db, options.sync ?? 'normal')
+      return new KpiStore(db, options)
     } catch (err) {
       db.close()
       throw err
@@ -185,7 +183,7 @@ export class KpiStore {
   async close (): Promise<void> {
     this.flush()
     this.acked.persist()
-    await this.checkpointer?.stop()
+    this.checkpoints.stop()
     this.db.pragma('wal_checkpoint(TRUNCATE)')
     this.db.close()
   }
@@ -209,6 +207,7 @@ export class KpiStore {
     const ts = this.nextTimestamp()
     try {
       this.writeBatch(batch, ts)
+      this.checkpoints.committed()
       for (const item of batch) this.settle(item, ts)
       return
     } catch {
@@ -217,6 +216,7 @@ export class KpiStore {
     for (const item of batch) {
       try {
         this.writeBatch([item], ts)
+        this.checkpoints.committed()
         this.settle(item, ts)
       } catch (err) {
         this.loadShapes()

@@ -36,17 +36,14 @@ export type SyncMode = 'normal' | 'full'
  */
 export const PAGE_CACHE = -1024
 
-/** SQLite's own checkpoint threshold (its default), used when no background thread checkpoints. */
-export const AUTOCHECKPOINT_PAGES = 1000
-
 /** WAL with synchronous=NORMAL survives the process being killed; FULL also survives power loss. */
-export function prepareDatabase (db: Database, sync: SyncMode, backgroundCheckpoints: boolean): void {
+export function prepareDatabase (db: Database, sync: SyncMode): void {
   db.pragma('journal_mode = WAL')
   db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('busy_timeout = 5000')
   db.pragma(`cache_size = ${PAGE_CACHE}`)
-  // With a background checkpointer (checkpointer.ts), no commit ever runs a checkpoint (which fsyncs).
-  if (backgroundCheckpoints) db.pragma('wal_autocheckpoint = 0')
+  // Checkpoints run after commits' answers are out (wal-checkpoints.ts), never inside a commit.
+  db.pragma('wal_autocheckpoint = 0')
   const version = db.pragma('user_version', { simple: true }) as number
   if (version > SCHEMA_VERSION) {
     throw new Error(`database schema version ${version} is newer than this fedvm understands (${SCHEMA_VERSION})`)

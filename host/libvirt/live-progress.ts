@@ -41,10 +41,22 @@ export function liveProgress (stats: TypedParams, completed = false): LiveProgre
   }
 }
 
-/** One line like `virsh migrate --verbose`'s, with what a live migration adds. */
-export function progressLine (p: LiveProgress): string {
+/** The figures a progress line shows: a live job's, or a cold transfer's (which has no memory pass). */
+export interface ProgressFigures {
+  phase: string
+  remainingBytes: number
+  totalBytes: number
+  rateBytesPerSecond: number
+  etaMs?: number | undefined
+  iteration?: number | undefined
+  dirtyPagesPerSecond?: number | undefined
+}
+
+/** One line like `virsh migrate --verbose`'s, with what a live migration adds (its memory pass and dirty rate). */
+export function progressLine (p: ProgressFigures): string {
   const mib = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`
   const done = p.totalBytes > 0 ? Math.floor((p.totalBytes - p.remainingBytes) / p.totalBytes * 100) : 0
   const eta = p.etaMs === undefined ? '?' : `${Math.ceil(p.etaMs / 1000)} s`
-  return `Migration: [${String(done).padStart(3)} %] ${p.phase}, ${mib(p.remainingBytes)} of ${mib(p.totalBytes)} left, ${mib(p.rateBytesPerSecond)}/s, ETA ${eta}, pass ${p.iteration}, dirty ${p.dirtyPagesPerSecond} pages/s`
+  const live = p.iteration === undefined ? '' : `, pass ${p.iteration}, dirty ${p.dirtyPagesPerSecond ?? 0} pages/s`
+  return `Migration: [${String(done).padStart(3)} %] ${p.phase}, ${mib(p.remainingBytes)} of ${mib(p.totalBytes)} left, ${mib(p.rateBytesPerSecond)}/s, ETA ${eta}${live}`
 }

@@ -8,9 +8,10 @@ import type { DomainRef } from '../hypervisor'
 import { HypervisorError } from '../errors'
 import { rpcTarget } from './guest-clock'
 import { liveDisks, type LiveDisk } from './live-disks'
-import { liveParams } from './live-params'
 import { liveProgress, type LiveProgress } from './live-progress'
+import { liveParams, localSocketPath, type LiveChannel } from './live-params'
 import { performCompleted, type LiveStatus } from './live-status'
+import { rewriteSourcePaths } from './lifecycle-xml'
 import { neutraliseCookie } from './migration-cookie'
 import type { TypedParams } from './rpc/migration-params'
 import {
@@ -22,6 +23,8 @@ import { writeDomain } from './rpc/remote-types'
 import { XdrWriter } from './rpc/xdr'
 
 export const DEFAULT_MAX_DOWNTIME_MS = 300
+/** Where the offered XML's paths point: the Source's own folders never leave it (the Destination moves every path into its VM folder). */
+const NEUTRAL_DIR = '/fedvm-vm'
 /** Like Nova's default: 800 s per GiB of memory and disk before a migration that does not converge is aborted. */
 export const COMPLETION_MS_PER_GIB = 800_000
 
@@ -43,6 +46,8 @@ export interface PerformOptions {
 export class LiveSource {
   private constructor (
     private readonly conn: RpcConnection,
+    private readonly uri: string,
+    private readonly id: string,
     readonly dom: DomainRef,
     private readonly params: TypedParams,
     readonly offer: LiveOffer
@@ -59,11 +64,16 @@ export class LiveSource {
       for (const disk of liveDisks(begun.xml)) disks.push({ name: disk.name, format: disk.format, bytes: await blockCapacity(conn, dom, disk.path) })
       await setMaxDowntime(conn, dom, o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      return new LiveSource(conn, dom, params, { xml: begun.xml, cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 })
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 })
     } catch (err) {
       await conn.close(true)
       throw err
     }
+  }
+
+  /** Where this process listens for the Source QEMU's connections of `channel` (the stream relay). */
+  socketPath (channel: LiveChannel): string {
+    return localSocketPath(this.uri, this.id, channel)
   }
 
   get defaultCompletionTimeoutMs (): number {

@@ -7,6 +7,8 @@ import { Virsh } from '../libvirt/lifecycle-virsh'
 import { backingFiles, relinkBackingFiles } from '../libvirt/lifecycle-disk-chain'
 import { domainResources, type Resources } from '../libvirt/lifecycle-resources'
 import { diskFiles, domainName, rewriteSourcePaths } from '../libvirt/lifecycle-xml'
+import { LiveDestination } from '../libvirt/live-destination'
+import { LiveSource, resumeAtSource, type LiveOffer } from '../libvirt/live-source'
 import { LibvirtControl } from './libvirt-control'
 import { readFolderDescriptor, writeFolderDescriptor, type ResourceOutcome, type RunAction, type RunState } from './vm-control'
 import { DESCRIPTOR, DOMAIN_XML, FEED_CURSOR, isSafeFileName, KPI_CHANNEL, SAVED_STATE } from './vm-folder'
@@ -22,8 +24,12 @@ export interface LibvirtVmHostOptions {
   /** Memory and vCPUs its VMs may have in all; default: the machine's (`virsh nodeinfo`). */
   memoryMiB?: number
   vcpus?: number
-  /** Cold migration: 'save' suspends to a saved state file (the VM resumes where it was), 'shutdown' powers it off. */
-  leaveBy?: 'save' | 'shutdown'
+  /**
+   * 'live' (default): a running VM migrates live where the destination can take it that way, and
+   * leaves by 'save' otherwise. Cold migration: 'save' suspends to a saved state file (the VM resumes
+   * where it was), 'shutdown' powers it off.
+   */
+  leaveBy?: 'live' | 'save' | 'shutdown'
   /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
   shutdownTimeoutMs?: number
   /** How long a defined VM gets to reach the running state. */
@@ -36,12 +42,15 @@ export interface LibvirtVmHostOptions {
 /** A domain with the KPI feed channel has a host agent that leaves its final cursor (agent/feed/feed-handover.ts). */
 const KPI_CHANNEL_NAME = `name='${KPI_CHANNEL}'`
 const RESERVED = new Set([DOMAIN_XML, SAVED_STATE, DESCRIPTOR, FEED_CURSOR])
+/** What the `.leaving` marker holds for a live leaving (a cold one holds the state it left from). */
+const LEFT_LIVE = 'live'
 
 /**
  * A VM host backed by a libvirt connection; the libvirt domain is named after the VM id.
  * Book-keeping folders under vmDir: `.incoming/ID/` (a transfer in progress), `.leaving/ID` (prepared
- * for leaving; holds the state it left from) and `.confirming/ID` (a confirm that has not finished:
- * abandon undoes it, `has` ignores it).
+ * for leaving; holds the state it left from, or "live"), `.confirming/ID` (a confirm that has not finished:
+ * abandon undoes it, `has` ignores it) and `.arriving/ID` (a live migration coming in: the incoming
+ * domain is the migration's until confirm; abandon destroys it, `has` ignores it).
  */
 export class LibvirtVmHost implements VmHost {
   readonly id: string
@@ -97,7 +106,32 @@ export class LibvirtVmHost implements VmHost {
    */
   async has (vmId: string): Promise<boolean> {
     this.vmPath(vmId)
-    return await this.reads.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId))
+    return await this.reads.state(vmId) !== undefined && !await exists(this.marker('.confirming', vmId)) && !await exists(this.marker('.arriving', vmId))
+  }
+
+  async leavesLive (vmId: string): Promise<boolean> {
+    return (this.options.leaveBy ?? 'live') === 'live' && await this.reads.state(vmId) === 'running'
+  }
+
+  async beginLiveLeaving (vmId: string, migrationId: string): Promise<LiveSource> {
+    this.vmPath(vmId)
+    const leaving = this.marker('.leaving', vmId)
+    await mkdir(dirname(leaving), { recursive: true })
+    await writeFile(leaving, `${LEFT_LIVE}\n`)
+    try {
+      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId })
+    } catch (err) {
+      // Nothing started: the VM runs on here as before.
+      await rm(leaving, { force: true })
+      throw err
+    }
+  }
+
+  async prepareLiveArrival (vmId: string, migrationId: string, offer: LiveOffer): Promise<LiveDestination> {
+    const arriving = this.marker('.arriving', vmId)
+    await mkdir(dirname(arriving), { recursive: true })
+    await writeFile(arriving, `${Date.now()}\n`)
+    return await LiveDestination.prepare({ uri: this.options.uri, id: migrationId, domain: vmId, dir: this.vmPath(vmId), offer })
   }
 
   async prepareForLeaving (vmId: string): Promise<void> {
@@ -111,7 +145,7 @@ export class LibvirtVmHost implements VmHost {
     }
     if (state !== 'shut off') {
       const stopping = Date.now()
-      if ((this.options.leaveBy ?? 'save') === 'save') {
+      if (this.options.leaveBy !== 'shutdown') {
         // Written under another name first: a save cut short must never be taken for a whole one.
         const partial = join(dir, `${SAVED_STATE}.partial`)
         await rm(partial, { force: true })
@@ -154,6 +188,12 @@ export class LibvirtVmHost implements VmHost {
     const leaving = this.marker('.leaving', vmId)
     const before = (await readFile(leaving, 'utf8').catch(() => undefined))?.trim()
     if (before === undefined) return
+    if (before === LEFT_LIVE) {
+      // A live migration cancelled: libvirt leaves the domain paused here once its job ends; it resumes.
+      if (await this.reads.state(vmId) !== undefined && !await resumeAtSource({ uri: this.options.uri, domain: vmId })) throw new HypervisorError('NOT_RUNNING', `domain ${vmId} did not resume after its live migration was cancelled`)
+      await rm(leaving, { force: true })
+      return
+    }
     if (before !== 'shut off' && await this.reads.state(vmId) === 'shut off') {
       if (await exists(join(dir, SAVED_STATE))) {
         await this.virsh.run('restore', join(dir, SAVED_STATE), before === 'paused' ? '--paused' : '--running')
@@ -202,6 +242,7 @@ export class LibvirtVmHost implements VmHost {
   }
 
   async confirm (vmId: string, descriptor?: unknown): Promise<void> {
+    if (await exists(this.marker('.arriving', vmId))) return await this.confirmLiveArrival(vmId, descriptor)
     const dir = this.vmPath(vmId)
     const incoming = this.marker('.incoming', vmId)
     const confirming = this.marker('.confirming', vmId)
@@ -257,8 +298,24 @@ export class LibvirtVmHost implements VmHost {
     }
   }
 
+  /** A live migration's Finish made the domain run here already: it only becomes this host's. */
+  private async confirmLiveArrival (vmId: string, descriptor: unknown): Promise<void> {
+    const dir = this.vmPath(vmId)
+    await this.waitRunning(vmId)
+    if (isObject(descriptor) && !await exists(join(dir, DESCRIPTOR))) await writeFile(join(dir, DESCRIPTOR), `${JSON.stringify(descriptor, null, 2)}\n`)
+    await rm(this.marker('.arriving', vmId), { force: true })
+  }
+
   async abandon (vmId: string): Promise<void> {
     const dir = this.vmPath(vmId)
+    const arriving = this.marker('.arriving', vmId)
+    if (await exists(arriving)) {
+      // A live migration that was not committed: whatever arrived (a domain Finish resumed included) goes.
+      await this.virsh.destroyIfActive(vmId)
+      await this.virsh.undefineIfDefined(vmId)
+      await rm(dir, { recursive: true, force: true })
+      await rm(arriving, { force: true })
+    }
     const confirming = this.marker('.confirming', vmId)
     if (await exists(confirming)) {
       // A confirm cut short (the process died): the domain and its folder are the transfer's, not a VM's here.
@@ -319,7 +376,7 @@ export class LibvirtVmHost implements VmHost {
     return join(this.options.vmDir, vmId)
   }
 
-  private marker (folder: '.incoming' | '.leaving' | '.confirming', vmId: string): string {
+  private marker (folder: '.incoming' | '.leaving' | '.confirming' | '.arriving', vmId: string): string {
     return join(this.vmPath(vmId), '..', folder, vmId)
   }
 }

@@ -1,3 +1,5 @@
+import type { LiveDestination } from '../libvirt/live-destination'
+import type { LiveOffer, LiveSource } from '../libvirt/live-source'
 import type { ResourceOutcome, RunAction, RunState } from './vm-control'
 
 /**
@@ -56,4 +58,13 @@ export interface VmHost {
   applyResources?: (vmId: string, demand: Demand) => Promise<ResourceOutcome>
   /** Shuts the VM down, starts, suspends or resumes it (RunStateRefused when its state does not allow it); the state after. */
   changeRunState?: (vmId: string, action: RunAction) => Promise<RunState>
+  /**
+   * Live migration (hosts whose hypervisor can): whether the VM leaves live now (the host leaves by
+   * "live" and the VM runs). Otherwise it takes the cold path (prepareForLeaving).
+   */
+  leavesLive?: (vmId: string) => Promise<boolean>
+  /** Begin on this host's hypervisor: the VM keeps running; stayHere and release end it like a cold leaving. */
+  beginLiveLeaving?: (vmId: string, migrationId: string) => Promise<LiveSource>
+  /** Prepare on this host's hypervisor: the disks are created empty; abandon undoes it, confirm makes the arrived VM this host's. */
+  prepareLiveArrival?: (vmId: string, migrationId: string, offer: LiveOffer) => Promise<LiveDestination>
 }

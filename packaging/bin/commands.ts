@@ -34,6 +34,7 @@ export interface Command extends Help {
 const CONFIG_SITE: readonly [string, string] = ['--config FILE', 'the site\'s config (JSON); the daemon of that config is asked']
 const VM: readonly [string, string] = ['--vm ID', 'the VM\'s id']
 const TO: readonly [string, string] = ['--to SITE|HOST', 'pin the destination: this site\'s id (its own hosts only), a partner\'s id (that partner, and where it delegates), or one of this site\'s hosts']
+const MIGRATE_JSON: readonly [string, string] = ['--json', 'print only the JSON outcome (as when stdout is not a terminal); on a terminal a progress line is drawn while the migration runs']
 
 /** Every fedvm command, in the order `fedvm --help` lists them. The one place commands are declared. */
 export const COMMANDS: readonly Command[] = [
@@ -93,7 +94,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'site',
-    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE]',
+    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE] [--json]',
     summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer',
     example: 'fedvm site status --config /etc/fedvm/site.json',
     load: () => import('../../protocol/site/site-command.js'),
@@ -107,9 +108,9 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'migrate',
-        usage: 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST]',
+        usage: 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST] [--json]',
         summary: 'run the Controller at the site\'s daemon: migrate the VM to the best offer, print the outcome as JSON (as `fedvm migrate`)',
-        options: [CONFIG_SITE, VM, TO],
+        options: [CONFIG_SITE, VM, TO, MIGRATE_JSON],
         example: 'fedvm site migrate --config /etc/fedvm/site.json --vm web-1 --to site-b',
       },
       {
@@ -135,18 +136,18 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'status',
-        usage: 'fedvm site status --config FILE',
-        summary: 'list the VMs this site is responsible for, where each is (a host, or only the partner it went to) and incoming transfers',
-        options: [CONFIG_SITE],
+        usage: 'fedvm site status --config FILE [--json]',
+        summary: 'list the VMs this site is responsible for, where each is (a host, or only the partner it went to), and the migrations running with their progress',
+        options: [CONFIG_SITE, ['--json', 'print the status as JSON (as when stdout is not a terminal); on a terminal it is a line each']],
         example: 'fedvm site status --config /etc/fedvm/site.json',
       },
     ],
   },
   {
     name: 'migrate',
-    usage: 'fedvm migrate --config FILE --vm ID [--to SITE|HOST]',
-    summary: 'run the Controller: migrate a VM to the best offer (this site\'s own hosts first) or where --to pins it, print the outcome as JSON',
-    options: [CONFIG_SITE, VM, TO],
+    usage: 'fedvm migrate --config FILE --vm ID [--to SITE|HOST] [--json]',
+    summary: 'run the Controller: migrate a VM to the best offer (this site\'s own hosts first) or where --to pins it, print the outcome as JSON (on a terminal after a progress line)',
+    options: [CONFIG_SITE, VM, TO, MIGRATE_JSON],
     example: 'fedvm migrate --config /etc/fedvm/site.json --vm web-1 --to site-b',
     load: () => import('../../protocol/site/migrate-command.js'),
   },

@@ -73,3 +73,12 @@ export function latestDeliveries (db: Database.Database): StoredDelivery[] {
 function hasTable (db: Database.Database): boolean {
   return db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = \'deliveries\'').get() !== undefined
 }
+
+/** The metrics a VM has deliveries for, in name order: one index seek per metric, however many rows each holds. */
+export function metricsOf (db: Database.Database, vm: string): string[] {
+  if (!hasTable(db)) return []
+  const next = db.prepare('SELECT "metric" FROM "deliveries" WHERE "vm" = ? AND "metric" > ? ORDER BY "metric" LIMIT 1').pluck()
+  const metrics: string[] = []
+  for (let metric = next.get(vm, '') as string | undefined; metric !== undefined; metric = next.get(vm, metric) as string | undefined) metrics.push(metric)
+  return metrics
+}

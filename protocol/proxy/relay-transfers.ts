@@ -13,7 +13,7 @@ export interface OfferKeys {
 export interface RelayedTransfer {
   vmId: string
   upstream: SourceTicket
-  /** The TLS fingerprint of the Destination proxy that may read through the relay. */
+  /** The fingerprint of the certificate the Destination made for this transfer: the only one that may read through the relay. */
   boundTo: string
   expiresAt: number
 }

@@ -1,4 +1,5 @@
 import type { Manifest } from './manifest'
+import type { TransferKey } from './transfer-certificate'
 import type { TransferPlan } from './transfer-plan'
 
 export type TokenState = 'open' | 'received' | 'spent' | 'cancelled' | 'expired'
@@ -10,8 +11,14 @@ export interface TokenRecord {
   proxy: number
   vmId: string
   hostId: string
-  /** Source: the TLS fingerprint of the destination proxy that may pull. Destination: the host's VM slot (unused). */
+  /** Source: the TLS fingerprint of the destination proxy's transfer certificate. Destination: the site that asked (unused). */
   boundTo: string
+  /**
+   * Destination: the keys made for this transfer (its proxy's client certificate, the key its ticket
+   * is sealed for), kept until the token ends so a restarted site still pulls with them. Absent on
+   * source tokens and once a destination token is spent, cancelled or expired.
+   */
+  transferKey?: TransferKey | null
   descriptor: unknown
   manifest: Manifest | null
   /** Source: the files fixed when the transfer was prepared (paths stay here, never sent). */
@@ -28,6 +35,7 @@ export interface TokenRecord {
 export interface TokenStore {
   token: (token: string) => TokenRecord | undefined
   putToken: (record: TokenRecord) => void
+  /** Also forgets a destination token's transfer key once the state is spent, cancelled or expired. */
   setTokenState: (token: string, state: TokenState, manifest?: Manifest) => void
   /** A source token's plan with the chunk digests computed so far; the token's state stays as it is. */
   setTokenPlan: (token: string, plan: TransferPlan) => void

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { ProtocolError } from '../errors'
+import type { TransferKey } from './transfer-certificate'
 import type { TokenRecord, TokenStore } from './token-record'
 
 /**
@@ -59,4 +60,13 @@ function sourceToken (store: Pick<TokenStore, 'token'>, token: string, sender: s
   if (record === undefined || record.role !== 'source') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
   checkHolder(record, sender, vmId, 'transfer')
   return record
+}
+
+/**
+ * The keys a destination token's transfer is pulled with: the client certificate the Source's token
+ * is bound to and the key its ticket is sealed for. A token that has none (it ended) cannot pull.
+ */
+export function destinationTransferKey (record: TokenRecord): TransferKey {
+  if (record.role !== 'destination' || record.transferKey == null) throw new ProtocolError('token-unknown', 'the offer holds no transfer key: ask for a new offer')
+  return record.transferKey
 }

@@ -10,27 +10,33 @@ import { handleInitiateTransfer, handleMigrationRequest } from './destination'
 import { faultPoint } from './fault-point'
 import { prepareSource, type ForcedMigrationDeps } from './forced-migration'
 import { hostIdOf } from './host-directory'
+import { liveTransfer } from './live-path'
 import { askPartner, askPartners } from './intermediary'
 import type { MigrationRecord } from './migration-record'
 import { TransferStatusSchema, type Offer, type PreparedSource, type TransferStatus, type VerificationAnswer } from './partner-answers'
+import { watchProgress, type ProgressWatchDeps } from './progress-watch'
 import type { LocationRecord } from './records'
 import { demandOf, withDemand } from './room'
 import { decide, refusedByDestination, settleMigration, type SettleDeps } from './settle'
 import { handleTransferVerification } from './source'
+import type { WatchedMigrations } from './watched-migrations'
 
 /** Between Initiate transfer attempts on one offer. */
 const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
 
-export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps {
+export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps, ProgressWatchDeps {
   hosts: SettleDeps['hosts']
-  tokens: SettleDeps['tokens'] & ForcedMigrationDeps['tokens']
+  tokens: SettleDeps['tokens'] & ForcedMigrationDeps['tokens'] & ProgressWatchDeps['tokens']
   locations: SettleDeps['locations'] & ForcedMigrationDeps['locations']
-  routes: SettleDeps['routes'] & ForcedMigrationDeps['routes']
+  routes: SettleDeps['routes'] & ForcedMigrationDeps['routes'] & ProgressWatchDeps['routes']
+  progress: SettleDeps['progress'] & ProgressWatchDeps['progress']
   proxies: SettleDeps['proxies'] & ForcedMigrationDeps['proxies']
   identity: SettleDeps['identity'] & ForcedMigrationDeps['identity']
   policy: SettleDeps['policy'] & { prefer: string[] }
   limits: SettleDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
   active: ActiveMigrations
+  /** The Controller's view of its running migrations (`fedvm site status`), filled by watchProgress. */
+  watched: WatchedMigrations
 }
 
 export interface MigrationOutcome {
@@ -48,6 +54,9 @@ export interface MigrationOutcome {
   durationMs: number
   /** Both sides have acted on the decision; false: one could not be reached yet and settles later by itself. */
   settled: boolean
+  /** 'live': the VM kept running while it moved (libvirt's measured switchover downtime when known); 'cold': it was stopped and its files copied. */
+  path: 'live' | 'cold'
+  downtimeMs?: number
 }
 
 /**
@@ -63,9 +72,11 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
   checkNothingInDoubt(deps, vmId)
   deps.active.enter(vmId)
+  deps.watched.begin(vmId)
   try {
     return await migrate(deps, vmId, exclude, to, record)
   } finally {
+    deps.watched.end(vmId)
     deps.active.leave(vmId)
   }
 }
@@ -105,13 +116,14 @@ async function migrate (deps: ControllerDeps, vmId: string, exclude: string[], t
     // Step 4: Forced migration on the Source (through the chain of delegation). Its ticket is sealed for, and
     // its token bound to, one destination site: another site's offer needs the VM prepared for that site.
     if (source === undefined || !sameSite(source.for, chosen.offer)) {
-      const prepared = await prepareSource(deps, vmId, { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint })
+      const prepared = await prepareSource(deps, vmId, { sealKey: chosen.offer.sealKey, tlsFingerprint: chosen.offer.tlsFingerprint, ...(chosen.offer.live === true ? { live: true } : {}) })
       source = { prepared, for: chosen.offer }
     }
     const migration = beginMigration(deps, vmId, chosen, source.prepared, record)
     faultPoint('controller:prepared')
     const next = candidates[index + 1]
-    const result = await transfer(deps, chosen, vmId, source.prepared, migration.id)
+    const stopWatching = watchProgress(deps, migration)
+    const result = await (source.prepared.live === true ? liveResult(deps, chosen, vmId, source.prepared, migration) : transfer(deps, chosen, vmId, source.prepared, migration.id)).finally(stopWatching)
     // Only an offer whose destination refused the VM may be passed over: one that went quiet may run it already.
     const handOverSource = (result.agreed === true || result.nextOfferAllowed) && next !== undefined && sameSite(source.for, next.offer)
     if (result.agreed === true) {
@@ -158,6 +170,7 @@ function beginMigration (deps: ControllerDeps, vmId: string, chosen: Candidate, 
     sourceVia: record.kind === 'partner' ? record.target : deps.self, sourceToken: source.token,
     decision: 'undecided', destinationSettled: false, sourceSettled: false,
     upstream: record.upstream, descriptor: record.descriptor, createdAt: Date.now(),
+    ...(source.live === true ? { live: 'prepared' as const } : {}),
   }
   deps.migrations.putMigration(migration)
   deps.log({ event: 'migration-begun', vm: vmId, migration: migration.id, via: chosen.via })
@@ -191,6 +204,22 @@ function pinOf (deps: ControllerDeps, to: string | undefined): { local: boolean,
   if (partners.includes(to)) return { local: false, partners: true, skipPartners: partners.filter((p) => p !== to) }
   if (deps.hosts.has(to)) return { local: true, partners: false, host: to, skipPartners: [] }
   throw new ProtocolError('bad-request', `to: ${JSON.stringify(to)} is neither this site, a partner nor a host of this site`)
+}
+
+type TransferResult = Awaited<ReturnType<typeof transfer>>
+
+/** Steps 5–7 on the live path (live-path.ts), in the terms of the cold path's result. */
+async function liveResult (deps: ControllerDeps, chosen: Candidate, vmId: string, source: PreparedSource, migration: MigrationRecord): Promise<TransferResult> {
+  const live = await liveTransfer(deps, chosen, vmId, source, migration)
+  if (!live.agreed) return { error: live.error ?? new ProtocolError('transfer-failed', 'the live migration did not complete'), nextOfferAllowed: false }
+  const bytes = (live.status?.disks ?? []).reduce((s, d) => s + d.bytes, 0)
+  return {
+    agreed: true,
+    outcome: {
+      vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === deps.self, bytes, fetchedBytes: bytes, reusedBytes: 0,
+      digestsAgree: true, attempts: 1, path: 'live', ...(live.downtimeMs === undefined ? {} : { downtimeMs: live.downtimeMs }),
+    },
+  }
 }
 
 /** Steps 5–7 for one offer: Initiate transfer, Transfer verification, until dstat = sstat (agreed: the decision may be commit). */
@@ -231,12 +260,12 @@ async function transfer (deps: ControllerDeps, chosen: Candidate, vmId: string, 
       await sleep(backoffMs(attempt - 1, RETRY))
       continue
     }
-    if (sstat.state === 'verified' && manifestsAgree(dstat.status, sstat.status)) {
+    if (sstat.state === 'verified' && !('uuid' in sstat.status) && manifestsAgree(dstat.status, sstat.status)) {
       return {
         agreed: true,
         outcome: {
           vm: vmId, outcome: 'migrated', destination: chosen.via, local: chosen.via === deps.self, bytes: manifestBytes(dstat.status),
-          fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt,
+          fetchedBytes: dstat.fetchedBytes, reusedBytes: dstat.reusedBytes, digestsAgree: true, attempts: attempt, path: 'cold',
         },
       }
     }
@@ -260,8 +289,9 @@ async function descriptorWithDemand (deps: ControllerDeps, vmId: string, record:
   }
 }
 
+/** Whether a VM prepared for one offer serves another: the same destination site, and the same path (live or cold). */
 function sameSite (a: Offer, b: Offer): boolean {
-  return a.sealKey === b.sealKey && a.tlsFingerprint === b.tlsFingerprint
+  return a.sealKey === b.sealKey && a.tlsFingerprint === b.tlsFingerprint && (a.live === true) === (b.live === true)
 }
 
 async function initiate (deps: ControllerDeps, chosen: Candidate, vmId: string, ticket: string): Promise<TransferStatus> {

@@ -5,16 +5,22 @@ import { failureCauses } from '../proxy/failure-cause'
 import { manifestBytes } from '../proxy/manifest'
 import type { ProxyPool } from '../proxy/proxy-pool'
 import { pullVm, type PullResult } from '../proxy/puller'
-import { openTicket } from '../proxy/ticket'
+import { openTicketWith } from '../proxy/ticket'
+import { makeTransferKey, transferSealKeys, type TransferKey } from '../proxy/transfer-certificate'
 import type { TokenRecord, TokenStore } from '../proxy/token-record'
-import { checkHolder, newToken, usableToken } from '../proxy/tokens'
+import { checkHolder, destinationTransferKey, newToken, usableToken } from '../proxy/tokens'
 import { objectBody, stringField, stringListField, vmIdField, descriptorField } from './body-fields'
 import type { Caller } from './caller'
 import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
 import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
 import { faultPoint } from './fault-point'
-import { AbortAnswerSchema, CommitAnswerSchema, TransferStatusSchema, type AbortAnswer, type CommitAnswer, type Offer, type TransferStatus } from './partner-answers'
+import { endLiveArrival, finishLiveArrival, prepareLiveArrival, type LiveArrivalDeps } from './live-arrival'
+import {
+  AbortAnswerSchema, CommitAnswerSchema, LiveFinishedSchema, LivePreparedSchema, TransferStatusSchema,
+  type AbortAnswer, type CommitAnswer, type LiveFinished, type LivePrepared, type Offer, type TransferStatus
+} from './partner-answers'
+import { coldProgress, type ProgressBoard } from './migration-progress'
 import type { LocationStore, RouteStore } from './records'
 import { demandOf, vmsThatFit } from './room'
 import type { TokenLocks } from './token-locks'
@@ -26,17 +32,19 @@ import type { TokenLocks } from './token-locks'
  * recorded decision: commit makes the files a VM here, abort drops them. Requests for offers it only
  * passed along go to the Intermediary.
  */
-export interface DestinationDeps extends DelegationDeps {
+export interface DestinationDeps extends DelegationDeps, LiveArrivalDeps {
   hosts: HostDirectory
   tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState'>
   locations: Pick<LocationStore, 'location' | 'setLocation'>
   routes: Pick<RouteStore, 'route' | 'putRoute'>
   proxies: Pick<ProxyPool, 'choose'>
-  /** What offers carry: this site's sealing key and TLS fingerprint; and its keys to open tickets and pull with. */
+  /** This site's keys: an Intermediary that relays substitutes them in the offers it passes on (offers of its own carry a transfer key's). */
   identity: { sealPublicKey: string, tlsFingerprint: string, tls: { key: string, cert: string }, keysDir: string }
   policy: DelegationDeps['policy'] & { acceptFrom: string[] }
   limits: DelegationDeps['limits'] & { transferTimeoutMs: number, parallelRanges: number, requestTimeoutMs: number }
   transfers: IncomingTransfers
+  /** Where the pull reports how far it has got (`fedvm site status`, and the Controller's migration-progress query). */
+  progress: Pick<ProgressBoard, 'report' | 'end'>
   settling: TokenLocks
   newVersion: () => string
 }
@@ -63,9 +71,15 @@ export async function handleMigrationRequest (deps: DestinationDeps, caller: Cal
   return { offers: [...local, ...wrapped] }
 }
 
-/** One offer per host that has room for the VM's demand (VM slots, memory, vCPUs); a host that cannot say is skipped. */
+/**
+ * One offer per host that has room for the VM's demand (VM slots, memory, vCPUs); a host that cannot
+ * say is skipped. The offers of one request share one transfer key made for it (the Controller sees
+ * them as one destination and may hand the prepared Source from one to the next): what they carry
+ * names no site, and the next request gets other keys.
+ */
 async function localOffers (deps: DestinationDeps, caller: Caller, vmId: string, descriptor: unknown, demand: Demand): Promise<Offer[]> {
   const offers: Offer[] = []
+  let key: TransferKey | undefined
   for (const host of deps.hosts.all()) {
     let free: number
     try {
@@ -76,12 +90,13 @@ async function localOffers (deps: DestinationDeps, caller: Caller, vmId: string,
       continue
     }
     if (free < 1) continue
+    key ??= await makeTransferKey()
     const token = newToken()
     deps.tokens.putToken({
       token, role: 'destination', proxy: deps.proxies.choose(), vmId, hostId: host.id, boundTo: caller.sender, descriptor,
-      manifest: null, state: 'open', expiresAt: Date.now() + deps.limits.tokenTtlMs, locationVersion: null, requester: caller.sender,
+      manifest: null, state: 'open', expiresAt: Date.now() + deps.limits.tokenTtlMs, locationVersion: null, requester: caller.sender, transferKey: key,
     })
-    offers.push({ ref: token, sealKey: deps.identity.sealPublicKey, tlsFingerprint: deps.identity.tlsFingerprint, depth: 0, free })
+    offers.push({ ref: token, sealKey: key.seal.publicKey, tlsFingerprint: key.tls.fingerprint, depth: 0, free, ...(host.prepareLiveArrival === undefined ? {} : { live: true }) })
   }
   return offers
 }
@@ -113,7 +128,7 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   }
   let running = deps.transfers.pulls.get(token.token)
   if (running === undefined) {
-    running = receive(deps, token.token, token.hostId, vmId, ticket, token.descriptor)
+    running = receive(deps, token.token, token.hostId, vmId, ticket, token.descriptor, destinationTransferKey(token))
     deps.transfers.pulls.set(token.token, running)
     running.finally(() => deps.transfers.pulls.delete(token.token)).catch(() => {})
   }
@@ -121,10 +136,10 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   return { status: result.manifest, bytes: manifestBytes(result.manifest), fetchedBytes: result.fetchedBytes, reusedBytes: result.reusedBytes }
 }
 
-async function receive (deps: DestinationDeps, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown): Promise<PullResult> {
+async function receive (deps: DestinationDeps, token: string, hostId: string, vmId: string, sealedTicket: string, descriptor: unknown, key: TransferKey): Promise<PullResult> {
   const { transfers, log } = deps
   const initiated = Date.now()
-  const ticket = await openTicket(sealedTicket, deps.identity.keysDir, vmId)
+  const ticket = await openTicketWith(sealedTicket, transferSealKeys(key), vmId)
   const host = deps.hosts.get(hostId, vmId)
   // Offers reserve nothing: the host may have filled up since it offered.
   if (!await host.has(vmId) && vmsThatFit(await host.capacity(), demandOf(descriptor)) < 1) throw new ProtocolError('no-room', 'the offered host has no room left')
@@ -136,20 +151,20 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
   let result: PullResult
   try {
     result = await pullVm({
-      ticket, dir, clientCert: deps.identity.tls,
+      ticket, dir, clientCert: key.tls,
       parallel: deps.limits.parallelRanges, timeoutMs: deps.limits.requestTimeoutMs,
       onProgress: (p) => {
         const now = Date.now()
-        const seconds = Math.max(0.001, (now - started) / 1000)
-        const progress = { bytes: p.fetchedBytes + p.reusedBytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / seconds) }
-        transfers.progress.set(vmId, progress)
-        if (now - lastLog < 1000 && progress.bytes < p.totalBytes) return
+        const progress = coldProgress(p, now - started, now)
+        deps.progress.report(vmId, progress)
+        const bytes = p.fetchedBytes + p.reusedBytes
+        if (now - lastLog < 1000 && bytes < p.totalBytes) return
         lastLog = now
-        log({ event: 'transfer-progress', vm: vmId, ...progress })
+        log({ event: 'transfer-progress', vm: vmId, bytes, total: p.totalBytes, reused: p.reusedBytes, rateBytesPerSecond: Math.round(p.fetchedBytes / Math.max(0.001, (now - started) / 1000)) })
       },
     })
   } catch (err) {
-    transfers.progress.delete(vmId)
+    deps.progress.end(vmId)
     const e = toProtocolError(err)
     // Keep partial files only for a retry that can resume from them.
     if (!e.retryable || deps.tokens.token(token)?.state === 'cancelled') await host.abandon(vmId)
@@ -157,7 +172,7 @@ async function receive (deps: DestinationDeps, token: string, hostId: string, vm
     log({ event: 'transfer-failed', vm: vmId, attempt, code: e.code, kept: e.retryable, ms: Date.now() - started, causes: failureCauses(err) })
     throw e.code === 'internal' ? new ProtocolError('transfer-failed', 'the transfer did not complete', { cause: err }) : e
   }
-  transfers.progress.delete(vmId)
+  deps.progress.end(vmId)
   transfers.attempts.delete(token)
   if (deps.tokens.token(token)?.state === 'cancelled') {
     // The Controller decided abort while the files were still coming.
@@ -228,13 +243,62 @@ export async function handleTransferAbort (deps: DestinationDeps, caller: Caller
   return deps.settling.run(ref, async () => {
     const token = destinationToken(deps, ref, caller.sender, vmId)
     if (token.state === 'spent') throw new ProtocolError('token-spent', 'the VM was already made this site\'s own')
-    if (token.state === 'cancelled') return { state: 'aborted' }
+    if (token.state === 'cancelled') {
+      // Asked again: an abandon that failed before (a live arrival's libvirtd down) is tried again.
+      if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
+      return { state: 'aborted' }
+    }
     deps.tokens.setTokenState(token.token, 'cancelled')
+    await endLiveArrival(deps, token.token)
     // A pull still running drops its files when it ends (receive sees the token cancelled).
     if (!deps.transfers.pulls.has(token.token)) await deps.hosts.get(token.hostId, vmId).abandon(vmId)
     deps.log({ event: 'transfer-aborted', vm: vmId })
     return { state: 'aborted' }
   })
+}
+
+/**
+ * live-prepare (Controller → Destination, through the chain of delegation): libvirt's Prepare for the
+ * live migration the sealed ticket carries; answers Prepare's cookie for the Source's Perform.
+ */
+export async function handleLivePrepare (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<LivePrepared> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const sealed = stringField(body, 'ticket', 65536)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    return await passAlong(deps, caller, route.partner, 'live-prepare', body, LivePreparedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+  }
+  const token = usableToken(deps.tokens, ref, 'destination', undefined)
+  checkHolder(token, caller.sender, vmId, 'offer')
+  if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
+  // The offer's own key: the ticket was sealed for it, and the Source's token is bound to its certificate.
+  const key = destinationTransferKey(token)
+  const ticket = await openTicketWith(sealed, transferSealKeys(key), vmId)
+  const host = deps.hosts.get(token.hostId, vmId)
+  // Offers reserve nothing: the host may have filled up since it offered.
+  if (!deps.live.arriving.has(token.token) && (await host.has(vmId) || vmsThatFit(await host.capacity(), demandOf(token.descriptor)) < 1)) {
+    throw new ProtocolError('no-room', 'the offered host has no room left')
+  }
+  return await prepareLiveArrival(deps, host, token.token, vmId, ticket, key.tls)
+}
+
+/** live-finish (Controller → Destination): libvirt's Finish with Perform's cookie; answers dstat. */
+export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<LiveFinished> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const cookie = stringField(body, 'cookie', 65536)
+  if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+  const route = deps.routes.route(ref)
+  if (route !== undefined && route.kind === 'offer') {
+    checkHolder(route, caller.sender, vmId, 'offer')
+    return await passAlong(deps, caller, route.partner, 'live-finish', body, LiveFinishedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+  }
+  const token = destinationToken(deps, ref, caller.sender, vmId)
+  if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
+  return await deps.settling.run(ref, async () => await finishLiveArrival(deps, ref, vmId, cookie))
 }
 
 function destinationToken (deps: DestinationDeps, ref: string, sender: string, vmId: string): TokenRecord {

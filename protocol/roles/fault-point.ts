@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
  * - source:prepared, source:verified, source:releasing
  * - destination:received, destination:committing, destination:committed
  * - intermediary:initiate, intermediary:verification, intermediary:commit, intermediary:confirm
+ * - live migration only: source:performing
  */
 export const FAULT_POINTS = [
   'controller:prepared', 'controller:received', 'controller:verified', 'controller:decided', 'controller:destination-committed',
@@ -20,7 +21,10 @@ export const FAULT_POINTS = [
   'intermediary:initiate', 'intermediary:verification', 'intermediary:commit', 'intermediary:confirm',
 ] as const
 
-export type FaultPoint = typeof FAULT_POINTS[number]
+/** Points only a live migration reaches (source:performing: Perform runs, libvirt reported its job's first progress). */
+export const LIVE_FAULT_POINTS = ['source:performing'] as const
+
+export type FaultPoint = typeof FAULT_POINTS[number] | typeof LIVE_FAULT_POINTS[number]
 
 const fixed = names(process.env.FEDVM_FAULT_POINT ?? '')
 const file = process.env.FEDVM_FAULT_POINT_FILE

@@ -88,6 +88,9 @@ export function exposeOffers (deps: DelegationDeps, caller: Caller, vmId: string
     const ref = newToken()
     deps.routes.putRoute({ ref, kind: 'offer', vmId, partner, partnerRef: offer.ref, requester: caller.sender, locationVersion: null, expiresAt: Date.now() + deps.limits.tokenTtlMs })
     const passed = { ...offer, ref, depth: offer.depth + 1 }
-    return deps.relay === undefined ? passed : deps.relay.substitute(ref, passed)
+    if (deps.relay === undefined) return passed
+    // A relayed transfer carries files only: QEMU's streams do not pass through this site's proxy.
+    const { live: _live, ...cold } = passed
+    return deps.relay.substitute(ref, cold)
   })
 }

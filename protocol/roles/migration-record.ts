@@ -30,6 +30,12 @@ export interface MigrationRecord {
   upstream: string | null
   descriptor: unknown
   createdAt: number
+  /**
+   * A live migration (absent: cold). 'finishing' from the moment the Destination is asked to Finish
+   * until it answered that Finish failed: the VM may then run at the Destination already, so an abort
+   * resumes the Source only once the Destination has dropped its copy.
+   */
+  live?: 'prepared' | 'finishing'
 }
 
 export interface MigrationStore {

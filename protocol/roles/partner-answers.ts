@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { ProtocolError } from '../errors'
 import { parseManifest, type Manifest } from '../proxy/manifest'
 import { describeIssue } from '../zod-issues'
+import { MigrationProgressSchema } from './migration-progress'
 
 /**
  * What partners answer to each operation, checked before anything is done with it: a signature
@@ -33,6 +34,8 @@ export const OfferSchema = z.object({
   depth: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
   /** How many more VMs like this one that host takes (its free VM slots, bounded by free memory and vCPUs). */
   free: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+  /** The offered host takes a running VM live (a libvirt host). */
+  live: z.boolean().optional(),
 })
 export type Offer = z.infer<typeof OfferSchema>
 
@@ -50,6 +53,8 @@ export const PreparedSourceSchema = z.object({
   /** ⟨suri, stok⟩ sealed for the destination site. */
   ticket: z.string(),
   expiresAt: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+  /** The Source began a live migration (the VM keeps running): the Controller takes the live path. */
+  live: z.boolean().optional(),
 })
 export type PreparedSource = z.infer<typeof PreparedSourceSchema>
 
@@ -62,12 +67,34 @@ export const TransferStatusSchema = z.object({
 })
 export type TransferStatus = z.infer<typeof TransferStatusSchema>
 
+/** A live migration's status at one end (host/libvirt/live-status.ts): what its own libvirtd says moved. */
+export const LiveStatusSchema = z.object({
+  uuid: z.string().max(64),
+  disks: z.array(z.object({ name: z.string().max(255), bytes: count })).max(256),
+  job: z.enum(['completed', 'incomplete']),
+})
+
 /** Transfer verification: sstat; verified when it equals dstat (the Source still holds the VM until the decision reaches it). */
 export const VerificationAnswerSchema = z.object({
   state: z.enum(['verified', 'pending']),
-  status: ManifestSchema,
+  status: z.union([LiveStatusSchema, ManifestSchema]),
 })
 export type VerificationAnswer = z.infer<typeof VerificationAnswerSchema>
+
+/** A libvirt migration cookie as it crosses sites: base64, its host name and host UUID neutralised. */
+const cookie = z.string().max(65536)
+
+/** live-prepare (Controller → Destination): Prepare's cookie, for the Source's Perform. */
+export const LivePreparedSchema = z.object({ cookie })
+export type LivePrepared = z.infer<typeof LivePreparedSchema>
+
+/** live-perform (Controller → Source): Perform's cookie, for the Destination's Finish; libvirt's downtime when it said. */
+export const LivePerformedSchema = z.object({ cookie, downtimeMs: count.optional() })
+export type LivePerformed = z.infer<typeof LivePerformedSchema>
+
+/** live-finish (Controller → Destination): dstat, and Finish's cookie for the Source's Confirm. */
+export const LiveFinishedSchema = z.object({ status: LiveStatusSchema, cookie })
+export type LiveFinished = z.infer<typeof LiveFinishedSchema>
 
 export const CancelAnswerSchema = z.object({ state: z.literal('cancelled') })
 export type CancelAnswer = z.infer<typeof CancelAnswerSchema>
@@ -90,6 +117,10 @@ export type OutcomeAnswer = z.infer<typeof OutcomeAnswerSchema>
 
 /** Forced migration, mode "away": what the site further up did, passed on as it came. */
 export const AwayAnswerSchema = z.unknown()
+
+/** migration-progress (Controller → either end): the newest figures, or null where no data of the VM moves now. */
+export const ProgressAnswerSchema = z.object({ progress: MigrationProgressSchema.nullable() })
+export type ProgressAnswer = z.infer<typeof ProgressAnswerSchema>
 
 /** A partner's answer checked against its schema; a malformed one is bad-response naming the field. */
 export function parseAnswer<T> (schema: z.ZodType<T>, value: unknown, from: string, op: string): T {

@@ -4,6 +4,8 @@ export interface SendOptions {
   /** The token or route the receiver knows this request by (the signed hop's `ref`). */
   ref?: string
   timeoutMs?: number
+  /** A frequent, cheap read (the Controller's progress polling): not logged request by request. */
+  quiet?: boolean
 }
 
 /** The partner sites of this site, and the one way the roles reach them: a signed request. */

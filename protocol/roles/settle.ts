@@ -68,8 +68,11 @@ export async function settleMigration (deps: SettleDeps, id: string, options: { 
   }
   if (record.decision === 'committed' && !record.sourceSettled) {
     try {
-      await handleTransferConfirm(deps, self(deps), { vmId: record.vmId, token: record.sourceToken })
+      // A live migration's Confirm takes Finish's cookie when this process still has it (libvirt confirms without too).
+      const cookie = deps.live.finishCookies.get(record.id)
+      await handleTransferConfirm(deps, self(deps), { vmId: record.vmId, token: record.sourceToken, ...(cookie === undefined ? {} : { cookie }) })
       record = put(deps, { ...record, sourceSettled: true })
+      deps.live.finishCookies.delete(record.id)
     } catch (err) {
       const e = toProtocolError(err)
       deps.log({ event: 'confirm-failed', vm: record.vmId, migration: id, code: e.code, retryable: e.retryable })
@@ -85,9 +88,12 @@ export async function settleMigration (deps: SettleDeps, id: string, options: { 
       } catch (err) {
         const e = toProtocolError(err)
         deps.log({ event: 'abort-failed', vm: record.vmId, migration: id, code: e.code, retryable: e.retryable })
-        if (!e.retryable) record = put(deps, { ...record, destinationSettled: true })
+        // A live migration the Destination may have Finished: only its own "dropped" settles it.
+        if (!e.retryable && record.live !== 'finishing') record = put(deps, { ...record, destinationSettled: true })
       }
     }
+    // Never at both: the Source resumes a live migration only once the Destination dropped its copy.
+    if (record.live === 'finishing' && !record.destinationSettled) return { record, error }
     if (!record.sourceSettled && options.handOverSource === true) {
       record = put(deps, { ...record, sourceSettled: true })
     } else if (!record.sourceSettled) {

@@ -7,6 +7,7 @@ import type { ProxyPool } from '../proxy/proxy-pool'
 import { sourceManifest } from '../proxy/source-manifest'
 import { sealTicket } from '../proxy/ticket'
 import type { TokenRecord, TokenStore } from '../proxy/token-record'
+import type { SourceTicket } from '../proxy/ticket'
 import type { TransferPlan } from '../proxy/transfer-plan'
 import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
@@ -14,7 +15,11 @@ import type { Caller } from './caller'
 import { hostIdOf, type HostDirectory } from './host-directory'
 import { passAlong, type PassAlongDeps } from './intermediary'
 import { faultPoint } from './fault-point'
-import { CancelAnswerSchema, ConfirmAnswerSchema, PreparedSourceSchema, VerificationAnswerSchema, type CancelAnswer, type ConfirmAnswer, type PreparedSource, type VerificationAnswer } from './partner-answers'
+import { beginLiveLeaving, confirmLive, performLive, verifyLive, type LiveLeavingDeps } from './live-leaving'
+import {
+  CancelAnswerSchema, ConfirmAnswerSchema, LivePerformedSchema, LiveStatusSchema, PreparedSourceSchema, VerificationAnswerSchema,
+  type CancelAnswer, type ConfirmAnswer, type LivePerformed, type PreparedSource, type VerificationAnswer
+} from './partner-answers'
 import type { LocationRecord, LocationStore, RouteStore } from './records'
 import type { TokenLocks } from './token-locks'
 
@@ -27,19 +32,23 @@ import type { TokenLocks } from './token-locks'
  * here, stopped and not runnable: only the decision (confirm: release it; cancel: run it again) ends
  * that, never a timeout (resolver.ts asks the Controller).
  */
-export interface SourceDeps extends PassAlongDeps {
+export interface SourceDeps extends PassAlongDeps, LiveLeavingDeps {
   hosts: Pick<HostDirectory, 'get'>
   tokens: Pick<TokenStore, 'token' | 'putToken' | 'setTokenState' | 'setTokenManifest' | 'openSourceTokens'>
   locations: Pick<LocationStore, 'dropLocationIf'>
   routes: Pick<RouteStore, 'route' | 'putRoute'>
   proxies: Pick<ProxyPool, 'choose' | 'url'>
   identity: { tlsFingerprint: string }
-  limits: { chunkBytes: number, tokenTtlMs: number }
+  limits: { chunkBytes: number, tokenTtlMs: number, transferTimeoutMs: number }
   settling: TokenLocks
   log: Log
 }
 
-/** Forced migration, mode "prepare" (Controller → Source, through the chain of delegation). */
+/**
+ * Forced migration, mode "prepare" (Controller → Source, through the chain of delegation). The token is
+ * bound to `destination.tlsFingerprint`, the certificate the Destination made for this transfer (or a
+ * relaying Intermediary's own), and the ticket sealed for `destination.sealKey`.
+ */
 export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId: string, record: LocationRecord, body: Record<string, unknown>): Promise<PreparedSource> {
   if (caller.sender !== deps.self && caller.sender !== record.upstream) {
     throw new ProtocolError('not-permitted', 'only the site that delegated the VM here may force it away')
@@ -58,11 +67,19 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   if (!await host.has(vmId)) throw new ProtocolError('unknown-vm', 'the VM is not where this site recorded it')
   for (const old of deps.tokens.openSourceTokens(vmId)) deps.tokens.setTokenState(old.token, 'cancelled')
   const started = Date.now()
+  const token = newToken()
+  // A running VM leaves live where both ends can (the destination's offer says whether it can); else cold.
+  const goesLive = destination.live === true && await host.leavesLive?.(vmId) === true
+  let live: SourceTicket['live']
   // The files are fixed here, once: the source proxy only opens and reads them, and hashes them while sending.
   const plan: TransferPlan = { chunkBytes: deps.limits.chunkBytes, files: [] }
   try {
-    await host.prepareForLeaving(vmId)
-    plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
+    if (goesLive) {
+      live = await beginLiveLeaving(deps, host, vmId, token)
+    } else {
+      await host.prepareForLeaving(vmId)
+      plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
+    }
   } catch (err) {
     // Nothing was handed out yet: the VM runs on here as before.
     await host.stayHere(vmId).catch((stayErr) => deps.log({ event: 'stay-here-failed', vm: vmId, error: (stayErr as Error).message }))
@@ -70,17 +87,16 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
     if (err instanceof HypervisorError && err.code === 'UNSUPPORTED_VM') throw new ProtocolError('unsupported-vm', 'the VM has parts a cold migration cannot carry', { cause: err })
     throw err
   }
-  const token = newToken()
   const proxy = deps.proxies.choose()
   const expiresAt = Date.now() + deps.limits.tokenTtlMs
   deps.tokens.putToken({
     token, role: 'source', proxy, vmId, hostId, boundTo: fingerprint, descriptor: record.descriptor, manifest: null, plan,
     state: 'open', expiresAt, locationVersion: record.version, requester: caller.sender,
   })
-  const ticket = await sealTicket({ vmId, uri: deps.proxies.url(proxy), fingerprint: deps.identity.tlsFingerprint, token }, sealKey)
-  deps.log({ event: 'prepared-for-leaving', vm: vmId, files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
+  const ticket = await sealTicket({ vmId, uri: deps.proxies.url(proxy), fingerprint: deps.identity.tlsFingerprint, token, ...(live === undefined ? {} : { live }) }, sealKey)
+  deps.log({ event: 'prepared-for-leaving', vm: vmId, path: live === undefined ? 'cold' : 'live', files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   faultPoint('source:prepared')
-  return { token, ticket, expiresAt }
+  return { token, ticket, expiresAt, ...(live === undefined ? {} : { live: true }) }
 }
 
 /**
@@ -92,7 +108,9 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   const token = stringField(body, 'token', 100)
-  const dstat = parseManifest(body.dstat, vmId)
+  // A live migration's dstat is what the Destination's libvirtd says arrived; a cold one's, the manifest.
+  const liveStatus = LiveStatusSchema.safeParse(body.dstat)
+  const dstat = liveStatus.success ? undefined : parseManifest(body.dstat, vmId)
   const route = deps.routes.route(token)
   if (route !== undefined && route.kind === 'source') {
     checkHolder(route, caller.sender, vmId, 'transfer')
@@ -101,6 +119,11 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
     return answer
   }
   const record = verifiableSourceToken(deps.tokens, token, caller.sender, vmId)
+  if (dstat === undefined) {
+    const answer = verifyLive(deps, record, liveStatus.data!)
+    if (answer.state === 'verified') faultPoint('source:verified')
+    return answer
+  }
   // A destination reports dstat after reading the source's manifest; one that never did gets it hashed now.
   const manifest = record.manifest ?? await sourceManifest(deps.tokens, record)
   if (!manifestsAgree(dstat, manifest)) return { state: 'pending', status: manifest }
@@ -134,6 +157,8 @@ export async function handleTransferConfirm (deps: SourceDeps, caller: Caller, r
     if (record.state === 'spent') return { state: 'confirmed' }
     if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here: the VM runs at the source`)
     faultPoint('source:releasing')
+    // A live migration's Confirm first: libvirt removes the domain the Destination now runs.
+    await confirmLive(deps, token, typeof body.cookie === 'string' ? body.cookie : undefined, false)
     // Released first, spent after: a crash between leaves the token open, and the next confirm releases again.
     await deps.hosts.get(record.hostId, vmId).release(vmId)
     deps.tokens.setTokenState(token, 'spent')
@@ -157,11 +182,34 @@ export async function handleTransferCancel (deps: SourceDeps, caller: Caller, ra
   return deps.settling.run(token, async () => {
     const record = cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
     // Running again first, cancelled after: a crash between leaves the token open and the next cancel runs it again.
-    if (record.state === 'open') await deps.hosts.get(record.hostId, vmId).stayHere(vmId)
+    if (record.state === 'open') {
+      await confirmLive(deps, token, undefined, true)
+      await deps.hosts.get(record.hostId, vmId).stayHere(vmId)
+    }
     if (record.state !== 'cancelled') deps.tokens.setTokenState(token, 'cancelled')
     deps.log({ event: 'transfer-cancelled', vm: vmId })
     return { state: 'cancelled' }
   })
+}
+
+/**
+ * live-perform (Controller → Source, through the chain of delegation): Perform with the
+ * Destination's Prepare cookie; answers Perform's cookie for the Destination's Finish.
+ */
+export async function handleLivePerform (deps: SourceDeps, caller: Caller, rawBody: unknown): Promise<LivePerformed> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  const token = stringField(body, 'token', 100)
+  const cookie = stringField(body, 'cookie', 65536)
+  const route = deps.routes.route(token)
+  if (route !== undefined && route.kind === 'source') {
+    checkHolder(route, caller.sender, vmId, 'transfer')
+    return await passAlong(deps, caller, route.partner, 'live-perform', body, LivePerformedSchema, { timeoutMs: deps.limits.transferTimeoutMs })
+  }
+  const record = sourceTokenOf(deps, token, caller.sender, vmId)
+  if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here`)
+  checkNotExpired(record)
+  return await performLive(deps, record, cookie)
 }
 
 function sourceTokenOf (deps: SourceDeps, token: string, sender: string, vmId: string): TokenRecord {

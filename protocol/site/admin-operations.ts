@@ -5,6 +5,7 @@ import { ProtocolError, toProtocolError } from '../errors'
 import { objectBody, stringField, vmIdField } from '../roles/body-fields'
 import { cancelMigrations, runController } from '../roles/controller'
 import type { SiteParts } from './site-parts'
+import { siteStatus } from './site-status'
 
 /**
  * What the site's own CLI asks its daemon (signed with the site's key; no other sender is accepted):
@@ -20,13 +21,7 @@ export const ADMIN_OPERATIONS: Record<string, (site: SiteParts, body: unknown) =
   'admin-evict': evict,
   'admin-cancel': cancel,
   ...CONTROL_ADMIN_OPERATIONS,
-  'admin-status': async (site) => ({
-    id: site.self,
-    locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
-    incoming: [...site.transfers.progress].map(([vmId, progress]) => ({ vmId, ...progress })),
-    // Arrivals complete here but not this site's until the Controller's decision reaches it.
-    inDoubt: site.state.inDoubtTokens().filter((t) => t.role === 'destination').map((t) => ({ vmId: t.vmId, state: 'incoming, in doubt' })),
-  }),
+  'admin-status': async (site) => siteStatus(site),
 }
 
 async function place (site: SiteParts, rawBody: unknown): Promise<unknown> {

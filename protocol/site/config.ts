@@ -7,6 +7,7 @@ import { parseListenAddress } from '../http/listen-address'
 import { DEFAULT_CONNECTION_LIMITS } from '../http/connection-guard'
 import { SITE_ID } from '../site-id'
 import { issueField, issueMessage } from '../zod-issues'
+import { dashboardSchema } from './dashboard/dashboard-config'
 import { MonitoringSchema } from './monitoring-config'
 
 export const DEFAULT_LIMITS = {
@@ -63,7 +64,8 @@ const HostSchema = (base: string) => object({
   /** A host backed by a libvirt connection; without it the host is a plain directory of VM files. */
   libvirt: object({
     uri: text.refine((value) => LIBVIRT_URI.test(value), { error: (issue) => `${JSON.stringify(issue.input)} is not a libvirt URI (e.g. qemu:///system)` }),
-    leaveBy: z.enum(['save', 'shutdown'], { error: 'must be "save" or "shutdown"' }).default('save'),
+    /** 'live': a running VM migrates live where the destination host can (a libvirt host); else, and with 'save' or 'shutdown', it leaves cold. */
+    leaveBy: z.enum(['live', 'save', 'shutdown'], { error: 'must be "live", "save" or "shutdown"' }).default('live'),
   }).optional(),
   /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
   memoryMiB: integer(0).optional(),
@@ -112,6 +114,8 @@ function siteConfigSchema (base: string) {
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     /** Monitoring relay to the primary site; every sub-key has a default. */
     monitoring: MonitoringSchema.default(MonitoringSchema.parse({})),
+    /** The read-only web page (dashboard/dashboard-config.ts); off unless asked for. */
+    dashboard: dashboardSchema(base),
   }).transform((config, ctx) => {
     const partnerIds = new Set(config.partners.map((p) => p.id))
     const duplicate = (ids: string[], field: string): void => {

@@ -12,6 +12,16 @@ export class DaemonUnreachableError extends Error {
   }
 }
 
+/** The site's own daemon is up (it answers TLS with the site's certificate) but gave the CLI no answer. */
+export class DaemonNoAnswerError extends Error {
+  readonly code = 'daemon-no-answer'
+
+  constructor (readonly url: string, cause: Error) {
+    super(`the site daemon at ${url} is running but gave no answer (${cause.message}); it may be overloaded or stuck: see its log (journalctl -u fedvm-site)`, { cause })
+    this.name = 'DaemonNoAnswerError'
+  }
+}
+
 /**
  * Whether the site's daemon answers TLS at LISTEN (HOST:PORT) with the site's own certificate:
  * undefined when it does, else why not (ECONNREFUSED, a timeout, another certificate). Asked after

@@ -45,7 +45,7 @@ export class SignedPartners implements PartnerClient {
       answer = await this.call(to, request, options.timeoutMs)
     }
     // Control-channel cost, for bench/transfer: message size both ways and round-trip time.
-    this.log({ event: 'send', op, to, requestBytes: stringifyExact(request).length, answerBytes: stringifyExact(answer).length, ms: Date.now() - started })
+    if (options.quiet !== true) this.log({ event: 'send', op, to, requestBytes: stringifyExact(request).length, answerBytes: stringifyExact(answer).length, ms: Date.now() - started })
     return answer
   }
 

@@ -6,20 +6,23 @@ import { readTlsIdentity } from '../crypto/tls-certificate'
 import { signNewRequest } from '../envelope/sign-request'
 import { ProtocolError, UsageError } from '../errors'
 import { readDescriptorDocument } from '../ovf/descriptor-document'
-import { DaemonUnreachableError, probeDaemon } from './daemon-probe'
+import { chunkHasher } from '../proxy/chunk-hasher'
+import { DaemonNoAnswerError, DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
-import { callSite } from './signed-call'
+import { callSite, UnansweredError } from './signed-call'
 import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
+import { showProgressWhile } from './progress-display'
+import { SiteStatusSchema, statusText } from './site-status'
 
-/** The flags each sub-command takes (all strings); `required` are checked before the config is read. */
-const SUBCOMMANDS: Record<string, { flags: string[], required: string[] }> = {
+/** The flags each sub-command takes (strings; `switches` take no value); `required` are checked before the config is read. */
+const SUBCOMMANDS: Record<string, { flags: string[], required: string[], switches?: string[] }> = {
   run: { flags: ['config'], required: ['config'] },
-  migrate: { flags: ['config', 'vm', 'to'], required: ['config', 'vm'] },
+  migrate: { flags: ['config', 'vm', 'to'], required: ['config', 'vm'], switches: ['json'] },
   place: { flags: ['config', 'vm', 'dir', 'descriptor'], required: ['config', 'vm', 'dir'] },
   evict: { flags: ['config', 'vm'], required: ['config', 'vm'] },
   cancel: { flags: ['config', 'vm'], required: ['config', 'vm'] },
-  status: { flags: ['config'], required: ['config'] },
+  status: { flags: ['config'], required: ['config'], switches: ['json'] },
 }
 
 const PLACEHOLDER: Record<string, string> = { config: 'FILE', vm: 'ID', dir: 'DIR', descriptor: 'FILE', to: 'SITE|HOST' }
@@ -27,9 +30,11 @@ const PLACEHOLDER: Record<string, string> = { config: 'FILE', vm: 'ID', dir: 'DI
 /**
  * `fedvm site run --config FILE` serves the protocol until SIGTERM/SIGINT. The other sub-commands
  * ask the running daemon of the same config (signed with the site's own key) and print its JSON answer:
- * `migrate` runs the Controller (`--to` pins the destination), `place` makes a primary placement from a directory of VM files,
+ * `migrate` runs the Controller (`--to` pins the destination; on a terminal a progress line is drawn
+ * while it runs, unless `--json`), `place` makes a primary placement from a directory of VM files,
  * `evict` forces a VM away to the site that delegated it here, `cancel` stops a VM's running transfer
- * (it stays where it was), `status` lists where VMs went.
+ * (it stays where it was), `status` lists where VMs went and the migrations running (a line each on a
+ * terminal, unless `--json`).
  */
 export async function run (argv: string[]): Promise<void> {
   const [sub, ...rest] = argv
@@ -37,16 +42,25 @@ export async function run (argv: string[]): Promise<void> {
   if (sub === undefined || spec === undefined || !Object.hasOwn(SUBCOMMANDS, sub)) {
     throw new UsageError(sub === undefined ? `a sub-command is missing (${Object.keys(SUBCOMMANDS).join(', ')})` : `unknown site sub-command ${JSON.stringify(sub)}`)
   }
-  const { values } = parseArgs({ args: rest, options: Object.fromEntries(spec.flags.map((flag) => [flag, { type: 'string' as const }])) })
+  const options: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries([
+    ...spec.flags.map((flag) => [flag, { type: 'string' as const }]),
+    ...(spec.switches ?? []).map((flag) => [flag, { type: 'boolean' as const }]),
+  ])
+  const values: Record<string, string | boolean | undefined> = parseArgs({ args: rest, options }).values
   for (const flag of spec.required) if (!values[flag]) throw new UsageError(`--${flag} ${PLACEHOLDER[flag]} is required`)
   const field = (flag: string): string => values[flag] as string
   const config = await loadSiteConfig(field('config'))
   switch (sub) {
     case 'run': return serve(config)
-    case 'migrate': return admin(config, 'admin-migrate', { vmId: field('vm'), ...(values.to === undefined ? {} : { to: field('to') }) })
+    case 'migrate': {
+      const body = { vmId: field('vm'), ...(values.to === undefined ? {} : { to: field('to') }) }
+      // Piped, or asked for JSON: the outcome alone, as a script reads it.
+      if (values.json === true || process.stdout.isTTY !== true) return admin(config, 'admin-migrate', body)
+      return admin(config, 'admin-migrate', body, (running, daemon) => showProgressWhile(running, field('vm'), () => daemon.ask('admin-status', {}, STATUS_TIMEOUT_MS), process.stdout))
+    }
     case 'evict': return admin(config, 'admin-evict', { vmId: field('vm') })
     case 'cancel': return admin(config, 'admin-cancel', { vmId: field('vm') })
-    case 'status': return admin(config, 'admin-status', {})
+    case 'status': return admin(config, 'admin-status', {}, undefined, values.json === true || process.stdout.isTTY !== true ? undefined : showStatus)
     case 'place': {
       const descriptor = values.descriptor ? readDescriptorDocument(await readFile(field('descriptor'), 'utf8'), field('descriptor')) : undefined
       return admin(config, 'admin-place', { vmId: field('vm'), dir: resolve(field('dir')), descriptor })
@@ -66,30 +80,65 @@ async function serve (config: SiteConfig): Promise<void> {
     process.once('SIGINT', resolve)
   })
   await running.close()
+  // The hashing workers are the process's, not one site's: they end with the process's last site.
+  await chunkHasher().close()
 }
 
-/**
- * Asks the site's own daemon. Its answer goes to stdout as JSON, a refusal too (then the command
- * fails); a daemon that cannot be reached is said so, not reported as a partner's failure.
- */
-async function admin (config: SiteConfig, op: string, body: unknown): Promise<void> {
+/** The site's own daemon, asked with the site's own key (read once, however often it is asked). */
+export interface OwnDaemon {
+  url: string
+  ask: (op: string, body: unknown, timeoutMs?: number) => Promise<unknown>
+}
+
+/** A status asked for the progress line must not hold the line up long. */
+const STATUS_TIMEOUT_MS = 5000
+
+async function ownDaemon (config: SiteConfig): Promise<OwnDaemon> {
   const signing = await readSigningKeyPair(config.keys)
   const tls = await readTlsIdentity(config.keys)
   const url = `https://${config.listen}`
-  const request = await signNewRequest({ id: config.id, secretKey: signing.secretKey }, config.id, op, body, 0)
+  return {
+    url,
+    ask: async (op, body, timeoutMs = config.limits.transferTimeoutMs) => {
+      const request = await signNewRequest({ id: config.id, secretKey: signing.secretKey }, config.id, op, body, 0)
+      try {
+        return await callSite({ id: config.id, url, tlsFingerprint: tls.fingerprint, publicKey: signing.publicKey }, config.id, request, {
+          windowMs: config.limits.timestampWindowMs, timeoutMs,
+        })
+      } catch (err) {
+        // Only a request that got no answer is about the daemon; its own answer "partner-unreachable" is about a partner.
+        if (err instanceof UnansweredError) {
+          const down = await probeDaemon(config.listen, tls.fingerprint)
+          throw down !== undefined ? new DaemonUnreachableError(url, down, err) : new DaemonNoAnswerError(url, err)
+        }
+        throw err
+      }
+    },
+  }
+}
+
+/**
+ * Asks the site's own daemon. Its answer goes to stdout (as JSON, or as `render` writes it), a refusal
+ * as JSON too (then the command fails); a daemon that cannot be reached is said so, not reported as a
+ * partner's failure. `whileWaiting` runs until the answer is in (the progress line of a migration).
+ */
+async function admin (config: SiteConfig, op: string, body: unknown, whileWaiting?: (running: Promise<unknown>, daemon: OwnDaemon) => Promise<void>, render?: (answer: unknown) => string): Promise<void> {
+  const daemon = await ownDaemon(config)
+  const running = daemon.ask(op, body)
+  if (whileWaiting !== undefined) await whileWaiting(running, daemon)
   let answer: unknown
   try {
-    answer = await callSite({ id: config.id, url, tlsFingerprint: tls.fingerprint, publicKey: signing.publicKey }, config.id, request, {
-      windowMs: config.limits.timestampWindowMs, timeoutMs: config.limits.transferTimeoutMs,
-    })
+    answer = await running
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err
-    if (err.code === 'partner-unreachable') {
-      const down = await probeDaemon(config.listen, tls.fingerprint)
-      if (down !== undefined) throw new DaemonUnreachableError(url, down, err)
-    }
     process.stdout.write(`${JSON.stringify({ outcome: 'failed', code: err.code, retryable: err.retryable, detail: err.message, ...(err.downstreamCode ? { downstreamCode: err.downstreamCode } : {}) }, null, 2)}\n`)
     throw err
   }
-  process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`)
+  process.stdout.write(render === undefined ? `${JSON.stringify(answer, null, 2)}\n` : render(answer))
+}
+
+/** `fedvm site status` on a terminal: a line each; an answer that is not a status (an older daemon) as JSON. */
+function showStatus (answer: unknown): string {
+  const status = SiteStatusSchema.safeParse(answer)
+  return status.success ? statusText(status.data) : `${JSON.stringify(answer, null, 2)}\n`
 }

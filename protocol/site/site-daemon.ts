@@ -6,8 +6,10 @@ import { parseListenAddress } from '../http/listen-address'
 import { guardConnections } from '../http/connection-guard'
 import type { Log } from '../log'
 import type { SiteConfig } from './config'
+import { openDashboard, type Dashboard } from './dashboard/open-dashboard'
 import { loadSiteParts, type SiteParts } from './site-parts'
 import { createSiteServer } from './site-server'
+import { siteStatus } from './site-status'
 import { startMonitoring, type RunningMonitoring } from './start-monitoring'
 import { sweepExpired } from './sweeper'
 
@@ -30,6 +32,7 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     return listenOn(server, address)
   }
   let monitoring: RunningMonitoring | undefined
+  let dashboard: Dashboard | undefined
   try {
     monitoring = await startMonitoring(site, listen)
     servers.push(await listen(createSiteServer({ parts: site, relay: monitoring.relay }), config.listen))
@@ -37,10 +40,20 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
       const throttle = proxy.maxBytesPerSecond === undefined ? undefined : new Throttle(proxy.maxBytesPerSecond)
       const relay = site.relay === undefined ? undefined : { transfers: site.relay, timeoutMs: config.limits.requestTimeoutMs }
       const server = createSourceServer({ index, state: site.state, tls: site.tls, throttle, relay, log })
+      // Before the guard: it leaves an upgraded (parked stream) connection to its handler only when one is attached.
+      server.on('upgrade', (req, socket) => site.streams[index].handleUpgrade(req, socket))
       servers.push(await listen(server, proxy.listen))
+    }
+    if (config.dashboard.listen !== 'off') {
+      dashboard = await openDashboard({
+        status: () => siteStatus(site), location: (vmId) => site.state.location(vmId), config: config.dashboard, stateDir: config.stateDir, keysDir: config.keys, rules: config.monitoring.rules, log,
+      })
+      servers.push(await listen(dashboard.server, config.dashboard.listen))
+      log({ event: 'dashboard-listening', listen: config.dashboard.listen })
     }
   } catch (err) {
     for (const server of servers) server.close()
+    dashboard?.close()
     await monitoring?.close()
     site.state.close()
     throw err
@@ -64,10 +77,12 @@ export async function startSite (config: SiteConfig, log: Log): Promise<RunningS
     close: async () => {
       clearInterval(timer)
       clearInterval(resolving)
+      for (const park of site.streams) park.close()
       await Promise.all(servers.map((server) => new Promise<void>((resolve) => {
         server.close(() => resolve())
         ;(server as Server & { closeAllConnections?: () => void }).closeAllConnections?.()
       })))
+      dashboard?.close()
       await monitoring?.close()
       site.state.close()
     },

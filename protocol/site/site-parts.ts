@@ -9,9 +9,14 @@ import { Keyring } from '../envelope/keyring'
 import type { Log } from '../log'
 import { ProxyPool } from '../proxy/proxy-pool'
 import { RelayTransfers } from '../proxy/relay-transfers'
+import { sourceStreamAuthorizer } from '../proxy/stream-authorizer'
+import { StreamPark } from '../proxy/stream-relay'
 import type { ResolverDeps } from '../roles/resolver'
 import { ActiveMigrations } from '../roles/active-migrations'
 import { IncomingTransfers } from '../roles/incoming-transfers'
+import { LiveSessions } from '../roles/live-sessions'
+import { ProgressBoard } from '../roles/migration-progress'
+import { WatchedMigrations } from '../roles/watched-migrations'
 import { TokenLocks } from '../roles/token-locks'
 import type { SiteConfig } from './config'
 import { SignedPartners } from './partners'
@@ -34,6 +39,8 @@ export interface SiteParts extends ResolverDeps {
   proxies: ProxyPool
   /** The transfers this site relays (policy.relayTransfers), shared by the Intermediary role and the proxies. */
   relay?: RelayTransfers
+  /** How far each migration whose data moves at this site has got (a cold pull here as Destination, a live job here as Source). */
+  progress: ProgressBoard
 }
 
 export async function loadSiteParts (config: SiteConfig, log: Log): Promise<SiteParts> {
@@ -66,6 +73,11 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
     policy: config.policy,
     limits: config.limits,
     transfers: new IncomingTransfers(),
+    live: new LiveSessions(),
+    // One per transfer proxy: its TLS server hands it the upgraded stream connections (site-daemon.ts).
+    streams: config.proxies.map((_, index) => new StreamPark(sourceStreamAuthorizer(state, index), log)),
+    progress: new ProgressBoard(),
+    watched: new WatchedMigrations(),
     newVersion: randomUUID,
     log,
   }

@@ -48,6 +48,8 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
     `)
     // Added after the first release: a state directory from before gets the column on open.
     if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'plan')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "plan" TEXT')
+    if (!(this.db.pragma('table_info("migrations")') as Array<{ name: string }>).some((c) => c.name === 'live')) this.db.exec('ALTER TABLE "migrations" ADD COLUMN "live" TEXT')
+    if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'transfer_key')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "transfer_key" TEXT')
   }
 
   seenBefore (from: string, id: string, keepUntil: number): boolean {
@@ -112,10 +114,10 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
   }
 
   putToken (record: TokenRecord): void {
-    this.statement(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester", "plan")
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
+    this.statement(`INSERT OR REPLACE INTO "tokens" ("token", "role", "proxy", "vm_id", "host_id", "bound_to", "descriptor", "manifest", "state", "expires_at", "location_version", "requester", "plan", "transfer_key")
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.token, record.role, record.proxy, record.vmId, record.hostId, record.boundTo,
       JSON.stringify(record.descriptor ?? null), record.manifest === null ? null : JSON.stringify(record.manifest), record.state, record.expiresAt, record.locationVersion,
-      record.requester, record.plan == null ? null : JSON.stringify(record.plan))
+      record.requester, record.plan == null ? null : JSON.stringify(record.plan), record.transferKey == null ? null : JSON.stringify(record.transferKey))
   }
 
   /** A source token's plan with the chunk digests computed so far; the token's state stays as it is. */
@@ -131,6 +133,8 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
   setTokenState (token: string, state: TokenState, manifest?: Manifest): void {
     if (manifest === undefined) this.statement('UPDATE "tokens" SET "state" = ? WHERE "token" = ?').run(state, token)
     else this.statement('UPDATE "tokens" SET "state" = ?, "manifest" = ? WHERE "token" = ?').run(state, JSON.stringify(manifest), token)
+    // A transfer's keys serve only while it can still pull: an ended token keeps no private key.
+    if (state === 'spent' || state === 'cancelled' || state === 'expired') this.statement('UPDATE "tokens" SET "transfer_key" = NULL WHERE "token" = ?').run(token)
   }
 
   /** Open tokens past their expiry (the sweeper undoes what they prepared). */
@@ -193,9 +197,9 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
   putMigration (record: MigrationRecord): void {
     const before = this.migration(record.id)
     const write = (): void => {
-      this.statement(`INSERT OR REPLACE INTO "migrations" ("id", "vm_id", "via", "offer_ref", "source_via", "source_token", "decision", "destination_settled", "source_settled", "upstream", "descriptor", "created_at")
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.id, record.vmId, record.via, record.offerRef, record.sourceVia, record.sourceToken, record.decision,
-        record.destinationSettled ? 1 : 0, record.sourceSettled ? 1 : 0, record.upstream, JSON.stringify(record.descriptor ?? null), record.createdAt)
+      this.statement(`INSERT OR REPLACE INTO "migrations" ("id", "vm_id", "via", "offer_ref", "source_via", "source_token", "decision", "destination_settled", "source_settled", "upstream", "descriptor", "created_at", "live")
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(record.id, record.vmId, record.via, record.offerRef, record.sourceVia, record.sourceToken, record.decision,
+        record.destinationSettled ? 1 : 0, record.sourceSettled ? 1 : 0, record.upstream, JSON.stringify(record.descriptor ?? null), record.createdAt, record.live ?? null)
     }
     if (before?.decision === record.decision) return write()
     // A decision is what both sides will act on: it reaches the disk (WAL fsynced) before anyone is told.
@@ -236,6 +240,7 @@ function tokenFromRow (row: TokenRow): TokenRecord {
     descriptor: JSON.parse(row.descriptor as string),
     manifest: row.manifest === null ? null : JSON.parse(row.manifest as string),
     plan: row.plan == null ? null : JSON.parse(row.plan as string),
+    transferKey: row.transfer_key == null ? null : JSON.parse(row.transfer_key as string),
     state: row.state as TokenState,
     expiresAt: row.expires_at as number,
     locationVersion: (row.location_version as string | null) ?? null,
@@ -261,6 +266,7 @@ function migrationFromRow (row: MigrationRow): MigrationRecord {
     upstream: (row.upstream as string | null) ?? null,
     descriptor: JSON.parse(row.descriptor as string),
     createdAt: row.created_at as number,
+    ...(row.live === 'prepared' || row.live === 'finishing' ? { live: row.live } : {}),
   }
 }
 

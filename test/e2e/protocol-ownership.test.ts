@@ -5,6 +5,7 @@ import { FAULT_POINTS, type FaultPoint } from '../../protocol/roles/fault-point'
 import { Federation } from '../protocol/support/federation'
 import { runFedvm, type CliResult } from '../protocol/support/fedvm-process'
 import { digestsOf, makeVmDir } from '../protocol/support/vm-files'
+import { startWithFaultFile } from '../support/federation/fault-file'
 import { describeViews, settled, siteView, type SiteView } from '../support/federation/ownership'
 import { seededRandom, shuffled } from '../support/seeded-random'
 import { waitFor } from '../support/wait'
@@ -110,21 +111,3 @@ t.test('a SIGKILL at any step of a migration leaves the VM runnable at exactly o
     })
   }
 })
-
-/**
- * Starts sites, each reading its armed fault point from its own file. A daemon inherits the test's
- * environment when it is spawned, which Federation.start does synchronously: the variable is set
- * only around each call.
- */
-async function startWithFaultFile (fed: Federation, ids: string[], fileOf: (id: string) => string): Promise<void> {
-  const starting: Array<Promise<void>> = []
-  try {
-    for (const id of ids) {
-      process.env.FEDVM_FAULT_POINT_FILE = fileOf(id)
-      starting.push(fed.start(id))
-    }
-  } finally {
-    delete process.env.FEDVM_FAULT_POINT_FILE
-  }
-  await Promise.all(starting)
-}

@@ -43,9 +43,11 @@ t.test('an Intermediary relays the files between Source and Destination proxies'
 
   const aPeers = proxyPeers(fed.daemon('site-a').events())
   const bPeers = proxyPeers(fed.daemon('site-b').events())
+  // C's proxy pulls with a certificate it made for this transfer (what its offer named), never its site's.
   t.same([...aPeers], [b], 'A\'s proxy accepted connections from B\'s proxy only')
-  t.same([...bPeers], [c], 'B\'s proxy (the relay) accepted connections from C\'s proxy only')
-  t.notOk(aPeers.has(c), 'C\'s proxy never connected to A\'s')
+  t.equal(bPeers.size, 1, 'B\'s proxy (the relay) accepted connections from one certificate')
+  t.ok([...bPeers].every((peer) => peer !== c && peer !== a && peer !== b), 'C\'s transfer certificate: none of the sites\' own')
+  t.notOk(aPeers.has(c) || [...bPeers].some((peer) => aPeers.has(peer)), 'C\'s proxy never connected to A\'s')
   t.ok(fed.daemon('site-c').events().some((e) => e.event === 'transfer-received'), 'C\'s proxy received the files')
 
   const proxiesOf = (id: string): string[] => (fed.site(id).config as { proxies: Array<{ listen: string }> }).proxies.map((p) => p.listen)
@@ -64,6 +66,8 @@ t.test('an Intermediary relays the files between Source and Destination proxies'
   const direct = await fed.cli('site-a', 'place', '--vm', 'vm2', '--dir', image2)
   t.equal(direct.code, 0, direct.raw.stdout + direct.raw.stderr)
   t.same(await digestsOf(join(fed.vmDir('site-c', 'c1'), 'vm2')), digests2, 'the second VM landed on site-c, byte-exact')
-  t.ok(proxyPeers(fed.daemon('site-a').events()).has(c), 'without relaying, C\'s proxy connected to A\'s')
+  const directPeers = [...proxyPeers(fed.daemon('site-a').events())].filter((peer) => peer !== b)
+  t.equal(directPeers.length, 1, 'without relaying, C\'s proxy connected to A\'s')
+  t.ok(directPeers[0] !== c && !bPeers.has(directPeers[0]), 'with a new transfer certificate, not C\'s site certificate nor the relayed transfer\'s')
   t.same([...proxyPeers(fed.daemon('site-b').events())], [], 'and none to B\'s')
 })

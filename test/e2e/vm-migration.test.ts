@@ -63,9 +63,11 @@ t.test('a KPI-writing VM migrates between two sites in their own network namespa
   // Deliveries go to a receiver at the primary site (A), each agent on its own path.
   const receiver = await DeliveryReceiver.start(netA.name, netA.address, RECEIVER_PORT, root)
   cleanups.push(async () => await receiver.stop())
-  await a.writeConfig([b])
+  // This test is about the cold path (virsh save, files through the proxies): its hosts leave by save, not live.
+  const coldHost = (site: VmSite): Record<string, unknown> => ({ id: site.hostId, vmDir: site.vmDir, maxVms: 2, libvirt: { uri: site.libvirt.uri, leaveBy: 'save' } })
+  await a.writeConfig([b], { hosts: [coldHost(a)] })
   // B's source proxy is capped: when the VM leaves B, the copy lasts long enough to be killed midway.
-  await b.writeConfig([a], { proxies: [{ listen: `${netB.address}:${PROXY_PORT}`, maxBytesPerSecond: 48 * 2 ** 20 }] })
+  await b.writeConfig([a], { hosts: [coldHost(b)], proxies: [{ listen: `${netB.address}:${PROXY_PORT}`, maxBytesPerSecond: 48 * 2 ** 20 }] })
   await Promise.all([a.startDaemon(), b.startDaemon()])
 
   const vmId = `kpi-${tag}`

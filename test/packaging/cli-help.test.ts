@@ -58,9 +58,9 @@ t.test('fedvm help COMMAND [SUB]: the usage line, options and example of what wa
 
 t.test('a usage error shows one usage line: the sub-command\'s when one was named', async (t) => {
   const line = (words: string[]) => usageLine(resolve(COMMANDS, words)!)
-  t.match(line(['migrate', '--config', 'x']), /^usage: fedvm migrate --config FILE --vm ID \[--to SITE\|HOST\]\n/)
+  t.match(line(['migrate', '--config', 'x']), /^usage: fedvm migrate --config FILE --vm ID \[--to SITE\|HOST\] \[--json\]\n/)
   t.notMatch(line(['migrate', '--config', 'x']), /fedvm site/, '`fedvm migrate` never shows `fedvm site`')
-  t.match(line(['site', 'migrate']), /^usage: fedvm site migrate --config FILE --vm ID \[--to SITE\|HOST\]\n/)
+  t.match(line(['site', 'migrate']), /^usage: fedvm site migrate --config FILE --vm ID \[--to SITE\|HOST\] \[--json\]\n/)
   t.match(line(['site', 'bogus']), /^usage: fedvm site run\|migrate\|place\|evict\|cancel\|status /)
   t.match(line(['agent']), /^usage: fedvm agent run --config FILE\n/, 'the only sub-command stands for its command')
   for (const { words } of entries) t.equal(line(words).match(/usage:/g)?.length, 1, `${words.join(' ')}: one usage line`)

@@ -94,8 +94,8 @@ t.test('the demo tells the whole story and cleans up', async (t) => {
     /cleaned up: the \d+ processes it started are stopped \(by PID\), (.*, )?guestfs unmounted, \S+ removed/,
   ]
   for (const line of lines) t.match(out, line)
-  const killed = /, ([^,]+ did not exit within 10 s of SIG\w+ and was killed)/.exec(out)
-  if (killed !== null) t.comment(`note: ${killed[1]}`)
+  // Every part of the federation ends on its stop signal: a daemon that has to be killed would leave a systemd unit waiting.
+  t.notMatch(out, /did not exit within 10 s of SIG\w+ and was killed/, 'every process exits on its stop signal')
   const placedOn = /delegated it to site-c's host (c\d)/.exec(out)?.[1]
   const movedTo = /now on site-c's host (c\d) \(moved from (c\d)/.exec(out)
   t.ok(placedOn !== undefined && movedTo !== null && movedTo[1] !== placedOn && movedTo[2] === placedOn, `the VM moved from ${String(placedOn)} to ${String(movedTo?.[1])}`)

@@ -64,3 +64,29 @@ t.test('site status with the daemon down says so; with it up, answers', async (t
   t.match(unknown.json, { outcome: 'failed', code: 'unknown-vm' }, 'and is printed as the daemon gave it')
   t.notMatch(unknown.stderr, /not running/, 'a running daemon is not reported down')
 })
+
+t.test('a daemon that is up but gives no answer is said to be so, and no partner is blamed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-silent-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const keygen = await runFedvm(['keygen', '--site', 'site-a', '--out', join(dir, 'keys')])
+  t.equal(keygen.code, EXIT.OK, keygen.stderr)
+  const own = await readTlsIdentity(join(dir, 'keys'))
+  // Stands in for a daemon stuck after the handshake: the site's own certificate, then silence.
+  const held: Array<{ destroy: () => void }> = []
+  const silent = createTlsServer({ key: own.key, cert: own.cert }, (socket) => { held.push(socket) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise((resolve) => { for (const s of held) s.destroy(); silent.close(resolve) }))
+  const port = (silent.address() as AddressInfo).port
+  const config = join(dir, 'site.json')
+  await writeFile(config, JSON.stringify({
+    id: 'site-a', listen: `127.0.0.1:${port}`, keys: 'keys', partners: [],
+    policy: { delegate: false, expose: 'all', acceptFrom: [] },
+    hosts: [{ id: 'h1', vmDir: 'vms', maxVms: 1 }], proxies: [{ listen: `127.0.0.1:${await freePort()}` }], stateDir: 'state',
+    limits: { transferTimeoutMs: 1000 },
+  }))
+  const status = await runFedvm(['site', 'status', '--config', config])
+  t.equal(status.code, EXIT.FAILURE, 'exit 1')
+  t.match(status.stderr, `the site daemon at https://127.0.0.1:${port} is running but gave no answer (no answer within 1000 ms)`, 'says the daemon is up and silent')
+  t.notMatch(status.stderr + status.stdout, /partner/, 'no partner is blamed')
+  t.equal(status.stdout, '', 'no answer on stdout')
+})

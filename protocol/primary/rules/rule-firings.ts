@@ -28,3 +28,13 @@ export class RuleFirings {
     this.upsert.run(rule, vm, at)
   }
 }
+
+/**
+ * The newest firings, newest first: the last of each (rule, VM), which is what the table keeps. Reads
+ * through any connection (also a read-only one) and is empty while no rule has ever run at the site.
+ */
+export function recentFirings (db: Database.Database, limit: number): Array<{ rule: string, vm: string, at: number }> {
+  const exists = db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = \'rule_firings\'').get() !== undefined
+  if (!exists) return []
+  return db.prepare('SELECT "rule", "vm", "at" FROM "rule_firings" ORDER BY "at" DESC, "rule", "vm" LIMIT ?').all(limit) as Array<{ rule: string, vm: string, at: number }>
+}

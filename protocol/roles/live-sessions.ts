@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto'
+import type { LiveDestination } from '../../host/libvirt/live-destination'
+import type { LiveProgress } from '../../host/libvirt/live-progress'
+import type { LiveSource } from '../../host/libvirt/live-source'
+import type { StreamParker } from '../proxy/stream-relay'
+import type { MigrationProgress } from './migration-progress'
+
+/**
+ * The live migrations this site takes part in, in memory: each side keeps its libvirt connection
+ * open from its first phase to its last (libvirt ends the migration when it closes). A restart
+ * loses them; what a restarted side does is the host's (stayHere resumes, abandon destroys) once the
+ * Controller's decision reaches it.
+ */
+export class LiveSessions {
+  /** The Source's side, by its source token; `performed` holds Perform's cookie once it returned. */
+  readonly leaving = new Map<string, { source: LiveSource, performed?: Buffer }>()
+  /** The Destination's side, by its destination token, with the stream parkers at the Source's proxy. */
+  readonly arriving = new Map<string, { destination: LiveDestination, parkers: StreamParker[] }>()
+  /** The Controller's: Finish's cookie by migration id, for the Source's Confirm. */
+  readonly finishCookies = new Map<string, string>()
+}
+
+/**
+ * The id both libvirtds name the migration's sockets by: derived from the source token, which both
+ * ends know (the Destination from the sealed ticket), and which names nothing.
+ */
+export function liveMigrationId (sourceToken: string): string {
+  return createHash('sha256').update(sourceToken).digest('hex').slice(0, 32)
+}
+
+/** libvirt's job statistics in the terms of the site's progress board. */
+export function liveMigrationProgress (p: LiveProgress, at = Date.now()): MigrationProgress {
+  return {
+    path: 'live', phase: p.phase, totalBytes: p.totalBytes, remainingBytes: p.remainingBytes, rateBytesPerSecond: p.rateBytesPerSecond,
+    ...(p.etaMs === undefined ? {} : { etaMs: p.etaMs }), iteration: p.iteration, dirtyPagesPerSecond: p.dirtyPagesPerSecond, at,
+  }
+}

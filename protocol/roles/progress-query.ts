@@ -1,0 +1,59 @@
+import { ProtocolError } from '../errors'
+import type { TokenStore } from '../proxy/token-record'
+import { checkHolder } from '../proxy/tokens'
+import { objectBody, stringField, vmIdField } from './body-fields'
+import type { Caller } from './caller'
+import { passAlong, type PassAlongDeps } from './intermediary'
+import type { ProgressBoard } from './migration-progress'
+import { ProgressAnswerSchema, type ProgressAnswer } from './partner-answers'
+import type { RouteStore } from './records'
+
+/** How long one progress query may take: it is asked again soon, so a slow answer is not worth waiting for. */
+export const PROGRESS_QUERY_TIMEOUT_MS = 2000
+
+export interface ProgressQueryDeps extends PassAlongDeps {
+  tokens: Pick<TokenStore, 'token'>
+  routes: Pick<RouteStore, 'route'>
+  progress: Pick<ProgressBoard, 'get'>
+}
+
+/**
+ * migration-progress (Controller → either end of a migration, through the chain of delegation): how
+ * far the migration has got, from the board of the site where its data moves (the Destination's pull
+ * for a cold transfer, the Source's job for a live one). The Destination end is named by the offer's
+ * ref (as Initiate transfer names it), the Source end by its token (as Transfer verification does);
+ * only the site the offer or the transfer was made for may ask, and the answer holds figures only.
+ * A site that moves nothing for the VM answers `progress: null`.
+ */
+export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<ProgressAnswer> {
+  const body = objectBody(rawBody)
+  const vmId = vmIdField(body)
+  if (body.end === 'destination') {
+    if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
+    const route = deps.routes.route(ref)
+    if (route !== undefined && route.kind === 'offer') {
+      checkHolder(route, caller.sender, vmId, 'offer')
+      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { ref: route.partnerRef, timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
+    }
+    heldToken(deps, ref, 'destination', caller.sender, vmId)
+    return { progress: deps.progress.get(vmId) ?? null }
+  }
+  if (body.end === 'source') {
+    const token = stringField(body, 'token', 100)
+    const route = deps.routes.route(token)
+    if (route !== undefined && route.kind === 'source') {
+      checkHolder(route, caller.sender, vmId, 'transfer')
+      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
+    }
+    heldToken(deps, token, 'source', caller.sender, vmId)
+    return { progress: deps.progress.get(vmId) ?? null }
+  }
+  throw new ProtocolError('bad-request', 'end must be "destination" or "source"')
+}
+
+/** Any state will do (a spent or cancelled token's migration simply has no progress left): only who holds it counts. */
+function heldToken (deps: Pick<ProgressQueryDeps, 'tokens'>, token: string, role: 'source' | 'destination', sender: string, vmId: string): void {
+  const record = token.length > 100 ? undefined : deps.tokens.token(token)
+  if (record === undefined || record.role !== role) throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
+  checkHolder(record, sender, vmId, role === 'destination' ? 'offer' : 'transfer')
+}

@@ -1,0 +1,98 @@
+import { toProtocolError } from '../errors'
+import type { Log } from '../log'
+import { askPartner } from './intermediary'
+import type { MigrationProgress } from './migration-progress'
+import type { MigrationRecord } from './migration-record'
+import { ProgressAnswerSchema } from './partner-answers'
+import { handleMigrationProgress, PROGRESS_QUERY_TIMEOUT_MS, type ProgressQueryDeps } from './progress-query'
+import type { WatchedMigrations } from './watched-migrations'
+
+/** How often the Controller asks while a transfer runs: often enough for a smooth progress line, and each ask is a cheap read. */
+export const PROGRESS_POLL_MS = 500
+
+export interface ProgressWatchDeps extends ProgressQueryDeps {
+  watched: Pick<WatchedMigrations, 'report' | 'has'>
+  log: Log
+}
+
+interface End {
+  end: 'destination' | 'source'
+  /** Where the Controller sends it: this site, or the partner through which that end is reached. */
+  via: string
+  body: Record<string, unknown>
+  ref?: string
+}
+
+/**
+ * While one migration attempt moves the VM (cold or live: the attempt's record names both ends), the
+ * Controller asks both ends for progress every `intervalMs` and keeps the newest figures in `watched`.
+ * It learns amounts and rates, never where: each question travels the chain the migration's own
+ * operations travel. Once an end answers with figures only that end is asked, until it has none. An
+ * end that cannot be reached costs only this round's figures; one that does not know the operation
+ * (a partner older than it) is not asked again. The function it returns stops it (an answer still on
+ * its way is then dropped); it also stops by itself once the Controller has let the VM go (`watched`
+ * no longer lists it) or `decided()` says the attempt is decided.
+ */
+export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, { decided = () => false, intervalMs = PROGRESS_POLL_MS }: { decided?: () => boolean, intervalMs?: number } = {}): () => void {
+  const { vmId } = migration
+  const ends: End[] = [
+    { end: 'destination', via: migration.via, body: { vmId, end: 'destination' }, ref: migration.offerRef },
+    { end: 'source', via: migration.sourceVia, body: { vmId, end: 'source', token: migration.sourceToken } },
+  ]
+  let stopped = false
+  let timer: NodeJS.Timeout | undefined
+  let wake: (() => void) | undefined
+  let answering: End | undefined
+  const failing = new Map<End, string>()
+
+  const ask = async (end: End): Promise<MigrationProgress | null | undefined> => {
+    try {
+      const answer = end.via === deps.self
+        ? await handleMigrationProgress(deps, { sender: deps.self }, end.body, end.ref)
+        : await askPartner(deps, end.via, 'migration-progress', end.body, ProgressAnswerSchema, { ...(end.ref === undefined ? {} : { ref: end.ref }), timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
+      failing.delete(end)
+      return answer.progress
+    } catch (err) {
+      const e = toProtocolError(err)
+      const code = e.downstreamCode ?? e.code
+      // Logged when the reason changes, not every round.
+      if (failing.get(end) !== code) deps.log({ event: 'progress-unavailable', vm: vmId, end: end.end, code })
+      failing.set(end, code)
+      if (code === 'unknown-operation') ends.splice(ends.indexOf(end), 1)
+      return undefined
+    }
+  }
+
+  const round = async (): Promise<void> => {
+    const asked = answering !== undefined && ends.includes(answering) ? [answering] : [...ends]
+    const answers = await Promise.all(asked.map(async (end) => ({ end, progress: await ask(end) })))
+    if (stopped) return
+    const figures = answers.find((a) => a.progress != null)
+    if (figures !== undefined) {
+      answering = figures.end
+      deps.watched.report(vmId, figures.progress!)
+    } else if (answers.some((a) => a.progress === null)) {
+      // An end that answered has nothing moving now (not started, or done): ask both again.
+      answering = undefined
+      deps.watched.report(vmId, null)
+    }
+  }
+
+  const over = (): boolean => stopped || ends.length === 0 || !deps.watched.has(vmId) || decided()
+  void (async () => {
+    while (!over()) {
+      await round()
+      if (stopped) break
+      await new Promise<void>((resolve) => {
+        wake = resolve
+        timer = setTimeout(resolve, intervalMs)
+      })
+    }
+  })().catch((err) => deps.log({ event: 'progress-watch-failed', vm: vmId, error: (err as Error).message }))
+
+  return () => {
+    stopped = true
+    clearTimeout(timer)
+    wake?.()
+  }
+}

@@ -1,0 +1,114 @@
+import t, { type Test } from 'tap'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Federation } from '../protocol/support/federation'
+import { ensureGuestImage } from '../support/vm/guest-image'
+import { chooseDomainType } from '../support/vm/kvm-probe'
+import { LibvirtHost } from '../support/vm/libvirt-host'
+import { domainXml, waitGuestReady } from '../support/vm/test-domain'
+import { waitUntil } from '../host/libvirt/support/live-pair'
+import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
+
+// A live migration between two libvirt-backed sites, broken three times: site-a's daemon (Controller
+// and Source) SIGKILLed while Perform runs; site-b's libvirtd SIGKILLed while the streams flow; site-a
+// SIGKILLed after site-b's Finish but before the decision. Each time the VM runs at exactly one site
+// afterwards, at the Source (no commit was recorded), once the killed part is back and the in-doubt
+// resolution ran; the guest never rebooted.
+
+t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
+  const started = Date.now()
+  const image = await ensureGuestImage()
+  const type = await chooseDomainType(image)
+  const tag = randomBytes(3).toString('hex')
+  const [x, y] = await LibvirtHost.startAll(t, [{ tag: `${tag}x` }, { tag: `${tag}y` }])
+  const fed = await Federation.create([
+    { id: 'site-a', ip: '127.0.0.94', partners: ['site-b'] },
+    { id: 'site-b', ip: '127.0.0.95', partners: ['site-a'] },
+  ])
+  t.teardown(() => fed.close())
+  // Armed by writing a point's name into this file (protocol/roles/fault-point.ts); read at each step.
+  const faults = join(fed.root, 'faults')
+  await writeFile(faults, '')
+  process.env.FEDVM_FAULT_POINT_FILE = faults
+  t.teardown(() => { delete process.env.FEDVM_FAULT_POINT_FILE })
+  await fed.reconfigure('site-a', (c) => { c.hosts = [{ id: 'a1', vmDir: fed.vmDir('site-a', 'a1'), maxVms: 1, libvirt: { uri: x.uri } }] })
+  await fed.reconfigure('site-b', (c) => { c.hosts = [{ id: 'b1', vmDir: fed.vmDir('site-b', 'b1'), maxVms: 1, libvirt: { uri: y.uri } }] })
+  await fed.start()
+
+  // 256 MiB of RAM and 96 MiB of disk data: Perform lasts long enough to be broken midway.
+  const vmId = `livefault-${tag}`
+  const intake = join(fed.root, 'intake')
+  await mkdir(intake, { recursive: true })
+  await writeFile(join(intake, 'disk.img'), randomBytes(96 * 1024 * 1024))
+  await writeFile(join(intake, 'domain.xml'), domainXml({ name: vmId, type, image, memoryMiB: 256, disk: join(intake, 'disk.img'), consoleLog: join(intake, 'console.log') }))
+  await writeFile(join(fed.root, 'descriptor.json'), JSON.stringify({ id: vmId }))
+  const placed = await fed.cli('site-a', 'place', '--vm', vmId, '--dir', intake, '--descriptor', join(fed.root, 'descriptor.json'))
+  t.equal(placed.code, 0, 'placed at site-a', { output: placed.raw.stdout + placed.raw.stderr })
+  const consoleA = join(fed.vmDir('site-a', 'a1'), vmId, 'console.log')
+  await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog: consoleA }, 120_000)
+  const uuid = (await x.virsh('domuuid', vmId)).trim()
+
+  /** The invariant after each fault: running at site-a (same domain, never rebooted), nothing at site-b. */
+  const atSourceOnly = async (t: Test): Promise<void> => {
+    t.ok(await waitUntil(async () => await stateOf(x, vmId) === 'running', 120_000), 'the VM runs at site-a', { siteA: fed.site('site-a').daemon?.stderr.slice(-3000) })
+    t.equal((await x.virsh('domuuid', vmId)).trim(), uuid, 'the same domain')
+    t.ok(await waitUntil(async () => !(await y.virsh('list', '--all', '--name')).includes(vmId), 60_000), 'site-b\'s libvirtd has no domain of it', { siteB: fed.site('site-b').daemon?.stderr.slice(-3000) })
+    t.ok(await guestWritesOn(x, vmId), 'the guest goes on writing its disk at site-a')
+    t.equal((await readFile(consoleA, 'utf8')).split(BOOT_MARKER).length - 1, 1, 'the guest booted once, never again')
+    const locations = (await fed.cli('site-a', 'status')).json?.locations as Array<Record<string, unknown>>
+    t.match(locations, [{ vmId, kind: 'host', target: 'a1' }], 'site-a still records the VM on its host')
+    t.notOk(((await fed.cli('site-b', 'status')).json?.locations as unknown[]).length > 0, 'site-b records nothing of it')
+    const leftovers = async (): Promise<string[]> => [
+      ...await readdir(fed.vmDir('site-b', 'b1')).catch(() => []),
+      ...await readdir(join(fed.vmDir('site-b', 'b1'), '.arriving')).catch(() => []),
+    ].filter((n) => !n.startsWith('.'))
+    t.ok(await waitUntil(async () => (await leftovers()).length === 0, 60_000), 'site-b keeps no folder of it', { left: await leftovers() })
+  }
+
+  await t.test('site-a\'s daemon (Controller and Source) SIGKILLed mid-Perform', async (t) => {
+    await writeFile(faults, 'source:performing')
+    const daemon = fed.daemon('site-a')
+    const migrate = fed.cli('site-a', 'migrate', '--vm', vmId)
+    t.ok(await waitUntil(async () => !daemon.alive, 120_000), 'site-a\'s daemon killed itself while Perform ran')
+    await writeFile(faults, '')
+    t.not((await migrate).code, 0, 'fedvm migrate failed')
+    t.ok(daemon.events().some((e) => e.event === 'live-progress' || e.event === 'stream-joined'), 'the streams had started')
+    const mark = Date.now()
+    await fed.start('site-a')
+    await atSourceOnly(t)
+    t.comment(`resolved ${Date.now() - mark} ms after site-a restarted`)
+  })
+
+  await t.test('site-b\'s libvirtd SIGKILLed mid-stream', async (t) => {
+    const daemon = fed.daemon('site-a')
+    const before = daemon.events().length
+    const migrate = fed.cli('site-a', 'migrate', '--vm', vmId)
+    const progressed = await waitUntil(async () => daemon.events().slice(before).some((e) => e.event === 'live-progress'), 120_000)
+    t.ok(progressed, 'Perform reported progress')
+    process.kill(Number(readFileSync(join(y.dir, 'run', 'libvirtd.pid'), 'utf8').trim()), 'SIGKILL')
+    const moved = await migrate
+    t.not(moved.code, 0, 'fedvm migrate failed', { output: moved.raw.stdout })
+    t.equal(await stateOf(x, vmId), 'running', 'the VM runs at site-a at once (Finish failed: nothing runs at site-b)')
+    const failed = daemon.events().slice(before).find((e) => e.event === 'live-transfer-failed')
+    t.comment(`the live transfer failed at ${String(failed?.step)} (${String(failed?.code)})`)
+    await y.restartLibvirtd()
+    await atSourceOnly(t)
+  })
+  await t.test('site-a SIGKILLed after site-b\'s Finish, before the decision: site-b destroys its copy', async (t) => {
+    // Finish made the VM run at site-b; the restarted Controller decides abort, which site-b must act on first.
+    await writeFile(faults, 'controller:verified')
+    const daemon = fed.daemon('site-a')
+    const migrate = fed.cli('site-a', 'migrate', '--vm', vmId)
+    t.ok(await waitUntil(async () => !daemon.alive, 120_000), 'site-a\'s daemon killed itself once dstat = sstat')
+    await writeFile(faults, '')
+    t.not((await migrate).code, 0, 'fedvm migrate failed')
+    t.ok(fed.daemon('site-b').events().some((e) => e.event === 'live-finished' && e.vm === vmId), 'site-b had finished (the VM ran there)')
+    t.not(await stateOf(x, vmId), 'running', 'meanwhile site-a\'s copy is not running (paused by Perform)')
+    await fed.start('site-a')
+    await atSourceOnly(t)
+    t.ok(fed.daemon('site-b').events().some((e) => e.event === 'transfer-aborted' && e.vm === vmId), 'site-b acted on the abort')
+  })
+  t.comment(`whole test ${Date.now() - started} ms`)
+})
