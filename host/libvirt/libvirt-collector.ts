@@ -12,8 +12,8 @@
  * domains, QMP commands per domain): state and interface none; cpu 1 (query-stats, for the halt-poll
  * times, which fedvm does not export; cpu.time itself comes from the cgroup); block 3; balloon 2
  * (query-balloon, qom-get of the guest's statistics); vcpu 2 (query-stats-schemas, query-stats).
- * The counters that move between scrapes (cpu, block, interface) are read at every scrape. The
- * `kept` groups (default balloon) are read with them only once the kept copy is older than
+ * The groups whose counters move between scrapes (cpu, vcpu, block, interface) are read at every
+ * scrape. The `kept` groups (default balloon) are read with them only once the kept copy is older than
  * `keptMaxAgeMs` (or a domain has none): the guest refreshes its balloon statistics once per
  * statistics period (<memballoon><stats period>, usually 5-10 s, never without one), and the
  * balloon size and maximum change only when someone sets them, so reading them every scrape costs
@@ -139,7 +139,10 @@ export class LibvirtCollector implements Collector {
         const kept = this.kept.get(d.uuid)
         if (kept === undefined) continue
         if (d.state.code === SHUTOFF) this.kept.delete(d.uuid)
-        else for (const g of this.keptGroups) (d as KeptStats)[g as keyof KeptStats] = kept[g as keyof KeptStats] as never
+        else {
+          if (this.keptGroups.includes('balloon')) d.balloon = kept.balloon
+          if (this.keptGroups.includes('vcpu')) d.vcpu = kept.vcpu
+        }
       }
     }
     return stats
