@@ -234,13 +234,15 @@ async function kpiPath (writer: string, work: string, seconds: number, rate: num
       writesPerSecond: Math.round(writesPerSecond),
       delivered: sink.samples(),
       closes: figures.closes,
+      closeP50Us: figures.closeP50Us,
+      closeP99Us: figures.closeP99Us,
       cpuPercentOfCorePer1000WritesPerSecond: { guestfs: percent(used.guestfs), agent: percent(used.agent), both: percent(used.guestfs + used.agent) },
       guestfsRssMiB: { steadyMedian: steady('rssMiB'), max: Math.max(...samples.map((sample) => sample.rssMiB)) },
       guestfsMemorySteadyMiB: Object.fromEntries(['rssMiB', 'anonMiB', 'fileMiB', 'pssMiB', 'ussMiB'].map((key) => [key, steady(key)])),
       guestfsMemoryAfter: await memory(pids.guestfs),
       guestfsWorkingSetMiB: await workingSet?.catch((err: Error) => ({ error: err.message })),
     }
-    console.log(`KPI path at ${report.writesPerSecond} writes/s: % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
+    console.log(`KPI path at ${report.writesPerSecond} writes/s (close p50/p99 ${report.closeP50Us}/${report.closeP99Us} µs): % of a core per 1,000 writes/s ${JSON.stringify(report.cpuPercentOfCorePer1000WritesPerSecond)}; guestfs memory steady ${JSON.stringify(report.guestfsMemorySteadyMiB)} MiB, touched in the second half ${JSON.stringify(report.guestfsWorkingSetMiB)} MiB; delivered ${report.delivered} of ${report.closes}`)
     return report
   } finally {
     agent.kill('SIGTERM')
@@ -271,6 +273,10 @@ async function main (): Promise<void> {
   const load = { before: loadBefore.map((l) => +l.toFixed(2)), after: loadavg().map((l) => +l.toFixed(2)) }
   report.loadAverage = load
   report.targets = { fedvmOverDisk: 1.0, closesPerSecond1: 5000, kpiPathCpuPercentPer1000WritesPerSecond: 20, guestfsRssMiB: 40 }
+  // The memory target read three ways (see memory()): only RSS is the target as set; USS is what the
+  // tenant would get back, anonymous memory the part the kernel cannot reclaim.
+  const steadyMemory = (report.kpiPath as { guestfsMemorySteadyMiB: Record<string, number> }).guestfsMemorySteadyMiB
+  report.memoryAt40MiB = Object.fromEntries(['rssMiB', 'ussMiB', 'anonMiB'].map((key) => [key, steadyMemory[key] <= 40 ? 'met' : 'unmet']))
   console.log(`load average before ${load.before.join(' ')}, after ${load.after.join(' ')}`)
   await mkdir(join(REPO, 'bench', 'results'), { recursive: true })
   await writeFile(join(REPO, 'bench', 'results', 'guestfs.json'), JSON.stringify(report, null, 2) + '\n')

@@ -7,70 +7,27 @@
 // longest gap between replies around the switchover (the guest's NIC moves between the two
 // libvirtds' taps on one bridge).
 // Usage: node dist/bench/migrate-live.js [--rounds 4] [--memory-mib 256] [--disk-mib 128]   (writes bench/results/migrate-live.json)
-import { execFile, spawn } from 'node:child_process'
 import { randomBytes, randomFillSync } from 'node:crypto'
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:https'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, promisify } from 'node:util'
+import { parseArgs } from 'node:util'
 import { LiveDestination } from '../host/libvirt/live-destination'
 import { LIVE_CHANNELS, localSocketPath } from '../host/libvirt/live-params'
 import { LiveSource } from '../host/libvirt/live-source'
-import { rewriteSourcePaths } from '../host/libvirt/lifecycle-xml'
 import { readTlsIdentity, writeTlsIdentity } from '../protocol/crypto/tls-certificate'
 import { ProtocolError } from '../protocol/errors'
 import { StreamPark, StreamParker } from '../protocol/proxy/stream-relay'
+import { directMigrate, median, PingProbe, sharedNamespace } from './live-peer'
 import { ensureGuestImage } from '../test/support/vm/guest-image'
 import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
-const run = promisify(execFile)
 const MiB = 1024 * 1024
-const GUEST_IP = '192.0.2.10'
-const PROBE_INTERVAL_MS = 20
 
 interface Round { mode: 'fedvm' | 'direct', from: string, wallMs: number, libvirtDowntimeMs: number | undefined, libvirtElapsedMs: number | undefined, probeGapMs: number | undefined }
-
-/**
- * A host-clock probe for one round: busybox `ping -i 0.02` at the guest from inside the namespace.
- * Its output may be buffered in a pipe, so times come from the schedule, not from arrival: the
- * longest run of unanswered sequence numbers times the interval, or the longest round trip (a
- * request queued while the guest was paused), whichever is longer.
- */
-class PingProbe {
-  private readonly seqs: number[] = []
-  private maxRttMs = 0
-  private readonly child
-  private readonly closed: Promise<void>
-
-  constructor (netns: string) {
-    this.child = spawn('nsenter', [`--net=/run/netns/${netns}`, 'busybox', 'ping', '-i', String(PROBE_INTERVAL_MS / 1000), GUEST_IP], { stdio: ['ignore', 'pipe', 'ignore'] })
-    let rest = ''
-    this.child.stdout.on('data', (d: Buffer) => {
-      const lines = (rest + d.toString()).split('\n')
-      rest = lines.pop() ?? ''
-      for (const line of lines) {
-        const m = /bytes from .*seq=(\d+) .*time=([\d.]+) ms/.exec(line)
-        if (m === null) continue
-        this.seqs.push(Number(m[1]))
-        this.maxRttMs = Math.max(this.maxRttMs, Number(m[2]))
-      }
-    })
-    this.closed = new Promise((resolve) => this.child.once('close', () => resolve()))
-  }
-
-  /** Stops the probe (SIGINT: busybox flushes what it printed) and says the longest outage seen. */
-  async outageMs (): Promise<number | undefined> {
-    this.child.kill('SIGINT')
-    await this.closed
-    if (this.seqs.length < 2) return undefined
-    let missing = 0
-    for (let i = 1; i < this.seqs.length; i++) missing = Math.max(missing, this.seqs[i] - this.seqs[i - 1] - 1)
-    return Math.round(Math.max(missing * PROBE_INTERVAL_MS, this.maxRttMs))
-  }
-}
 
 async function main (): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '4' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' } } })
@@ -83,10 +40,7 @@ async function main (): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'fedvm-bench-live-'))
   cleanups.push(async () => await rm(work, { recursive: true, force: true }))
   try {
-    // One namespace with one bridge for both libvirtds: the guest's address stays reachable wherever it runs.
-    await run('ip', ['netns', 'add', netns])
-    cleanups.push(async () => await run('ip', ['netns', 'del', netns]))
-    for (const args of [['link', 'set', 'lo', 'up'], ['link', 'add', 'br0', 'type', 'bridge'], ['addr', 'add', '192.0.2.1/24', 'dev', 'br0'], ['link', 'set', 'br0', 'up']]) await run('ip', ['-n', netns, ...args])
+    cleanups.push(await sharedNamespace(netns))
     const hosts = await Promise.all([`${tag}a`, `${tag}b`].map(async (t) => await LibvirtHost.start({ tag: t, netns })))
     for (const h of hosts) cleanups.unshift(async () => await h.stop())
     const image = await ensureGuestImage()
@@ -181,29 +135,6 @@ async function fedvmMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, d
     await destination?.close()
     await source.close()
   }
-}
-
-async function directMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string): Promise<{ downtime?: number, elapsed?: number }> {
-  const xml = rewriteSourcePaths(await src.virsh('dumpxml', name, '--migratable'), dstDir)
-  await mkdir(dstDir, { recursive: true })
-  const xmlFile = join(dstDir, 'migrate.xml')
-  await writeFile(xmlFile, xml)
-  const size = Number(/Capacity:\s+(\d+)/.exec(await src.virsh('domblkinfo', name, 'vda'))?.[1])
-  const fd = await open(join(dstDir, `${name}.img`), 'w')
-  await fd.truncate(size)
-  await fd.close()
-  await src.virsh('migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource', '--xml', xmlFile, name, dst.uri,
-    '--migrateuri', 'tcp://127.0.0.1', '--disks-uri', 'tcp://127.0.0.1', '--listen-address', '127.0.0.1')
-  const info = await dst.virsh('domjobinfo', name, '--completed')
-  const ms = (label: string): number | undefined => { const m = new RegExp(`${label}:\\s+(\\d+)\\s+ms`).exec(info); return m === null ? undefined : Number(m[1]) }
-  if (ms('Total downtime') === undefined) console.error(`no downtime in the Destination's completed job:\n${info}`)
-  return { downtime: ms('Total downtime'), elapsed: ms('Time elapsed') }
-}
-
-function median (values: number[]): number | undefined {
-  if (values.length === 0) return undefined
-  const s = [...values].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]
 }
 
 main().catch((err) => { console.error(err); process.exit(1) })

@@ -37,7 +37,7 @@ export interface LiveOffer {
 }
 
 export interface PerformOptions {
-  /** Default: COMPLETION_MS_PER_GIB per GiB of memory and disks. */
+  /** Default: the one given to begin, else COMPLETION_MS_PER_GIB per GiB of memory and disks. */
   completionTimeoutMs?: number
   onProgress?: (p: LiveProgress) => void
   progressEveryMs?: number
@@ -50,10 +50,11 @@ export class LiveSource {
     private readonly id: string,
     readonly dom: DomainRef,
     private readonly params: TypedParams,
-    readonly offer: LiveOffer
+    readonly offer: LiveOffer,
+    private readonly completionTimeoutMs: number | undefined
   ) {}
 
-  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
+  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, completionTimeoutMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
     const target = rpcTarget(o.uri)
     const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: o.callTimeoutMs ?? 60_000 })
     try {
@@ -64,7 +65,7 @@ export class LiveSource {
       for (const disk of liveDisks(begun.xml)) disks.push({ name: disk.name, format: disk.format, bytes: await blockCapacity(conn, dom, disk.path) })
       await setMaxDowntime(conn, dom, o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 })
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs)
     } catch (err) {
       await conn.close(true)
       throw err
@@ -87,7 +88,7 @@ export class LiveSource {
    * Resolves with the (neutralised) cookie for the Destination's Finish.
    */
   async perform (destinationCookie: Buffer, o: PerformOptions = {}): Promise<Buffer> {
-    const timeoutMs = o.completionTimeoutMs ?? this.defaultCompletionTimeoutMs
+    const timeoutMs = o.completionTimeoutMs ?? this.completionTimeoutMs ?? this.defaultCompletionTimeoutMs
     let timedOut = false
     const abort = setTimeout(() => {
       timedOut = true

@@ -30,6 +30,10 @@ export interface LibvirtVmHostOptions {
    * where it was), 'shutdown' powers it off.
    */
   leaveBy?: 'live' | 'save' | 'shutdown'
+  /** Live migration: the longest pause for the switchover (default 300 ms). */
+  maxDowntimeMs?: number
+  /** Live migration: how long it may take before it is aborted (default: 800 s per GiB of memory and disks). */
+  completionTimeoutMs?: number
   /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
   shutdownTimeoutMs?: number
   /** How long a defined VM gets to reach the running state. */
@@ -119,7 +123,7 @@ export class LibvirtVmHost implements VmHost {
     await mkdir(dirname(leaving), { recursive: true })
     await writeFile(leaving, `${LEFT_LIVE}\n`)
     try {
-      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId })
+      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, completionTimeoutMs: this.options.completionTimeoutMs })
     } catch (err) {
       // Nothing started: the VM runs on here as before.
       await rm(leaving, { force: true })
@@ -329,8 +333,10 @@ export class LibvirtVmHost implements VmHost {
 
   async release (vmId: string): Promise<void> {
     const dir = this.vmPath(vmId)
-    await this.virsh.destroyIfActive(vmId)
-    if (await this.reads.state(vmId) !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
+    // After a live migration's Confirm the domain is gone already: one remote-protocol read instead of virsh processes.
+    const state = await this.reads.state(vmId)
+    if (state !== undefined && state !== 'shut off') await this.virsh.run('destroy', vmId)
+    if (state !== undefined) await this.virsh.run('undefine', vmId, '--managed-save')
     await rm(dir, { recursive: true, force: true })
     await rm(this.marker('.leaving', vmId), { force: true })
   }

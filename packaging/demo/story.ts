@@ -85,7 +85,7 @@ export async function runStory (stage: Stage, children: Children, say: Say): Pro
   const now = await where(c)
   if (now?.kind !== 'host') throw new Error(`site-c does not hold ${vm.id} after the Forced migration: ${JSON.stringify(now)}`)
   say(`Forced migration done by A's Controller: ${vm.id} went to partner ${String(action.result?.destination)} again, now on site-c's host ${now.target} ` +
-    `(moved from ${first.target}, ${String(action.result?.durationMs)} ms, digests agree: ${String(action.result?.digestsAgree)})`)
+    `(moved from ${first.target}, ${movedHow(action.result)})`)
 
   const nextAgent = agentOf(stage.agents, now.target)
   await nextAgent.daemon.waitFor(new RegExp(`discovery: VM ${vm.id} is here`), stage.patienceMs)
@@ -175,3 +175,9 @@ async function filesHolding (dirs: string[], text: string): Promise<string[]> {
   return found
 }
 
+/** How the VM moved: live (libvirt's switchover downtime) or cold (its files copied and checked). */
+function movedHow (result: Record<string, any> | undefined): string {
+  const took = `${String(result?.durationMs)} ms`
+  if (result?.path === 'live') return `live, ${took}, paused ${result.downtimeMs === undefined ? 'only to switch over' : `${String(result.downtimeMs)} ms to switch over`}`
+  return `${took}, digests agree: ${String(result?.digestsAgree)}`
+}

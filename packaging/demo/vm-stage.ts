@@ -26,8 +26,8 @@ interface VmImage { dir: string, qcow2: string, kernel: string, initramfs: strin
 /**
  * A real VM: site C's two hosts are two private libvirtds (each in its own network namespace, as
  * the e2e tests start them), the VM is packaging/vm-image's (guestfs and a sample app inside, the KPI
- * feed on its virtio-serial port). It boots under TCG, and a Forced migration saves it on one
- * libvirtd and restores it on the other.
+ * feed on its virtio-serial port). It boots under TCG, and a Forced migration moves it live from one
+ * libvirtd to the other (leaveBy live, the default for libvirt hosts).
  */
 export async function vmStage (children: Children, root: string, say: (line: string) => void): Promise<Stage> {
   const image = await findVmImage()

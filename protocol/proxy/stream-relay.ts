@@ -25,6 +25,8 @@ export const STREAM_TOKEN_HEADER = TOKEN_HEADER
 const STREAM_PATH = /^\/v1\/stream\/([a-z][a-z0-9-]{0,31})$/
 /** How long a Source connection waits for the Destination's parked one before it is dropped. */
 const PAIR_TIMEOUT_MS = 30_000
+const RETRY_MIN_MS = 200
+const RETRY_MAX_MS = 5000
 
 /** Decides whether a parked connection may serve a channel: throws a ProtocolError when not; returns the key it parks under. */
 export type AuthorizeStream = (token: string | undefined, channel: string, peerFingerprint: string | undefined) => string
@@ -154,6 +156,8 @@ export class StreamParker {
   private readonly open = new Set<Duplex>()
   failed: ProtocolError | undefined
   joined = 0
+  /** The wait before parking again after a connection that was never answered (doubles up to 5 s: a Source that is down is not hammered). */
+  private retryMs = RETRY_MIN_MS
 
   constructor (private readonly o: ParkOptions) {
     this.park()
@@ -177,7 +181,9 @@ export class StreamParker {
     let head = Buffer.alloc(0)
     const retry = (): void => {
       this.open.delete(socket)
-      if (!answered && !this.closed && this.failed === undefined) setTimeout(() => this.park(), 200)
+      if (answered || this.closed || this.failed !== undefined) return
+      setTimeout(() => this.park(), this.retryMs).unref()
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
     }
     socket.once('close', retry)
     socket.on('error', (err) => this.o.log?.({ event: 'stream-park-error', channel: this.o.channel, error: err.message }))
@@ -208,6 +214,7 @@ export class StreamParker {
         return
       }
       socket.pause()
+      this.retryMs = RETRY_MIN_MS
       const rest = head.subarray(end + 4)
       const local = netConnect(this.o.targetPath)
       local.setNoDelay(true)

@@ -12,6 +12,7 @@ import type { TransferPlan } from '../proxy/transfer-plan'
 import { cancellableSourceToken, checkHolder, checkNotExpired, newToken, verifiableSourceToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
+import type { VmHost } from '../../host/vm-folder/vm-host'
 import { hostIdOf, type HostDirectory } from './host-directory'
 import { passAlong, type PassAlongDeps } from './intermediary'
 import { faultPoint } from './fault-point'
@@ -74,9 +75,8 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   // The files are fixed here, once: the source proxy only opens and reads them, and hashes them while sending.
   const plan: TransferPlan = { chunkBytes: deps.limits.chunkBytes, files: [] }
   try {
-    if (goesLive) {
-      live = await beginLiveLeaving(deps, host, vmId, token)
-    } else {
+    if (goesLive) live = await beginLiveOrCold(deps, host, vmId, token)
+    if (live === undefined) {
       await host.prepareForLeaving(vmId)
       plan.files = (await host.listFiles(vmId)).map(({ name, size, path }) => ({ name, size, path }))
     }
@@ -97,6 +97,17 @@ export async function prepareForLeaving (deps: SourceDeps, caller: Caller, vmId:
   deps.log({ event: 'prepared-for-leaving', vm: vmId, path: live === undefined ? 'cold' : 'live', files: plan.files.length, bytes: plan.files.reduce((s, f) => s + f.size, 0), ms: Date.now() - started })
   faultPoint('source:prepared')
   return { token, ticket, expiresAt, ...(live === undefined ? {} : { live: true }) }
+}
+
+/** Begin; a VM with parts a live migration cannot carry (e.g. a disk that is not a file) leaves cold instead. */
+async function beginLiveOrCold (deps: SourceDeps, host: VmHost, vmId: string, token: string): Promise<SourceTicket['live']> {
+  try {
+    return await beginLiveLeaving(deps, host, vmId, token)
+  } catch (err) {
+    if (!(err instanceof HypervisorError && err.code === 'UNSUPPORTED_VM')) throw err
+    deps.log({ event: 'live-unsupported', vm: vmId, reason: err.message })
+    return undefined
+  }
 }
 
 /**
@@ -157,13 +168,15 @@ export async function handleTransferConfirm (deps: SourceDeps, caller: Caller, r
     if (record.state === 'spent') return { state: 'confirmed' }
     if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here: the VM runs at the source`)
     faultPoint('source:releasing')
+    const started = Date.now()
     // A live migration's Confirm first: libvirt removes the domain the Destination now runs.
     await confirmLive(deps, token, typeof body.cookie === 'string' ? body.cookie : undefined, false)
+    const confirmed = Date.now()
     // Released first, spent after: a crash between leaves the token open, and the next confirm releases again.
     await deps.hosts.get(record.hostId, vmId).release(vmId)
     deps.tokens.setTokenState(token, 'spent')
     if (record.locationVersion !== null) deps.locations.dropLocationIf(vmId, record.locationVersion)
-    deps.log({ event: 'transfer-released', vm: vmId })
+    deps.log({ event: 'transfer-released', vm: vmId, confirmMs: confirmed - started, releaseMs: Date.now() - confirmed })
     return { state: 'confirmed' }
   })
 }

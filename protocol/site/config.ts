@@ -9,6 +9,7 @@ import { SITE_ID } from '../site-id'
 import { issueField, issueMessage } from '../zod-issues'
 import { dashboardSchema } from './dashboard/dashboard-config'
 import { MonitoringSchema } from './monitoring-config'
+import { DEFAULT_MAX_DOWNTIME_MS } from '../../host/libvirt/live-source'
 
 export const DEFAULT_LIMITS = {
   timestampWindowMs: 30_000,
@@ -66,6 +67,10 @@ const HostSchema = (base: string) => object({
     uri: text.refine((value) => LIBVIRT_URI.test(value), { error: (issue) => `${JSON.stringify(issue.input)} is not a libvirt URI (e.g. qemu:///system)` }),
     /** 'live': a running VM migrates live where the destination host can (a libvirt host); else, and with 'save' or 'shutdown', it leaves cold. */
     leaveBy: z.enum(['live', 'save', 'shutdown'], { error: 'must be "live", "save" or "shutdown"' }).default('live'),
+    /** Live migration: the longest pause for the switchover (libvirt's max downtime). */
+    maxDowntimeMs: integer(1).default(DEFAULT_MAX_DOWNTIME_MS),
+    /** Live migration: how long it may take before it is aborted and the VM keeps running here; default 800 s per GiB of memory and disks. */
+    completionTimeoutMs: integer(1).optional(),
   }).optional(),
   /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
   memoryMiB: integer(0).optional(),

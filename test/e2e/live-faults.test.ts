@@ -15,7 +15,8 @@ import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 // and Source) SIGKILLed while Perform runs; site-b's libvirtd SIGKILLed while the streams flow; site-a
 // SIGKILLed after site-b's Finish but before the decision. Each time the VM runs at exactly one site
 // afterwards, at the Source (no commit was recorded), once the killed part is back and the in-doubt
-// resolution ran; the guest never rebooted.
+// resolution ran; the guest never rebooted. Last, a migration that cannot complete within its
+// completion timeout is aborted and the VM keeps running at the Source.
 
 t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
   const started = Date.now()
@@ -109,6 +110,15 @@ t.test('a live migration broken at either end leaves the VM running at the Sourc
     await fed.start('site-a')
     await atSourceOnly(t)
     t.ok(fed.daemon('site-b').events().some((e) => e.event === 'transfer-aborted' && e.vm === vmId), 'site-b acted on the abort')
+  })
+  await t.test('a migration that does not complete within completionTimeoutMs is aborted: the VM keeps running at site-a', async (t) => {
+    await fed.stop('site-a')
+    await fed.reconfigure('site-a', (c) => { c.hosts[0].libvirt.completionTimeoutMs = 300 })
+    await fed.start('site-a')
+    const moved = await fed.cli('site-a', 'migrate', '--vm', vmId)
+    t.not(moved.code, 0, 'fedvm migrate failed', { output: moved.raw.stdout })
+    t.ok(fed.daemon('site-a').events().some((e) => e.event === 'live-perform-failed' && /did not complete within 300 ms/.test(String(e.error))), 'Perform was aborted at the timeout')
+    await atSourceOnly(t)
   })
   t.comment(`whole test ${Date.now() - started} ms`)
 })

@@ -74,7 +74,7 @@ t.test('fedvm demo --vm', async (t) => {
     /^ +\S+Z +kpi:users\.sample +raw +\d+$/m,
     /sealed KPI kpi:users\.load: relayed sealed \(sealed: true\), opened at A with A's seal\.key: \d+(\.\d+)?$/m,
     /A's rule "counter-high" \(raw\(kpi:users\.sample\) > 12 for 3s\) fired/,
-    /Forced migration done by A's Controller: kpi-vm went to partner site-b again, now on site-c's host c[12] \(moved from c[12], \d+ ms, digests agree: true\)/,
+    /Forced migration done by A's Controller: kpi-vm went to partner site-b again, now on site-c's host c[12] \(moved from c[12], live, \d+ ms, paused (\d+ ms|only) to switch over\)/,
     /monitoring follows: c[12]'s agent took up the feed .*: each once, none missing/,
     /by hand \(fedvm migrate at site-a\): kpi-vm went to partner site-b again, now on site-c's host c[12] \(\d+ ms\)/,
     /where is kpi-vm\? site-a: "partner site-b" · site-b: "partner site-c" · site-c: "host c[12]"/,

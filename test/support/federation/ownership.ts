@@ -18,7 +18,7 @@ export interface SiteView {
   unsettled: number
   /** Hosts whose folder holds the VM and that may run it (not held for leaving). */
   runnable: string[]
-  /** Hosts holding the VM's folder held for leaving, or a transfer's files in .incoming. */
+  /** Hosts holding the VM's folder held for leaving, a transfer's files in .incoming, or a live arrival's. */
   held: string[]
 }
 
@@ -44,8 +44,10 @@ export function siteView (fed: Federation, siteId: string, vmId: string, hosts: 
   for (const host of hosts) {
     const dir = fed.vmDir(siteId, host)
     const leaving = existsSync(join(dir, '.leaving', vmId))
-    if (existsSync(join(dir, vmId)) && !leaving) runnable.push(host)
-    if (leaving || existsSync(join(dir, '.incoming', vmId))) held.push(host)
+    // A live migration's arrival: its folder and incoming domain are the migration's until the commit.
+    const arriving = existsSync(join(dir, '.arriving', vmId))
+    if (existsSync(join(dir, vmId)) && !leaving && !arriving) runnable.push(host)
+    if (leaving || arriving || existsSync(join(dir, '.incoming', vmId))) held.push(host)
   }
   return { site: siteId, location, inDoubt, unsettled, runnable, held }
 }

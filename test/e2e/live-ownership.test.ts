@@ -1,0 +1,20 @@
+import t from 'tap'
+import type { FaultPoint } from '../../protocol/roles/fault-point'
+import { runLibvirtOwnership } from '../support/federation/libvirt-ownership-runs'
+
+// The VM is never in two places on the live path either: a SIGKILL at a step of a live migration
+// (Perform running, Perform done, dstat = sstat agreed, the decision, the commit at the Destination,
+// the Source's Confirm) leaves it defined and running at exactly one libvirtd, and at no sample do
+// two libvirtds run it. The runner (test/support/federation/libvirt-ownership-runs.ts) says what each
+// run checks and how to replay it.
+
+t.setTimeout(290_000)
+
+const LIVE_STEPS: FaultPoint[] = [
+  'source:performing', 'controller:received', 'source:verified', 'controller:verified', 'controller:decided',
+  'destination:committing', 'destination:committed', 'controller:destination-committed', 'source:releasing',
+]
+
+t.test('a SIGKILL at a step of a live migration leaves the VM running at exactly one host', async (t) => {
+  await runLibvirtOwnership(t, { leaveBy: 'live', points: LIVE_STEPS, ipPrefix: '127.0.0.10' })
+})
