@@ -129,5 +129,10 @@ export interface Hypervisor {
   getDomainStats (request?: StatsRequest): Promise<DomainStats[]>
   /** Rejects with HypervisorError code DOMAIN_NOT_FOUND for an unknown uuid. */
   getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails>
+  /**
+   * A running domain's vCPU state and time (virDomainGetVcpus: libvirt reads each vCPU thread's
+   * /proc entry, no QEMU monitor command); wait and delay are only in the vcpu statistics group.
+   */
+  getVcpus? (domain: DomainRef, maxVcpus: number, signal?: AbortSignal): Promise<Array<Required<Pick<VcpuStats, 'index' | 'state' | 'timeNs'>>>>
   close (): Promise<void>
 }

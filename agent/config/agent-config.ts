@@ -52,7 +52,7 @@ const HypervisorSchema = z.object({
   pollIntervalMs: z.number().int().min(100).default(1000),
   /**
    * Statistics groups /metrics keeps between scrapes, read again once older than keptMaxAgeMs
-   * (host/libvirt/libvirt-collector.ts; default balloon). [] reads every group at every scrape.
+   * (host/libvirt/libvirt-collector.ts; default balloon and vcpu). [] reads every group at every scrape.
    */
   keptGroups: z.array(z.enum(['balloon', 'vcpu'])).optional(),
   keptMaxAgeMs: z.number().int().min(0).max(3_600_000).optional(),

@@ -25,6 +25,7 @@ export class FakeHypervisor implements Hypervisor {
   readonly statsRequests: Array<string[] | undefined> = []
   /** The groups each bulk statistics call asked for (undefined: all). */
   readonly statsGroups: Array<readonly StatsGroup[] | undefined> = []
+  vcpuCalls = 0
   /** The most getDomainStats calls that were in flight at once. */
   maxStatsInFlight = 0
   private statsInFlight = 0
@@ -77,6 +78,15 @@ export class FakeHypervisor implements Hypervisor {
       : request.domains.map(r => this.domains.get(r.uuid)).filter((d): d is FakeDomain => d !== undefined)
     if (wanted.some(d => d.stuck && isActive(d.stats))) await hangUntilAborted(request.signal)
     return wanted.map(d => onlyGroups(structuredClone(inactiveView(d.stats)), request.groups))
+  }
+
+  /** Answers for a stuck domain too: libvirt reads vCPU threads from /proc, not through the monitor. */
+  async getVcpus (domain: DomainRef, maxVcpus: number, signal?: AbortSignal): Promise<Array<{ index: number, state: number, timeNs: number }>> {
+    this.enter(signal)
+    this.vcpuCalls++
+    const s = this.get(domain.uuid).stats
+    if (!isActive(s)) throw new HypervisorError('PROTOCOL', 'domain is not running')
+    return (s.vcpu?.vcpus ?? []).slice(0, maxVcpus).map(v => ({ index: v.index, state: v.state ?? 0, timeNs: v.timeNs ?? 0 }))
   }
 
   async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {

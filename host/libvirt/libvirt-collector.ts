@@ -12,13 +12,17 @@
  * domains, QMP commands per domain): state and interface none; cpu 1 (query-stats, for the halt-poll
  * times, which fedvm does not export; cpu.time itself comes from the cgroup); block 3; balloon 2
  * (query-balloon, qom-get of the guest's statistics); vcpu 2 (query-stats-schemas, query-stats).
- * The counters that move between scrapes (cpu, block, interface) are read at every scrape. The
- * `kept` groups (default balloon) are read with them only once the kept copy is older than
+ * The groups whose counters move between scrapes (cpu, block, interface) are read at every scrape.
+ * The `kept` groups (default balloon and vcpu) are read with them only once the kept copy is older than
  * `keptMaxAgeMs` (or a domain has none): the guest refreshes its balloon statistics once per
  * statistics period (<memballoon><stats period>, usually 5-10 s, never without one), and the
  * balloon size and maximum change only when someone sets them, so reading them every scrape costs
  * two QMP round trips per domain for values that have not moved; the host-side rss in that group
- * is up to keptMaxAgeMs old.
+ * is up to keptMaxAgeMs old. The vcpu group's two QMP commands fetch KVM statistics (none under
+ * TCG) that fedvm does not export: with vcpu kept, each vCPU's state and time are still read at every
+ * scrape, through virDomainGetVcpus (one RPC per domain, answered from /proc without QMP, sent
+ * alongside the bulk calls); the vCPU count and each vCPU's wait and delay (schedstat, only in the
+ * group) are as old as the kept copy.
  *
  * Read at scrape time, as Prometheus advises, not on an interval into a cache as collectd does
  * (bench/hypervisor-scrape measures both): a cache keeps a scrape's wall time flat (~10 ms at 30
@@ -55,7 +59,7 @@ export interface LibvirtCollectorOptions {
    */
   concurrency?: number
   /**
-   * Groups kept between scrapes, read again once older than keptMaxAgeMs. Default ['balloon'];
+   * Groups kept between scrapes, read again once older than keptMaxAgeMs. Default ['balloon', 'vcpu'];
    * [] reads every group at every scrape. `state` is always read.
    */
   keptGroups?: readonly StatsGroup[]
@@ -96,7 +100,7 @@ export class LibvirtCollector implements Collector {
     this.concurrency = options.concurrency ?? 4
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${String(options.concurrency)}`)
     this.log = options.log ?? (() => {})
-    this.keptGroups = options.keptGroups ?? ['balloon']
+    this.keptGroups = options.keptGroups ?? ['balloon', 'vcpu']
     for (const g of this.keptGroups) if (!KEPT_CAPABLE.includes(g)) throw new RangeError(`keptGroups may hold ${KEPT_CAPABLE.join(', ')}, got ${String(g)}`)
     this.keptMaxAgeMs = options.keptMaxAgeMs ?? 30_000
     if (!(this.keptMaxAgeMs >= 0)) throw new RangeError(`keptMaxAgeMs must be a number of milliseconds >= 0, got ${String(options.keptMaxAgeMs)}`)
@@ -130,6 +134,8 @@ export class LibvirtCollector implements Collector {
       : (await this.listBounded(signal)).filter(d => !this.stuck.has(d.uuid))
     const refresh = this.keptGroups.length > 0 && (now - this.keptAt >= this.keptMaxAgeMs || (listed ?? []).some(d => d.id >= 0 && !this.kept.has(d.uuid)))
     const groups = refresh || this.keptGroups.length === 0 ? undefined : STATS_GROUPS.filter(g => !this.keptGroups.includes(g))
+    // With vcpu kept, each vCPU's state and time are asked for alongside the bulk calls (no QMP: they overlap them).
+    const vcpusNow = groups !== undefined && this.keptGroups.includes('vcpu') ? this.readVcpus(listed ?? [], signal) : undefined
     const stats = await this.readGroups(listed, groups, signal)
     if (refresh) {
       this.kept = new Map(stats.filter(d => d.state.code !== SHUTOFF).map(d => [d.uuid, { balloon: d.balloon, vcpu: d.vcpu }]))
@@ -139,10 +145,39 @@ export class LibvirtCollector implements Collector {
         const kept = this.kept.get(d.uuid)
         if (kept === undefined) continue
         if (d.state.code === SHUTOFF) this.kept.delete(d.uuid)
-        else for (const g of this.keptGroups) (d as KeptStats)[g as keyof KeptStats] = kept[g as keyof KeptStats] as never
+        else {
+          if (this.keptGroups.includes('balloon')) d.balloon = kept.balloon
+          if (this.keptGroups.includes('vcpu')) d.vcpu = kept.vcpu
+        }
       }
+      if (vcpusNow !== undefined) withFreshVcpus(stats, await vcpusNow)
     }
     return stats
+  }
+
+  /**
+   * Each kept running domain's vCPU state and time now (virDomainGetVcpus, no QMP), by uuid; a
+   * domain whose answer fails is left out (it keeps the kept values).
+   */
+  private async readVcpus (listed: DomainRef[], signal: AbortSignal): Promise<Map<string, FreshVcpus>> {
+    const out = new Map<string, FreshVcpus>()
+    const getVcpus = this.hypervisor.getVcpus?.bind(this.hypervisor)
+    if (getVcpus === undefined) return out
+    const bounded = withTimeout(signal, this.statsTimeoutMs)
+    try {
+      await Promise.all(listed.map(async ref => {
+        const kept = this.kept.get(ref.uuid)?.vcpu
+        if (ref.id < 0 || kept === undefined) return
+        try {
+          out.set(ref.uuid, new Map((await getVcpus(ref, kept.maximum, bounded.signal)).map(v => [v.index, v])))
+        } catch (err) {
+          if (signal.aborted) throw err
+        }
+      }))
+    } finally {
+      bounded.dispose()
+    }
+    return out
   }
 
   /** The domains (`listed`, or all) in up to `concurrency` bulk calls at once, each bounded; a stuck domain is found and left out. */
@@ -222,6 +257,17 @@ export class LibvirtCollector implements Collector {
     } finally {
       bounded.dispose()
     }
+  }
+}
+
+type FreshVcpus = Map<number, { state: number, timeNs: number }>
+
+/** Each vCPU's kept record with its state and time replaced by what was read now (wait and delay stay as kept). */
+function withFreshVcpus (stats: DomainStats[], now: Map<string, FreshVcpus>): void {
+  for (const d of stats) {
+    const fresh = now.get(d.uuid)
+    if (fresh === undefined || d.vcpu === undefined || d.state.code === SHUTOFF) continue
+    d.vcpu = { ...d.vcpu, vcpus: d.vcpu.vcpus.map(v => { const f = fresh.get(v.index); return f === undefined ? v : { ...v, state: f.state, timeNs: f.timeNs } }) }
   }
 }
 

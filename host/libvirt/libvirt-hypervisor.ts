@@ -10,8 +10,8 @@ import { parseDomainStatsReply } from './parse-domain-stats'
 import { Proc } from './rpc/protocol'
 import { RpcConnection, type CallOptions } from './rpc/rpc-connection'
 import {
-  decodeControlInfo, decodeDomainInfo, decodeListAllDomains, decodeLookupByUuid, decodeXmlDesc,
-  encodeDomainArg, encodeGetAllDomainStats, encodeListAllDomains, encodeLookupByUuid
+  decodeControlInfo, decodeDomainInfo, decodeGetVcpus, decodeListAllDomains, decodeLookupByUuid, decodeXmlDesc,
+  encodeDomainArg, encodeGetAllDomainStats, encodeGetVcpus, encodeListAllDomains, encodeLookupByUuid
 } from './rpc/remote-types'
 
 /** VIR_DOMAIN_STATS_ STATE, CPU_TOTAL, BALLOON, VCPU, INTERFACE, BLOCK. */
@@ -66,6 +66,10 @@ export class LibvirtHypervisor implements Hypervisor {
   /** The reply body of one bulk call, undecoded: for capturing fixtures and for bench/collect. */
   async getDomainStatsReply (signal?: AbortSignal): Promise<Buffer> {
     return await this.call(Proc.CONNECT_GET_ALL_DOMAIN_STATS, encodeGetAllDomainStats([], ALL_STATS_GROUPS, 0), { signal })
+  }
+
+  async getVcpus (domain: DomainRef, maxVcpus: number, signal?: AbortSignal): Promise<Array<{ index: number, state: number, timeNs: number }>> {
+    return decodeGetVcpus(await this.call(Proc.DOMAIN_GET_VCPUS, encodeGetVcpus(domain, maxVcpus), { signal }))
   }
 
   async getDomainDetails (uuid: string, signal?: AbortSignal): Promise<DomainDetails> {

@@ -21,10 +21,15 @@ export async function readLimited (stream: AsyncIterable<unknown>, limit: number
   return Buffer.concat(chunks)
 }
 
-/** A request body: a 64-bit KPI integer beyond ±2^53 is read as an exact bigint (protocol/exact-json.ts). */
-export function parseJson (body: Buffer): unknown {
+/**
+ * A request body. `exact`: an integer beyond ±2^53 is read as an exact bigint (protocol/exact-json.ts),
+ * for bodies that carry KPI values (monitoring deliveries); other bodies keep JSON.parse's numbers,
+ * since what handles them stores them with JSON.stringify, which refuses bigint.
+ */
+export function parseJson (body: Buffer, options: { exact?: boolean } = {}): unknown {
   try {
-    return parseExact(body.toString('utf8'))
+    const text = body.toString('utf8')
+    return options.exact === true ? parseExact(text) : JSON.parse(text)
   } catch (err) {
     throw new ProtocolError('bad-request', 'the body is not valid JSON', { cause: err })
   }

@@ -37,7 +37,7 @@ async function handle ({ relay, hosts, log }: IngestOptions, req: IncomingMessag
     if (req.method !== 'POST' || req.url !== INGEST_PATH) throw new ProtocolError('unknown-operation', `POST ${INGEST_PATH}`)
     const body = await readBody(req, MAX_INGEST_BYTES)
     const from = hosts === undefined ? LOCAL : hostSender(await verifyIngestRequest(req.method, INGEST_PATH, req.headers, body, hosts))
-    const value = parseJson(body)
+    const value = parseJson(body, { exact: true })
     payload = await relay.accept(Array.isArray(value) ? value : [value], from)
   } catch (err) {
     const problem = toProtocolError(err)

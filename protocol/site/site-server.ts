@@ -31,7 +31,8 @@ async function handle (site: OperationContext, req: IncomingMessage, res: Server
     const match = /^\/v1\/([a-z-]{1,40})$/.exec(req.url ?? '')
     if (req.method !== 'POST' || match === null) throw new ProtocolError('unknown-operation', 'POST /v1/OPERATION')
     op = match[1]
-    const raw = parseJson(await readBody(req, parts.config.limits.maxRequestBytes))
+    // Deliveries carry 64-bit KPI values: read exactly, so they and the signature over them stay exact.
+    const raw = parseJson(await readBody(req, parts.config.limits.maxRequestBytes), { exact: op === 'monitoring-deliveries' })
     claimed = claimedSender(raw)
     const verified = await verifyRequest(raw, {
       me: parts.self, keyring: parts.keyring, replay: parts.state, windowMs: parts.config.limits.timestampWindowMs,

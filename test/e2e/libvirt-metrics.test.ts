@@ -72,6 +72,18 @@ t.test('libvirt metrics from a real VM through /metrics', async t => {
     })
   })
 
+  await t.test('virDomainGetVcpus: each vCPU\'s state and time, as the vcpu statistics group reports them', async t => {
+    const ref = (await hypervisor.listDomains()).find(d => d.uuid === vm.uuid)!
+    const [stats] = await hypervisor.getDomainStats({ domains: [ref], groups: ['vcpu'] })
+    const vcpus = await hypervisor.getVcpus(ref, stats.vcpu!.maximum)
+    t.same(vcpus.map(v => v.index), stats.vcpu!.vcpus.map(v => v.index), 'the same vCPUs')
+    t.same(vcpus.map(v => v.state), stats.vcpu!.vcpus.map(v => v.state), 'the same states')
+    vcpus.forEach((v, i) => {
+      const before = stats.vcpu!.vcpus[i].timeNs!
+      t.ok(v.timeNs >= before - 10e6 && v.timeNs < before + 5e9, `vcpu ${v.index}: ${v.timeNs} ns, the group said ${before} just before (/proc counts in 10 ms ticks)`)
+    })
+  })
+
   if (process.env.FEDVM_CAPTURE_FIXTURES === '1') {
     await captureStatsFixture(host.socketPath, join(__dirname, '..', 'host', 'fixtures'), 'e2e-capture')
   }

@@ -46,11 +46,11 @@ t.test('a usage error: a message, exactly one usage line (the command line\'s ow
   const dir = await tempDir(t)
   const config = join(dir, 'site.json')
   const cases: Array<[string[], RegExp, string]> = [
-    [['migrate', '--config', config], /^fedvm migrate: --vm ID is required$/m, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST]'],
-    [['migrate', '--vm', 'web-1'], /--config FILE is required/, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST]'],
-    [['migrate', '--config', config, '--vm', 'web-1', '--dest', 'site-b'], /Unknown option '--dest'/, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST]'],
-    [['site', 'migrate', '--config', config], /^fedvm site: --vm ID is required$/m, 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST]'],
-    [['site', 'status', '--config', config, '--vm', 'web-1'], /Unknown option '--vm'/, 'fedvm site status --config FILE'],
+    [['migrate', '--config', config], /^fedvm migrate: --vm ID is required$/m, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST] [--json]'],
+    [['migrate', '--vm', 'web-1'], /--config FILE is required/, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST] [--json]'],
+    [['migrate', '--config', config, '--vm', 'web-1', '--dest', 'site-b'], /Unknown option '--dest'/, 'fedvm migrate --config FILE --vm ID [--to SITE|HOST] [--json]'],
+    [['site', 'migrate', '--config', config], /^fedvm site: --vm ID is required$/m, 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST] [--json]'],
+    [['site', 'status', '--config', config, '--vm', 'web-1'], /Unknown option '--vm'/, 'fedvm site status --config FILE [--json]'],
     [['site', 'place', '--config', config, '--vm', 'web-1'], /--dir DIR is required/, 'fedvm site place --config FILE --vm ID --dir DIR [--descriptor FILE]'],
     [['site'], /a sub-command is missing \(run, migrate, place, evict, cancel, status\)/, COMMANDS.find((c) => c.name === 'site')!.usage],
     [['site', 'bogus', '--config', config], /unknown site sub-command "bogus"/, COMMANDS.find((c) => c.name === 'site')!.usage],
@@ -118,16 +118,18 @@ t.test('every flag a usage line shows is one its command takes', async (t) => {
     '--configuration': 'large', '--into': join(dir, 'missing.ovf'), '--host': 'h1',
     '--patch': join(dir, 'missing-patch.json'), '--version': '2', '--memory-mib': '512', '--vcpus': '2',
   }
+  // Switches take no value.
+  const switches = new Set(['--json'])
   // The demo runs a whole federation (test/packaging/demo.test.ts runs it with its flags).
   const lines = COMMANDS.filter((command) => command.name !== 'demo').flatMap((command) => (command.subcommands ?? [command]).map((help) => {
     const flags = [...new Set(help.usage.match(/--[a-z-]+/g) ?? [])]
-    for (const flag of flags) if (values[flag] === undefined) t.fail(`${help.usage}: no test value for ${flag}`)
+    for (const flag of flags) if (values[flag] === undefined && !switches.has(flag)) t.fail(`${help.usage}: no test value for ${flag}`)
     // The command's words: the usage line up to its first flag or placeholder.
     const rest = help.usage.split(' ').slice(1)
     const first = rest.findIndex((word) => !/^[a-z]+$/.test(word))
     const words = first === -1 ? rest : rest.slice(0, first)
     const positional = help.usage.includes('MOUNTPOINT') ? [join(dir, 'kpi')] : []
-    return { usage: help.usage, args: [...words, ...positional, ...flags.flatMap((flag) => [flag, values[flag]])] }
+    return { usage: help.usage, args: [...words, ...positional, ...flags.flatMap((flag) => switches.has(flag) ? [flag] : [flag, values[flag]])] }
   }))
   const results = await runAll(lines.map(({ args }) => args))
   lines.forEach(({ usage, args }, i) => {

@@ -86,6 +86,28 @@ export function decodeDomainInfo (body: Buffer): DomainInfo {
   return { state: r.uint(), maxMemKiB: r.uhyper(), memoryKiB: r.uhyper(), vcpus: r.uint(), cpuTimeNs: r.uhyper() }
 }
 
+/** remote_domain_get_vcpus_args: domain, maxinfo, maplen 0 (no CPU affinity maps wanted). */
+export function encodeGetVcpus (d: DomainRef, maxinfo: number): Buffer {
+  return writeDomain(new XdrWriter(), d).int(maxinfo).int(0).toBuffer()
+}
+
+const VCPUINFO_MAX = 16384
+
+/** remote_domain_get_vcpus_ret: info<> of remote_vcpu_info {unsigned number, int state, unsigned hyper cpu_time, int cpu}, then cpumaps<> (empty). */
+export function decodeGetVcpus (body: Buffer): Array<{ index: number, state: number, timeNs: number }> {
+  const r = new XdrReader(body)
+  const n = r.count(VCPUINFO_MAX)
+  const out: Array<{ index: number, state: number, timeNs: number }> = []
+  for (let i = 0; i < n; i++) {
+    const index = r.uint()
+    const state = r.int()
+    const timeNs = r.uhyper()
+    r.int() // the host CPU it last ran on
+    out.push({ index, state, timeNs })
+  }
+  return out
+}
+
 export interface ControlInfo { state: number, details: number, stateTimeMs: number }
 
 export function decodeControlInfo (body: Buffer): ControlInfo {

@@ -65,11 +65,13 @@ t.test('a stuck domain is reported timed out, the others within the deadline, an
   t.ok(forUuid(first, A).length > 30, 'a reported')
   t.match(logs[0], /domain b .* is stuck: control occupied/)
   const callsBefore = hv.calls
+  const vcpuCallsBefore = hv.vcpuCalls
   const begin2 = Date.now()
   const second = await c.collect(signal())
   t.ok(Date.now() - begin2 < 50, 'next collection does not wait for the stuck domain')
   t.same(forUuid(second, B), ['libvirt_domain_timed_out'])
-  t.ok(hv.calls - callsBefore <= 3, 'recheck + list + bulk, no per-domain stats calls')
+  t.ok(hv.calls - callsBefore <= 3 + hv.vcpuCalls - vcpuCallsBefore, 'recheck + list + bulk, no per-domain stats calls (but the vCPU reads of the kept vcpu group)')
+  t.equal(hv.vcpuCalls - vcpuCallsBefore, 1, 'the vCPUs of the running domain only, not of the stuck one')
   b.stuck = false
   const third = await c.collect(signal())
   t.ok(forUuid(third, B).length > 30, 'recovered: all its series again')
@@ -198,7 +200,7 @@ t.test('kept groups: read with the rest once older than keptMaxAgeMs or for a ne
   const hv = new FakeHypervisor()
   for (let i = 0; i < 4; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
   let clock = 0
-  const c = new LibvirtCollector({ hypervisor: hv, concurrency: 2, keptMaxAgeMs: 30_000, now: () => clock })
+  const c = new LibvirtCollector({ hypervisor: hv, concurrency: 2, keptGroups: ['balloon'], keptMaxAgeMs: 30_000, now: () => clock })
   const groupsOfLast = (): string => JSON.stringify(hv.statsGroups.slice(-2))
   const every = JSON.stringify([undefined, undefined])
   const fresh = JSON.stringify([['state', 'cpu', 'vcpu', 'interface', 'block'], ['state', 'cpu', 'vcpu', 'interface', 'block']])
@@ -228,4 +230,24 @@ t.test('kept groups: read with the rest once older than keptMaxAgeMs or for a ne
   t.equal(groupsOfLast(), fresh, 'a domain that stops is not new')
   t.throws(() => new LibvirtCollector({ hypervisor: hv, keptGroups: ['block'] }), /keptGroups may hold balloon, vcpu, got block/)
   t.throws(() => new LibvirtCollector({ hypervisor: hv, keptMaxAgeMs: -1 }), /keptMaxAgeMs must be/)
+})
+
+t.test('by default vcpu is kept: each vCPU\'s state and time read at every scrape without the group, its wait and delay as kept', async t => {
+  const hv = new FakeHypervisor()
+  for (let i = 0; i < 2; i++) hv.define(runningStats(`d${i}`, uuidOf(i)))
+  let clock = 0
+  const c = new LibvirtCollector({ hypervisor: hv, keptMaxAgeMs: 30_000, now: () => clock })
+  const vcpu0 = (samples: Sample[], name: string): number | undefined => value(samples, name, { domain: 'd1', vcpu: '0' })
+  const first = await c.collect(signal())
+  const wait = vcpu0(first, 'libvirt_domain_vcpu_wait_seconds_total')
+  const v = hv.domains.get(uuidOf(1))!.stats.vcpu!.vcpus[0]
+  v.timeNs = 77e9
+  v.waitNs = 66e9
+  clock = 1000
+  const second = await c.collect(signal())
+  t.notOk(hv.statsGroups.at(-1)?.includes('vcpu'), 'the vcpu group is not asked for')
+  t.ok(hv.vcpuCalls >= 2, 'virDomainGetVcpus per running domain')
+  t.equal(vcpu0(second, 'libvirt_domain_vcpu_time_seconds_total'), 77, 'time: read at this scrape')
+  t.equal(vcpu0(second, 'libvirt_domain_vcpu_wait_seconds_total'), wait, 'wait: as kept')
+  t.same(new Set(second.map(s => s.name)), new Set(first.map(s => s.name)), 'every family as before')
 })

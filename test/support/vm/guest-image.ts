@@ -2,7 +2,8 @@
  * Builds, once per machine, what a test VM boots: Debian's own kernel as an uncompressed vmlinux
  * (TCG boots it in ~2.5 s instead of 8-12 s for vmlinuz) and a tiny busybox initramfs that loads
  * the virtio modules, configures eth0 (192.0.2.10/24) and then keeps touching its disk and
- * pinging the host bridge so block and interface counters move. Cached under
+ * pinging the host bridge so block and interface counters move; with `fedvm.tick_ms=N` on the
+ * kernel command line it also prints a numbered tick line on its console every N ms. Cached under
  * FEDVM_VM_CACHE (default /var/cache/fedvm-test) keyed by kernel version and init script, built in
  * a temp folder and renamed into place so concurrent test files never see half an image.
  */
@@ -35,6 +36,13 @@ echo "fedvm-guest: modules loaded"
 ip link set lo up
 if ip link set eth0 up 2>/dev/null; then ip addr add 192.0.2.10/24 dev eth0; fi
 echo "fedvm-guest: ready"
+# fedvm.tick_ms=N on the kernel command line: a numbered line on the console every N ms, which a
+# host reading the console timestamps on its own clock (the guest's clock stands still while paused).
+tick=$(sed -n 's/.*fedvm[.]tick_ms=\\([0-9]*\\).*/\\1/p' /proc/cmdline)
+if [ -n "$tick" ]; then
+  mkfifo /tmp/tick
+  (exec 3<>/tmp/tick; i=0; pause=$(printf '%d.%03d' $((tick / 1000)) $((tick % 1000))); while true; do echo "fedvm-tick $i"; i=$((i + 1)); read -t "$pause" x <&3; done) &
+fi
 while true; do
   dd if=/dev/zero of=/dev/vda bs=4k count=16 conv=fsync 2>/dev/null
   dd if=/dev/vda of=/dev/null bs=4k count=16 iflag=direct 2>/dev/null

@@ -26,7 +26,21 @@ export interface TestDomain {
   disk: string
 }
 
-export function domainXml (o: { name: string, type: string, image: GuestImage, memoryMiB: number, disk: string, consoleLog: string }): string {
+/**
+ * `consoleSocket`: the serial console as a unix socket QEMU listens on (a host reading it timestamps
+ * each line on its own clock) instead of the `consoleLog` file; `tickMs`: the guest prints a numbered
+ * tick line there every so many ms (see guest-image.ts).
+ */
+export function domainXml (o: { name: string, type: string, image: GuestImage, memoryMiB: number, disk: string, consoleLog: string, consoleSocket?: string, tickMs?: number }): string {
+  const serial = o.consoleSocket === undefined
+    ? `<serial type='file'>
+      <source path='${o.consoleLog}'/>
+      <target port='0'/>
+    </serial>`
+    : `<serial type='unix'>
+      <source mode='bind' path='${o.consoleSocket}'/>
+      <target port='0'/>
+    </serial>`
   return `<domain type='${o.type}'>
   <name>${o.name}</name>
   <memory unit='MiB'>${o.memoryMiB}</memory>
@@ -35,7 +49,7 @@ export function domainXml (o: { name: string, type: string, image: GuestImage, m
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>${o.image.kernel}</kernel>
     <initrd>${o.image.initramfs}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1${o.tickMs === undefined ? '' : ` fedvm.tick_ms=${o.tickMs}`}</cmdline>
   </os>
   <cpu mode='custom' match='exact'><model fallback='allow'>qemu64</model></cpu>
   <on_reboot>destroy</on_reboot>
@@ -50,10 +64,7 @@ export function domainXml (o: { name: string, type: string, image: GuestImage, m
       <source bridge='br0'/>
       <model type='virtio'/>
     </interface>
-    <serial type='file'>
-      <source path='${o.consoleLog}'/>
-      <target port='0'/>
-    </serial>
+    ${serial}
     <memballoon model='virtio'>
       <stats period='2'/>
     </memballoon>
