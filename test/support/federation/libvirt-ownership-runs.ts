@@ -171,6 +171,8 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       t.equal(final.vs.find((v) => v.site === 'site-p')?.location, `partner:${owner}`, 'the Controller\'s record leads there')
       if (answer.code === 0) t.equal(owner, destination, `fedvm migrate said migrated: the VM is at the destination (${answer.stdout.trim()})`)
       else if (answer.json?.outcome === 'failed' && target !== 'site-p') t.equal(owner, source, `fedvm migrate said it failed (${String(answer.json?.code)}): the VM stays at the source`)
+      // A confirmed domain found stopped and run again (libvirt-host.ts keepRunning) says what stopped it.
+      for (const e of fed.daemon(target).events()) if (e.event === 'host' && String(e.message).includes('though it was confirmed')) t.comment(`${target}: ${String(e.message)}`)
       t.comment(`${point}: ${answer.code === 0 ? 'migrated' : `failed (${String(answer.json?.code ?? answer.stderr.trim().slice(0, 80))})`}, VM at ${owner}, ${samples} samples, ${Date.now() - runStarted} ms`)
     })
   }
