@@ -11,7 +11,7 @@ import { liveParams, localSocketPath, type LiveChannel } from './live-params'
 import { rewriteSourcePaths } from './lifecycle-xml'
 import { neutraliseCookie } from './migration-cookie'
 import { MigrateParam, type TypedParams } from './rpc/migration-params'
-import { blockCapacity, destinationFlags, finishMigration, JOB_STATS_COMPLETED, jobStats, LIVE_COPY_ALL, prepareMigration } from './rpc/migration-phases'
+import { blockCapacity, destinationFlags, finishMigration, JOB_STATS_COMPLETED, JOB_STATS_KEEP_COMPLETED, jobStats, LIVE_COPY_ALL, prepareMigration } from './rpc/migration-phases'
 import type { LiveStatus } from './live-status'
 import type { DomainRef } from '../hypervisor'
 import { join } from 'node:path'
@@ -73,7 +73,7 @@ export class LiveDestination {
     const dom = this.arrived
     const disks = []
     for (const disk of this.disks) disks.push({ name: disk.name, bytes: await blockCapacity(this.conn, dom, join(this.dir, disk.name)) })
-    const job = await jobStats(this.conn, dom, JOB_STATS_COMPLETED).then((s) => s.type, () => 0)
+    const job = await jobStats(this.conn, dom, JOB_STATS_COMPLETED | JOB_STATS_KEEP_COMPLETED).then((s) => s.type, () => 0)
     // virDomainJobType 3: VIR_DOMAIN_JOB_COMPLETED.
     return { uuid: dom.uuid, disks, job: job === 3 ? 'completed' : 'incomplete' }
   }

@@ -15,7 +15,7 @@ import { rewriteSourcePaths } from './lifecycle-xml'
 import { neutraliseCookie } from './migration-cookie'
 import type { TypedParams } from './rpc/migration-params'
 import {
-  abortJob, beginMigration, blockCapacity, confirmMigration, JOB_STATS_COMPLETED, jobStats, LIVE_COPY_ALL, lookupDomain,
+  abortJob, beginMigration, blockCapacity, confirmMigration, JOB_STATS_COMPLETED, JOB_STATS_KEEP_COMPLETED, jobStats, LIVE_COPY_ALL, lookupDomain,
   performMigration, setMaxDowntime
 } from './rpc/migration-phases'
 import { RpcConnection } from './rpc/rpc-connection'
@@ -126,7 +126,7 @@ export class LiveSource {
 
   /** libvirt's statistics of the completed migration (downtime, elapsed, bytes), while the connection is open. */
   async completed (): Promise<TypedParams | undefined> {
-    return await jobStats(this.conn, this.dom, JOB_STATS_COMPLETED).then((s) => s.stats, () => undefined)
+    return await jobStats(this.conn, this.dom, JOB_STATS_COMPLETED | JOB_STATS_KEEP_COMPLETED).then((s) => s.stats, () => undefined)
   }
 
   async close (): Promise<void> {

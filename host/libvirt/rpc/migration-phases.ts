@@ -108,6 +108,12 @@ export async function confirmMigration (conn: RpcConnection, dom: DomainRef, par
 
 /** VIR_DOMAIN_JOB_STATS_COMPLETED: the statistics of the last completed job instead of the running one. */
 export const JOB_STATS_COMPLETED = 1
+/**
+ * VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED: reading the completed job's statistics leaves them in place
+ * (libvirt clears them on a read without it, and the host's own `virsh domjobinfo --completed`
+ * then finds nothing).
+ */
+export const JOB_STATS_KEEP_COMPLETED = 2
 
 /** virDomainGetJobStats: the job type (0 none, 1 bounded, 2 unbounded, 3 completed, 4 failed, 5 cancelled) and its typed statistics. */
 export async function jobStats (conn: RpcConnection, dom: DomainRef, flags = 0, options: CallOptions = {}): Promise<{ type: number, stats: TypedParams }> {
