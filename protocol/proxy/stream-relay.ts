@@ -236,10 +236,30 @@ export class StreamParker {
   }
 }
 
-/** Pipes both ways; either end closing or failing closes the other. */
+/**
+ * How much one direction may hold unsent before it stops reading. A stream's own high-water mark
+ * (16 KiB) is smaller than one NBD write: `pipe()` would pause and resume its source for every
+ * request, and the relay would move one request per turn of the loop instead of the several QEMU
+ * keeps in flight.
+ */
+const RELAY_BUFFER_BYTES = Number(process.env.FEDVM_RELAY_BUFFER ?? 4 * 1024 * 1024)
+
+/** Copies `from` into `to`, reading on while `to` holds less than RELAY_BUFFER_BYTES; `from`'s end ends `to`. */
+function forward (from: Duplex, to: Duplex): void {
+  if (RELAY_BUFFER_BYTES <= 0) { from.pipe(to); return }
+  from.on('data', (chunk: Buffer) => {
+    to.write(chunk)
+    if (to.writableLength < RELAY_BUFFER_BYTES) return
+    from.pause()
+    to.once('drain', () => from.resume())
+  })
+  from.once('end', () => to.end())
+}
+
+/** Relays both ways; either end closing or failing closes the other. */
 function join (a: Duplex, b: Duplex): void {
-  a.pipe(b)
-  b.pipe(a)
+  forward(a, b)
+  forward(b, a)
   const end = (): void => { a.destroy(); b.destroy() }
   a.once('close', end)
   b.once('close', end)
