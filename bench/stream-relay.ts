@@ -1,11 +1,11 @@
 /**
  * The live migration's stream relay alone, without QEMU: an NBD-like write load (a 28-byte request
- * header and its payload, a 16-byte reply, a fixed number of requests in flight, as QEMU's mirror
- * job keeps them) over a unix socket straight to the server, then through StreamPark and
- * StreamParker (unix socket, TLS on loopback, unix socket). Shows how much of the direct rate the
- * relay keeps and whether it is the payload or the turn-around that costs.
+ * header and its payload, a 16-byte reply; QEMU's mirror job keeps up to 16 writes of up to 1 MiB in
+ * flight, MAX_IN_FLIGHT and MAX_IO_BYTES in block/mirror.c) over a unix socket straight to the
+ * server, then through StreamPark and StreamParker (unix socket, TLS on loopback, unix socket), each
+ * side in its own thread. Shows how much of the direct rate the relay keeps.
  *
- *   node dist/bench/stream-relay.js [--mib 512] [--request-kib 64] [--in-flight 16] [--rounds 3]
+ *   node dist/bench/stream-relay.js [--mib 512] [--request-kib 1024] [--in-flight 16] [--rounds 3]
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createServer as createHttpsServer } from 'node:https'
@@ -105,7 +105,7 @@ async function startRole (o: RelayRole): Promise<{ worker: Worker, answer: Recor
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { mib: { type: 'string', default: '512' }, 'request-kib': { type: 'string', default: '64' }, 'in-flight': { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' } } })
+  const { values } = parseArgs({ options: { mib: { type: 'string', default: '512' }, 'request-kib': { type: 'string', default: '1024' }, 'in-flight': { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' } } })
   const total = Number(values.mib) * 1024 * 1024
   const size = Number(values['request-kib']) * 1024
   const inFlight = Number(values['in-flight'])
