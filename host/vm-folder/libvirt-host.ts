@@ -252,7 +252,7 @@ export class LibvirtVmHost implements VmHost {
     const confirming = this.marker('.confirming', vmId)
     if (!await exists(confirming)) {
       if (!await exists(incoming)) {
-        if (await this.has(vmId)) return // confirmed before
+        if (await this.has(vmId)) return await this.keepRunning(vmId, { start: true }) // confirmed before
         throw new Error(`nothing was received for ${vmId} on host ${this.id}`)
       }
       // Never take over a domain this host already runs under the same name.
@@ -305,7 +305,8 @@ export class LibvirtVmHost implements VmHost {
   /** A live migration's Finish made the domain run here already: it only becomes this host's. */
   private async confirmLiveArrival (vmId: string, descriptor: unknown): Promise<void> {
     const dir = this.vmPath(vmId)
-    await this.waitRunning(vmId)
+    // Shut off already, it is refused (abandon destroys it): the Source still holds the VM, memory and all.
+    await this.keepRunning(vmId, { start: false })
     if (isObject(descriptor) && !await exists(join(dir, DESCRIPTOR))) await writeFile(join(dir, DESCRIPTOR), `${JSON.stringify(descriptor, null, 2)}\n`)
     await rm(this.marker('.arriving', vmId), { force: true })
   }
@@ -365,6 +366,24 @@ export class LibvirtVmHost implements VmHost {
       await sleep(250)
     }
     await this.virsh.destroyIfActive(vmId)
+  }
+
+  /**
+   * A confirmed VM is this host's to run, whatever stopped it since it arrived: a commit repeated after
+   * the site's process died (the first one had confirmed it) may find it paused, or shut off (its
+   * domain went down with that process or with its guest). Paused, it resumes; shut off, it starts
+   * from its disks when `start` (the memory that came live is lost, and the VM runs at exactly one place).
+   */
+  private async keepRunning (vmId: string, o: { start: boolean }): Promise<void> {
+    const state = await this.reads.state(vmId)
+    const action = state === 'paused' ? 'resume' : state === 'shut off' && o.start ? 'start' : undefined
+    if (action !== undefined) {
+      // libvirt's reason (crashed, destroyed, shutdown, ...) says what stopped it.
+      const reason = (await this.virsh.run('domstate', '--reason', vmId).catch(() => state!)).trim()
+      this.options.log?.(`host ${this.id}: ${vmId} is ${reason} though it was confirmed here: ${action}`)
+      await this.virsh.run(action, vmId)
+    }
+    await this.waitRunning(vmId)
   }
 
   private async waitRunning (vmId: string): Promise<void> {

@@ -18,3 +18,14 @@ const LIVE_STEPS: FaultPoint[] = [
 t.test('a SIGKILL at a step of a live migration leaves the VM running at exactly one host', async (t) => {
   await runLibvirtOwnership(t, { leaveBy: 'live', points: LIVE_STEPS, ipPrefix: '127.0.0.10' })
 })
+
+// Pinned from a CI run (FEDVM_FAULT_SEED=671630647, run 2): the Destination killed at
+// destination:committing (its host had confirmed the arrival, the site had not recorded it) came back
+// to find its domain shut off. The Controller's commit, repeated, must make it run there again.
+t.test('a Destination killed while committing runs the VM again though its domain stopped meanwhile', async (t) => {
+  await runLibvirtOwnership(t, {
+    leaveBy: 'live', points: LIVE_STEPS, ipPrefix: '127.0.0.10',
+    pinned: ['destination:committing'],
+    whileDown: async ({ vm, virsh }) => { await virsh('destroy', vm) },
+  })
+})

@@ -8,7 +8,8 @@
  * and the other has it undefined, its disk is complete there, exactly one site lists it on a host and
  * the Controller's record leads there. The points come from a seeded schedule the test prints:
  * FEDVM_FAULT_SEED=N replays it, FEDVM_FAULT_ONLY=role:step runs one point, FEDVM_FAULT_RUNS=N runs N
- * of them (default 3: the whole test stays well under tap's 300 s).
+ * of them (default 3: the whole test stays well under tap's 300 s). A pinned case names its points
+ * instead, and may change the killed site's libvirtd while that site is down (whileDown).
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -41,15 +42,19 @@ export interface OwnershipRuns {
   points: readonly FaultPoint[]
   /** 127.0.0.x prefix of the three sites' addresses (different per test file: files may run at once). */
   ipPrefix: string
+  /** Runs exactly these points, in this order (no seed, no FEDVM_FAULT_* choice): a pinned case. */
+  pinned?: readonly FaultPoint[]
+  /** What else happens while the killed site is down, before it starts again (e.g. its domain stops). */
+  whileDown?: (o: { site: string, vm: string, virsh: (...args: string[]) => Promise<string> }) => Promise<void>
 }
 
 export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<void> {
   const seed = Number(process.env.FEDVM_FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31))
   const only = process.env.FEDVM_FAULT_ONLY
   const runs = Number(process.env.FEDVM_FAULT_RUNS ?? 3)
-  const schedule = only === undefined ? shuffled(o.points, seededRandom(seed)).slice(0, runs) : o.points.filter((p) => p === only)
+  const schedule = o.pinned ?? (only === undefined ? shuffled(o.points, seededRandom(seed)).slice(0, runs) : o.points.filter((p) => p === only))
 
-  const line = `fault schedule: FEDVM_FAULT_SEED=${seed} → ${schedule.join(' ')}`
+  const line = o.pinned === undefined ? `fault schedule: FEDVM_FAULT_SEED=${seed} → ${schedule.join(' ')}` : `pinned fault schedule: ${schedule.join(' ')}`
   t.comment(line)
   console.error(line)
   const started = Date.now()
@@ -93,13 +98,18 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
   const views = (): SiteView[] => SITES.map((site) => siteView(fed, site, vm, site === 'site-p' ? [] : [hostOf[site]]))
   /** Each libvirtd's state of the domain (undefined: not defined there). */
   const domains = async (): Promise<Record<string, string | undefined>> => {
-    const [c, d] = await Promise.all([x, y].map(async (host) => await host.virsh('domstate', vm).then((s) => s.trim(), () => undefined)))
+    const reasons = await domainReasons()
+    return Object.fromEntries(Object.entries(reasons).map(([site, s]) => [site, s?.replace(/ \(.*\)$/, '')]))
+  }
+  /** The same with libvirt's reason, e.g. "shut off (crashed)": what stopped a domain. */
+  const domainReasons = async (): Promise<Record<string, string | undefined>> => {
+    const [c, d] = await Promise.all([x, y].map(async (host) => await host.virsh('domstate', '--reason', vm).then((s) => s.trim(), () => undefined)))
     return { 'site-c': c, 'site-d': d }
   }
   // Cold: a defined domain that is not shut off could run. Live: both ends hold a paused domain around
   // the switchover (the Source's after Perform, the Destination's incoming one), only one runs.
   const active = (state: string | undefined): boolean => o.leaveBy === 'live' ? state === 'running' : state !== undefined && state !== 'shut off'
-  const describe = async (): Promise<string> => `${describeViews(views())}; libvirt: ${JSON.stringify(await domains())}`
+  const describe = async (): Promise<string> => `${describeViews(views())}; libvirt: ${JSON.stringify(await domainReasons())}`
 
   for (const [index, point] of schedule.entries()) {
     const before = await domains()
@@ -137,6 +147,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       await writeFile(faultFile(target), '')
       if (reached === 'killed') {
         t.ok(await killed, `${target} killed itself at ${point}`)
+        if (o.whileDown !== undefined && target !== 'site-p') await o.whileDown({ site: target, vm, virsh: async (...args) => await libvirtOf[target].virsh(...args) })
         await startWithFaultFile(fed, [target], faultFile)
       } else {
         t.comment(`${point} was not reached in this run`)
@@ -149,7 +160,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
 
       t.same(SITES.filter((id) => !fed.daemon(id).alive), [], 'no daemon died but the one armed')
       const owners = Object.keys(final.ds).filter((site) => final.ds[site] === 'running')
-      t.equal(owners.length, 1, `exactly one libvirtd has the domain defined and running (${JSON.stringify(final.ds)})`)
+      t.equal(owners.length, 1, `exactly one libvirtd has the domain defined and running (${JSON.stringify(owners.length === 1 ? final.ds : await domainReasons())})`)
       const owner = owners[0]
       const other = owner === 'site-c' ? 'site-d' : 'site-c'
       t.equal(final.ds[other], undefined, `the other libvirtd (${other}'s) has it undefined`)
@@ -160,6 +171,8 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       t.equal(final.vs.find((v) => v.site === 'site-p')?.location, `partner:${owner}`, 'the Controller\'s record leads there')
       if (answer.code === 0) t.equal(owner, destination, `fedvm migrate said migrated: the VM is at the destination (${answer.stdout.trim()})`)
       else if (answer.json?.outcome === 'failed' && target !== 'site-p') t.equal(owner, source, `fedvm migrate said it failed (${String(answer.json?.code)}): the VM stays at the source`)
+      // A confirmed domain found stopped and run again (libvirt-host.ts keepRunning) says what stopped it.
+      for (const e of fed.daemon(target).events()) if (e.event === 'host' && String(e.message).includes('though it was confirmed')) t.comment(`${target}: ${String(e.message)}`)
       t.comment(`${point}: ${answer.code === 0 ? 'migrated' : `failed (${String(answer.json?.code ?? answer.stderr.trim().slice(0, 80))})`}, VM at ${owner}, ${samples} samples, ${Date.now() - runStarted} ms`)
     })
   }
