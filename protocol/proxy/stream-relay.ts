@@ -257,13 +257,29 @@ function forward (from: Duplex, to: Duplex): void {
   from.once('end', () => to.end())
 }
 
-/** Relays both ways; either end closing or failing closes the other. */
+/** How long a side whose partner closed may take to hand over what it still holds before it is destroyed. */
+const FLUSH_TIMEOUT_MS = 30_000
+
+/**
+ * Relays both ways. A side that closes after its end lets the other hand over what it still holds
+ * (up to RELAY_BUFFER_BYTES) before closing; a failure destroys both at once.
+ */
 function join (a: Duplex, b: Duplex): void {
   forward(a, b)
   forward(b, a)
-  const end = (): void => { a.destroy(); b.destroy() }
-  a.once('close', end)
-  b.once('close', end)
-  a.on('error', end)
-  b.on('error', end)
+  const fail = (): void => { a.destroy(); b.destroy() }
+  a.on('error', fail)
+  b.on('error', fail)
+  a.once('close', () => closeAfterFlush(a, b))
+  b.once('close', () => closeAfterFlush(b, a))
+}
+
+function closeAfterFlush (closed: Duplex, other: Duplex): void {
+  if (other.destroyed) return
+  if (!closed.readableEnded || other.writableFinished) { other.destroy(); return }
+  const timer = setTimeout(() => other.destroy(), FLUSH_TIMEOUT_MS)
+  timer.unref()
+  other.end()
+  other.once('finish', () => { clearTimeout(timer); other.destroy() })
+  other.once('close', () => clearTimeout(timer))
 }
