@@ -14,14 +14,14 @@ export interface JobStats {
   dirtyRatePagesPerS?: number
 }
 
-const FIELDS: Array<[keyof JobStats, string, number]> = [
-  ['elapsedMs', 'Time elapsed', 1],
-  ['downtimeMs', 'Total downtime', 1],
-  ['setupMs', 'Setup time', 1],
-  ['memoryIterations', 'Iteration', 1],
-  ['memoryMiB', 'Memory processed', 1],
-  ['diskMiB', 'File processed', 1],
-  ['dirtyRatePagesPerS', 'Dirty rate', 1]
+const FIELDS: Array<[keyof JobStats, string]> = [
+  ['elapsedMs', 'Time elapsed'],
+  ['downtimeMs', 'Total downtime'],
+  ['setupMs', 'Setup time'],
+  ['memoryIterations', 'Iteration'],
+  ['memoryMiB', 'Memory processed'],
+  ['diskMiB', 'File processed'],
+  ['dirtyRatePagesPerS', 'Dirty rate'],
 ]
 
 /** Reads `virsh domjobinfo NAME --completed`; the fields it does not print stay absent. */
@@ -29,7 +29,7 @@ export async function completedJobStats (host: LibvirtHost, name: string): Promi
   return parseJobInfo(await host.virsh('domjobinfo', name, '--completed'))
 }
 
-export function parseJobInfo (text: string): JobStats {
+function parseJobInfo (text: string): JobStats {
   const stats: JobStats = {}
   for (const [key, label] of FIELDS) {
     const m = new RegExp(`^${label}:\\s+([\\d.]+)\\s*(\\S*)`, 'm').exec(text)

@@ -1,6 +1,7 @@
 import type { Readable, Writable } from 'node:stream'
 import { decodeFrame, encodeFrame, FEED_VERSION, LineSplitter, type RowFrame } from '../../protocol/kpi-feed/frames'
 import type { CommittedRow, KpiStore } from '../store/kpi-store'
+import { realTiming, type Timing } from '../timing'
 
 const CATCH_UP_PAGE = 256
 const STATS_INTERVAL_MS = 1000
@@ -13,17 +14,6 @@ const CORK_BYTES = 64 * 1024
  * an idle feed adds no delay and a busy one at most this much.
  */
 export const COALESCE_MS = 2
-
-/** When the held frames are written: the clock, and a timer for the rest of the window (tests inject both). */
-export interface FeedTiming {
-  now (): number
-  after (ms: number, fn: () => void): void
-}
-
-const realTiming: FeedTiming = {
-  now: () => performance.now(),
-  after: (ms, fn) => { setTimeout(fn, ms) },
-}
 
 /**
  * Serves the KPI feed on one byte stream. Nothing is sent until the host says `hello` with its
@@ -50,7 +40,8 @@ export class FeedSession {
     input: Readable,
     private readonly output: Writable,
     private readonly onBadFrame: (reason: string) => void,
-    private readonly timing: FeedTiming = realTiming,
+    /** When the held frames are written: the clock, and a timer for the rest of the window. */
+    private readonly timing: Timing = realTiming(),
   ) {
     input.setEncoding('utf8')
     input.on('data', (chunk: string) => this.receive(chunk))

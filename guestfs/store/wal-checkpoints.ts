@@ -1,22 +1,13 @@
 import type { Database } from 'better-sqlite3'
-
-/** When to checkpoint: the clock, and an unref'd timer (tests inject both). */
-export interface CheckpointTiming {
-  now (): number
-  after (ms: number, fn: () => void): void
-}
-
-const realTiming: CheckpointTiming = {
-  now: () => performance.now(),
-  after: (ms, fn) => { setTimeout(fn, ms).unref() },
-}
+import { realTiming, type Timing } from '../timing'
 
 export interface WalCheckpointOptions {
   /** Checkpoint once no commit came for this long. */
   idleMs?: number
   /** Checkpoint after this many commit transactions even while busy (bounds the WAL: ~2 pages each). */
   maxCommits?: number
-  timing?: CheckpointTiming
+  /** When to checkpoint: the clock, and the idle timer (unref'd by default: it never holds the process open). */
+  timing?: Timing
 }
 
 /**
@@ -35,12 +26,12 @@ export class WalCheckpoints {
   private stopped = false
   private readonly idleMs: number
   private readonly maxCommits: number
-  private readonly timing: CheckpointTiming
+  private readonly timing: Timing
 
   constructor (private readonly db: Database, private readonly log: (line: string) => void, options: WalCheckpointOptions = {}) {
     this.idleMs = options.idleMs ?? 100
     this.maxCommits = options.maxCommits ?? 1000
-    this.timing = options.timing ?? realTiming
+    this.timing = options.timing ?? realTiming({ unref: true })
   }
 
   /** A commit transaction ended (its promises are settled, their answers not yet sent). */

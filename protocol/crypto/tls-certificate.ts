@@ -12,6 +12,9 @@ import { promisify } from 'node:util'
 export const TLS_KEY_FILE = 'tls.key'
 export const TLS_CERT_FILE = 'tls.crt'
 const TEN_YEARS_DAYS = 3650
+/** openssl req's arguments for a fresh ECDSA P-256 key (no passphrase) and its self-signed certificate. */
+const NEW_SELF_SIGNED_P256 = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+const PEM_BLOCK = /-----BEGIN ([A-Z ]+)-----[\s\S]+?-----END \1-----\n?/g
 
 export interface TlsIdentity {
   key: string
@@ -24,11 +27,23 @@ export async function writeTlsIdentity (dir: string, siteId: string): Promise<st
   const key = join(dir, TLS_KEY_FILE)
   const cert = join(dir, TLS_CERT_FILE)
   await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    ...NEW_SELF_SIGNED_P256,
     '-keyout', key, '-out', cert, '-days', String(TEN_YEARS_DAYS),
     '-subj', `/CN=${siteId}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
   ])
   return fingerprintOf(await readFile(cert, 'utf8'))
+}
+
+/** A TLS identity kept in memory only: openssl prints the key to a pipe, never to a file. */
+export async function makeTlsIdentity (subject: string, days: number): Promise<TlsIdentity> {
+  const { stdout } = await promisify(execFile)('openssl', [
+    ...NEW_SELF_SIGNED_P256, '-keyout', '-', '-out', '-', '-days', String(days), '-subj', subject,
+  ], { encoding: 'utf8' })
+  const blocks = new Map([...stdout.matchAll(PEM_BLOCK)].map((m) => [m[1], m[0]]))
+  const key = blocks.get('PRIVATE KEY')
+  const cert = blocks.get('CERTIFICATE')
+  if (key === undefined || cert === undefined) throw new Error(`openssl req printed no key and certificate for ${subject}`)
+  return { key, cert, fingerprint: fingerprintOf(cert) }
 }
 
 export async function readTlsIdentity (dir: string): Promise<TlsIdentity> {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Delivery } from '../relay/delivery'
 import { MonitoringViewError } from './errors'
-import { MONITORING_DB_FILE } from '../relay/monitoring-db'
+import { hasTable, MONITORING_DB_FILE } from '../relay/monitoring-db'
 import { deliveryFromRow } from './primary-store'
 
 export interface DeliveryQuery {
@@ -33,7 +33,7 @@ export function openStoreForReading (stateDir: string): Database.Database {
 
 /** A VM's deliveries by data time, oldest first; uses the (vm, metric, to_ms) index. */
 export function queryDeliveries (db: Database.Database, q: DeliveryQuery): StoredDelivery[] {
-  if (!hasTable(db)) return []
+  if (!hasTable(db, 'deliveries')) return []
   const where = ['"vm" = @vm']
   if (q.metric !== undefined) where.push('"metric" = @metric')
   if (q.since !== undefined) where.push('"to_ms" >= @since')
@@ -53,7 +53,7 @@ const LATEST_DEPTH = 64
  * is left out (a plain GROUP BY would sort the whole table instead: seconds per 100k rows).
  */
 export function latestDeliveries (db: Database.Database): StoredDelivery[] {
-  if (!hasTable(db)) return []
+  if (!hasTable(db, 'deliveries')) return []
   const first = db.prepare('SELECT "vm", "metric" FROM "deliveries" ORDER BY "vm", "metric" LIMIT 1')
   const next = db.prepare('SELECT "vm", "metric" FROM "deliveries" WHERE ("vm", "metric") > (?, ?) ORDER BY "vm", "metric" LIMIT 1')
   const newest = db.prepare('SELECT * FROM "deliveries" WHERE "vm" = ? AND "metric" = ? ORDER BY "to_ms" DESC LIMIT ?')
@@ -70,13 +70,9 @@ export function latestDeliveries (db: Database.Database): StoredDelivery[] {
   return result
 }
 
-function hasTable (db: Database.Database): boolean {
-  return db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = \'deliveries\'').get() !== undefined
-}
-
 /** The metrics a VM has deliveries for, in name order: one index seek per metric, however many rows each holds. */
 export function metricsOf (db: Database.Database, vm: string): string[] {
-  if (!hasTable(db)) return []
+  if (!hasTable(db, 'deliveries')) return []
   const next = db.prepare('SELECT "metric" FROM "deliveries" WHERE "vm" = ? AND "metric" > ? ORDER BY "metric" LIMIT 1').pluck()
   const metrics: string[] = []
   for (let metric = next.get(vm, '') as string | undefined; metric !== undefined; metric = next.get(vm, metric) as string | undefined) metrics.push(metric)

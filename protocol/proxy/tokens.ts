@@ -37,7 +37,7 @@ export function usableToken (store: Pick<TokenStore, 'token'>, token: string | u
  * Controller may ask again after a lost answer); its expiry is checked only before it is spent.
  */
 export function verifiableSourceToken (store: Pick<TokenStore, 'token'>, token: string, sender: string, vmId: string): TokenRecord {
-  const record = sourceToken(store, token, sender, vmId)
+  const record = heldToken(store, token, 'source', sender, vmId)
   if (record.state === 'cancelled') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
   if (record.state === 'expired') throw new ProtocolError('token-expired', 'the transfer token has expired')
   return record
@@ -50,15 +50,19 @@ export function checkNotExpired (record: TokenRecord, now = Date.now()): void {
 
 /** A source token the Controller cancels: anything but a verified (spent) transfer. */
 export function cancellableSourceToken (store: Pick<TokenStore, 'token'>, token: string, sender: string, vmId: string): TokenRecord {
-  const record = sourceToken(store, token, sender, vmId)
+  const record = heldToken(store, token, 'source', sender, vmId)
   if (record.state === 'spent') throw new ProtocolError('token-spent', 'the transfer was already verified')
   return record
 }
 
-function sourceToken (store: Pick<TokenStore, 'token'>, token: string, sender: string, vmId: string): TokenRecord {
-  const record = store.token(token)
-  if (record === undefined || record.role !== 'source') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
-  checkHolder(record, sender, vmId, 'transfer')
+/**
+ * A token of this role that `sender` holds for `vmId`, in whatever state: the caller checks the states
+ * its operation allows (a destination token names an offer, a source token a transfer).
+ */
+export function heldToken (store: Pick<TokenStore, 'token'>, token: string, role: TokenRecord['role'], sender: string, vmId: string): TokenRecord {
+  const record = token.length > 100 ? undefined : store.token(token)
+  if (record === undefined || record.role !== role) throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
+  checkHolder(record, sender, vmId, role === 'destination' ? 'offer' : 'transfer')
   return record
 }
 

@@ -17,3 +17,8 @@ export function openMonitoringDb (stateDir: string): Database.Database {
   db.pragma('synchronous = NORMAL')
   return db
 }
+
+/** Whether the table exists yet: a reader (a read-only connection too) finds none before its writer first ran. */
+export function hasTable (db: Database.Database, table: string): boolean {
+  return db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = ?').get(table) !== undefined
+}

@@ -19,7 +19,6 @@ import type { LocationRecord } from './records'
 import { demandOf, withDemand } from './room'
 import { decide, refusedByDestination, settleMigration, type SettleDeps } from './settle'
 import { handleTransferVerification } from './source'
-import type { WatchedMigrations } from './watched-migrations'
 
 /** Between Initiate transfer attempts on one offer. */
 const RETRY = { minMs: 500, maxMs: 8000, jitter: false }
@@ -34,9 +33,8 @@ export interface ControllerDeps extends SettleDeps, ForcedMigrationDeps, Progres
   identity: SettleDeps['identity'] & ForcedMigrationDeps['identity']
   policy: SettleDeps['policy'] & { prefer: string[] }
   limits: SettleDeps['limits'] & ForcedMigrationDeps['limits'] & { initiateAttempts: number }
+  /** The Controller's running migrations (`fedvm site status`), their figures filled by watchProgress. */
   active: ActiveMigrations
-  /** The Controller's view of its running migrations (`fedvm site status`), filled by watchProgress. */
-  watched: WatchedMigrations
 }
 
 export interface MigrationOutcome {
@@ -72,11 +70,9 @@ export async function runController (deps: ControllerDeps, vmId: string, exclude
   if (record === undefined) throw new ProtocolError('unknown-vm', 'this site is not responsible for the VM')
   checkNothingInDoubt(deps, vmId)
   deps.active.enter(vmId)
-  deps.watched.begin(vmId)
   try {
     return await migrate(deps, vmId, exclude, to, record)
   } finally {
-    deps.watched.end(vmId)
     deps.active.leave(vmId)
   }
 }

@@ -8,7 +8,7 @@ import { pullVm, type PullResult } from '../proxy/puller'
 import { openTicketWith } from '../proxy/ticket'
 import { makeTransferKey, transferSealKeys, type TransferKey } from '../proxy/transfer-certificate'
 import type { TokenRecord, TokenStore } from '../proxy/token-record'
-import { checkHolder, destinationTransferKey, newToken, usableToken } from '../proxy/tokens'
+import { checkHolder, destinationTransferKey, heldToken, newToken, usableToken } from '../proxy/tokens'
 import { objectBody, stringField, stringListField, vmIdField, descriptorField } from './body-fields'
 import type { Caller } from './caller'
 import type { HostDirectory } from './host-directory'
@@ -302,10 +302,7 @@ export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, r
 }
 
 function destinationToken (deps: DestinationDeps, ref: string, sender: string, vmId: string): TokenRecord {
-  const token = deps.tokens.token(ref)
-  if (token === undefined || token.role !== 'destination') throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
-  checkHolder(token, sender, vmId, 'offer')
-  return token
+  return heldToken(deps.tokens, ref, 'destination', sender, vmId)
 }
 
 /**

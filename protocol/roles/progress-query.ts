@@ -1,6 +1,6 @@
 import { ProtocolError } from '../errors'
 import type { TokenStore } from '../proxy/token-record'
-import { checkHolder } from '../proxy/tokens'
+import { checkHolder, heldToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
 import { passAlong, type PassAlongDeps } from './intermediary'
@@ -35,7 +35,8 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
       checkHolder(route, caller.sender, vmId, 'offer')
       return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { ref: route.partnerRef, timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     }
-    heldToken(deps, ref, 'destination', caller.sender, vmId)
+    // Any state will do (a spent or cancelled token's migration simply has no progress left): only who holds it counts.
+    heldToken(deps.tokens, ref, 'destination', caller.sender, vmId)
     return { progress: deps.progress.get(vmId) ?? null }
   }
   if (body.end === 'source') {
@@ -45,15 +46,8 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
       checkHolder(route, caller.sender, vmId, 'transfer')
       return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     }
-    heldToken(deps, token, 'source', caller.sender, vmId)
+    heldToken(deps.tokens, token, 'source', caller.sender, vmId)
     return { progress: deps.progress.get(vmId) ?? null }
   }
   throw new ProtocolError('bad-request', 'end must be "destination" or "source"')
-}
-
-/** Any state will do (a spent or cancelled token's migration simply has no progress left): only who holds it counts. */
-function heldToken (deps: Pick<ProgressQueryDeps, 'tokens'>, token: string, role: 'source' | 'destination', sender: string, vmId: string): void {
-  const record = token.length > 100 ? undefined : deps.tokens.token(token)
-  if (record === undefined || record.role !== role) throw new ProtocolError('token-unknown', 'the transfer token is not valid here')
-  checkHolder(record, sender, vmId, role === 'destination' ? 'offer' : 'transfer')
 }

@@ -1,17 +1,17 @@
 import { toProtocolError } from '../errors'
 import type { Log } from '../log'
 import { askPartner } from './intermediary'
+import type { ActiveMigrations } from './active-migrations'
 import type { MigrationProgress } from './migration-progress'
 import type { MigrationRecord } from './migration-record'
 import { ProgressAnswerSchema } from './partner-answers'
 import { handleMigrationProgress, PROGRESS_QUERY_TIMEOUT_MS, type ProgressQueryDeps } from './progress-query'
-import type { WatchedMigrations } from './watched-migrations'
 
 /** How often the Controller asks while a transfer runs: often enough for a smooth progress line, and each ask is a cheap read. */
 export const PROGRESS_POLL_MS = 500
 
 export interface ProgressWatchDeps extends ProgressQueryDeps {
-  watched: Pick<WatchedMigrations, 'report' | 'has'>
+  active: Pick<ActiveMigrations, 'report' | 'has'>
   log: Log
 }
 
@@ -25,12 +25,12 @@ interface End {
 
 /**
  * While one migration attempt moves the VM (cold or live: the attempt's record names both ends), the
- * Controller asks both ends for progress every `intervalMs` and keeps the newest figures in `watched`.
+ * Controller asks both ends for progress every `intervalMs` and keeps the newest figures in `active`.
  * It learns amounts and rates, never where: each question travels the chain the migration's own
  * operations travel. Once an end answers with figures only that end is asked, until it has none. An
  * end that cannot be reached costs only this round's figures; one that does not know the operation
  * (a partner older than it) is not asked again. The function it returns stops it (an answer still on
- * its way is then dropped); it also stops by itself once the Controller has let the VM go (`watched`
+ * its way is then dropped); it also stops by itself once the Controller has let the VM go (`active`
  * no longer lists it) or `decided()` says the attempt is decided.
  */
 export function watchProgress (deps: ProgressWatchDeps, migration: MigrationRecord, { decided = () => false, intervalMs = PROGRESS_POLL_MS }: { decided?: () => boolean, intervalMs?: number } = {}): () => void {
@@ -70,15 +70,15 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
     const figures = answers.find((a) => a.progress != null)
     if (figures !== undefined) {
       answering = figures.end
-      deps.watched.report(vmId, figures.progress!)
+      deps.active.report(vmId, figures.progress!)
     } else if (answers.some((a) => a.progress === null)) {
       // An end that answered has nothing moving now (not started, or done): ask both again.
       answering = undefined
-      deps.watched.report(vmId, null)
+      deps.active.report(vmId, null)
     }
   }
 
-  const over = (): boolean => stopped || ends.length === 0 || !deps.watched.has(vmId) || decided()
+  const over = (): boolean => stopped || ends.length === 0 || !deps.active.has(vmId) || decided()
   void (async () => {
     while (!over()) {
       await round()

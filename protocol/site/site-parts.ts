@@ -16,7 +16,6 @@ import { ActiveMigrations } from '../roles/active-migrations'
 import { IncomingTransfers } from '../roles/incoming-transfers'
 import { LiveSessions } from '../roles/live-sessions'
 import { ProgressBoard } from '../roles/migration-progress'
-import { WatchedMigrations } from '../roles/watched-migrations'
 import { TokenLocks } from '../roles/token-locks'
 import type { SiteConfig } from './config'
 import { SignedPartners } from './partners'
@@ -77,7 +76,6 @@ export async function loadSiteParts (config: SiteConfig, log: Log): Promise<Site
     // One per transfer proxy: its TLS server hands it the upgraded stream connections (site-daemon.ts).
     streams: config.proxies.map((_, index) => new StreamPark(sourceStreamAuthorizer(state, index), log)),
     progress: new ProgressBoard(),
-    watched: new WatchedMigrations(),
     newVersion: randomUUID,
     log,
   }

@@ -47,9 +47,10 @@ export class SiteState implements ReplayCache, LocationStore, RouteStore, TokenS
       CREATE INDEX IF NOT EXISTS "migrations_vm" ON "migrations" ("vm_id", "created_at");
     `)
     // Added after the first release: a state directory from before gets the column on open.
-    if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'plan')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "plan" TEXT')
-    if (!(this.db.pragma('table_info("migrations")') as Array<{ name: string }>).some((c) => c.name === 'live')) this.db.exec('ALTER TABLE "migrations" ADD COLUMN "live" TEXT')
-    if (!(this.db.pragma('table_info("tokens")') as Array<{ name: string }>).some((c) => c.name === 'transfer_key')) this.db.exec('ALTER TABLE "tokens" ADD COLUMN "transfer_key" TEXT')
+    for (const [table, column] of [['tokens', 'plan'], ['migrations', 'live'], ['tokens', 'transfer_key']]) {
+      const columns = this.db.pragma(`table_info("${table}")`) as Array<{ name: string }>
+      if (!columns.some((c) => c.name === column)) this.db.exec(`ALTER TABLE "${table}" ADD COLUMN "${column}" TEXT`)
+    }
   }
 
   seenBefore (from: string, id: string, keepUntil: number): boolean {

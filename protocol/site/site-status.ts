@@ -20,11 +20,11 @@ export const SiteStatusSchema = z.object({
 })
 export type SiteStatus = z.infer<typeof SiteStatusSchema>
 
-export function siteStatus (site: Pick<SiteParts, 'self' | 'state' | 'watched' | 'progress'>): SiteStatus {
+export function siteStatus (site: Pick<SiteParts, 'self' | 'state' | 'active' | 'progress'>): SiteStatus {
   return {
     id: site.self,
     locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
-    migrations: site.watched.list(),
+    migrations: site.active.list(),
     transfers: site.progress.list(),
     inDoubt: site.state.inDoubtTokens().filter((t) => t.role === 'destination').map((t) => ({ vmId: t.vmId, state: 'incoming, in doubt' })),
   }

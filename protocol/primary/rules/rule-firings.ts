@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { hasTable } from '../../relay/monitoring-db'
 
 /**
  * The last firing of each (rule, VM), kept in monitoring.db so a restart does not fire a breach a
@@ -34,7 +35,6 @@ export class RuleFirings {
  * through any connection (also a read-only one) and is empty while no rule has ever run at the site.
  */
 export function recentFirings (db: Database.Database, limit: number): Array<{ rule: string, vm: string, at: number }> {
-  const exists = db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = \'rule_firings\'').get() !== undefined
-  if (!exists) return []
+  if (!hasTable(db, 'rule_firings')) return []
   return db.prepare('SELECT "rule", "vm", "at" FROM "rule_firings" ORDER BY "at" DESC, "rule", "vm" LIMIT ?').all(limit) as Array<{ rule: string, vm: string, at: number }>
 }

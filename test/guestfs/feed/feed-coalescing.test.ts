@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import t from 'tap'
-import { COALESCE_MS, FeedSession, type FeedTiming } from '../../../guestfs/feed/feed-session'
+import { COALESCE_MS, FeedSession } from '../../../guestfs/feed/feed-session'
+import type { Timing } from '../../../guestfs/timing'
 import { KpiStore } from '../../../guestfs/store/kpi-store'
 
 // The feed's writes while rows arrive back to back: the first row after a quiet spell goes out at
@@ -11,7 +12,7 @@ import { KpiStore } from '../../../guestfs/store/kpi-store'
 // together. A real store (SQLite in a temporary folder) commits; the clock and the window's timer
 // are the test's, so nothing here depends on how fast the machine is.
 
-class TestTiming implements FeedTiming {
+class TestTiming implements Timing {
   at = 1000
   readonly pending: Array<{ ms: number, fn: () => void }> = []
   now (): number { return this.at }

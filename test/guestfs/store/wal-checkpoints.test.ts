@@ -5,13 +5,13 @@ import { join } from 'node:path'
 import t from 'tap'
 import Database from 'better-sqlite3'
 import { KpiStore } from '../../../guestfs/store/kpi-store'
-import type { CheckpointTiming } from '../../../guestfs/store/wal-checkpoints'
+import type { Timing } from '../../../guestfs/timing'
 
 // Checkpoints on the committing thread: after a pause in commits, and every so many commits while
 // they keep coming, so the WAL starts over instead of growing without end under a steady rate. A
 // real store on SQLite; the clock and the idle timer are the test's.
 
-class TestTiming implements CheckpointTiming {
+class TestTiming implements Timing {
   at = 0
   readonly pending: Array<{ due: number, fn: () => void }> = []
   now (): number { return this.at }

@@ -6,7 +6,7 @@ import type { MigrationRecord } from '../../../protocol/roles/migration-record'
 import { handleMigrationProgress } from '../../../protocol/roles/progress-query'
 import { watchProgress } from '../../../protocol/roles/progress-watch'
 import type { RouteRecord } from '../../../protocol/roles/records'
-import { WatchedMigrations } from '../../../protocol/roles/watched-migrations'
+import { ActiveMigrations } from '../../../protocol/roles/active-migrations'
 import type { TokenRecord } from '../../../protocol/proxy/token-record'
 import { showProgressWhile } from '../../../protocol/site/progress-display'
 import { statusText, type SiteStatus } from '../../../protocol/site/site-status'
@@ -76,13 +76,13 @@ class ScriptedPartners {
   }
 }
 
-function watchDeps (partners: ScriptedPartners): { watched: WatchedMigrations, events: Array<Record<string, unknown>>, deps: Parameters<typeof watchProgress>[0] } {
-  const watched = new WatchedMigrations()
+function watchDeps (partners: ScriptedPartners): { active: ActiveMigrations, events: Array<Record<string, unknown>>, deps: Parameters<typeof watchProgress>[0] } {
+  const active = new ActiveMigrations()
   const events: Array<Record<string, unknown>> = []
   return {
-    watched,
+    active,
     events,
-    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), watched, log: (e) => { events.push(e) } },
+    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), active, log: (e) => { events.push(e) } },
   }
 }
 
@@ -93,8 +93,8 @@ const migration: MigrationRecord = {
 
 t.test('watchProgress: asks both ends along their chains, then only the end that has figures', async (t) => {
   const partners = new ScriptedPartners()
-  const { watched, deps } = watchDeps(partners)
-  watched.begin('web-1', 1000)
+  const { active, deps } = watchDeps(partners)
+  active.enter('web-1', 1000)
   const stop = watchProgress(deps, migration, { intervalMs: 0 })
   t.teardown(stop)
   await partners.made(2)
@@ -104,19 +104,19 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   destination.answer({ progress: cold(10 * MiB) })
   source.answer({ progress: null })
   await partners.made(3)
-  t.same(watched.list(), [{ vmId: 'web-1', since: 1000, progress: cold(10 * MiB) }], 'the figures are kept')
+  t.same(active.list(), [{ vmId: 'web-1', since: 1000, progress: cold(10 * MiB) }], 'the figures are kept')
   t.equal(partners.calls[2].to, 'site-b', 'then only the end with figures is asked')
   partners.calls[2].answer({ progress: null })
   await partners.made(5)
   t.same(new Set(partners.calls.slice(3).map((c) => c.to)), new Set(['site-b', 'site-s']), 'an end with nothing moving any more: both are asked again')
-  t.same(watched.list()[0].progress, null)
+  t.same(active.list()[0].progress, null)
 })
 
 t.test('watchProgress: a partner down costs only figures; one that does not know the query is not asked again; a malformed answer is no figures', async (t) => {
   const partners = new ScriptedPartners()
-  const { watched, events, deps } = watchDeps(partners)
-  watched.begin('web-1', 1000)
-  watched.report('web-1', cold(12 * MiB))
+  const { active, events, deps } = watchDeps(partners)
+  active.enter('web-1', 1000)
+  active.report('web-1', cold(12 * MiB))
   const stop = watchProgress(deps, migration, { intervalMs: 0 })
   t.teardown(stop)
   await partners.made(2)
@@ -124,26 +124,26 @@ t.test('watchProgress: a partner down costs only figures; one that does not know
   partners.calls[1].fail(new ProtocolError('downstream-failed', 'further along', { downstreamCode: 'unknown-operation' }))
   await partners.made(3)
   t.equal(partners.calls[2].to, 'site-b', 'the unreachable end is asked again, the one too old for the query is not')
-  t.same(watched.list()[0].progress, cold(12 * MiB), 'the last figures stay while no end answers')
+  t.same(active.list()[0].progress, cold(12 * MiB), 'the last figures stay while no end answers')
   partners.calls[2].fail(new ProtocolError('partner-unreachable', 'site-b did not answer'))
   await partners.made(4)
   partners.calls[3].answer({ progress: { ...cold(MiB), totalBytes: -1 } })
   await partners.made(5)
-  t.same(watched.list()[0].progress, cold(12 * MiB), 'a malformed answer changes nothing')
+  t.same(active.list()[0].progress, cold(12 * MiB), 'a malformed answer changes nothing')
   t.same(events.filter((e) => e.event === 'progress-unavailable').map((e) => [e.end, e.code]), [['destination', 'partner-unreachable'], ['source', 'unknown-operation'], ['destination', 'bad-response']], 'logged when the reason changes, not every round')
 })
 
 t.test('watchProgress: once stopped, an answer on its way is dropped and nothing more is asked', async (t) => {
   const partners = new ScriptedPartners()
-  const { watched, deps } = watchDeps(partners)
-  watched.begin('web-1', 1000)
+  const { active, deps } = watchDeps(partners)
+  active.enter('web-1', 1000)
   const stop = watchProgress(deps, migration, { intervalMs: 0 })
   await partners.made(2)
   stop()
   partners.calls[0].answer({ progress: cold(MiB) })
   partners.calls[1].answer({ progress: null })
   await new Promise((resolve) => setImmediate(resolve))
-  t.same(watched.list()[0].progress, null, 'the late answer was not kept')
+  t.same(active.list()[0].progress, null, 'the late answer was not kept')
   t.equal(partners.calls.length, 2, 'and no further question was sent')
 })
 
@@ -151,13 +151,13 @@ t.test('watchProgress: stops by itself once the attempt is decided, or once the 
   const cases: Array<[string, (w: ReturnType<typeof watchDeps>, decision: { done: boolean }) => void, boolean]> = [
     ['still undecided (the control: the same wait sees it ask again)', () => {}, true],
     ['decided', (_w, decision) => { decision.done = true }, false],
-    ['let go', (w) => { w.watched.end('web-1') }, false],
+    ['let go', (w) => { w.active.leave('web-1') }, false],
   ]
   for (const [how, end, asksAgain] of cases) {
     const partners = new ScriptedPartners()
     const w = watchDeps(partners)
     const decision = { done: false }
-    w.watched.begin('web-1', 1000)
+    w.active.enter('web-1', 1000)
     const stop = watchProgress(w.deps, migration, { decided: () => decision.done, intervalMs: 0 })
     t.teardown(stop)
     await partners.made(2)
