@@ -13,7 +13,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Test } from 'tap'
@@ -30,6 +32,7 @@ import { domainXml } from '../vm/test-domain'
 import { waitFor } from '../wait'
 
 const MiB = 1024 * 1024
+const run = promisify(execFile)
 /** The guest rewrites its disk's first 64 KiB with zeros in a loop: the rest must come through unchanged. */
 const GUEST_WRITES = 64 * 1024
 const SITES = ['site-p', 'site-c', 'site-d']
@@ -70,7 +73,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
     { id: 'site-c', ip: `${o.ipPrefix}2`, partners: ['site-p'], limits: LIMITS },
     { id: 'site-d', ip: `${o.ipPrefix}3`, partners: ['site-p'], limits: LIMITS },
   ])
-  t.teardown(() => fed.close())
+  t.teardown(async () => { await keepConsoles(fed.root); await fed.close() })
   for (const site of ['site-c', 'site-d']) {
     await fed.reconfigure(site, (c) => { c.hosts = [{ id: hostOf[site], vmDir: fed.vmDir(site, hostOf[site]), maxVms: 1, libvirt: { uri: libvirtOf[site].uri, leaveBy: o.leaveBy } }] })
   }
@@ -172,7 +175,14 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       if (answer.code === 0) t.equal(owner, destination, `fedvm migrate said migrated: the VM is at the destination (${answer.stdout.trim()})`)
       else if (answer.json?.outcome === 'failed' && target !== 'site-p') t.equal(owner, source, `fedvm migrate said it failed (${String(answer.json?.code)}): the VM stays at the source`)
       // A confirmed domain found stopped and run again (libvirt-host.ts keepRunning) says what stopped it.
-      for (const e of fed.daemon(target).events()) if (e.event === 'host' && String(e.message).includes('though it was confirmed')) t.comment(`${target}: ${String(e.message)}`)
+      // Its guest's console at the Destination says why, when the guest itself stopped (an oops, a panic).
+      for (const e of fed.daemon(target).events()) {
+        if (e.event !== 'host' || !String(e.message).includes('though it was confirmed')) continue
+        t.comment(`${target}: ${String(e.message)}`)
+        const console = await readFile(join(fed.vmDir(target, hostOf[target]), vm, 'console.log'), 'utf8').catch(() => '')
+        const telling = console.split('\n').filter((line) => /Oops|panic|BUG|RIP:|Comm:|reboot|fedvm-guest/.test(line))
+        t.comment(`${target}'s guest console since the arrival: ${telling.length === 0 ? '(nothing telling)' : telling.join(' | ')}`)
+      }
       t.comment(`${point}: ${answer.code === 0 ? 'migrated' : `failed (${String(answer.json?.code ?? answer.stderr.trim().slice(0, 80))})`}, VM at ${owner}, ${samples} samples, ${Date.now() - runStarted} ms`)
     })
   }
@@ -184,4 +194,17 @@ async function tailDigest (file: string): Promise<string> {
   const hash = createHash('sha256')
   await pipeline(createReadStream(file, { start: GUEST_WRITES }), hash)
   return hash.digest('hex')
+}
+
+/**
+ * FEDVM_KEEP_LIBVIRT_LOGS=DIR: the guests' serial consoles (each host's VM folders, the intake) are
+ * kept there too, beside the libvirt hosts' logs: a guest that panicked or rebooted says so only there.
+ */
+async function keepConsoles (root: string): Promise<void> {
+  const keep = process.env.FEDVM_KEEP_LIBVIRT_LOGS
+  if (keep === undefined || keep === '') return
+  const { stdout } = await run('find', [root, '-name', 'console.log']).catch(() => ({ stdout: '' }))
+  for (const [i, path] of stdout.split('\n').filter(Boolean).entries()) {
+    await copyFile(path, join(keep, `console-${i}-${path.slice(root.length + 1).replaceAll('/', '_')}`)).catch(() => {})
+  }
 }

@@ -40,6 +40,14 @@ auth_unix_rw = "none"
 auth_unix_ro = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 `
+/**
+ * FEDVM_LIBVIRT_DEBUG_LOG=1 logs qemu, migration, close callbacks and the RPC server at debug: who stopped a
+ * domain and why. FEDVM_KEEP_LIBVIRT_LOGS=DIR keeps each host's log folder (libvirtd.log, qemu/DOMAIN.log
+ * with QEMU's stderr, virtlogd.log) there when it stops.
+ */
+const DEBUG_LOG = `log_filters = "1:qemu.qemu_monitor 1:qemu.qemu_migration 1:qemu.qemu_process 1:qemu.qemu_driver 1:qemu.qemu_domain 1:hypervisor.domain_job 1:util.closecallbacks 1:hypervisor.virclosecallbacks 1:rpc.virnetserverclient 1:daemon.remote 3:util 3:rpc 3:conf 3:object 3:event"
+log_outputs = "1:file:/var/log/libvirt/libvirtd.log"
+`
 // QEMU runs as root with no security driver and no private /dev: the test images live in
 // temp and cache folders, and this container has neither AppArmor nor device cgroups for it.
 const QEMU_CONF = `user = "root"
@@ -169,6 +177,8 @@ export class LibvirtHost {
     await attempt(async () => await killPidFile(join(this.dir, 'run', 'libvirtd.pid')))
     await attempt(async () => await killPidFile(join(this.dir, 'run', 'virtlogd.pid')))
     if (this.ownsNetns) await attempt(async () => await run('ip', ['netns', 'del', this.netns]))
+    const keep = process.env.FEDVM_KEEP_LIBVIRT_LOGS
+    if (keep !== undefined && keep !== '') await attempt(async () => await run('cp', ['-a', join(this.dir, 'log'), join(keep, `${this.tag}-${Date.now()}`)]))
     await attempt(async () => await rm(this.dir, { recursive: true, force: true }))
     if (errors.length > 0) throw new AggregateError(errors, `stopping libvirt host ${this.tag}`)
   }
@@ -201,7 +211,7 @@ export class LibvirtHost {
   private async startDaemons (): Promise<void> {
     for (const [sub] of BINDS) await mkdir(join(this.dir, sub), { recursive: true })
     await mkdir(join(this.dir, 'etc', 'qemu'), { recursive: true })
-    await writeFile(join(this.dir, 'etc', 'libvirtd.conf'), LIBVIRTD_CONF)
+    await writeFile(join(this.dir, 'etc', 'libvirtd.conf'), process.env.FEDVM_LIBVIRT_DEBUG_LOG === '1' ? LIBVIRTD_CONF.replace(/^log_outputs.*\n/m, DEBUG_LOG) : LIBVIRTD_CONF)
     await writeFile(join(this.dir, 'etc', 'qemu.conf'), QEMU_CONF)
     await writeFile(join(this.dir, 'etc', 'virtlogd.conf'), VIRTLOGD_CONF)
     await seedCapabilitiesCache(join(this.dir, 'cache'))
