@@ -5,6 +5,7 @@ import type { VmHost } from '../../host/vm-folder/vm-host'
 import { ProtocolError } from '../errors'
 import type { Log } from '../log'
 import type { StreamPark } from '../proxy/stream-relay'
+import { PERFORMED_CHANNEL, signalFrame } from '../proxy/stream-signal'
 import type { SourceTicket } from '../proxy/ticket'
 import type { TokenRecord } from '../proxy/token-record'
 import { checkNotExpired } from '../proxy/tokens'
@@ -66,7 +67,9 @@ export async function performLive (deps: LiveLeavingDeps, record: TokenRecord, d
       progressEveryMs: 500,
     })
     session.performed = performed
-    deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null })
+    // The Destination Finishes on this at once, before this answer has reached the Controller.
+    const signalled = park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
+    deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null, signalled })
     return performedAnswer(performed)
   } catch (err) {
     deps.log({ event: 'live-perform-failed', vm: record.vmId, ms: Date.now() - started, error: (err as Error).message })
