@@ -112,15 +112,20 @@ export class StreamPark {
 
   /**
    * Answers one already parked connection of `key` and `channel` with `message`, then ends it (a
-   * channel that carries a single message rather than a QEMU stream). Answers false when none is
-   * parked: a Destination that parks none for the channel is not waited for.
+   * channel that carries a single message rather than a QEMU stream). Resolves once the message is
+   * handed to the connection, true; false at once when none is parked: a Destination that parks
+   * none for the channel is not waited for.
    */
-  signal (key: string, channel: string, message: Buffer): boolean {
+  async signal (key: string, channel: string, message: Buffer): Promise<boolean> {
     const socket = this.parked.get(`${key}/${channel}`)?.shift()
     if (socket === undefined) return false
-    socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`), message]))
-    this.log({ event: 'stream-signalled', channel })
-    return true
+    const head = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`)
+    const written = await new Promise<boolean>((resolve) => {
+      socket.write(Buffer.concat([head, message]), (err) => resolve(err === undefined || err === null))
+    })
+    socket.end()
+    this.log({ event: 'stream-signalled', channel, written })
+    return written
   }
 
   close (): void {

@@ -68,7 +68,7 @@ export async function performLive (deps: LiveLeavingDeps, record: TokenRecord, d
     })
     session.performed = performed
     // The Destination Finishes on this at once, before this answer has reached the Controller.
-    const signalled = park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
+    const signalled = await park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
     deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null, signalled })
     return performedAnswer(performed)
   } catch (err) {

@@ -10,7 +10,7 @@ import type { TokenState } from '../../../protocol/proxy/token-record'
 import { endLiveArrival, joinLiveFinish, prepareLiveArrival, type LiveArrivalDeps } from '../../../protocol/roles/live-arrival'
 import { LiveSessions } from '../../../protocol/roles/live-sessions'
 import { TokenLocks } from '../../../protocol/roles/token-locks'
-import { identities, sourceProxy, waitFor } from '../../host/libvirt/support/live-pair'
+import { identities, sourceProxy, waitFor, waitUntil } from '../../host/libvirt/support/live-pair'
 
 // The Destination's half of the in-band "Perform done": the Source's proxy answers the parked
 // `performed` connection with Perform's cookie, and the Destination Finishes at once, before any
@@ -80,7 +80,11 @@ async function setup (t: Test): Promise<{ deps: LiveArrivalDeps, park: StreamPar
 
 /** The Source's side once Perform returned: answers the Destination's parked `performed` connection (parked shortly after Prepare). */
 async function signalPerformed (park: StreamPark): Promise<void> {
-  await waitFor(() => park.signal(SOURCE_TOKEN, PERFORMED_CHANNEL, signalFrame(COOKIE)), 10_000)
+  await waitForAsync(async () => await park.signal(SOURCE_TOKEN, PERFORMED_CHANNEL, signalFrame(COOKIE)))
+}
+
+async function waitForAsync (check: () => Promise<boolean>): Promise<void> {
+  if (!await waitUntil(check, 10_000)) throw new Error('not within 10000 ms')
 }
 
 t.test('the Destination Finishes on the in-band signal, before the Controller\'s live-finish; live-finish joins it', async (t) => {
@@ -148,7 +152,7 @@ t.test('an in-band Finish that comes first wins: the abort that follows finds th
 
 t.test('a signal cut short starts no Finish', async (t) => {
   const { deps, park, destination, events } = await setup(t)
-  await waitFor(() => park.signal(SOURCE_TOKEN, PERFORMED_CHANNEL, Buffer.from(COOKIE.slice(0, 10))), 10_000)
+  await waitForAsync(async () => await park.signal(SOURCE_TOKEN, PERFORMED_CHANNEL, Buffer.from(COOKIE.slice(0, 10))))
   await waitFor(() => events.some((e) => e.event === 'live-performed-signal-failed'), 10_000)
   t.same(destination.calls, [], 'nothing resumed here')
   destination.finishGate.open()
