@@ -16,8 +16,8 @@ import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 // SIGKILLed after site-b's Finish but before the decision; site-a SIGKILLed once Perform answered,
 // before it asked site-b to Finish (site-b Finished on the Source's in-band signal). Each time the VM
 // runs at exactly one site afterwards, at the Source (no commit was recorded), once the killed part
-// is back and the in-doubt resolution ran; the guest never rebooted. Last, a migration that cannot complete within its
-// completion timeout is aborted and the VM keeps running at the Source.
+// is back and the in-doubt resolution ran; the guest never rebooted. Last, a migration that cannot
+// complete within its completion timeout is aborted and the VM keeps running at the Source.
 
 t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
   const started = Date.now()
