@@ -191,11 +191,17 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
       phases = {}
       siteCpuMs = {}
       for (const [i, site] of SITES.entries()) siteCpuMs[site] = await processCpuMs(b.fed.daemon(site).child.pid as number) - cpuBefore[i]
+      const at: Record<string, number> = {}
       for (const [i, site] of SITES.entries()) {
         for (const e of b.fed.daemon(site).events().slice(logged[i])) {
-          if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') phases[e.event.slice(5)] = e.ms
+          if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') {
+            phases[e.event.slice(5)] = e.ms
+            if (typeof e.ts === 'string') at[e.event.slice(5)] = Date.parse(e.ts)
+          }
         }
       }
+      // From Perform's return at the Source to Finish's start at the Destination (both daemons log on this machine's clock).
+      if (at.performed !== undefined && at.finished !== undefined) phases.handover = at.finished - phases.finished - at.performed
     } else {
       await directLiveMigrate({ src: b.hosts[guest.at], dst: b.hosts[to], name: guest.name, srcDir: guest.dirs[guest.at], dstDir: guest.dirs[to], socketDir: join(b.fed.root, `streams-${guest.name}`) })
     }
