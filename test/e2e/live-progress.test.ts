@@ -10,7 +10,7 @@ import { stateOf } from './support/live-sites'
 const MiB = 1024 * 1024
 /** site-a's host caps its live migrations at this (libvirt's migration bandwidth). */
 const CAP_MIBS = 8
-/** Random data at the start of a 128 MiB disk: at the cap, ≥ 8 s of copying (QEMU 7.2's mirror charges the hole to the cap too: 16 s). */
+/** Random data at the start of a 128 MiB disk: at the cap, ≥ 8 s of copying (QEMU 7.2's mirror counts the hole against the cap too: 16 s here). */
 const DATA_MIB = 64
 const DISK_MIB = 128
 
