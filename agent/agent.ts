@@ -68,7 +68,7 @@ export class Agent {
     const config = await loadConfig(configFile)
     const descriptors = await readDescriptors(config)
     await sodiumReady()
-    const store = new AgentStore(config.stateDir, log)
+    const store = new AgentStore(config.stateDir, log, config.deadLetters)
     const { host, port } = listenAddress(config.listen)
     const holder: { agent?: Agent } = {}
     const registry = createAgentRegistry({

@@ -6,6 +6,7 @@ import type { Sample } from '../processing/window'
 import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
 import { stringifyExact } from '../../protocol/exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
+import { DEFAULT_DEAD_LETTER_LIMITS, DeadLetterTable, type DeadLetterEntry, type DeadLetterLimits } from './dead-letters'
 
 /** How long acknowledged outbox rows wait for a transaction to ride along with before they get their own. */
 const ACK_LINGER_MS = 100
@@ -51,8 +52,9 @@ export class AgentStore {
   /** What runs once the current transaction commits (dropped if it rolls back). */
   private committed: Array<() => void> = []
   readonly health: StorageHealth
+  private readonly deadLetters: DeadLetterTable
 
-  constructor (stateDir: string, log: (line: string) => void = () => {}) {
+  constructor (stateDir: string, log: (line: string) => void = () => {}, deadLetterLimits: DeadLetterLimits = DEFAULT_DEAD_LETTER_LIMITS) {
     this.health = new StorageHealth(log)
     mkdirSync(stateDir, { recursive: true, mode: 0o750 })
     this.db = new Database(join(stateDir, 'agent.db'))
@@ -61,6 +63,7 @@ export class AgentStore {
     this.db.exec(DDL)
     // An outbox from before `vm` was kept beside each delivery gains the column (its old rows stay NULL).
     if (!(this.db.pragma('table_info(outbox)') as Array<{ name: string }>).some((c) => c.name === 'vm')) this.db.exec('ALTER TABLE outbox ADD COLUMN vm TEXT')
+    this.deadLetters = new DeadLetterTable(this.db, deadLetterLimits)
     this.statements = {
       cursor: this.db.prepare('SELECT seq FROM feed_cursors WHERE vm = ?').pluck(),
       epoch: this.db.prepare('SELECT epoch FROM feed_cursors WHERE vm = ?').pluck(),
@@ -218,6 +221,23 @@ export class AgentStore {
 
   retryLater (queued: readonly QueuedDelivery[], nextAttempt: number): void {
     this.transaction(() => { for (const q of queued) this.statements.retry.run(nextAttempt, q.seq) }, 'outbox')
+  }
+
+  /**
+   * Moves deliveries a receiver refused for good from the outbox to the dead-letter store, in one
+   * transaction (a refused write leaves them in the outbox, and throws). Returns how many old
+   * dead letters were dropped to stay within the store's limits.
+   */
+  deadLetter (consumer: string, entries: ReadonlyArray<DeadLetterEntry & { delivery: QueuedDelivery }>, now: number): number {
+    return this.transaction(() => {
+      for (const { delivery } of entries) this.statements.ack.run(delivery.seq)
+      return this.deadLetters.add(consumer, entries, now)
+    }, 'deadletter')
+  }
+
+  /** Deliveries of the consumer in the dead-letter store. */
+  deadLetterLength (consumer: string): number {
+    return this.deadLetters.length(consumer)
   }
 
   queueLength (consumer: string): number {

@@ -1,0 +1,69 @@
+import type { DeadLetterReason } from '../state/dead-letters'
+
+/** What to do with a batch a receiver did not acknowledge. */
+export type Verdict =
+  /** Keep the whole batch and send it again after a backoff. */
+  | { kind: 'retry', reason: string }
+  /** The deliveries at these places of the batch are refused for good; the others were fine and go again at once. */
+  | { kind: 'refused-items', items: ReadonlyArray<{ index: number, reason: DeadLetterReason }> }
+  /** The batch as a whole is refused for good, without saying which delivery: one delivery alone is refused; a larger batch is split to find out. */
+  | { kind: 'refused-batch', reason: DeadLetterReason }
+
+/** An answer other than 2xx: its status and, when it sent one, its problem document (RFC 9457, with fedvm's `code`, `retryable`, `refused`). */
+export interface Refusal {
+  status: number
+  problem?: unknown
+}
+
+/**
+ * Statuses that say when or who, not what: sending the same batch again can succeed. 408 and 429
+ * (the receiver's time or rate), 401 (the site does not know this host's key yet, or the clocks
+ * disagree), 403 and 404 (the site's records do not place the VM on this host yet: they follow a
+ * migration a moment after the VM's files arrive), 409 (a signature's nonce seen before; the next
+ * POST has a new one).
+ */
+const RETRIED_4XX = new Set([401, 403, 404, 408, 409, 429])
+
+/**
+ * Judges a refusal (a pure function, so each case is tested on its own): 5xx and the 4xx of
+ * RETRIED_4XX are retried, and so is any answer whose problem document says `retryable: true`.
+ * Any other 4xx is a refusal for good: of the deliveries its problem document lists under
+ * `refused` (the rest were fine), else of the batch as a whole. Other statuses (1xx, 3xx) are
+ * retried: they say nothing about the batch.
+ */
+export function judgeRefusal (refusal: Refusal, batchSize: number): Verdict {
+  const { status } = refusal
+  const problem = asProblem(refusal.problem)
+  const reason: DeadLetterReason = { status, code: problem?.code ?? `http-${status}`, detail: problem?.detail ?? `HTTP ${status}` }
+  const said = problem?.code === undefined ? `HTTP ${status}` : `HTTP ${status} ${problem.code}`
+  if (status < 400 || status >= 500 || RETRIED_4XX.has(status) || problem?.retryable === true) {
+    return { kind: 'retry', reason: problem?.detail === undefined ? said : `${said}: ${problem.detail}` }
+  }
+  const listed = (problem?.refused ?? []).filter((item) => Number.isInteger(item.index) && item.index >= 0 && item.index < batchSize)
+  if (listed.length > 0) {
+    const items = new Map<number, { index: number, reason: DeadLetterReason }>()
+    for (const item of listed) items.set(item.index, { index: item.index, reason: { status, code: item.code ?? reason.code, detail: item.detail ?? reason.detail } })
+    return { kind: 'refused-items', items: [...items.values()] }
+  }
+  return { kind: 'refused-batch', reason }
+}
+
+interface ProblemView {
+  code?: string
+  detail?: string
+  retryable?: boolean
+  refused?: Array<{ index: number, code?: string, detail?: string }>
+}
+
+/** The members of a problem document this judge reads, each only when it has the right type. */
+function asProblem (value: unknown): ProblemView | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const doc = value as Record<string, unknown>
+  // The receiver's words go into the agent's log: one line each, of a bounded length.
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v.slice(0, 1000).replace(/[\u0000-\u001f\u007f]/g, ' ') : undefined)
+  const refused = Array.isArray(doc.refused)
+    ? doc.refused.filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null && typeof (r as { index?: unknown }).index === 'number')
+      .map((r) => ({ index: r.index as number, code: text(r.code), detail: text(r.detail) }))
+    : undefined
+  return { code: text(doc.code), detail: text(doc.detail), retryable: typeof doc.retryable === 'boolean' ? doc.retryable : undefined, refused }
+}
