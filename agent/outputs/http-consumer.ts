@@ -34,6 +34,7 @@ const MAX_PROBLEM_BYTES = 1024 * 1024
  * delivery carries its own `id` for dropping repeats. A refusal for good (refusal.ts) sets the
  * refused deliveries aside and sends the others again at once: those the receiver's problem
  * document lists, else, splitting the batch in halves, the single deliveries it still refuses.
+ * Deliveries it lists as refused for now are retried with backoff, and do not hold back the others.
  */
 export class HttpConsumer implements OutboxConsumer {
   private readonly target: URL
@@ -78,35 +79,46 @@ export class HttpConsumer implements OutboxConsumer {
     return result
   }
 
-  /** Sends `part`; adds what failed (to retry) and what was refused for good to `result`. */
-  private async sendPart (part: readonly QueuedDelivery[], result: PartResult): Promise<void> {
+  /**
+   * Sends `part`; adds what failed (to retry) and what was refused for good to `result`. Resolves
+   * to 'unanswered' when the receiver refused to take anything now (what was left of `part` failed).
+   */
+  private async sendPart (part: readonly QueuedDelivery[], result: PartResult): Promise<'done' | 'unanswered'> {
     let rest = part
     while (rest.length > 0) {
       const body = rest.length === 1 ? rest[0].body : `[${rest.map((d) => d.body).join(',')}]`
       const answer = await this.post(rest.map((d) => d.id), body)
-      if (answer === undefined) return
+      if (answer === undefined) return 'done'
       const verdict = typeof answer === 'string' ? { kind: 'retry' as const, reason: answer } : judgeRefusal(answer, rest.length)
       if (verdict.kind === 'retry') {
         result.failed.push(...rest)
         result.reason = verdict.reason
-        return
+        return 'unanswered'
       }
       if (verdict.kind === 'refused-batch' && rest.length === 1) {
         result.refused.push({ delivery: rest[0], reason: verdict.reason })
-        return
+        return 'done'
       }
       if (verdict.kind === 'refused-batch') {
         const half = Math.ceil(rest.length / 2)
-        await this.sendPart(rest.slice(0, half), result)
-        // The first half failed for a reason that is not about it (the receiver went away): so does the second.
-        if (result.failed.length > 0) result.failed.push(...rest.slice(half))
-        else await this.sendPart(rest.slice(half), result)
-        return
+        // The first half unanswered (the receiver went away): so is the second.
+        if (await this.sendPart(rest.slice(0, half), result) === 'unanswered') {
+          result.failed.push(...rest.slice(half))
+          return 'unanswered'
+        }
+        return this.sendPart(rest.slice(half), result)
       }
-      const refused = new Map(verdict.items.map((item) => [item.index, item.reason]))
-      for (const [index, reason] of refused) result.refused.push({ delivery: rest[index], reason })
-      rest = rest.filter((_, i) => !refused.has(i))
+      for (const { index, reason, later } of verdict.items) {
+        if (!later) result.refused.push({ delivery: rest[index], reason })
+        else {
+          result.failed.push(rest[index])
+          result.reason = `HTTP ${reason.status} ${reason.code}: ${reason.detail}`
+        }
+      }
+      const named = new Set(verdict.items.map((item) => item.index))
+      rest = rest.filter((_, i) => !named.has(i))
     }
+    return 'done'
   }
 
   /**

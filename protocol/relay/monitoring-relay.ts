@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ProtocolError } from '../errors'
 import type { LocationRecord, LocationStore } from '../roles/records'
-import { checkDeliveries, refusedBatch, refusedDelivery, type Delivery } from './delivery'
+import { checkDeliveries, MAX_REFUSED_LISTED, refusedBatch, refusedDelivery, type Delivery } from './delivery'
 import type { RefusedItem } from '../errors'
 import { RelayForwarder, type SendBatch } from './relay-forwarder'
 import { RelayOutbox } from './relay-outbox'
@@ -77,7 +77,8 @@ export class MonitoringRelay {
    * whole batch (nothing stored) when a delivery is bad or has data times more than
    * maxClockSkewMs ahead of this site's clock (bad-request: rules never see them), listing every
    * such delivery so the sender can keep the others; or on a VM this site does not know
-   * (unknown-vm) or that `from` is not running for it (not-permitted), naming the first.
+   * (unknown-vm) or that `from` is not running for it (not-permitted), the batch refused with the
+   * first one's code and each such delivery listed with its own.
    */
   async accept (deliveries: readonly unknown[], from: string): Promise<{ accepted: number }> {
     if (this.closed) throw new ProtocolError('internal', 'the site is shutting down', { retryable: true })
@@ -88,17 +89,22 @@ export class MonitoringRelay {
     const routes = new Map<string, Route>()
     const primary: Delivery[] = []
     const forward = new Map<string, Delivery[]>()
+    const unrouted: RefusedItem[] = []
     checked.valid.forEach(({ index: i, delivery: d }) => {
       let route = routes.get(d.vm)
       if (route === undefined) routes.set(d.vm, route = this.route(d.vm, from))
-      if ('refused' in route) throw new ProtocolError(route.refused.code, `deliveries[${i}].vm: ${route.refused.message}`)
-      if (route.nextHop === null) primary.push(d)
+      if ('refused' in route) {
+        const { code, retryable, message } = route.refused
+        unrouted.push({ index: i, id: d.id, code, retryable, detail: `deliveries[${i}].vm: ${message}` })
+      } else if (route.nextHop === null) primary.push(d)
       else {
         const list = forward.get(route.nextHop)
         if (list === undefined) forward.set(route.nextHop, [d])
         else list.push(d)
       }
     })
+    // Named by their own code: the sender can tell them from the others of the batch, which were fine.
+    if (unrouted.length > 0) throw new ProtocolError(unrouted[0].code, unrouted[0].detail, { refused: unrouted.slice(0, MAX_REFUSED_LISTED) })
     // A partner sends only for VMs this site delegated to it (route checks it): an observing site keeps those.
     const observed = this.options.observe === true && from !== LOCAL ? [...forward.values()].flat() : []
     const fresh = this.store(primary, forward, observed)

@@ -110,4 +110,17 @@ t.test('a refused delivery goes to the dead-letter store; the others, and the ro
     t.equal(await metric('fedvm_delivery_dead_lettered_total', { ...consumer, reason: 'bad-request' }), 1)
     site.refuseWhole = undefined
   })
+
+  await t.test('refused for where its VM is (the site\'s records lag a migration): retried, never set aside, delivered once placed', async (t) => {
+    site.placed = false
+    const before = site.requests.length
+    connection.write(row(10, Date.now()))
+    await waitFor('two 404s', () => site.requests.slice(before).filter((r) => r.status === 404).length >= 2, 15_000, 25, context)
+    t.equal(await metric('fedvm_delivery_queue_length'), 1, 'kept in the outbox')
+    t.equal(await metric('fedvm_delivery_dead_letter_length'), 2, 'not set aside')
+    site.placed = true
+    await waitFor('row 10 stored', () => site.stored().some((id) => id.endsWith('.10')), 15_000, 25, context)
+    t.equal(await metric('fedvm_delivery_queue_length'), 0)
+    t.equal((await deadLetters()).length, 2)
+  })
 })

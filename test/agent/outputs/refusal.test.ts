@@ -18,9 +18,17 @@ t.test('when or who, not what: retried', async (t) => {
 t.test('for good, naming the deliveries: those only, each with its own reason', async (t) => {
   const verdict = judgeRefusal({ status: 400, problem: problem('bad-request', false, { refused: [{ index: 1, id: 'b', code: 'bad-request', retryable: false, detail: 'deliveries[1].to: ahead' }, { index: 3, detail: 'deliveries[3].value: bad' }] }) }, 4)
   t.same(verdict, { kind: 'refused-items', items: [
-    { index: 1, reason: { status: 400, code: 'bad-request', detail: 'deliveries[1].to: ahead' } },
-    { index: 3, reason: { status: 400, code: 'bad-request', detail: 'deliveries[3].value: bad' } },
+    { index: 1, reason: { status: 400, code: 'bad-request', detail: 'deliveries[1].to: ahead' }, later: false },
+    { index: 3, reason: { status: 400, code: 'bad-request', detail: 'deliveries[3].value: bad' }, later: false },
   ] })
+})
+
+t.test('for now, naming the deliveries: those retried, the others sent again at once', async (t) => {
+  const verdict = judgeRefusal({ status: 404, problem: problem('unknown-vm', false, { refused: [{ index: 0, id: 'a', code: 'unknown-vm', retryable: false, detail: 'deliveries[0].vm: this site is not responsible for gone' }] }) }, 3)
+  t.same(verdict, { kind: 'refused-items', items: [{ index: 0, reason: { status: 404, code: 'unknown-vm', detail: 'deliveries[0].vm: this site is not responsible for gone' }, later: true }] }, 'where the VM is: for now')
+  const mixed = judgeRefusal({ status: 403, problem: problem('not-permitted', false, { refused: [{ index: 0, code: 'not-permitted', detail: 'x' }, { index: 1, code: 'bad-request', retryable: true, detail: 'y' }, { index: 2, code: 'bad-request', detail: 'z' }] }) }, 3)
+  t.same(mixed.kind === 'refused-items' && mixed.items.map((i) => i.later), [true, true, false], 'a listed delivery marked retryable is for now too; others for good')
+  t.match(judgeRefusal({ status: 400, problem: problem('bad-request', true, { refused: [{ index: 0, detail: 'x' }] }) }, 1), { kind: 'retry' }, 'a refusal marked retryable as a whole: the batch is retried')
 })
 
 t.test('for good, naming nothing usable: the batch as a whole', async (t) => {

@@ -26,6 +26,8 @@ export class SiteIngest {
   readonly requests: IngestRequest[] = []
   /** While true, POSTs are answered 503 without reaching the ingest. */
   closed = false
+  /** Whether the site's records place the VM on the host (not yet, for a moment after a migration). */
+  placed = true
   /** A batch this says yes to is refused whole (400, a problem document that lists nothing), as an ingest that names no delivery would. */
   refuseWhole?: (ids: string[]) => boolean
 
@@ -34,11 +36,13 @@ export class SiteIngest {
   static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000): Promise<SiteIngest> {
     const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-ingest-'))
     const db = openMonitoringDb(dir)
+    // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
+    const switches: { site?: SiteIngest } = {}
     const relay = new MonitoringRelay({
       siteId: 'site-a',
       db,
       state: {
-        location: (id) => (id === vm ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
+        location: (id) => (id === vm && switches.site!.placed ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
         formerLocations: () => [],
       },
       primary: new PrimaryStore(db),
@@ -51,6 +55,7 @@ export class SiteIngest {
     })
     const ingest = createIngestServer({ relay, log: () => {} })
     const front = createServer((req, res) => {
+      const site = switches.site!
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
@@ -74,7 +79,7 @@ export class SiteIngest {
         ingest.emit('request', replay, res)
       })
     })
-    const site = new SiteIngest(front, db)
+    const site = switches.site = new SiteIngest(front, db)
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
     t.teardown(async () => {
       await new Promise<void>((resolve) => { front.close(() => resolve()); front.closeAllConnections() })

@@ -99,6 +99,7 @@ t.test('a host delivers for its own VMs only', async (t) => {
   const refused = await post(s.url, other.body, other.headers)
   t.equal(refused.status, 403, 'h1 signs for vm-b, which runs on h2')
   t.match(refused.json, { code: 'not-permitted', detail: 'deliveries[1].vm: vm-b does not run on host h1' })
+  t.same(refused.json.refused, [{ index: 1, id: 'b1', code: 'not-permitted', retryable: false, detail: 'deliveries[1].vm: vm-b does not run on host h1' }], 'listed with its own code: a2 was fine')
   const h2 = await s.signed('h2', [delivery('b2', 'vm-b')])
   t.match(await post(s.url, h2.body, h2.headers), { status: 200 })
   t.same(s.stored(), ['a1', 'b2'], 'nothing of the refused batch is stored')
