@@ -6,7 +6,8 @@ import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
-import { judgeRefusal, type Refusal } from './refusal'
+import { judgeRefusal, UNPLACED_CODES, type Refusal } from './refusal'
+import { DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
 
 const BATCH = 500
 /**
@@ -50,6 +51,8 @@ export class HttpConsumer implements OutboxConsumer {
     log: (line: string) => void,
     /** Signs each batch as this host (protocol/relay/host-signature.ts). */
     private readonly signAs?: { host: string, keyFile: string },
+    /** A delivery refused for where its VM is, queued longer ago than this, is set aside instead of retried. */
+    private readonly unplacedAfterMs = DEFAULT_UNPLACED_AFTER_MS,
   ) {
     this.target = new URL(url)
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
@@ -108,8 +111,11 @@ export class HttpConsumer implements OutboxConsumer {
         }
         return this.sendPart(rest.slice(half), result)
       }
+      const oldest = Date.now() - this.unplacedAfterMs
       for (const { index, reason, later } of verdict.items) {
-        if (!later) result.refused.push({ delivery: rest[index], reason })
+        // Refused for now for longer than a site remembers a VM that left: it will not be placed here again.
+        const queuedAt = rest[index].queuedAt
+        if (!later || (UNPLACED_CODES.has(reason.code) && queuedAt !== null && queuedAt < oldest)) result.refused.push({ delivery: rest[index], reason })
         else {
           result.failed.push(rest[index])
           result.reason = `HTTP ${reason.status} ${reason.code}: ${reason.detail}`

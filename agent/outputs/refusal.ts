@@ -27,13 +27,17 @@ export interface Refusal {
  * POST has a new one).
  */
 const RETRIED_4XX = new Set([401, 403, 404, 408, 409, 429])
-/** A delivery refused with these codes is refused for where its VM is (RETRIED_4XX's 403 and 404): for now. */
-const RETRIED_CODES = new Set(['not-permitted', 'unknown-vm'])
+/**
+ * A delivery refused with these codes is refused for where its VM is (RETRIED_4XX's 403 and 404):
+ * for now, until it has waited longer than a site remembers a VM that left (the consumer's
+ * unplacedAfterMs).
+ */
+export const UNPLACED_CODES: ReadonlySet<string> = new Set(['not-permitted', 'unknown-vm'])
 
 /**
  * Judges a refusal (a pure function, so each case is tested on its own). A 4xx whose problem
  * document lists deliveries under `refused` is judged per delivery: for now when the receiver marks
- * it `retryable` or refuses it for where its VM is (RETRIED_CODES), else for good; the rest were
+ * it `retryable` or refuses it for where its VM is (UNPLACED_CODES), else for good; the rest were
  * fine. Otherwise 5xx and the 4xx of RETRIED_4XX are retried, and so is any answer whose problem
  * document says `retryable: true`; any other 4xx refuses the batch as a whole, for good. Other
  * statuses (1xx, 3xx) are retried: they say nothing about the batch.
@@ -50,7 +54,7 @@ export function judgeRefusal (refusal: Refusal, batchSize: number): Verdict {
     const items = new Map<number, { index: number, reason: DeadLetterReason, later: boolean }>()
     for (const item of listed) {
       const code = item.code ?? reason.code
-      items.set(item.index, { index: item.index, reason: { status, code, detail: item.detail ?? reason.detail }, later: item.retryable === true || RETRIED_CODES.has(code) })
+      items.set(item.index, { index: item.index, reason: { status, code, detail: item.detail ?? reason.detail }, later: item.retryable === true || UNPLACED_CODES.has(code) })
     }
     return { kind: 'refused-items', items: [...items.values()] }
   }

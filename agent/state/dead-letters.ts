@@ -29,6 +29,13 @@ export interface DeadLetterLimits {
 
 export const DEFAULT_DEAD_LETTER_LIMITS: DeadLetterLimits = { maxRows: 10_000, maxAgeMs: 7 * 24 * 3600_000 }
 
+/**
+ * How long a delivery refused for where its VM is (the site does not place the VM on this host)
+ * is retried, counted from when it was queued, before it is set aside: twice a site's default
+ * tombstone (24 h), after which a site no longer hears a VM that left.
+ */
+export const DEFAULT_UNPLACED_AFTER_MS = 48 * 3600_000
+
 /** A delivery set aside, as the CLI prints it. */
 export interface DeadLetter {
   seq: number

@@ -124,3 +124,27 @@ t.test('a refused delivery goes to the dead-letter store; the others, and the ro
     t.equal((await deadLetters()).length, 2)
   })
 })
+
+t.test('refused for where its VM is for longer than deadLetters.unplacedAfterMs: set aside', async (t) => {
+  const site = await SiteIngest.start(t, 'web-1')
+  site.placed = false
+  const setup = await AgentSetup.create(t, { monitoring: [RAW], guestfs: false })
+  await setup.writeConfig({ consumers: [{ type: 'http', url: site.url }], deadLetters: { unplacedAfterMs: 5000 } })
+  const guest = await FakeGuest.listen(t, setup.feedPath)
+  const agent = await setup.startAgent()
+  const metric = async (name: string, labels: Record<string, string> = { consumer: site.url }) => seriesValue(await agent.metrics(), name, labels)
+  const context = () => agent.log().split('\n').slice(-10).join('\n')
+  const connection = await guest.next()
+  connection.write(stats(0, (await connection.line(0)).id))
+
+  const queued = Date.now()
+  connection.write(row(1, queued))
+  await waitFor('a 404', () => site.requests.some((r) => r.status === 404), 10_000, 25, context)
+  t.equal(await metric('fedvm_delivery_dead_letter_length'), 0, 'retried at first')
+  await waitFor('the delivery set aside', async () => (await metric('fedvm_delivery_dead_letter_length')) === 1, 30_000, 50, context)
+  t.ok(Date.now() - queued >= 5000, 'not before unplacedAfterMs')
+  t.ok(site.requests.filter((r) => r.status === 404).length >= 2, 'after being retried')
+  t.equal(await metric('fedvm_delivery_dead_lettered_total', { consumer: site.url, reason: 'unknown-vm' }), 1, 'counted under the site\'s code')
+  t.equal(await metric('fedvm_delivery_queue_length'), 0)
+  t.match(agent.lines(/refused for good/)[0], /HTTP 404 unknown-vm: deliveries\[0\]\.vm: this site is not responsible for web-1/)
+})
