@@ -10,21 +10,20 @@ import { readDeadLetters } from './dead-letters'
  * each was refused and the delivery as it was queued (its numbers digit for digit). It reads
  * `stateDir/agent.db` beside the running agent and changes nothing.
  */
-export function printDeadLetters (options: { config: string, consumer?: string, limit: number }, out: (line: string) => void): Promise<number> {
-  return loadConfig(options.config).then((config) => {
-    const file = join(config.stateDir, 'agent.db')
-    if (!existsSync(file)) return 0
-    const db = new Database(file, { readonly: true, fileMustExist: true })
-    try {
-      const letters = readDeadLetters(db, { consumer: options.consumer, limit: options.limit })
-      for (const l of letters) {
-        const head = JSON.stringify({ seq: l.seq, consumer: l.consumer, id: l.id, vm: l.vm, refusedAt: new Date(l.refusedAt).toISOString(), status: l.status, code: l.code, detail: l.detail })
-        // The body is the queued JSON text itself, so an integer beyond 2^53 prints exactly.
-        out(`${head.slice(0, -1)},"delivery":${l.body}}`)
-      }
-      return letters.length
-    } finally {
-      db.close()
+export async function printDeadLetters (options: { config: string, consumer?: string, limit: number }, out: (line: string) => void): Promise<number> {
+  const config = await loadConfig(options.config)
+  const file = join(config.stateDir, 'agent.db')
+  if (!existsSync(file)) return 0
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    const letters = readDeadLetters(db, { consumer: options.consumer, limit: options.limit })
+    for (const l of letters) {
+      const head = JSON.stringify({ seq: l.seq, consumer: l.consumer, id: l.id, vm: l.vm, refusedAt: new Date(l.refusedAt).toISOString(), status: l.status, code: l.code, detail: l.detail })
+      // The body is the queued JSON text itself, so an integer beyond 2^53 prints exactly.
+      out(`${head.slice(0, -1)},"delivery":${l.body}}`)
     }
-  })
+    return letters.length
+  } finally {
+    db.close()
+  }
 }

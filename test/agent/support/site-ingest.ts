@@ -36,13 +36,11 @@ export class SiteIngest {
   static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000): Promise<SiteIngest> {
     const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-ingest-'))
     const db = openMonitoringDb(dir)
-    // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
-    const switches: { site?: SiteIngest } = {}
     const relay = new MonitoringRelay({
       siteId: 'site-a',
       db,
       state: {
-        location: (id) => (id === vm && switches.site!.placed ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
+        location: (id) => (id === vm && site.placed ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
         formerLocations: () => [],
       },
       primary: new PrimaryStore(db),
@@ -54,8 +52,8 @@ export class SiteIngest {
       maxClockSkewMs,
     })
     const ingest = createIngestServer({ relay, log: () => {} })
+    // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
     const front = createServer((req, res) => {
-      const site = switches.site!
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', () => {
@@ -79,7 +77,7 @@ export class SiteIngest {
         ingest.emit('request', replay, res)
       })
     })
-    const site = switches.site = new SiteIngest(front, db)
+    const site = new SiteIngest(front, db)
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
     t.teardown(async () => {
       await new Promise<void>((resolve) => { front.close(() => resolve()); front.closeAllConnections() })
