@@ -7,6 +7,7 @@
 import type { DomainRef } from '../hypervisor'
 import { HypervisorError } from '../errors'
 import { rpcTarget } from './guest-clock'
+import { DowntimeRamp } from './downtime-ramp'
 import { liveDisks, type LiveDisk } from './live-disks'
 import { liveProgress, type LiveProgress } from './live-progress'
 import { liveParams, localSocketPath, type LiveChannel } from './live-params'
@@ -27,6 +28,10 @@ export const DEFAULT_MAX_DOWNTIME_MS = 300
 const NEUTRAL_DIR = '/fedvm-vm'
 /** Like Nova's default: 800 s per GiB of memory and disk before a migration that does not converge is aborted. */
 export const COMPLETION_MS_PER_GIB = 800_000
+/** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
+const RAMP_POLL_MS = 50
+/** FEDVM_LIVE_DOWNTIME_RAMP=0 gives QEMU the maximum from the start (a benchmark compares the two). */
+const RAMP_ON = process.env.FEDVM_LIVE_DOWNTIME_RAMP !== '0'
 
 export interface LiveOffer {
   /** The domain's migratable XML (its paths are the Destination's to rewrite). */
@@ -51,7 +56,8 @@ export class LiveSource {
     readonly dom: DomainRef,
     private readonly params: TypedParams,
     readonly offer: LiveOffer,
-    private readonly completionTimeoutMs: number | undefined
+    private readonly completionTimeoutMs: number | undefined,
+    private readonly maxDowntimeMs: number
   ) {}
 
   static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, bandwidthMiBs?: number, completionTimeoutMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
@@ -63,9 +69,10 @@ export class LiveSource {
       const begun = await beginMigration(conn, dom, params, LIVE_COPY_ALL)
       const disks = []
       for (const disk of liveDisks(begun.xml)) disks.push({ name: disk.name, format: disk.format, bytes: await blockCapacity(conn, dom, disk.path) })
-      await setMaxDowntime(conn, dom, o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS)
+      const maxDowntimeMs = o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
+      await setMaxDowntime(conn, dom, maxDowntimeMs)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs)
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs)
     } catch (err) {
       await conn.close(true)
       throw err
@@ -99,6 +106,7 @@ export class LiveSource {
       : setInterval(() => {
         jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats)) }, () => {})
       }, o.progressEveryMs ?? 1000)
+    const ramp = RAMP_ON ? await this.startRamp(timeoutMs) : undefined
     try {
       const cookie = await performMigration(this.conn, this.dom, this.params, destinationCookie, LIVE_COPY_ALL, { timeoutMs: timeoutMs + 60_000 })
       return neutraliseCookie(cookie)
@@ -108,7 +116,41 @@ export class LiveSource {
     } finally {
       clearTimeout(abort)
       if (poll !== undefined) clearInterval(poll)
+      ramp?.stop()
     }
+  }
+
+  /**
+   * The downtime limit starts small and rises to the maximum while Perform runs (see downtime-ramp.ts),
+   * driven by libvirt's job statistics on this connection. It is at the maximum by half the completion
+   * timeout at the latest, so the ramp cannot make a migration that converges at the maximum time out.
+   * A failed read or set is retried at the next tick; if the start limit cannot be set, the maximum
+   * (set by begin) stays.
+   */
+  private async startRamp (timeoutMs: number): Promise<{ stop: () => void }> {
+    const ramp = new DowntimeRamp({ maxDowntimeMs: this.maxDowntimeMs, startedAtMs: Date.now(), fullByMs: timeoutMs / 2 })
+    let current = ramp.startLimitMs
+    try {
+      await setMaxDowntime(this.conn, this.dom, current, { timeoutMs: 5000 })
+    } catch {
+      return { stop: () => {} }
+    }
+    let busy = false
+    const tick = async (): Promise<void> => {
+      const s = await jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 })
+      const next = ramp.limitAt(Date.now(), s.type !== 0 ? liveProgress(s.stats) : undefined)
+      if (next !== current) {
+        await setMaxDowntime(this.conn, this.dom, next, { timeoutMs: 5000 })
+        current = next
+      }
+      if (current >= this.maxDowntimeMs) clearInterval(timer)
+    }
+    const timer = setInterval(() => {
+      if (busy) return
+      busy = true
+      tick().catch(() => {}).finally(() => { busy = false })
+    }, RAMP_POLL_MS)
+    return { stop: () => clearInterval(timer) }
   }
 
   /**
