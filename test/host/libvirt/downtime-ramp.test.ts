@@ -12,7 +12,7 @@ t.test('small during the disk copy and the first memory pass, doubling every ste
   t.equal(ramp.limitAt(9000, pass(1)), 5, 'the first pass is not hurried, however long it takes')
   const from = 9500
   t.equal(ramp.limitAt(from, pass(2)), 5, 'the second pass starts at the start limit')
-  const seen = []
+  const seen: number[] = []
   for (let ms = from; ms <= from + RAMP_STEPS * RAMP_STEP_MS + 50; ms += 50) seen.push(ramp.limitAt(ms, pass(3)))
   t.same(seen, [5, 5, 9, 9, 19, 19, 38, 38, 75, 75, 150, 150, 300, 300], 'doubles every 100 ms, reaching the maximum 600 ms after the first pass ended')
   t.equal(ramp.durationMs, 600)
