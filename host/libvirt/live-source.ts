@@ -97,7 +97,7 @@ export class LiveSource {
     const poll = o.onProgress === undefined
       ? undefined
       : setInterval(() => {
-        jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats)) }, () => {})
+        jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats, false, this.offer.memoryBytes)) }, () => {})
       }, o.progressEveryMs ?? 1000)
     try {
       const cookie = await performMigration(this.conn, this.dom, this.params, destinationCookie, LIVE_COPY_ALL, { timeoutMs: timeoutMs + 60_000 })
