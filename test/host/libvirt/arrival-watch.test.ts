@@ -1,0 +1,93 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { ArrivalVerdict, parseArrivalEvent, watchLiveArrival, type ArrivalEvent } from '../../../host/libvirt/arrival-watch'
+import { ensureGuestImage } from '../../support/vm/guest-image'
+import { chooseDomainType } from '../../support/vm/kvm-probe'
+import { LibvirtHost } from '../../support/vm/libvirt-host'
+import { startTestDomain } from '../../support/vm/test-domain'
+
+// A guest that resets or stops right after it arrived live is reported as such by the Destination, from
+// libvirt's lifecycle events: the lines as libvirt 9's `virsh event --timestamp` prints them, then a real
+// libvirtd whose paused domain stands in for an incoming one (resume = Finish).
+
+t.test('virsh event lines', async (t) => {
+  const at = Date.parse('2026-12-05T00:30:01.250Z')
+  t.same(parseArrivalEvent("2026-12-05 00:30:01.250+0000: event 'lifecycle' for domain 'vm1': Resumed Migrated"), { kind: 'resumed', at, text: 'Resumed Migrated' })
+  t.same(parseArrivalEvent("2026-12-05 00:30:01.250+0000: event 'reboot' for domain 'vm1'"), { kind: 'reset', at, text: 'reboot' })
+  t.same(parseArrivalEvent("event 'lifecycle' for domain 'vm1': Stopped Shutdown"), { kind: 'stopped', at: undefined, text: 'Stopped Shutdown' })
+  t.equal(parseArrivalEvent("event 'lifecycle' for domain 'vm1': Suspended Paused")?.kind, 'other')
+  t.equal(parseArrivalEvent('events received: 3'), undefined)
+})
+
+t.test('the verdict: a stop before the resume is an abort, after it within the window the arrival\'s', async (t) => {
+  const ev = (kind: ArrivalEvent['kind'], at: number, text: string = kind): ArrivalEvent => ({ kind, at, text })
+  const aborted = new ArrivalVerdict('vm1', 5000)
+  aborted.feed(ev('stopped', 1000, 'Stopped Destroyed'), 0)
+  t.equal(aborted.outcome, 'gone')
+  t.equal(aborted.report, undefined, 'an abort is not reported')
+
+  const reset = new ArrivalVerdict('vm1', 5000)
+  reset.feed(ev('resumed', 1000), 0)
+  reset.feed(ev('other', 1100, 'Suspended Paused'), 0)
+  t.equal(reset.outcome, undefined)
+  reset.feed(ev('stopped', 1180, 'Stopped Shutdown'), 0)
+  t.equal(reset.outcome, 'stopped')
+  t.match(reset.report, /vm1 arrived live and stopped 180 ms after it resumed here \(libvirt: Stopped Shutdown\)/)
+
+  const late = new ArrivalVerdict('vm1', 5000)
+  late.feed(ev('resumed', 1000), 0)
+  late.feed(ev('reset', 7000), 0)
+  t.equal(late.outcome, 'stayed', 'a reset after the window is not the arrival\'s')
+  t.equal(late.report, undefined)
+})
+
+t.test('a real libvirtd: resumed then reset, dropped before the resume, resumed and running on', async (t) => {
+  const image = await ensureGuestImage()
+  const type = await chooseDomainType(image)
+  const tag = randomBytes(3).toString('hex')
+  const [host] = await LibvirtHost.startAll(t, [{ tag }])
+  const name = `fedvm-${tag}-arr`
+  await startTestDomain(host, { name, image, type, memoryMiB: 96, paused: true })
+
+  /** A watch that is known to listen: it has seen the event of a title change made after it started. */
+  const listening = async (windowMs: number): Promise<{ lines: string[], done: Promise<string>, stop: () => void }> => {
+    const lines: string[] = []
+    let seen!: () => void
+    const heard = new Promise<void>((resolve) => { seen = resolve })
+    const watch = watchLiveArrival({ uri: host.uri, domain: name, log: (line) => lines.push(line), windowMs, onEvent: (e) => { if (e.kind === 'other') seen() } })
+    t.teardown(watch.stop)
+    for (let i = 0; ; i++) {
+      await host.virsh('desc', name, '--live', '--title', `probe ${i}`)
+      const got = await Promise.race([heard.then(() => true), new Promise((resolve) => setTimeout(resolve, 500, false))])
+      if (got === true) break
+      if (i > 40) throw new Error('virsh event never reported the title change')
+    }
+    return { lines, done: watch.done, stop: watch.stop }
+  }
+
+  // A reset of a domain with on_reboot=destroy (the test domains' setting) shuts it off, as a guest's
+  // own reset did after the arrivals that failed.
+  const resetWatch = await listening(10_000)
+  await host.virsh('resume', name)
+  await host.virsh('reset', name)
+  t.equal(await resetWatch.done, 'stopped')
+  t.match(resetWatch.lines.join('\n'), new RegExp(`${name} arrived live and stopped \\d+ ms after it resumed here \\(libvirt: Shutdown Finished after host request\\)`))
+
+  // libvirt reports the shutdown a moment before the domain is shut off.
+  for (let i = 0; (await host.virsh('domstate', name)).trim() !== 'shut off'; i++) {
+    if (i > 100) throw new Error('the reset domain did not shut off within 20 s')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  await host.virsh('start', name, '--paused')
+  const goneWatch = await listening(10_000)
+  await host.virsh('destroy', name)
+  t.equal(await goneWatch.done, 'gone')
+  t.same(goneWatch.lines, [], 'an incoming domain dropped before it ran is not reported')
+
+  await host.virsh('start', name, '--paused')
+  const quietWatch = await listening(1500)
+  await host.virsh('resume', name)
+  t.equal(await quietWatch.done, 'stayed', 'the watch ends itself after the window')
+  t.same(quietWatch.lines, [])
+  t.equal((await host.virsh('domstate', name)).trim(), 'running')
+})
