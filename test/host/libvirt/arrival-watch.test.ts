@@ -46,6 +46,9 @@ t.test('a real libvirtd: resumed then reset, dropped before the resume, resumed 
   const type = await chooseDomainType(image)
   const tag = randomBytes(3).toString('hex')
   const [host] = await LibvirtHost.startAll(t, [{ tag }])
+  // The watch holds no process open (a site that stops just stops watching): this keeps the test's alive.
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(alive))
   const name = `fedvm-${tag}-arr`
   await startTestDomain(host, { name, image, type, memoryMiB: 96, paused: true })
 
