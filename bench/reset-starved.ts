@@ -4,12 +4,13 @@
 // fedvm's relayed path (bench/support/relayed-live-migration.ts) or directly (`virsh migrate --live
 // --copy-storage-all`, TCP on the namespace's loopback), then watches the Destination's domain for a few
 // seconds. Only the QEMUs are starved (a cgroup cpu quota, bench/support/qemu-starver.ts), not the machine.
+// QEMU's monitor events come from libvirtd's debug log: run with FEDVM_LIBVIRT_DEBUG_LOG=1 to have them.
 // Not part of the test suite: an experiment whose counts go into the notes.
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30] [--modes relayed,direct]
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -41,6 +42,10 @@ interface Round {
   oops?: string
   /** The last lines of the Destination's QEMU log when the domain stopped (QEMU's own word). */
   qemuLog?: string
+  /** QEMU's SHUTDOWN/RESET monitor events at the Destination after the arrival (libvirtd's debug log), e.g. "SHUTDOWN guest guest-reset". */
+  qemuEvents?: string[]
+  /** The guest failed to boot before any migration (under starvation its boot-time timer check can fail). */
+  bootFailed?: string
   load: number
 }
 
@@ -101,11 +106,14 @@ async function main (): Promise<void> {
       await writeFile(join(work, `${name}.xml`), xml)
       await src.virsh('define', join(work, `${name}.xml`))
       await src.virsh('start', name)
-      if (values['wait-ready']) await waitGuestReady({ name, uuid: '', disk, consoleLog }, 180_000)
+      let bootFailed: string | undefined
+      if (values['wait-ready']) await waitGuestReady({ name, uuid: '', disk, consoleLog }, 180_000).catch((err: Error) => { bootFailed = err.message.split('\n').filter((l) => /panic/.test(l)).join(' | ').slice(0, 300) })
       await new Promise((resolve) => setTimeout(resolve, delayMs))
       const bootedAtStart = (await readFile(consoleLog, 'utf8').catch(() => '')).includes(READY_MARKER)
-      const round: Round = { round: i, mode, delayMs, bootedAtStart, migrated: false, load: Number(loadavg()[0].toFixed(2)) }
-      try {
+      const round: Round = { round: i, mode, delayMs, bootedAtStart, migrated: false, load: Number(loadavg()[0].toFixed(2)), bootFailed }
+      const dstLog = join(dst.dir, 'log', 'libvirtd.log')
+      const logFrom = (await stat(dstLog).catch(() => undefined))?.size ?? 0
+      if (bootFailed === undefined) try {
         if (mode === 'relayed') await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1])
         else await directMigrate(src, dst, name, dstDir)
         round.migrated = true
@@ -122,6 +130,10 @@ async function main (): Promise<void> {
         const console = await readFile(join(dstDir, `${name}.console.log`), 'utf8').catch(() => '')
         const oops = console.split('\n').filter((line) => /Oops|panic|BUG|RIP:|Comm:/.test(line))
         if (oops.length > 0) round.oops = oops.join(' | ').slice(0, 600)
+        const events = (await readFile(dstLog).catch(() => Buffer.alloc(0))).subarray(logFrom).toString().split('\n')
+          .filter((line) => line.includes('QEMU_MONITOR_RECV_EVENT') && /"event": "(SHUTDOWN|RESET|GUEST_PANICKED)"/.test(line))
+          .map((line) => /"event": "(\w+)"(?:, "data": \{"guest": (\w+), "reason": "([\w-]+)"\})?/.exec(line)?.slice(1).filter(Boolean).join(' ') ?? line)
+        if (events.length > 0) round.qemuEvents = events
         if (round.stoppedAfterMs !== undefined) round.qemuLog = (await readFile(join(dst.dir, 'log', 'qemu', `${name}.log`), 'utf8').catch(() => '')).split('\n').slice(-4).join(' | ')
       }
       results.push(round)
@@ -138,6 +150,7 @@ async function main (): Promise<void> {
       return [mode, {
         rounds: mine.length,
         migrated: mine.filter((r) => r.migrated).length,
+        bootFailed: mine.filter((r) => r.bootFailed !== undefined).length,
         stopped: mine.filter((r) => r.stoppedAfterMs !== undefined).length,
         oops: mine.filter((r) => r.oops !== undefined).length,
         migratedDuringBoot: mine.filter((r) => r.migrated && !r.bootedAtStart).length,
