@@ -7,6 +7,7 @@
 // QEMU's monitor events come from libvirtd's debug log: run with FEDVM_LIBVIRT_DEBUG_LOG=1 to have them.
 // Not part of the test suite: an experiment whose counts go into the notes.
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30] [--modes relayed,direct]
+//          (modes: relayed, direct, stay = no migration, the control)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
 import { randomBytes } from 'node:crypto'
@@ -24,7 +25,8 @@ import { LibvirtHost } from '../test/support/vm/libvirt-host'
 import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
 const MiB = 1024 * 1024
-type Mode = 'relayed' | 'direct'
+/** 'stay': no migration, the control: the guest is watched where it started. */
+type Mode = 'relayed' | 'direct' | 'stay'
 
 interface Round {
   round: number
@@ -111,11 +113,12 @@ async function main (): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, delayMs))
       const bootedAtStart = (await readFile(consoleLog, 'utf8').catch(() => '')).includes(READY_MARKER)
       const round: Round = { round: i, mode, delayMs, bootedAtStart, migrated: false, load: Number(loadavg()[0].toFixed(2)), bootFailed }
-      const dstLog = join(dst.dir, 'log', 'libvirtd.log')
+      const [at, atDir] = mode === 'stay' ? [src, srcDir] : [dst, dstDir]
+      const dstLog = join(at.dir, 'log', 'libvirtd.log')
       const logFrom = (await stat(dstLog).catch(() => undefined))?.size ?? 0
       if (bootFailed === undefined) try {
         if (mode === 'relayed') await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1])
-        else await directMigrate(src, dst, name, dstDir)
+        else if (mode === 'direct') await directMigrate(src, dst, name, dstDir)
         round.migrated = true
       } catch (err) {
         round.error = (err as Error).message.slice(0, 300)
@@ -123,18 +126,18 @@ async function main (): Promise<void> {
       if (round.migrated) {
         const arrived = Date.now()
         while (Date.now() - arrived < watchMs) {
-          round.state = (await dst.virsh('domstate', '--reason', name).catch((e: Error) => e.message)).trim()
+          round.state = (await at.virsh('domstate', '--reason', name).catch((e: Error) => e.message)).trim()
           if (!round.state.startsWith('running')) { round.stoppedAfterMs = Date.now() - arrived; break }
           await new Promise((resolve) => setTimeout(resolve, 100))
         }
-        const console = await readFile(join(dstDir, `${name}.console.log`), 'utf8').catch(() => '')
+        const console = await readFile(join(atDir, `${name}.console.log`), 'utf8').catch(() => '')
         const oops = console.split('\n').filter((line) => /Oops|panic|BUG|RIP:|Comm:/.test(line))
         if (oops.length > 0) round.oops = oops.join(' | ').slice(0, 600)
         const events = (await readFile(dstLog).catch(() => Buffer.alloc(0))).subarray(logFrom).toString().split('\n')
           .filter((line) => line.includes('QEMU_MONITOR_RECV_EVENT') && /"event": "(SHUTDOWN|RESET|GUEST_PANICKED)"/.test(line))
           .map((line) => /"event": "(\w+)"(?:, "data": \{"guest": (\w+), "reason": "([\w-]+)"\})?/.exec(line)?.slice(1).filter(Boolean).join(' ') ?? line)
         if (events.length > 0) round.qemuEvents = events
-        if (round.stoppedAfterMs !== undefined) round.qemuLog = (await readFile(join(dst.dir, 'log', 'qemu', `${name}.log`), 'utf8').catch(() => '')).split('\n').slice(-4).join(' | ')
+        if (round.stoppedAfterMs !== undefined) round.qemuLog = (await readFile(join(at.dir, 'log', 'qemu', `${name}.log`), 'utf8').catch(() => '')).split('\n').slice(-4).join(' | ')
       }
       results.push(round)
       console.log(JSON.stringify(round))
