@@ -119,11 +119,11 @@ async function main (): Promise<void> {
       if (bootFailed === undefined) try {
         if (mode === 'relayed') await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1])
         else if (mode === 'direct') await directMigrate(src, dst, name, dstDir)
-        round.migrated = true
+        round.migrated = mode !== 'stay'
       } catch (err) {
         round.error = (err as Error).message.slice(0, 300)
       }
-      if (round.migrated) {
+      if (round.migrated || (mode === 'stay' && round.error === undefined && bootFailed === undefined)) {
         const arrived = Date.now()
         while (Date.now() - arrived < watchMs) {
           round.state = (await at.virsh('domstate', '--reason', name).catch((e: Error) => e.message)).trim()
