@@ -9,6 +9,7 @@
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30] [--modes relayed,direct]
 //          (modes: relayed, direct, stay = no migration, the control)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
+//          [--emulator PATH (a QEMU wrapper, e.g. one that changes the TCG thread mode)]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
@@ -62,6 +63,7 @@ async function main (): Promise<void> {
       'wait-ready': { type: 'boolean', default: false },
       'cmdline-extra': { type: 'string', default: '' },
       'features-acpi': { type: 'boolean', default: false },
+      emulator: { type: 'string', default: '' },
     }
   })
   const rounds = Number(values.rounds)
@@ -104,6 +106,7 @@ async function main (): Promise<void> {
       const consoleLog = join(srcDir, `${name}.console.log`)
       let xml = domainXml({ name, type: 'qemu', image, memoryMiB: 96, disk, consoleLog })
       if (values['cmdline-extra'] !== '') xml = xml.replace('</cmdline>', ` ${values['cmdline-extra']}</cmdline>`)
+      if (values.emulator !== '') xml = xml.replace(/<emulator>[^<]*<\/emulator>/, `<emulator>${values.emulator}</emulator>`)
       if (values['features-acpi']) xml = xml.replace('  </os>\n', '  </os>\n  <features><acpi/></features>\n')
       await writeFile(join(work, `${name}.xml`), xml)
       await src.virsh('define', join(work, `${name}.xml`))
