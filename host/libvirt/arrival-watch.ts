@@ -1,7 +1,8 @@
 /**
  * Watches a domain arriving live at this host through libvirt's own lifecycle events (`virsh event
  * --timestamp`, started once Prepare has made the incoming domain): a guest that resets or stops within
- * `windowMs` of resuming here is logged as such, with libvirt's words and how long after the resume.
+ * `windowMs` of resuming here is logged as such, with libvirt's words and how long after the resume (a stop
+ * this host asked for, e.g. an abort destroying the arrived domain, is not).
  * Without it such a guest is only seen later, as a confirmed VM found shut off. A guest reset under
  * `on_reboot=restart` leaves the domain running (only the reboot event tells), under `on_reboot=destroy`
  * it shuts the domain off: both are reported. An incoming domain dropped before it resumed (an abort)
@@ -11,7 +12,8 @@ import { spawn } from 'node:child_process'
 import type { Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 
-export type ArrivalOutcome = 'stayed' | 'reset' | 'stopped' | 'gone' | 'not-resumed'
+/** 'host-stopped': this host stopped it after the resume (an abort destroys the arrived domain), not reported. */
+export type ArrivalOutcome = 'stayed' | 'reset' | 'stopped' | 'host-stopped' | 'gone' | 'not-resumed'
 
 export interface ArrivalEvent {
   kind: 'resumed' | 'reset' | 'stopped' | 'other'
@@ -20,6 +22,9 @@ export interface ArrivalEvent {
   /** libvirt's words, e.g. "Resumed Migrated", "Stopped Shutdown", "reboot". */
   text: string
 }
+
+/** libvirt's details of a stop the host asked for (destroy, save, a shutdown or reset by request of the host). */
+const HOST_STOP = /Destroyed|Migrated|Saved|Snapshot|after host request/
 
 const LINE = /^(?:(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)\+0000: )?event '([\w-]+)' for domain '[^']*'(?:: (.*))?$/
 
@@ -64,9 +69,10 @@ export class ArrivalVerdict {
     }
     const afterMs = at - this.resumedAt
     if (afterMs > this.windowMs) { this.outcome = 'stayed'; return }
+    if (event.kind === 'stopped' && HOST_STOP.test(event.text)) { this.outcome = 'host-stopped'; return }
     this.outcome = event.kind
     this.report = event.kind === 'reset'
-      ? `${this.domain} arrived live and its guest reset ${afterMs} ms after it resumed here (libvirt: reboot event)`
+      ? `${this.domain} arrived live and was reset ${afterMs} ms after it resumed here (libvirt: reboot event)`
       : `${this.domain} arrived live and stopped ${afterMs} ms after it resumed here (libvirt: ${event.text}): its guest reset or shut itself down, the domain no longer runs`
   }
 }

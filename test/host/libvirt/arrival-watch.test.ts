@@ -1,14 +1,16 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { ArrivalVerdict, parseArrivalEvent, watchLiveArrival, type ArrivalEvent } from '../../../host/libvirt/arrival-watch'
 import { ensureGuestImage } from '../../support/vm/guest-image'
 import { chooseDomainType } from '../../support/vm/kvm-probe'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
-import { startTestDomain } from '../../support/vm/test-domain'
+import { domainXml, waitGuestReady } from '../../support/vm/test-domain'
 
 // A guest that resets or stops right after it arrived live is reported as such by the Destination, from
 // libvirt's lifecycle events: the lines as libvirt 9's `virsh event --timestamp` prints them, then a real
-// libvirtd whose paused domain stands in for an incoming one (resume = Finish).
+// libvirtd whose suspended domain stands in for an incoming one (resume = Finish).
 
 t.test('virsh event lines', async (t) => {
   const at = Date.parse('2026-12-05T00:30:01.250Z')
@@ -34,6 +36,18 @@ t.test('the verdict: a stop before the resume is an abort, after it within the w
   t.equal(reset.outcome, 'stopped')
   t.match(reset.report, /vm1 arrived live and stopped 180 ms after it resumed here \(libvirt: Stopped Shutdown\)/)
 
+  const destroyed = new ArrivalVerdict('vm1', 5000)
+  destroyed.feed(ev('resumed', 1000), 0)
+  destroyed.feed(ev('stopped', 1500, 'Stopped Destroyed'), 0)
+  t.equal(destroyed.outcome, 'host-stopped', 'an abort destroying the arrived domain is this host\'s doing')
+  t.equal(destroyed.report, undefined)
+
+  const rebooted = new ArrivalVerdict('vm1', 5000)
+  rebooted.feed(ev('resumed', 1000), 0)
+  rebooted.feed(ev('reset', 1200, 'reboot'), 0)
+  t.equal(rebooted.outcome, 'reset')
+  t.match(rebooted.report, /vm1 arrived live and was reset 200 ms after it resumed here \(libvirt: reboot event\)/)
+
   const late = new ArrivalVerdict('vm1', 5000)
   late.feed(ev('resumed', 1000), 0)
   late.feed(ev('reset', 7000), 0)
@@ -41,7 +55,7 @@ t.test('the verdict: a stop before the resume is an abort, after it within the w
   t.equal(late.report, undefined)
 })
 
-t.test('a real libvirtd: resumed then reset, dropped before the resume, resumed and running on', async (t) => {
+t.test('a real libvirtd: a guest that panics after the resume, a reset by the host, a domain dropped before the resume, one that runs on', async (t) => {
   const image = await ensureGuestImage()
   const type = await chooseDomainType(image)
   const tag = randomBytes(3).toString('hex')
@@ -50,7 +64,17 @@ t.test('a real libvirtd: resumed then reset, dropped before the resume, resumed 
   const alive = setInterval(() => {}, 1000)
   t.teardown(() => clearInterval(alive))
   const name = `fedvm-${tag}-arr`
-  await startTestDomain(host, { name, image, type, memoryMiB: 96, paused: true })
+  // The test domain (panic=-1, on_reboot=destroy, as the ownership test's) whose kernel panics on an NMI: the
+  // guest's own panic and reset, as after the arrivals whose memory came corrupted.
+  const disk = join(host.dir, `${name}.img`)
+  await writeFile(disk, Buffer.alloc(8 * 1024 * 1024))
+  const consoleLog = join(host.dir, `${name}.console.log`)
+  const xmlFile = join(host.dir, `${name}.xml`)
+  await writeFile(xmlFile, domainXml({ name, type, image, memoryMiB: 96, disk, consoleLog }).replace('panic=-1', 'panic=-1 unknown_nmi_panic=1'))
+  await host.virsh('define', xmlFile)
+  await host.virsh('start', name)
+  await waitGuestReady({ name, uuid: '', disk, consoleLog }, 120_000)
+  await host.virsh('suspend', name)
 
   /** A watch that is known to listen: it has seen the event of a title change made after it started. */
   const listening = async (windowMs: number): Promise<{ lines: string[], done: Promise<string>, stop: () => void }> => {
@@ -67,20 +91,29 @@ t.test('a real libvirtd: resumed then reset, dropped before the resume, resumed 
     }
     return { lines, done: watch.done, stop: watch.stop }
   }
+  const shutOff = async (): Promise<void> => {
+    // libvirt reports the shutdown a moment before the domain is shut off.
+    for (let i = 0; (await host.virsh('domstate', name)).trim() !== 'shut off'; i++) {
+      if (i > 100) throw new Error(`${name} did not shut off within 20 s`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
 
-  // A reset of a domain with on_reboot=destroy (the test domains' setting) shuts it off, as a guest's
-  // own reset did after the arrivals that failed.
-  const resetWatch = await listening(10_000)
+  const panicWatch = await listening(10_000)
+  await host.virsh('resume', name)
+  await host.virsh('inject-nmi', name)
+  t.equal(await panicWatch.done, 'stopped')
+  t.match(panicWatch.lines.join('\n'), new RegExp(`${name} arrived live and stopped \\d+ ms after it resumed here \\(libvirt: Shutdown Finished after guest request\\)`))
+  await shutOff()
+
+  await host.virsh('start', name, '--paused')
+  const hostResetWatch = await listening(10_000)
   await host.virsh('resume', name)
   await host.virsh('reset', name)
-  t.equal(await resetWatch.done, 'stopped')
-  t.match(resetWatch.lines.join('\n'), new RegExp(`${name} arrived live and stopped \\d+ ms after it resumed here \\(libvirt: Shutdown Finished after host request\\)`))
+  t.equal(await hostResetWatch.done, 'host-stopped', 'a reset the host asked for is not the arrival\'s')
+  t.same(hostResetWatch.lines, [])
+  await shutOff()
 
-  // libvirt reports the shutdown a moment before the domain is shut off.
-  for (let i = 0; (await host.virsh('domstate', name)).trim() !== 'shut off'; i++) {
-    if (i > 100) throw new Error('the reset domain did not shut off within 20 s')
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
   await host.virsh('start', name, '--paused')
   const goneWatch = await listening(10_000)
   await host.virsh('destroy', name)
