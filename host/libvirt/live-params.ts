@@ -38,10 +38,27 @@ export function localSocketPath (uri: string, id: string, channel: LiveChannel):
   return join(dirname(rpcTarget(uri).socketPath), socketName(id, channel))
 }
 
-export function liveParams (id: string, domainName: string): TypedParams {
+/**
+ * The largest bandwidth cap libvirt takes (its "unlimited", QEMU_DOMAIN_MIG_BANDWIDTH_MAX): it
+ * turns MiB/s into bytes/s in a signed 64-bit integer.
+ */
+export const MAX_BANDWIDTH_MIBS = 2 ** 43 - 1
+
+/**
+ * `bandwidthMiBs` caps the migration at the Source (libvirt's VIR_MIGRATE_PARAM_BANDWIDTH, MiB/s):
+ * Perform hands it to QEMU as the memory stream's max-bandwidth and to each disk's NBD mirror job
+ * as its speed, so the disks' copy is held to it too. Absent: unlimited.
+ */
+export function liveParams (id: string, domainName: string, o: { bandwidthMiBs?: number } = {}): TypedParams {
   return {
     [MigrateParam.URI]: `unix://${libvirtSocketPath(id, 'migration')}`,
     [MigrateParam.DISKS_URI]: `unix://${libvirtSocketPath(id, 'nbd')}`,
-    [MigrateParam.DEST_NAME]: domainName
+    [MigrateParam.DEST_NAME]: domainName,
+    ...(o.bandwidthMiBs === undefined ? {} : { [MigrateParam.BANDWIDTH]: checkBandwidth(o.bandwidthMiBs) })
   }
+}
+
+function checkBandwidth (mibs: number): number {
+  if (!Number.isInteger(mibs) || mibs < 1 || mibs > MAX_BANDWIDTH_MIBS) throw new RangeError(`migration bandwidth ${mibs} must be an integer from 1 to ${MAX_BANDWIDTH_MIBS} (MiB/s)`)
+  return mibs
 }

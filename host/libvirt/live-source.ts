@@ -54,12 +54,12 @@ export class LiveSource {
     private readonly completionTimeoutMs: number | undefined
   ) {}
 
-  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, completionTimeoutMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
+  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, bandwidthMiBs?: number, completionTimeoutMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
     const target = rpcTarget(o.uri)
     const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: o.callTimeoutMs ?? 60_000 })
     try {
       const dom = await lookupDomain(conn, o.domain)
-      const params = liveParams(o.id, o.domain)
+      const params = liveParams(o.id, o.domain, { bandwidthMiBs: o.bandwidthMiBs })
       const begun = await beginMigration(conn, dom, params, LIVE_COPY_ALL)
       const disks = []
       for (const disk of liveDisks(begun.xml)) disks.push({ name: disk.name, format: disk.format, bytes: await blockCapacity(conn, dom, disk.path) })

@@ -35,6 +35,8 @@ export interface LibvirtVmHostOptions {
   maxDowntimeMs?: number
   /** Live migration: how long it may take before it is aborted (default: 800 s per GiB of memory and disks). */
   completionTimeoutMs?: number
+  /** Live migration: the most it sends, in MiB/s, for the memory and for each disk (default: unlimited). */
+  migrationBandwidthMiBs?: number
   /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
   shutdownTimeoutMs?: number
   /** How long a defined VM gets to reach the running state. */
@@ -124,7 +126,7 @@ export class LibvirtVmHost implements VmHost {
     await mkdir(dirname(leaving), { recursive: true })
     await writeFile(leaving, `${LEFT_LIVE}\n`)
     try {
-      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, completionTimeoutMs: this.options.completionTimeoutMs })
+      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, bandwidthMiBs: this.options.migrationBandwidthMiBs, completionTimeoutMs: this.options.completionTimeoutMs })
     } catch (err) {
       // Nothing started: the VM runs on here as before.
       await rm(leaving, { force: true })

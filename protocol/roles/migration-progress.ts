@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { withCopyRate, type CopyStart } from './copy-rate'
 
 // Not necessarily whole: a rate or an ETA may be computed.
 const amount = z.number().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -25,12 +26,16 @@ export const MigrationProgressSchema = z.object({
 })
 export type MigrationProgress = z.infer<typeof MigrationProgressSchema>
 
-/** The newest progress per VM; a migration's entry goes when it ends. */
+/** The newest progress per VM; a migration's entry goes when it ends. A live disks copy gets its rate here (copy-rate.ts). */
 export class ProgressBoard {
   private readonly entries = new Map<string, MigrationProgress>()
+  private readonly copyStarts = new Map<string, CopyStart>()
 
   report (vmId: string, progress: MigrationProgress): void {
-    this.entries.set(vmId, progress)
+    const { progress: rated, start } = withCopyRate(this.copyStarts.get(vmId), progress)
+    if (start === undefined) this.copyStarts.delete(vmId)
+    else this.copyStarts.set(vmId, start)
+    this.entries.set(vmId, rated)
   }
 
   get (vmId: string): MigrationProgress | undefined {
@@ -39,6 +44,7 @@ export class ProgressBoard {
 
   end (vmId: string): void {
     this.entries.delete(vmId)
+    this.copyStarts.delete(vmId)
   }
 
   list (): Array<{ vmId: string } & MigrationProgress> {

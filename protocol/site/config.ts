@@ -10,6 +10,7 @@ import { issueField, issueMessage } from '../zod-issues'
 import { dashboardSchema } from './dashboard/dashboard-config'
 import { MonitoringSchema } from './monitoring-config'
 import { DEFAULT_MAX_DOWNTIME_MS } from '../../host/libvirt/live-source'
+import { MAX_BANDWIDTH_MIBS } from '../../host/libvirt/live-params'
 
 export const DEFAULT_LIMITS = {
   timestampWindowMs: 30_000,
@@ -43,6 +44,8 @@ const list = <T extends z.ZodType>(item: T) => z.array(item, { error: 'must be a
 const object = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape, { error: 'must be an object' })
 const integer = (min: number) => z.number({ error: `must be an integer ≥ ${min}` }).int(`must be an integer ≥ ${min}`)
   .min(min, `must be an integer ≥ ${min}`).max(Number.MAX_SAFE_INTEGER, `must be an integer ≥ ${min}`)
+const BANDWIDTH = `must be an integer of MiB/s from 1 to ${MAX_BANDWIDTH_MIBS}`
+const bandwidthMiBs = z.number({ error: BANDWIDTH }).int(BANDWIDTH).min(1, BANDWIDTH).max(MAX_BANDWIDTH_MIBS, BANDWIDTH)
 const matching = (re: RegExp, what: string) => text.refine((value) => re.test(value), { error: (issue) => `${JSON.stringify(issue.input)} is not ${what}` })
 const listenAddress = text.refine((value) => parseListenAddress(value) !== undefined, { error: (issue) => `${JSON.stringify(issue.input)} is not HOST:PORT (port 0 to 65535)` })
 /** A path; a relative one is taken from the config file's folder (`base`). */
@@ -71,6 +74,8 @@ const HostSchema = (base: string) => object({
     maxDowntimeMs: integer(1).default(DEFAULT_MAX_DOWNTIME_MS),
     /** Live migration: how long it may take before it is aborted and the VM keeps running here; default 800 s per GiB of memory and disks. */
     completionTimeoutMs: integer(1).optional(),
+    /** Live migration: the most it sends, in MiB/s (libvirt's migration bandwidth: the memory stream and each disk's copy); unset: unlimited. */
+    migrationBandwidthMiBs: bandwidthMiBs.optional(),
   }).optional(),
   /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
   memoryMiB: integer(0).optional(),

@@ -1,13 +1,9 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Federation } from '../protocol/support/federation'
-import { ensureGuestImage } from '../support/vm/guest-image'
-import { chooseDomainType } from '../support/vm/kvm-probe'
-import { LibvirtHost } from '../support/vm/libvirt-host'
-import { domainXml, waitGuestReady } from '../support/vm/test-domain'
+import { placeRunningGuest, startLiveSites } from '../support/federation/live-libvirt-sites'
 import { waitUntil } from '../host/libvirt/support/live-pair'
 import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 
@@ -20,36 +16,27 @@ import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 
 t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
   const started = Date.now()
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [x, y] = await LibvirtHost.startAll(t, [{ tag: `${tag}x` }, { tag: `${tag}y` }])
-  const fed = await Federation.create([
-    { id: 'site-a', ip: '127.0.0.94', partners: ['site-b'] },
-    { id: 'site-b', ip: '127.0.0.95', partners: ['site-a'] },
-  ])
-  t.teardown(() => fed.close())
   // Armed by writing a point's name into this file (protocol/roles/fault-point.ts); read at each step.
+  const live = await startLiveSites(t, {
+    sites: [
+      { id: 'site-a', ip: '127.0.0.94', partners: ['site-b'] },
+      { id: 'site-b', ip: '127.0.0.95', partners: ['site-a'] },
+    ],
+    libvirtds: 2,
+    hosts: ([x, y]) => ({ 'site-a': [{ id: 'a1', on: x }], 'site-b': [{ id: 'b1', on: y }] }),
+    beforeStart: async (fed) => {
+      await writeFile(join(fed.root, 'faults'), '')
+      process.env.FEDVM_FAULT_POINT_FILE = join(fed.root, 'faults')
+      t.teardown(() => { delete process.env.FEDVM_FAULT_POINT_FILE })
+    },
+  })
+  const { fed, libvirtds: [x, y] } = live
   const faults = join(fed.root, 'faults')
-  await writeFile(faults, '')
-  process.env.FEDVM_FAULT_POINT_FILE = faults
-  t.teardown(() => { delete process.env.FEDVM_FAULT_POINT_FILE })
-  await fed.reconfigure('site-a', (c) => { c.hosts = [{ id: 'a1', vmDir: fed.vmDir('site-a', 'a1'), maxVms: 1, libvirt: { uri: x.uri } }] })
-  await fed.reconfigure('site-b', (c) => { c.hosts = [{ id: 'b1', vmDir: fed.vmDir('site-b', 'b1'), maxVms: 1, libvirt: { uri: y.uri } }] })
-  await fed.start()
 
   // 256 MiB of RAM and 96 MiB of disk data: Perform lasts long enough to be broken midway.
-  const vmId = `livefault-${tag}`
-  const intake = join(fed.root, 'intake')
-  await mkdir(intake, { recursive: true })
-  await writeFile(join(intake, 'disk.img'), randomBytes(96 * 1024 * 1024))
-  await writeFile(join(intake, 'domain.xml'), domainXml({ name: vmId, type, image, memoryMiB: 256, disk: join(intake, 'disk.img'), consoleLog: join(intake, 'console.log') }))
-  await writeFile(join(fed.root, 'descriptor.json'), JSON.stringify({ id: vmId }))
-  const placed = await fed.cli('site-a', 'place', '--vm', vmId, '--dir', intake, '--descriptor', join(fed.root, 'descriptor.json'))
-  t.equal(placed.code, 0, 'placed at site-a', { output: placed.raw.stdout + placed.raw.stderr })
+  const vmId = `livefault-${live.tag}`
+  const uuid = await placeRunningGuest(live, { site: 'site-a', host: 'a1', on: x, vmId, memoryMiB: 256, disk: async (path) => await writeFile(path, randomBytes(96 * 1024 * 1024)) })
   const consoleA = join(fed.vmDir('site-a', 'a1'), vmId, 'console.log')
-  await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog: consoleA }, 120_000)
-  const uuid = (await x.virsh('domuuid', vmId)).trim()
 
   /** The invariant after each fault: running at site-a (same domain, never rebooted), nothing at site-b. */
   const atSourceOnly = async (t: Test): Promise<void> => {

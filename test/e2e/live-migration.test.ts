@@ -1,13 +1,9 @@
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
 import { hostname, loadavg } from 'node:os'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Federation } from '../protocol/support/federation'
-import { ensureGuestImage } from '../support/vm/guest-image'
-import { chooseDomainType } from '../support/vm/kvm-probe'
-import { LibvirtHost } from '../support/vm/libvirt-host'
-import { domainXml, waitGuestReady } from '../support/vm/test-domain'
+import type { Federation } from '../protocol/support/federation'
+import { placeRunningGuest, startLiveSites } from '../support/federation/live-libvirt-sites'
 import { BOOT_MARKER, backingFreeDisk, guestWritesOn, stateOf } from './support/live-sites'
 
 // A running VM moves live between two sites whose hosts are libvirt connections, through an
@@ -17,38 +13,27 @@ import { BOOT_MARKER, backingFreeDisk, guestWritesOn, stateOf } from './support/
 
 t.test('a running VM migrates live from site-a to site-b through site-i', async (t) => {
   const started = Date.now()
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [x, y] = await LibvirtHost.startAll(t, [{ tag: `${tag}x` }, { tag: `${tag}y` }])
   // Host ids no other site may ever see (they name folders too).
-  const hostA = `a-hv-${tag}`
-  const hostB = `b-hv-${tag}`
-  // site-b's second host shares site-a's libvirtd: hosts on one libvirtd share its domain names, so it is not offered while site-a runs the VM.
-  const hostB2 = `b2-hv-${tag}`
-  const fed = await Federation.create([
-    { id: 'site-a', ip: '127.0.0.91', partners: ['site-i'] },
-    { id: 'site-i', ip: '127.0.0.92', partners: ['site-a', 'site-b'] },
-    { id: 'site-b', ip: '127.0.0.93', partners: ['site-i'] },
-  ])
-  t.teardown(() => fed.close())
-  await fed.reconfigure('site-a', (c) => { c.hosts = [{ id: hostA, vmDir: fed.vmDir('site-a', hostA), maxVms: 1, libvirt: { uri: x.uri } }] })
-  await fed.reconfigure('site-b', (c) => {
-    c.hosts = [{ id: hostB, vmDir: fed.vmDir('site-b', hostB), maxVms: 1, libvirt: { uri: y.uri } }, { id: hostB2, vmDir: fed.vmDir('site-b', hostB2), maxVms: 1, libvirt: { uri: x.uri } }]
+  const hostIds = (tag: string): { hostA: string, hostB: string, hostB2: string } => ({ hostA: `a-hv-${tag}`, hostB: `b-hv-${tag}`, hostB2: `b2-hv-${tag}` })
+  const live = await startLiveSites(t, {
+    sites: [
+      { id: 'site-a', ip: '127.0.0.91', partners: ['site-i'] },
+      { id: 'site-i', ip: '127.0.0.92', partners: ['site-a', 'site-b'] },
+      { id: 'site-b', ip: '127.0.0.93', partners: ['site-i'] },
+    ],
+    libvirtds: 2,
+    // site-b's second host shares site-a's libvirtd: hosts on one libvirtd share its domain names, so it is not offered while site-a runs the VM.
+    hosts: ([x, y], tag) => {
+      const { hostA, hostB, hostB2 } = hostIds(tag)
+      return { 'site-a': [{ id: hostA, on: x }], 'site-b': [{ id: hostB, on: y }, { id: hostB2, on: x }] }
+    },
   })
-  await fed.start()
+  const { fed, libvirtds: [x, y], tag } = live
+  const { hostA, hostB, hostB2 } = hostIds(tag)
 
   const vmId = `live-${tag}`
-  const intake = join(fed.root, 'intake')
-  await mkdir(intake, { recursive: true })
-  await backingFreeDisk(join(intake, 'disk.img'), 64)
-  await writeFile(join(intake, 'domain.xml'), domainXml({ name: vmId, type, image, memoryMiB: 128, disk: join(intake, 'disk.img'), consoleLog: join(intake, 'console.log') }))
-  await writeFile(join(fed.root, 'descriptor.json'), JSON.stringify({ id: vmId }))
-  const placed = await fed.cli('site-a', 'place', '--vm', vmId, '--dir', intake, '--descriptor', join(fed.root, 'descriptor.json'))
-  t.equal(placed.code, 0, 'placed at site-a', { output: placed.raw.stdout + placed.raw.stderr })
+  const uuid = await placeRunningGuest(live, { site: 'site-a', host: hostA, on: x, vmId, memoryMiB: 128, disk: async (path) => await backingFreeDisk(path, 64) })
   const aDir = join(fed.vmDir('site-a', hostA), vmId)
-  await waitGuestReady({ name: vmId, uuid: '', disk: '', consoleLog: join(aDir, 'console.log') }, 120_000)
-  const uuid = (await x.virsh('domuuid', vmId)).trim()
   t.comment(`placed and booted at site-a after ${Date.now() - started} ms`)
 
   const mark = Date.now()

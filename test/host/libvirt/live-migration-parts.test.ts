@@ -51,6 +51,8 @@ t.test('socket paths: the same name in each libvirtd\'s /run/libvirt, seen from 
     disks_uri: 'unix:///run/libvirt/fedvm-live-abcdef0123456789-nbd.sock',
     destination_name: 'vm1'
   })
+  t.match(liveParams('abcdef0123456789', 'vm1', { bandwidthMiBs: 8 }), { bandwidth: 8 }, 'a bandwidth cap is libvirt\'s bandwidth parameter, in MiB/s')
+  t.throws(() => liveParams('abcdef0123456789', 'vm1', { bandwidthMiBs: 0 }), /must be an integer from 1 to/)
   t.throws(() => checkMigrationId('../../etc'), /must be 8-64/)
 })
 
