@@ -9,7 +9,7 @@
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30] [--modes relayed,direct]
 //          (modes: relayed, direct, stay = no migration, the control)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
-//          [--emulator PATH (a QEMU wrapper, e.g. one that changes the TCG thread mode)]
+//          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
