@@ -9,6 +9,7 @@
  * ends the watch quietly.
  */
 import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 
@@ -22,6 +23,8 @@ export interface ArrivalEvent {
   /** libvirt's words, e.g. "Resumed Migrated", "Stopped Shutdown", "reboot". */
   text: string
 }
+
+const SETPRIV = '/usr/bin/setpriv'
 
 /** libvirt's details of a stop the host asked for (destroy, save, a shutdown or reset by request of the host). */
 const HOST_STOP = /Destroyed|Migrated|Saved|Snapshot|after host request/
@@ -96,8 +99,11 @@ export function watchLiveArrival (o: ArrivalWatchOptions): { done: Promise<Arriv
   const windowMs = o.windowMs ?? 5000
   const maxWaitMs = o.maxWaitMs ?? 3_600_000
   const verdict = new ArrivalVerdict(o.domain, windowMs)
-  // --timeout bounds virsh on its own too, should this process die before it ends it.
-  const child = spawn('virsh', ['-c', o.uri, 'event', '--domain', o.domain, '--all', '--loop', '--timestamp', '--timeout', String(Math.ceil((maxWaitMs + windowMs) / 1000))], { stdio: ['ignore', 'pipe', 'ignore'] })
+  // virsh ends with this process (setpriv's parent-death signal, where util-linux has it: a SIGKILLed site
+  // daemon leaves no watcher behind), and --timeout bounds it in any case.
+  const virsh = ['virsh', '-c', o.uri, 'event', '--domain', o.domain, '--all', '--loop', '--timestamp', '--timeout', String(Math.ceil((maxWaitMs + windowMs) / 1000))]
+  const [command, ...args] = existsSync(SETPRIV) ? [SETPRIV, '--pdeathsig', 'TERM', '--', ...virsh] : virsh
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] })
   // The watch never keeps a process from exiting: a site stopping mid-window just stops watching.
   child.unref()
   ;(child.stdout as Socket).unref()

@@ -1,8 +1,12 @@
 import t from 'tap'
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { ArrivalVerdict, parseArrivalEvent, watchLiveArrival, type ArrivalEvent } from '../../../host/libvirt/arrival-watch'
+import { distFile } from '../../support/dist-paths'
 import { ensureGuestImage } from '../../support/vm/guest-image'
 import { chooseDomainType } from '../../support/vm/kvm-probe'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
@@ -11,6 +15,8 @@ import { domainXml, waitGuestReady } from '../../support/vm/test-domain'
 // A guest that resets or stops right after it arrived live is reported as such by the Destination, from
 // libvirt's lifecycle events: the lines as libvirt 9's `virsh event --timestamp` prints them, then a real
 // libvirtd whose suspended domain stands in for an incoming one (resume = Finish).
+
+const run = promisify(execFile)
 
 t.test('virsh event lines', async (t) => {
   const at = Date.parse('2026-12-05T00:30:01.250Z')
@@ -55,7 +61,7 @@ t.test('the verdict: a stop before the resume is an abort, after it within the w
   t.equal(late.report, undefined)
 })
 
-t.test('a real libvirtd: a guest that panics after the resume, a reset by the host, a domain dropped before the resume, one that runs on', async (t) => {
+t.test('a real libvirtd: a guest that panics after the resume, a reset by the host, a domain dropped before the resume, a watcher SIGKILLed, one that runs on', async (t) => {
   const image = await ensureGuestImage()
   const type = await chooseDomainType(image)
   const tag = randomBytes(3).toString('hex')
@@ -119,6 +125,29 @@ t.test('a real libvirtd: a guest that panics after the resume, a reset by the ho
   await host.virsh('destroy', name)
   t.equal(await goneWatch.done, 'gone')
   t.same(goneWatch.lines, [], 'an incoming domain dropped before it ran is not reported')
+
+  // A site daemon SIGKILLed mid-migration leaves no watcher: its virsh gets the parent-death signal.
+  await host.virsh('start', name, '--paused')
+  const watcher = spawn(process.execPath, ['-e', `require(${JSON.stringify(distFile('host', 'libvirt', 'arrival-watch.js'))}).watchLiveArrival({ uri: ${JSON.stringify(host.uri)}, domain: ${JSON.stringify(name)}, log: console.log }); setInterval(() => {}, 1000)`], { stdio: 'ignore' })
+  t.teardown(() => { if (watcher.exitCode === null && watcher.signalCode === null) watcher.kill('SIGKILL') })
+  const virshPid = async (): Promise<number | undefined> => {
+    const { stdout } = await run('pgrep', ['-f', `event --domain ${name} `]).catch(() => ({ stdout: '' }))
+    return stdout.split('\n').map(Number).find((pid) => pid > 0)
+  }
+  let pid: number | undefined
+  for (let i = 0; pid === undefined; i++) {
+    if (i > 50) throw new Error('the watcher process started no virsh event within 10 s')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    pid = await virshPid()
+  }
+  watcher.kill('SIGKILL')
+  let gone = false
+  for (let i = 0; i < 50 && !gone; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    gone = !existsSync(`/proc/${pid}`)
+  }
+  t.ok(gone, `virsh event (pid ${pid}) ended with the SIGKILLed process that started it`)
+  await host.virsh('destroy', name)
 
   await host.virsh('start', name, '--paused')
   const quietWatch = await listening(1500)
