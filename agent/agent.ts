@@ -68,7 +68,7 @@ export class Agent {
     const config = await loadConfig(configFile)
     const descriptors = await readDescriptors(config)
     await sodiumReady()
-    const store = new AgentStore(config.stateDir, log)
+    const store = new AgentStore(config.stateDir, log, config.deadLetters)
     const { host, port } = listenAddress(config.listen)
     const holder: { agent?: Agent } = {}
     const registry = createAgentRegistry({
@@ -209,7 +209,7 @@ export class Agent {
     }
     for (const [name, c] of wanted) {
       if (this.consumers.has(name)) continue
-      const consumer = createConsumer(c, this.store, this.log)
+      const consumer = createConsumer(c, this.store, this.log, this.config.deadLetters.unplacedAfterMs)
       this.consumers.set(name, consumer)
       this.consumerConfigs.set(name, JSON.stringify(c))
       consumer.start()

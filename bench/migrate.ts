@@ -8,7 +8,9 @@
 // --tick-ms on its serial console, a unix socket at each libvirtd; the longest gap between lines the
 // host timestamps, an upper bound including one tick). Then the same with a disk --large-factor
 // times larger, for the downtime's independence of disk size.
-// Usage: node dist/bench/migrate.js [--rounds 3] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10]
+// --max-downtime-ms sets QEMU's downtime limit on both paths (fedvm: the hosts' maxDowntimeMs; direct:
+// `virsh migrate-setmaxdowntime` before each migration); without it both run at the default, 300 ms.
+// Usage: node dist/bench/migrate.js [--rounds 3] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10] [--max-downtime-ms N]
 // (writes bench/results/migrate.json)
 import { execFileSync } from 'node:child_process'
 import { randomBytes, randomFillSync } from 'node:crypto'
@@ -46,6 +48,7 @@ interface Bench {
   memoryMiB: number
   tickMs: number
   tag: string
+  maxDowntimeMs: number | undefined
 }
 
 const SITES = ['site-a', 'site-b'] as const
@@ -54,12 +57,13 @@ async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
       rounds: { type: 'string', default: '3' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' },
-      'large-factor': { type: 'string', default: '4' }, 'tick-ms': { type: 'string', default: '10' }
+      'large-factor': { type: 'string', default: '4' }, 'tick-ms': { type: 'string', default: '10' }, 'max-downtime-ms': { type: 'string' }
     }
   })
   const rounds = Number(values.rounds)
   const diskMiB = Number(values['disk-mib'])
   const factor = Number(values['large-factor'])
+  const maxDowntimeMs = values['max-downtime-ms'] === undefined ? undefined : Number(values['max-downtime-ms'])
   for (const [name, v] of Object.entries({ rounds, diskMiB, factor })) if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`)
   const cleanups = new Cleanups()
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void cleanups.run().finally(() => process.exit(130)) })
@@ -80,11 +84,11 @@ async function main (): Promise<void> {
     const hostIds: [string, string] = [`a-hv-${tag}`, `b-hv-${tag}`]
     // The guests not moving are paused, so each host is declared larger than this machine.
     for (const i of [0, 1]) {
-      await fed.reconfigure(SITES[i], (c) => { c.hosts = [{ id: hostIds[i], vmDir: fed.vmDir(SITES[i], hostIds[i]), maxVms: 8, memoryMiB: 16384, vcpus: 16, libvirt: { uri: hosts[i].uri } }] })
+      await fed.reconfigure(SITES[i], (c) => { c.hosts = [{ id: hostIds[i], vmDir: fed.vmDir(SITES[i], hostIds[i]), maxVms: 8, memoryMiB: 16384, vcpus: 16, libvirt: { uri: hosts[i].uri, ...(maxDowntimeMs === undefined ? {} : { maxDowntimeMs }) } }] })
     }
     cleanups.check()
     await fed.start()
-    const bench: Bench = { hosts, fed, hostIds, image, type, memoryMiB: Number(values['memory-mib']), tickMs: Number(values['tick-ms']), tag }
+    const bench: Bench = { hosts, fed, hostIds, image, type, memoryMiB: Number(values['memory-mib']), tickMs: Number(values['tick-ms']), tag, maxDowntimeMs }
 
     const migrations: Migration[] = []
     const parked: Guest[] = []
@@ -111,8 +115,8 @@ async function main (): Promise<void> {
     const report = summarise(migrations, diskMiB, factor)
     printTable(report)
     const out = {
-      command: `node dist/bench/migrate.js --rounds ${rounds} --memory-mib ${bench.memoryMiB} --disk-mib ${diskMiB} --large-factor ${factor} --tick-ms ${bench.tickMs}`,
-      memoryMiB: bench.memoryMiB, diskMiB, largeDiskMiB: diskMiB * factor, tickMs: bench.tickMs, domainType: type,
+      command: `node dist/bench/migrate.js --rounds ${rounds} --memory-mib ${bench.memoryMiB} --disk-mib ${diskMiB} --large-factor ${factor} --tick-ms ${bench.tickMs}${maxDowntimeMs === undefined ? '' : ` --max-downtime-ms ${maxDowntimeMs}`}`,
+      maxDowntimeMs: maxDowntimeMs ?? 300, memoryMiB: bench.memoryMiB, diskMiB, largeDiskMiB: diskMiB * factor, tickMs: bench.tickMs, domainType: type,
       ...report, migrations,
       uptimeBefore: load, uptimeAfter: uptime(), when: new Date().toISOString()
     }
@@ -191,12 +195,19 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
       phases = {}
       siteCpuMs = {}
       for (const [i, site] of SITES.entries()) siteCpuMs[site] = await processCpuMs(b.fed.daemon(site).child.pid as number) - cpuBefore[i]
+      const at: Record<string, number> = {}
       for (const [i, site] of SITES.entries()) {
         for (const e of b.fed.daemon(site).events().slice(logged[i])) {
-          if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') phases[e.event.slice(5)] = e.ms
+          if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') {
+            phases[e.event.slice(5)] = e.ms
+            if (typeof e.ts === 'string') at[e.event.slice(5)] = Date.parse(e.ts)
+          }
         }
       }
+      // From Perform's return at the Source to Finish's start at the Destination (both daemons log on this machine's clock).
+      if (at.performed !== undefined && at.finished !== undefined) phases.handover = at.finished - phases.finished - at.performed
     } else {
+      if (b.maxDowntimeMs !== undefined) await b.hosts[guest.at].virsh('migrate-setmaxdowntime', guest.name, String(b.maxDowntimeMs))
       await directLiveMigrate({ src: b.hosts[guest.at], dst: b.hosts[to], name: guest.name, srcDir: guest.dirs[guest.at], dstDir: guest.dirs[to], socketDir: join(b.fed.root, `streams-${guest.name}`) })
     }
     const wallMs = Math.round(performance.now() - started)

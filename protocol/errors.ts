@@ -40,6 +40,19 @@ export const PROBLEMS = {
 export type ProblemCode = keyof typeof PROBLEMS
 
 /**
+ * One item of a list request refused on its own (a delivery of a monitoring batch): its place in
+ * the list, its id when it has one, and why. A refusal that lists its items says the others were
+ * fine, so the sender can send them again without the refused ones.
+ */
+export interface RefusedItem {
+  index: number
+  id?: string
+  code: ProblemCode
+  retryable: boolean
+  detail: string
+}
+
+/**
  * A protocol failure. `message` is the public detail and must never name a host, a path or any
  * other internal detail (location unawareness); put those in `cause`, which is only logged.
  */
@@ -48,13 +61,16 @@ export class ProtocolError extends Error {
   readonly retryable: boolean
   /** For downstream-failed: the code the partner reported, passed on without its detail. */
   readonly downstreamCode?: string
+  /** For a refused list: every item refused on its own (the rest of the list was fine). */
+  readonly refused?: readonly RefusedItem[]
 
-  constructor (code: ProblemCode, message: string, options?: { cause?: unknown, retryable?: boolean, downstreamCode?: string }) {
+  constructor (code: ProblemCode, message: string, options?: { cause?: unknown, retryable?: boolean, downstreamCode?: string, refused?: readonly RefusedItem[] }) {
     super(message, { cause: options?.cause })
     this.name = 'ProtocolError'
     this.code = code
     this.retryable = options?.retryable ?? PROBLEMS[code].retryable
     this.downstreamCode = options?.downstreamCode
+    this.refused = options?.refused
   }
 
   get status (): number {

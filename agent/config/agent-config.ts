@@ -5,6 +5,7 @@ import { AgentError } from '../errors'
 import { describeIssues } from '../../protocol/zod-issues'
 import { listenSchema, parseListenAddress } from '../../protocol/http/listen-address'
 import { NatsConsumerSchema } from './nats-consumer-config'
+import { DEFAULT_DEAD_LETTER_LIMITS, DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
 
 export const DEFAULTS = {
   listen: '127.0.0.1:9464',
@@ -58,6 +59,14 @@ const HypervisorSchema = z.object({
   keptMaxAgeMs: z.number().int().min(0).max(3_600_000).optional(),
 }).strict()
 
+/** How much the dead-letter store keeps (agent/state/dead-letters.ts): the oldest entries go first past either bound. */
+const DeadLettersSchema = z.object({
+  maxRows: z.number().int().min(1).max(10_000_000).default(DEFAULT_DEAD_LETTER_LIMITS.maxRows),
+  maxAgeMs: z.number().int().min(60_000).default(DEFAULT_DEAD_LETTER_LIMITS.maxAgeMs),
+  /** A delivery the site refuses for where its VM is is retried this long after it was queued, then set aside. */
+  unplacedAfterMs: z.number().int().min(1000).default(DEFAULT_UNPLACED_AFTER_MS),
+}).strict()
+
 const ConfigSchema = z.object({
   listen: listenSchema.default(DEFAULTS.listen),
   /** A web config file for /metrics (Prometheus exporter-toolkit's web.config.yml form: TLS, basic auth). */
@@ -67,6 +76,7 @@ const ConfigSchema = z.object({
   consumers: z.array(ConsumerSchema).default([]),
   hypervisor: HypervisorSchema.optional(),
   discover: DiscoverSchema.optional(),
+  deadLetters: DeadLettersSchema.default({ ...DEFAULT_DEAD_LETTER_LIMITS, unplacedAfterMs: DEFAULT_UNPLACED_AFTER_MS }),
 }).strict().superRefine((config, ctx) => {
   const names = new Set<string>()
   config.vms.forEach((vm, i) => {

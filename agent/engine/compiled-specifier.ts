@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { kpiTarget, type Specifier } from '../descriptor/vm-descriptor'
+import { kpiTarget } from '../descriptor/vm-descriptor'
+import type { Specifier } from '../../protocol/descriptor/specifier-schema'
 
 /** A specifier ready to run: what it reads, and a stable key naming its window in the agent store. */
 export interface CompiledSpecifier {

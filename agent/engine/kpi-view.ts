@@ -1,5 +1,5 @@
 import type { RowFrame, StatsFrame } from '../../protocol/kpi-feed/frames'
-import type { ProcessingFunction } from '../processing/functions'
+import type { ProcessingFunction } from '../../protocol/descriptor/specifier-schema'
 
 export interface KpiState {
   writes: number

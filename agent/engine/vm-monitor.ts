@@ -8,7 +8,7 @@ import { compileSpecifier, type CompiledSpecifier } from './compiled-specifier'
 import { stringifyExact } from '../../protocol/exact-json'
 import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
 import { KpiView } from './kpi-view'
-import { formatKpiMetric } from '../descriptor/kpi-metric'
+import { formatKpiMetric } from '../../protocol/descriptor/kpi-metric'
 
 export interface MonitorOutputs {
   readonly store: AgentStore

@@ -80,6 +80,33 @@ export function createAgentRegistry (sources: MetricsSources): Registry {
     },
   })
   new Counter({
+    name: 'fedvm_delivery_dead_lettered_total', help: 'Deliveries the receiver refused for good, moved from the outbox to the dead-letter store, per consumer and reason (the refusal\'s code).', labelNames: ['consumer', 'reason'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) for (const [reason, count] of c.stats.deadLettered) this.inc({ consumer: c.name, reason }, count)
+    },
+  })
+  new Counter({
+    name: 'fedvm_delivery_dead_letters_dropped_total', help: 'Old entries the dead-letter store dropped to stay within deadLetters.maxRows and maxAgeMs, per consumer.', labelNames: ['consumer'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) this.inc({ consumer: c.name }, c.stats.deadLettersDropped)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_delivery_dead_letter_length', help: 'Deliveries in the dead-letter store (fedvm agent dead-letters lists them), per consumer.', labelNames: ['consumer'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) {
+        try {
+          this.set({ consumer: c.name }, sources.store.deadLetterLength(c.name))
+        } catch (err) {
+          if (!isStorageError(err)) throw err
+        }
+      }
+    },
+  })
+  new Counter({
     name: 'fedvm_agent_storage_errors_total', help: 'Writes to the agent\'s state (stateDir) that SQLite refused (a full disk, an I/O error), per operation; each is retried.', labelNames: ['op'], registers,
     collect () {
       this.reset()

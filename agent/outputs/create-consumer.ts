@@ -5,8 +5,9 @@ import { NatsConsumer } from './nats-consumer'
 import { consumerName, type OutboxConsumer } from './outbox-consumer'
 
 /** The consumer a config entry names: http POSTs, or NATS JetStream publishes. */
-export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void): OutboxConsumer {
+/** `unplacedAfterMs`: how long an http consumer retries a delivery the site does not place on this host (agent config's deadLetters). */
+export function createConsumer (config: ConsumerConfig, store: AgentStore, log: (line: string) => void, unplacedAfterMs?: number): OutboxConsumer {
   const name = consumerName(config)
   if (config.type === 'nats') return new NatsConsumer(name, config, store, log)
-  return new HttpConsumer(name, config.url, store, log, config.host === undefined ? undefined : { host: config.host, keyFile: config.hostKey! })
+  return new HttpConsumer(name, config.url, store, log, config.host === undefined ? undefined : { host: config.host, keyFile: config.hostKey! }, unplacedAfterMs)
 }

@@ -6,6 +6,8 @@ import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
+import { judgeRefusal, UNPLACED_CODES, type Refusal } from './refusal'
+import { DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
 
 const BATCH = 500
 /**
@@ -16,11 +18,24 @@ const BATCH = 500
 const SPACING_MS = 10
 const REQUEST_TIMEOUT_MS = 10_000
 
+/** A batch's outcome as its parts are sent. */
+interface PartResult {
+  failed: QueuedDelivery[]
+  refused: Array<NonNullable<BatchResult['refused']>[number]>
+  reason?: string
+}
+
+/** The most answer body read from a refusal (a problem document listing up to 1000 refused deliveries fits). */
+const MAX_PROBLEM_BYTES = 1024 * 1024
+
 /**
  * Sends one consumer's outbox: POSTs deliveries as JSON (one object, or an array when a backlog
  * built up) with an Idempotency-Key; the outbox sender removes them only after a 2xx and retries
  * the rest with exponential backoff. So a receiver sees each delivery at least once; every
- * delivery carries its own `id` for dropping repeats.
+ * delivery carries its own `id` for dropping repeats. A refusal for good (refusal.ts) sets the
+ * refused deliveries aside and sends the others again at once: those the receiver's problem
+ * document lists, else, splitting the batch in halves, the single deliveries it still refuses.
+ * Deliveries it lists as refused for now are retried with backoff, and do not hold back the others.
  */
 export class HttpConsumer implements OutboxConsumer {
   private readonly target: URL
@@ -36,6 +51,8 @@ export class HttpConsumer implements OutboxConsumer {
     log: (line: string) => void,
     /** Signs each batch as this host (protocol/relay/host-signature.ts). */
     private readonly signAs?: { host: string, keyFile: string },
+    /** A delivery refused for where its VM is, queued longer ago than this, is set aside instead of retried. */
+    private readonly unplacedAfterMs = DEFAULT_UNPLACED_AFTER_MS,
   ) {
     this.target = new URL(url)
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
@@ -60,13 +77,62 @@ export class HttpConsumer implements OutboxConsumer {
   }
 
   private async send (due: QueuedDelivery[]): Promise<BatchResult> {
-    const body = due.length === 1 ? due[0].body : `[${due.map((d) => d.body).join(',')}]`
-    const failure = await this.post(due.map((d) => d.id), body)
-    return failure === undefined ? { failed: [] } : { failed: due, reason: failure }
+    const result: PartResult = { failed: [], refused: [] }
+    await this.sendPart(due, result)
+    return result
   }
 
-  /** node:http with keep-alive: several times cheaper per request than fetch here. Resolves to why it failed, if it did. */
-  private async post (ids: string[], body: string): Promise<string | undefined> {
+  /**
+   * Sends `part`; adds what failed (to retry) and what was refused for good to `result`. Resolves
+   * to 'unanswered' when the receiver refused to take anything now (what was left of `part` failed).
+   */
+  private async sendPart (part: readonly QueuedDelivery[], result: PartResult): Promise<'done' | 'unanswered'> {
+    let rest = part
+    while (rest.length > 0) {
+      const body = rest.length === 1 ? rest[0].body : `[${rest.map((d) => d.body).join(',')}]`
+      const answer = await this.post(rest.map((d) => d.id), body)
+      if (answer === undefined) return 'done'
+      const verdict = typeof answer === 'string' ? { kind: 'retry' as const, reason: answer } : judgeRefusal(answer, rest.length)
+      if (verdict.kind === 'retry') {
+        result.failed.push(...rest)
+        result.reason = verdict.reason
+        return 'unanswered'
+      }
+      if (verdict.kind === 'refused-batch' && rest.length === 1) {
+        result.refused.push({ delivery: rest[0], reason: verdict.reason })
+        return 'done'
+      }
+      if (verdict.kind === 'refused-batch') {
+        const half = Math.ceil(rest.length / 2)
+        // The first half unanswered (the receiver went away): so is the second.
+        if (await this.sendPart(rest.slice(0, half), result) === 'unanswered') {
+          result.failed.push(...rest.slice(half))
+          return 'unanswered'
+        }
+        return this.sendPart(rest.slice(half), result)
+      }
+      const oldest = Date.now() - this.unplacedAfterMs
+      for (const { index, reason, later } of verdict.items) {
+        // Refused for now for longer than a site remembers a VM that left: it will not be placed here again.
+        const queuedAt = rest[index].queuedAt
+        if (!later || (UNPLACED_CODES.has(reason.code) && queuedAt !== null && queuedAt < oldest)) result.refused.push({ delivery: rest[index], reason })
+        else {
+          result.failed.push(rest[index])
+          result.reason = `HTTP ${reason.status} ${reason.code}: ${reason.detail}`
+        }
+      }
+      const named = new Set(verdict.items.map((item) => item.index))
+      rest = rest.filter((_, i) => !named.has(i))
+    }
+    return 'done'
+  }
+
+  /**
+   * node:http with keep-alive: several times cheaper per request than fetch here. Resolves to
+   * undefined once acknowledged (2xx), to the receiver's refusal (its status and problem
+   * document), or to why no answer came.
+   */
+  private async post (ids: string[], body: string): Promise<Refusal | string | undefined> {
     const key = ids.length === 1 ? ids[0] : createHash('sha256').update(ids.join('\n')).digest('base64url')
     const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest
     let signature: Record<string, string> = {}
@@ -86,16 +152,35 @@ export class HttpConsumer implements OutboxConsumer {
         timeout: REQUEST_TIMEOUT_MS,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'idempotency-key': key, ...signature },
       }, (res) => {
-        res.resume()
-        res.on('end', () => {
-          const ok = res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300
-          resolve(ok ? undefined : `HTTP ${res.statusCode}`)
-        })
+        const status = res.statusCode ?? 0
+        if (status >= 200 && status < 300) {
+          res.resume()
+          res.on('end', () => resolve(undefined))
+        } else {
+          const chunks: Buffer[] = []
+          let size = 0
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length
+            if (size <= MAX_PROBLEM_BYTES) chunks.push(chunk)
+          })
+          res.on('end', () => resolve({ status, problem: problemOf(res.headers['content-type'], Buffer.concat(chunks)) }))
+        }
         res.on('error', (err) => resolve(err.message))
       })
       req.on('timeout', () => req.destroy(new Error(`no answer within ${REQUEST_TIMEOUT_MS} ms`)))
       req.on('error', (err) => resolve(err.message))
       req.end(body)
     })
+  }
+}
+
+/** The answer's problem document (RFC 9457), when it is JSON; a refusal without one is judged by its status alone. */
+function problemOf (contentType: string | undefined, body: Buffer): unknown {
+  if (contentType === undefined || !/json/i.test(contentType)) return undefined
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch {
+    // Not a problem document (a proxy's error page cut short): the status alone decides.
+    return undefined
   }
 }

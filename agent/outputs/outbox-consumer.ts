@@ -7,7 +7,7 @@ import type { ConsumerConfig } from '../config/agent-config'
  */
 export interface OutboxConsumer {
   readonly name: string
-  readonly stats: { sent: number, failedAttempts: number }
+  readonly stats: { sent: number, failedAttempts: number, deadLettered: ReadonlyMap<string, number>, deadLettersDropped: number }
   start (): void
   kick (): void
   stop (): void

@@ -1,15 +1,24 @@
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
+import type { DeadLetterReason } from '../state/dead-letters'
 import { isStorageError } from '../state/storage-health'
 import { backoffMs } from '../../protocol/backoff'
 
 const BACKOFF = { minMs: 200, maxMs: 30_000, jitter: true }
 const IDLE_POLL_MS = 1000
 
-/** What a transport did with a batch: the deliveries it could not get acknowledged (the rest were), and why. */
+/**
+ * What a transport did with a batch: the deliveries it could not get acknowledged and why (they are
+ * sent again after a backoff), those the receiver refused for good and why (they go to the
+ * dead-letter store); the rest were acknowledged.
+ */
 export interface BatchResult {
   failed: readonly QueuedDelivery[]
   reason?: string
+  refused?: ReadonlyArray<{ delivery: QueuedDelivery, reason: DeadLetterReason }>
 }
+
+/** How many refused deliveries a log line names by id (the count is always there). */
+const IDS_LOGGED = 5
 
 export interface OutboxSenderOptions {
   /** The outbox key. */
@@ -40,7 +49,8 @@ export interface OutboxSenderOptions {
  * least once; its `id` lets it drop repeats.
  */
 export class OutboxSender {
-  readonly stats = { sent: 0, failedAttempts: 0 }
+  /** `deadLettered`: deliveries moved to the dead-letter store, per reason (the refusal's code). */
+  readonly stats = { sent: 0, failedAttempts: 0, deadLettered: new Map<string, number>(), deadLettersDropped: 0 }
   private sending = false
   private stopped = false
   private timer?: NodeJS.Timeout
@@ -74,6 +84,27 @@ export class OutboxSender {
     if (this.stats.failedAttempts++ % 20 === 0) this.options.log(`consumer ${this.options.name}: delivery failed (${reason}); kept in the outbox, retrying with backoff`)
   }
 
+  /**
+   * Moves deliveries refused for good to the dead-letter store, so the ones behind them go on;
+   * counts and logs them (ids and the receiver's reason, never their payload). A store that
+   * refuses the write throws: they stay in the outbox and are sent, refused and set aside again.
+   */
+  private setAside (refused: NonNullable<BatchResult['refused']>): void {
+    const dropped = this.options.store.deadLetter(this.options.name, refused, this.now())
+    const byReason = new Map<string, typeof refused[number][]>()
+    for (const r of refused) byReason.set(r.reason.code, [...(byReason.get(r.reason.code) ?? []), r])
+    for (const [code, list] of byReason) {
+      this.stats.deadLettered.set(code, (this.stats.deadLettered.get(code) ?? 0) + list.length)
+      const ids = list.slice(0, IDS_LOGGED).map((r) => r.delivery.id).join(', ') + (list.length > IDS_LOGGED ? ', …' : '')
+      const { status, detail } = list[0].reason
+      this.options.log(`consumer ${this.options.name}: ${list.length} deliver${list.length === 1 ? 'y' : 'ies'} refused for good (HTTP ${status} ${code}: ${detail}); moved to the dead-letter store (${ids}), the deliveries behind go on`)
+    }
+    if (dropped > 0) {
+      this.stats.deadLettersDropped += dropped
+      this.options.log(`consumer ${this.options.name}: the dead-letter store dropped ${dropped} old entr${dropped === 1 ? 'y' : 'ies'} (past deadLetters.maxRows or maxAgeMs)`)
+    }
+  }
+
   private scheduleSend (): void {
     const now = this.now()
     const at = Math.max(now, this.lastStart + this.options.spacingMs)
@@ -102,15 +133,16 @@ export class OutboxSender {
       if (due.length === 0) return
       this.lastStart = this.now()
       sent = true
-      const { failed, reason } = await this.options.send(due)
+      const { failed, reason, refused = [] } = await this.options.send(due)
       // Stopped meanwhile: the store may be closed; what was sent is sent again next time (ids make that harmless).
       if (this.stopped) return
-      const failedSeqs = new Set(failed.map((d) => d.seq))
-      const acked = failed.length === 0 ? due : due.filter((d) => !failedSeqs.has(d.seq))
+      const notAcked = new Set([...failed, ...refused.map((r) => r.delivery)].map((d) => d.seq))
+      const acked = notAcked.size === 0 ? due : due.filter((d) => !notAcked.has(d.seq))
       if (acked.length > 0) {
         store.ack(acked)
         this.stats.sent += acked.length
       }
+      if (refused.length > 0) this.setAside(refused)
       if (failed.length > 0) {
         this.failed(reason ?? 'not acknowledged')
         const attempts = Math.max(...failed.map((d) => d.attempts)) + 1

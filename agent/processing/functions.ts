@@ -1,6 +1,4 @@
-/** The paper's processing functions over one delivery window (section IV). */
-export const PROCESSING_FUNCTIONS = ['min', 'max', 'mean', 'median'] as const
-export type ProcessingFunction = typeof PROCESSING_FUNCTIONS[number]
+import type { ProcessingFunction } from '../../protocol/descriptor/specifier-schema'
 
 /**
  * Applies a function to a window's values; undefined for an empty window. The median is exact:

@@ -1,4 +1,5 @@
-import { applyFunction, type ProcessingFunction } from './functions'
+import type { ProcessingFunction } from '../../protocol/descriptor/specifier-schema'
+import { applyFunction } from './functions'
 import { holds, type Predicate } from './predicate'
 
 /**

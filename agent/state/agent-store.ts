@@ -6,6 +6,7 @@ import type { Sample } from '../processing/window'
 import type { AgentDelivery as Delivery } from '../../protocol/relay/delivery'
 import { stringifyExact } from '../../protocol/exact-json'
 import { isStorageError, StorageHealth, type StorageOp } from './storage-health'
+import { DEFAULT_DEAD_LETTER_LIMITS, DeadLetterTable, type DeadLetterEntry, type DeadLetterLimits } from './dead-letters'
 
 /** How long acknowledged outbox rows wait for a transaction to ride along with before they get their own. */
 const ACK_LINGER_MS = 100
@@ -17,7 +18,7 @@ CREATE INDEX IF NOT EXISTS window_samples_by_spec ON window_samples (vm, spec);
 CREATE TABLE IF NOT EXISTS latest_values (vm TEXT NOT NULL, metric TEXT NOT NULL, ts INTEGER NOT NULL, value,
   PRIMARY KEY (vm, metric)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0, vm TEXT);
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0, vm TEXT, queued_at INTEGER);
 `
 
 /** A delivery waiting in the outbox for one consumer (`seq` is its place in the queue). */
@@ -28,6 +29,8 @@ export interface QueuedDelivery {
   attempts: number
   /** The delivery's VM, so a transport routes it without decoding the body (null for rows queued before the column existed). */
   vm: string | null
+  /** When it was queued (ms; null for rows queued before the column existed). */
+  queuedAt: number | null
 }
 
 /**
@@ -51,16 +54,20 @@ export class AgentStore {
   /** What runs once the current transaction commits (dropped if it rolls back). */
   private committed: Array<() => void> = []
   readonly health: StorageHealth
+  private readonly deadLetters: DeadLetterTable
 
-  constructor (stateDir: string, log: (line: string) => void = () => {}) {
+  constructor (stateDir: string, log: (line: string) => void = () => {}, deadLetterLimits: DeadLetterLimits = DEFAULT_DEAD_LETTER_LIMITS) {
     this.health = new StorageHealth(log)
     mkdirSync(stateDir, { recursive: true, mode: 0o750 })
     this.db = new Database(join(stateDir, 'agent.db'))
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(DDL)
-    // An outbox from before `vm` was kept beside each delivery gains the column (its old rows stay NULL).
-    if (!(this.db.pragma('table_info(outbox)') as Array<{ name: string }>).some((c) => c.name === 'vm')) this.db.exec('ALTER TABLE outbox ADD COLUMN vm TEXT')
+    // An outbox from before `vm` and `queued_at` were kept beside each delivery gains the columns (its old rows stay NULL).
+    const columns = (this.db.pragma('table_info(outbox)') as Array<{ name: string }>).map((c) => c.name)
+    if (!columns.includes('vm')) this.db.exec('ALTER TABLE outbox ADD COLUMN vm TEXT')
+    if (!columns.includes('queued_at')) this.db.exec('ALTER TABLE outbox ADD COLUMN queued_at INTEGER')
+    this.deadLetters = new DeadLetterTable(this.db, deadLetterLimits)
     this.statements = {
       cursor: this.db.prepare('SELECT seq FROM feed_cursors WHERE vm = ?').pluck(),
       epoch: this.db.prepare('SELECT epoch FROM feed_cursors WHERE vm = ?').pluck(),
@@ -73,8 +80,8 @@ export class AgentStore {
       setLatest: this.db.prepare(`INSERT INTO latest_values (vm, metric, ts, value) VALUES (?, ?, ?, ?)
         ON CONFLICT (vm, metric) DO UPDATE SET ts = excluded.ts, value = excluded.value`),
       latest: this.db.prepare('SELECT ts, value FROM latest_values WHERE vm = ? AND metric = ?').safeIntegers(),
-      enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body, vm) VALUES (?, ?, ?, ?)'),
-      due: this.db.prepare('SELECT seq, id, body, attempts, vm FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
+      enqueue: this.db.prepare('INSERT INTO outbox (consumer, id, body, vm, queued_at) VALUES (?, ?, ?, ?, ?)'),
+      due: this.db.prepare('SELECT seq, id, body, attempts, vm, queued_at AS queuedAt FROM outbox WHERE consumer = ? AND next_attempt <= ? ORDER BY seq LIMIT ?'),
       ack: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
       retry: this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt = ? WHERE seq = ?'),
       queueLength: this.db.prepare('SELECT count(*) FROM outbox WHERE consumer = ?').pluck(),
@@ -174,7 +181,8 @@ export class AgentStore {
   enqueueFor (consumers: readonly string[], delivery: Delivery): void {
     if (consumers.length === 0) return
     const body = stringifyExact(delivery)
-    for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body, delivery.vm)
+    const now = Date.now()
+    for (const consumer of consumers) this.statements.enqueue.run(consumer, delivery.id, body, delivery.vm, now)
   }
 
   /** The consumer's oldest deliveries that are due, in the order they were queued (acknowledged ones already removed). */
@@ -218,6 +226,23 @@ export class AgentStore {
 
   retryLater (queued: readonly QueuedDelivery[], nextAttempt: number): void {
     this.transaction(() => { for (const q of queued) this.statements.retry.run(nextAttempt, q.seq) }, 'outbox')
+  }
+
+  /**
+   * Moves deliveries a receiver refused for good from the outbox to the dead-letter store, in one
+   * transaction (a refused write leaves them in the outbox, and throws). Returns how many old
+   * dead letters were dropped to stay within the store's limits.
+   */
+  deadLetter (consumer: string, entries: ReadonlyArray<DeadLetterEntry & { delivery: QueuedDelivery }>, now: number): number {
+    return this.transaction(() => {
+      for (const { delivery } of entries) this.statements.ack.run(delivery.seq)
+      return this.deadLetters.add(consumer, entries, now)
+    }, 'deadletter')
+  }
+
+  /** Deliveries of the consumer in the dead-letter store. */
+  deadLetterLength (consumer: string): number {
+    return this.deadLetters.length(consumer)
   }
 
   queueLength (consumer: string): number {

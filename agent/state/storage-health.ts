@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 
 /** What the agent was storing when a write failed: the label of `fedvm_agent_storage_errors_total`. */
-export type StorageOp = 'ingest' | 'window' | 'datapoints' | 'cursor' | 'outbox'
+export type StorageOp = 'ingest' | 'window' | 'datapoints' | 'cursor' | 'outbox' | 'deadletter'
 
 /** How often a storage that keeps failing is mentioned again in the log. */
 const REMIND_EVERY_MS = 60_000

@@ -15,7 +15,10 @@ export interface Migration {
   /** fedvm's Controller's own duration and libvirt downtime as `fedvm migrate` answers them. */
   controllerMs?: number
   answeredDowntimeMs?: number
-  /** fedvm's phases from the site daemons' logs (live-prepared, live-performed, live-finished, live-transfer), ms each. */
+  /**
+   * fedvm's phases from the site daemons' logs (live-prepared, live-performed, live-finished, live-transfer), ms each;
+   * handover: from Perform's return at the Source to Finish's start at the Destination.
+   */
   phases?: Record<string, number>
   /** CPU time each site daemon (its proxies, roles and the virsh it ran) used during the migration, ms. */
   siteCpuMs?: Record<string, number>
@@ -47,6 +50,7 @@ export function summarise (all: Migration[], diskMiB: number, factor: number): R
       setupMs: pick(size, mode, (m) => m.libvirt.setupMs),
       memoryIterations: pick(size, mode, (m) => m.libvirt.memoryIterations),
       performMs: pick(size, mode, (m) => m.phases?.performed),
+      handoverMs: pick(size, mode, (m) => m.phases?.handover),
       maxDirtyMiB: pick(size, mode, (m) => m.dirty.maxDirtyMiB),
       sitesCpuMs: pick(size, mode, (m) => m.siteCpuMs === undefined ? undefined : Object.values(m.siteCpuMs).reduce((a, c) => a + c, 0)),
       linesLost: all.filter((m) => m.diskMiB === size && m.mode === mode).reduce((n, m) => n + m.probe.lost, 0)
@@ -83,15 +87,15 @@ export function summarise (all: Migration[], diskMiB: number, factor: number): R
 
 export function printTable (r: Report): void {
   const cell = (v: number | undefined): string => (v === undefined ? '-' : String(v)).padStart(9)
-  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'elapsed', 'setup', 'iters', 'dirtyMiB', 'siteCPU', 'lost'].map((h) => h.padStart(9)).join('')}`)
+  console.log(`\n${'disk'.padEnd(8)}${'mode'.padEnd(8)}${['downtime', 'probe', 'longest', 'wall', 'perform', 'handover', 'elapsed', 'setup', 'iters', 'dirtyMiB', 'siteCPU', 'lost'].map((h) => h.padStart(9)).join('')}`)
   for (const [size, row] of Object.entries(r.medians)) {
     for (const mode of ['fedvm', 'direct'] as const) {
       const v = row[mode]
-      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.maxDirtyMiB, v.sitesCpuMs, v.linesLost].map(cell).join('')}`)
+      console.log(`${size.padEnd(8)}${mode.padEnd(8)}${[v.libvirtDowntimeMs, v.probeGapMs, v.longestGapMs, v.wallMs, v.performMs, v.handoverMs, v.libvirtElapsedMs, v.setupMs, v.memoryIterations, v.maxDirtyMiB, v.sitesCpuMs, v.linesLost].map(cell).join('')}`)
     }
   }
   console.log('(medians, ms. downtime: libvirt\'s; probe: Source console\'s last line to Destination console\'s first on the host clock, an upper bound;\n' +
-    ' longest: longest gap between lines in the window, either console; perform: fedvm Source\'s Perform; elapsed, setup, iters: libvirt\'s completed job at the Destination;\n' +
+    ' longest: longest gap between lines in the window, either console; perform: fedvm Source\'s Perform;\n handover: from Perform\'s return at the Source to Finish\'s start at the Destination; elapsed, setup, iters: libvirt\'s completed job at the Destination;\n' +
     ' dirtyMiB: the most dirty page cache seen on the machine during the migration;\n' +
     ' siteCPU: both site daemons\' CPU time during the migration, proxies included)\n')
   for (const [name, t] of Object.entries(r.targets)) console.log(`${t.met === undefined ? '?' : t.met ? 'met  ' : 'UNMET'} ${name}: ${String(t.value)}`)

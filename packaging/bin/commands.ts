@@ -58,8 +58,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'agent',
-    usage: 'fedvm agent run --config FILE',
-    summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery',
+    usage: 'fedvm agent run|dead-letters --config FILE',
+    summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery; list deliveries refused for good',
     example: 'fedvm agent run --config /etc/fedvm/agent.json',
     load: () => import('../../agent/cli.js'),
     subcommands: [{
@@ -68,6 +68,16 @@ export const COMMANDS: readonly Command[] = [
       summary: 'run the host agent until SIGINT or SIGTERM; SIGHUP re-reads the config and the VM descriptors',
       options: [['--config FILE', 'the agent\'s config (JSON): listen address, state folder, VMs, consumers']],
       example: 'fedvm agent run --config /etc/fedvm/agent.json',
+    }, {
+      name: 'dead-letters',
+      usage: 'fedvm agent dead-letters --config FILE [--consumer NAME] [--limit N]',
+      summary: 'print the deliveries a receiver refused for good (the dead-letter store beside the outbox), oldest first, one JSON object a line; read-only, beside the running agent',
+      options: [
+        ['--config FILE', 'the agent\'s config (its stateDir holds agent.db)'],
+        ['--consumer NAME', 'only this consumer\'s (its name, else its URL)'],
+        ['--limit N', 'at most N (default 1000)'],
+      ],
+      example: 'fedvm agent dead-letters --config /etc/fedvm/agent.json',
     }],
   },
   {

@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { ProtocolError } from '../errors'
 import { demandOf } from '../roles/room'
+import { SpecifierSchema as FullSpecifierSchema } from '../descriptor/specifier-schema'
+import { describeIssue } from '../zod-issues'
 
 /**
  * A descriptor's `version` (DESIGN Contract 3, the Control interface): a non-negative integer that
@@ -29,13 +31,18 @@ export type DescriptorPatch = z.infer<typeof PatchSchema>
 /** What an update carries: the version it makes, and either a whole descriptor or a patch of one. */
 export type DescriptorChange = { version: number } & ({ descriptor: Record<string, unknown> } | { patch: DescriptorPatch })
 
-/** Reads an update's body fields; a malformed one is a bad-request naming the field. */
+/**
+ * Reads an update's body fields; a malformed one is a bad-request naming the field. The specifiers
+ * it brings are checked as the host agent checks them (protocol/descriptor/specifier-schema.ts):
+ * one the agent would refuse is refused here, at the first site, before any version moves.
+ */
 export function readChange (body: Record<string, unknown>): DescriptorChange {
   const version = body.version
   if (!Number.isSafeInteger(version) || (version as number) < 1) throw new ProtocolError('bad-request', 'version must be an integer ≥ 1')
   if ((body.descriptor === undefined) === (body.patch === undefined)) throw new ProtocolError('bad-request', 'give either descriptor or patch')
   if (body.descriptor !== undefined) {
     if (typeof body.descriptor !== 'object' || body.descriptor === null || Array.isArray(body.descriptor)) throw new ProtocolError('bad-request', 'descriptor must be an object')
+    checkSpecifiers((body.descriptor as Record<string, unknown>).monitoring, 'descriptor.monitoring')
     return { version: version as number, descriptor: body.descriptor as Record<string, unknown> }
   }
   const patch = PatchSchema.safeParse(body.patch)
@@ -43,7 +50,15 @@ export function readChange (body: Record<string, unknown>): DescriptorChange {
     const issue = patch.error.issues[0]
     throw new ProtocolError('bad-request', `patch.${issue.path.join('.')}: ${issue.message}`)
   }
+  checkSpecifiers(patch.data.monitoring, 'patch.monitoring')
   return { version: version as number, patch: patch.data }
+}
+
+/** The specifiers an update brings (none: it keeps those in force), each checked in full; the first problem names its field. */
+function checkSpecifiers (monitoring: unknown, field: string): void {
+  if (monitoring === undefined) return
+  const checked = z.array(FullSpecifierSchema).max(256).safeParse(monitoring)
+  if (!checked.success) throw new ProtocolError('bad-request', describeIssue(checked.error.issues[0], field))
 }
 
 /** A specifier as far as a site checks it; the host agent checks every field when it loads the descriptor. */

@@ -1,4 +1,4 @@
-import { PROBLEMS, ProtocolError, isProblemCode } from '../errors'
+import { PROBLEMS, ProtocolError, isProblemCode, type RefusedItem } from '../errors'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
@@ -11,6 +11,8 @@ export interface ProblemDocument {
   code: string
   retryable: boolean
   downstreamCode?: string
+  /** A list request's items refused on their own (e.g. `deliveries[3]`); the others were fine. */
+  refused?: RefusedItem[]
 }
 
 export function toProblemDocument (err: ProtocolError): ProblemDocument {
@@ -23,6 +25,7 @@ export function toProblemDocument (err: ProtocolError): ProblemDocument {
     retryable: err.retryable,
   }
   if (err.downstreamCode !== undefined) doc.downstreamCode = err.downstreamCode
+  if (err.refused !== undefined) doc.refused = [...err.refused]
   return doc
 }
 

@@ -5,12 +5,13 @@
  * the token, so a connection can only ever be joined to the VM that token was prepared for.
  */
 import { ProtocolError } from '../errors'
+import { PERFORMED_CHANNEL } from './stream-signal'
 import type { AuthorizeStream } from './stream-relay'
 import type { TokenStore } from './token-record'
 import { usableToken } from './tokens'
 
-/** The channels a live migration opens: QEMU's migration stream and the NBD disk stream. */
-export const STREAM_CHANNELS: ReadonlySet<string> = new Set(['migration', 'nbd'])
+/** The channels a live migration opens: QEMU's migration stream, the NBD disk stream, and the Source's "Perform done". */
+export const STREAM_CHANNELS: ReadonlySet<string> = new Set(['migration', 'nbd', PERFORMED_CHANNEL])
 
 export function sourceStreamAuthorizer (store: Pick<TokenStore, 'token'>, proxy: number, now: () => number = Date.now): AuthorizeStream {
   return (token, channel, peerFingerprint) => {

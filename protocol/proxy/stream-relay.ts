@@ -110,6 +110,24 @@ export class StreamPark {
     }
   }
 
+  /**
+   * Answers one already parked connection of `key` and `channel` with `message`, then ends it (a
+   * channel that carries a single message rather than a QEMU stream). Resolves once the message is
+   * handed to the connection, true; false at once when none is parked: a Destination that parks
+   * none for the channel is not waited for.
+   */
+  async signal (key: string, channel: string, message: Buffer): Promise<boolean> {
+    const socket = this.parked.get(`${key}/${channel}`)?.shift()
+    if (socket === undefined) return false
+    const head = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`)
+    const written = await new Promise<boolean>((resolve) => {
+      socket.write(Buffer.concat([head, message]), (err) => resolve(err === undefined || err === null))
+    })
+    socket.end()
+    this.log({ event: 'stream-signalled', channel, written })
+    return written
+  }
+
   close (): void {
     for (const server of this.listeners) server.close()
     for (const list of this.parked.values()) for (const s of list) s.destroy()
@@ -142,7 +160,12 @@ export interface ParkOptions {
   channel: string
   clientCert: { key: string, cert: string }
   /** The Destination QEMU's unix socket this channel's streams go to. */
-  targetPath: string
+  targetPath?: string
+  /**
+   * Instead of `targetPath`: takes the one connection the Source answers on, with what followed the
+   * answer's head (a channel that carries a single message); nothing is parked after it.
+   */
+  take?: (socket: Duplex, rest: Buffer) => void
   log?: (event: Record<string, unknown>) => void
 }
 
@@ -216,6 +239,10 @@ export class StreamParker {
       socket.pause()
       this.retryMs = RETRY_MIN_MS
       const rest = head.subarray(end + 4)
+      if (this.o.take !== undefined || this.o.targetPath === undefined) {
+        this.o.take?.(socket, rest)
+        return
+      }
       const local = netConnect(this.o.targetPath)
       local.setNoDelay(true)
       local.once('connect', () => {

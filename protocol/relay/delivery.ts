@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { isBeyondDouble, isInt64 } from '../exact-json'
 import { isSafeFileName } from '../../host/vm-folder/vm-folder'
-import { ProtocolError } from '../errors'
+import { ProtocolError, type RefusedItem } from '../errors'
 import { describeIssue } from '../zod-issues'
 
 /**
@@ -73,25 +73,60 @@ const DeliverySchema = z.object({
 })
 
 const MAX_BATCH = 100_000
+/** A refusal lists at most this many deliveries; a sender that resends the rest hears of the next ones then. */
+export const MAX_REFUSED_LISTED = 1000
+
+/** The deliveries of a list that are valid (each with its place in the list) and those refused, each named by its field. */
+export interface CheckedDeliveries {
+  valid: Array<{ index: number, delivery: Delivery }>
+  refused: RefusedItem[]
+}
 
 /**
- * Checks a list of deliveries (`where` names it in messages, e.g. "deliveries"). The first bad one
- * is a bad-request naming its field (`deliveries[3].value: …`): nothing of a bad batch is stored.
+ * Checks every delivery of a list (`where` names it in messages, e.g. "deliveries"): each bad one
+ * is refused on its own, naming its field (`deliveries[3].value: …`), so a sender can keep the
+ * good ones. A list that is not one, or is too long, is refused whole.
  */
-export function parseDeliveries (value: unknown, where: string): Delivery[] {
+export function checkDeliveries (value: unknown, where: string): CheckedDeliveries {
   if (!Array.isArray(value)) throw new ProtocolError('bad-request', `${where} must be a list of deliveries`)
   if (value.length > MAX_BATCH) throw new ProtocolError('request-too-large', `${where} holds ${value.length} deliveries; at most ${MAX_BATCH} at once`)
   const seen = new Set<string>()
-  const result: Delivery[] = []
+  const checked: CheckedDeliveries = { valid: [], refused: [] }
   for (let i = 0; i < value.length; i++) {
     const parsed = DeliverySchema.safeParse(value[i])
     if (!parsed.success) {
-      throw new ProtocolError('bad-request', describeIssue(parsed.error.issues[0], `${where}[${i}]`))
+      checked.refused.push(refusedDelivery(i, value[i], describeIssue(parsed.error.issues[0], `${where}[${i}]`)))
+      continue
     }
     // A batch repeating an id is one delivery (the primary stores each id once).
     if (seen.has(parsed.data.id)) continue
     seen.add(parsed.data.id)
-    result.push(parsed.data as Delivery)
+    checked.valid.push({ index: i, delivery: parsed.data as Delivery })
   }
-  return result
+  return checked
+}
+
+/** A delivery refused for what it holds (bad-request: sending it again cannot succeed); its id when it has a usable one. */
+export function refusedDelivery (index: number, value: unknown, detail: string): RefusedItem {
+  const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : undefined
+  return { index, ...(typeof id === 'string' && id.length <= 512 ? { id } : {}), code: 'bad-request', retryable: false, detail }
+}
+
+/**
+ * The one refusal of a batch with refused deliveries: a bad-request whose message is the first
+ * one's and which lists each (up to MAX_REFUSED_LISTED). Nothing of the batch is stored.
+ */
+export function refusedBatch (refused: readonly RefusedItem[]): ProtocolError {
+  return new ProtocolError('bad-request', refused[0].detail, { refused: refused.slice(0, MAX_REFUSED_LISTED) })
+}
+
+/**
+ * Checks a list of deliveries (`where` names it in messages, e.g. "deliveries"). Any bad one
+ * refuses the batch (nothing of it is stored): a bad-request naming the first one's field and
+ * listing every refused delivery.
+ */
+export function parseDeliveries (value: unknown, where: string): Delivery[] {
+  const { valid, refused } = checkDeliveries(value, where)
+  if (refused.length > 0) throw refusedBatch(refused)
+  return valid.map((v) => v.delivery)
 }

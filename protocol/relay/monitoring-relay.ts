@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3'
 import { ProtocolError } from '../errors'
 import type { LocationRecord, LocationStore } from '../roles/records'
-import { parseDeliveries, type Delivery } from './delivery'
+import { checkDeliveries, MAX_REFUSED_LISTED, refusedBatch, refusedDelivery, type Delivery } from './delivery'
+import type { RefusedItem } from '../errors'
 import { RelayForwarder, type SendBatch } from './relay-forwarder'
 import { RelayOutbox } from './relay-outbox'
 
@@ -73,28 +74,37 @@ export class MonitoringRelay {
 
   /**
    * Validates and durably stores a batch from `from` (a partner site id, or LOCAL). Refuses the
-   * whole batch (nothing stored) on the first bad delivery, naming its field, or on a VM this site
-   * does not know (unknown-vm) or that `from` is not running for it (not-permitted), or on data
-   * times more than maxClockSkewMs ahead of this site's clock (bad-request): rules never see them.
+   * whole batch (nothing stored) when a delivery is bad or has data times more than
+   * maxClockSkewMs ahead of this site's clock (bad-request: rules never see them), listing every
+   * such delivery so the sender can keep the others; or on a VM this site does not know
+   * (unknown-vm) or that `from` is not running for it (not-permitted), the batch refused with the
+   * first one's code and each such delivery listed with its own.
    */
   async accept (deliveries: readonly unknown[], from: string): Promise<{ accepted: number }> {
     if (this.closed) throw new ProtocolError('internal', 'the site is shutting down', { retryable: true })
-    const valid = parseDeliveries(deliveries, 'deliveries')
-    this.refuseFuture(valid)
+    const checked = checkDeliveries(deliveries, 'deliveries')
+    const refused = [...checked.refused, ...this.future(checked.valid)].sort((a, b) => a.index - b.index)
+    if (refused.length > 0) throw refusedBatch(refused)
+    const valid = checked.valid.map((v) => v.delivery)
     const routes = new Map<string, Route>()
     const primary: Delivery[] = []
     const forward = new Map<string, Delivery[]>()
-    valid.forEach((d, i) => {
+    const unrouted: RefusedItem[] = []
+    checked.valid.forEach(({ index: i, delivery: d }) => {
       let route = routes.get(d.vm)
       if (route === undefined) routes.set(d.vm, route = this.route(d.vm, from))
-      if ('refused' in route) throw new ProtocolError(route.refused.code, `deliveries[${i}].vm: ${route.refused.message}`)
-      if (route.nextHop === null) primary.push(d)
+      if ('refused' in route) {
+        const { code, retryable, message } = route.refused
+        unrouted.push({ index: i, id: d.id, code, retryable, detail: `deliveries[${i}].vm: ${message}` })
+      } else if (route.nextHop === null) primary.push(d)
       else {
         const list = forward.get(route.nextHop)
         if (list === undefined) forward.set(route.nextHop, [d])
         else list.push(d)
       }
     })
+    // Named by their own code: the sender can tell them from the others of the batch, which were fine.
+    if (unrouted.length > 0) throw new ProtocolError(unrouted[0].code, unrouted[0].detail, { refused: unrouted.slice(0, MAX_REFUSED_LISTED) })
     // A partner sends only for VMs this site delegated to it (route checks it): an observing site keeps those.
     const observed = this.options.observe === true && from !== LOCAL ? [...forward.values()].flat() : []
     const fresh = this.store(primary, forward, observed)
@@ -126,16 +136,19 @@ export class MonitoringRelay {
     await Promise.all([...this.forwarders.values()].map((f) => f.stop()))
   }
 
-  private refuseFuture (deliveries: readonly Delivery[]): void {
+  /** The deliveries whose data time is more than maxClockSkewMs ahead of this site's clock, each refused naming its field. */
+  private future (deliveries: ReadonlyArray<{ index: number, delivery: Delivery }>): RefusedItem[] {
     const now = (this.options.now ?? Date.now)()
     const skew = this.options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
     const latest = now + skew
-    deliveries.forEach((d, i) => {
+    const refused: RefusedItem[] = []
+    for (const { index, delivery: d } of deliveries) {
       const [field, ts] = d.to > latest ? ['to', d.to] : ['samples', d.samples?.reduce((max, s) => Math.max(max, s.ts), 0) ?? 0]
       if (ts > latest) {
-        throw new ProtocolError('bad-request', `deliveries[${i}].${field}: data time ${new Date(ts).toISOString()} is ${Math.round((ts - now) / 1000)} s ahead of this site's clock; at most ${skew / 1000} s is allowed`)
+        refused.push(refusedDelivery(index, d, `deliveries[${index}].${field}: data time ${new Date(ts).toISOString()} is ${Math.round((ts - now) / 1000)} s ahead of this site's clock; at most ${skew / 1000} s is allowed`))
       }
-    })
+    }
+    return refused
   }
 
   /**

@@ -15,7 +15,7 @@ import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
 import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
 import { faultPoint } from './fault-point'
-import { endLiveArrival, finishLiveArrival, prepareLiveArrival, type LiveArrivalDeps } from './live-arrival'
+import { endLiveArrival, joinLiveFinish, prepareLiveArrival, type LiveArrivalDeps } from './live-arrival'
 import {
   AbortAnswerSchema, CommitAnswerSchema, LiveFinishedSchema, LivePreparedSchema, TransferStatusSchema,
   type AbortAnswer, type CommitAnswer, type LiveFinished, type LivePrepared, type Offer, type TransferStatus
@@ -223,6 +223,7 @@ export async function handleTransferCommit (deps: DestinationDeps, caller: Calle
     faultPoint('destination:committing')
     recordArrival(deps, caller, vmId, 'host', token.hostId, token.descriptor)
     deps.tokens.setTokenState(token.token, 'spent')
+    deps.live.finished.delete(token.token)
     deps.log({ event: 'transfer-committed', vm: vmId, confirmMs: Date.now() - started })
     faultPoint('destination:committed')
     return { state: 'committed' }
@@ -285,7 +286,7 @@ export async function handleLivePrepare (deps: DestinationDeps, caller: Caller, 
   return await prepareLiveArrival(deps, host, token.token, vmId, ticket, key.tls)
 }
 
-/** live-finish (Controller → Destination): libvirt's Finish with Perform's cookie; answers dstat. */
+/** live-finish (Controller → Destination): libvirt's Finish with Perform's cookie, once (see live-arrival.ts); answers dstat. */
 export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, rawBody: unknown, ref: string | undefined): Promise<LiveFinished> {
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
@@ -296,9 +297,9 @@ export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, r
     checkHolder(route, caller.sender, vmId, 'offer')
     return await passAlong(deps, caller, route.partner, 'live-finish', body, LiveFinishedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
   }
-  const token = destinationToken(deps, ref, caller.sender, vmId)
-  if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
-  return await deps.settling.run(ref, async () => await finishLiveArrival(deps, ref, vmId, cookie))
+  destinationToken(deps, ref, caller.sender, vmId)
+  // Joins the Finish the Source's in-band "Perform done" may have started already.
+  return await joinLiveFinish(deps, ref, vmId, cookie, 'controller')
 }
 
 function destinationToken (deps: DestinationDeps, ref: string, sender: string, vmId: string): TokenRecord {

@@ -5,6 +5,7 @@ import type { VmHost } from '../../host/vm-folder/vm-host'
 import { ProtocolError } from '../errors'
 import type { Log } from '../log'
 import type { StreamPark } from '../proxy/stream-relay'
+import { PERFORMED_CHANNEL, signalFrame } from '../proxy/stream-signal'
 import type { SourceTicket } from '../proxy/ticket'
 import type { TokenRecord } from '../proxy/token-record'
 import { checkNotExpired } from '../proxy/tokens'
@@ -27,6 +28,9 @@ export interface LiveLeavingDeps {
   progress: Pick<ProgressBoard, 'report' | 'end'>
   log: Log
 }
+
+/** FEDVM_LIVE_FINISH_IN_BAND=0 leaves Finish to the Controller's live-finish alone (a benchmark compares the two). */
+const FINISH_IN_BAND = process.env.FEDVM_LIVE_FINISH_IN_BAND !== '0'
 
 /** Begin, for a prepared source token: what the sealed ticket carries to the Destination. */
 export async function beginLiveLeaving (deps: LiveLeavingDeps, host: VmHost, vmId: string, token: string): Promise<NonNullable<SourceTicket['live']>> {
@@ -66,7 +70,9 @@ export async function performLive (deps: LiveLeavingDeps, record: TokenRecord, d
       progressEveryMs: 500,
     })
     session.performed = performed
-    deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null })
+    // The Destination Finishes on this at once, before this answer has reached the Controller.
+    const signalled = FINISH_IN_BAND && await park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
+    deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null, signalled })
     return performedAnswer(performed)
   } catch (err) {
     deps.log({ event: 'live-perform-failed', vm: record.vmId, ms: Date.now() - started, error: (err as Error).message })

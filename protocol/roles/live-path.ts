@@ -7,7 +7,7 @@ import { handleLiveFinish, handleLivePrepare } from './destination'
 import { faultPoint } from './fault-point'
 import { askPartner } from './intermediary'
 import type { MigrationRecord } from './migration-record'
-import { LiveFinishedSchema, LivePreparedSchema, type LiveFinished, type LivePrepared, type PreparedSource } from './partner-answers'
+import { LiveFinishedSchema, LivePreparedSchema, type LiveFinished, type LivePerformed, type LivePrepared, type PreparedSource } from './partner-answers'
 import { refusedByDestination, type SettleDeps } from './settle'
 import { handleLivePerform, handleTransferVerification } from './source'
 
@@ -36,11 +36,19 @@ export async function liveTransfer (deps: SettleDeps, chosen: Candidate, vmId: s
     const prepared = await destinationCall<LivePrepared>(deps, chosen, 'live-prepare', { vmId, ticket: source.ticket }, LivePreparedSchema, handleLivePrepare)
     step = 'perform'
     if (deps.migrations.migration(migration.id)?.decision !== 'undecided') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
-    const performed = await handleLivePerform(deps, self, { vmId, token: source.token, cookie: prepared.cookie })
+    // From here the VM may run at the Destination (it Finishes on the Source's in-band "Perform done"):
+    // an abort must reach it before the Source resumes.
+    deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'finishing' })
+    let performed: LivePerformed
+    try {
+      performed = await handleLivePerform(deps, self, { vmId, token: source.token, cookie: prepared.cookie })
+    } catch (err) {
+      // The Source answered that Perform failed: it said nothing in-band, nothing runs at the Destination.
+      if (answeredBySource(toProtocolError(err))) deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'prepared' })
+      throw err
+    }
     faultPoint('controller:received')
     step = 'finish'
-    // From here the VM may run at the Destination: an abort must reach it before the Source resumes.
-    deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'finishing' })
     let finished: LiveFinished
     try {
       finished = await destinationCall<LiveFinished>(deps, chosen, 'live-finish', { vmId, cookie: performed.cookie }, LiveFinishedSchema, handleLiveFinish)
@@ -61,6 +69,12 @@ export async function liveTransfer (deps: SettleDeps, chosen: Candidate, vmId: s
     deps.log({ event: 'live-transfer-failed', vm: vmId, step, code: error.code, ms: Date.now() - started, causes: failureCauses(err) })
     return { agreed: false, error }
   }
+}
+
+/** A definite answer from the Source (not a lost or timed-out call): Perform did not run to its end there. */
+function answeredBySource (err: ProtocolError): boolean {
+  const code = err.code === 'downstream-failed' ? err.downstreamCode : err.code
+  return (code === 'transfer-failed' && !err.retryable) || code === 'transfer-cancelled'
 }
 
 /** An operation on the Destination: this site's own handler for its own offer, else the partner's through the chain. */

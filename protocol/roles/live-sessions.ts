@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto'
 import type { LiveDestination } from '../../host/libvirt/live-destination'
 import type { LiveProgress } from '../../host/libvirt/live-progress'
 import type { LiveSource } from '../../host/libvirt/live-source'
+import type { ProtocolError } from '../errors'
 import type { StreamParker } from '../proxy/stream-relay'
 import type { MigrationProgress } from './migration-progress'
+import type { LiveFinished } from './partner-answers'
 
 /**
  * The live migrations this site takes part in, in memory: each side keeps its libvirt connection
@@ -16,6 +18,11 @@ export class LiveSessions {
   readonly leaving = new Map<string, { source: LiveSource, performed?: Buffer }>()
   /** The Destination's side, by its destination token, with the stream parkers at the Source's proxy. */
   readonly arriving = new Map<string, { destination: LiveDestination, parkers: StreamParker[] }>()
+  /**
+   * The Destination's Finish outcome by destination token, until the decision: Finish runs once,
+   * on the Source's in-band "Perform done" or the Controller's live-finish, and the later one gets it.
+   */
+  readonly finished = new Map<string, LiveFinished | ProtocolError>()
   /** The Controller's: Finish's cookie by migration id, for the Source's Confirm. */
   readonly finishCookies = new Map<string, string>()
 }

@@ -31,9 +31,10 @@ export interface MigrationRecord {
   descriptor: unknown
   createdAt: number
   /**
-   * A live migration (absent: cold). 'finishing' from the moment the Destination is asked to Finish
-   * until it answered that Finish failed: the VM may then run at the Destination already, so an abort
-   * resumes the Source only once the Destination has dropped its copy.
+   * A live migration (absent: cold). 'finishing' from the moment the Source is asked to Perform (the
+   * Destination Finishes as soon as the Source says in-band that Perform is done) until the Source
+   * answered that Perform failed or the Destination that Finish failed: the VM may run at the
+   * Destination already, so an abort resumes the Source only once the Destination has dropped its copy.
    */
   live?: 'prepared' | 'finishing'
 }

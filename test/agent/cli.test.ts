@@ -65,7 +65,7 @@ t.test('a bad command line is a usage error', async (t) => {
   t.equal(noConfig.code, 2)
   t.match(noConfig.stderr, /--config FILE is required/)
   t.equal(noVerb.code, 2)
-  t.match(noVerb.stderr, /usage: fedvm agent run --config FILE/)
+  t.match(noVerb.stderr, /usage: fedvm agent run\|dead-letters --config FILE/)
 })
 
 t.test('relative paths are resolved from the config file\'s folder, not the working directory', async (t) => {

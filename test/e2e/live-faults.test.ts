@@ -7,12 +7,13 @@ import { placeRunningGuest, startLiveSites } from '../support/federation/live-li
 import { waitUntil } from '../host/libvirt/support/live-pair'
 import { BOOT_MARKER, guestWritesOn, stateOf } from './support/live-sites'
 
-// A live migration between two libvirt-backed sites, broken three times: site-a's daemon (Controller
+// A live migration between two libvirt-backed sites, broken four times: site-a's daemon (Controller
 // and Source) SIGKILLed while Perform runs; site-b's libvirtd SIGKILLed while the streams flow; site-a
-// SIGKILLed after site-b's Finish but before the decision. Each time the VM runs at exactly one site
-// afterwards, at the Source (no commit was recorded), once the killed part is back and the in-doubt
-// resolution ran; the guest never rebooted. Last, a migration that cannot complete within its
-// completion timeout is aborted and the VM keeps running at the Source.
+// SIGKILLed after site-b's Finish but before the decision; site-a SIGKILLed once Perform answered,
+// before it asked site-b to Finish (site-b Finished on the Source's in-band signal). Each time the VM
+// runs at exactly one site afterwards, at the Source (no commit was recorded), once the killed part
+// is back and the in-doubt resolution ran; the guest never rebooted. Last, a migration that cannot
+// complete within its completion timeout is aborted and the VM keeps running at the Source.
 
 t.test('a live migration broken at either end leaves the VM running at the Source only', async (t) => {
   const started = Date.now()
@@ -97,6 +98,25 @@ t.test('a live migration broken at either end leaves the VM running at the Sourc
     await fed.start('site-a')
     await atSourceOnly(t)
     t.ok(fed.daemon('site-b').events().some((e) => e.event === 'transfer-aborted' && e.vm === vmId), 'site-b acted on the abort')
+  })
+  await t.test('site-a SIGKILLed once Perform answered, before it asked for Finish: site-b runs the VM already (in-band Finish), then destroys it on the abort', async (t) => {
+    // The Source says "Perform done" in-band before its answer reaches the Controller, which dies then:
+    // no live-finish is ever sent, yet the guest resumes at site-b. The restarted Controller decides abort.
+    await writeFile(faults, 'controller:received')
+    const daemon = fed.daemon('site-a')
+    const beforeB = fed.daemon('site-b').events().length
+    const migrate = fed.cli('site-a', 'migrate', '--vm', vmId)
+    t.ok(await waitUntil(async () => !daemon.alive, 120_000), 'site-a\'s daemon killed itself once Perform answered')
+    await writeFile(faults, '')
+    t.not((await migrate).code, 0, 'fedvm migrate failed')
+    t.ok(daemon.events().some((e) => e.event === 'live-performed' && e.signalled === true), 'the Source signalled "Perform done" in-band')
+    t.notOk(daemon.events().some((e) => e.event === 'send' && e.op === 'live-finish'), 'the Controller never sent live-finish')
+    t.ok(await waitUntil(async () => await stateOf(y, vmId) === 'running', 30_000), 'the VM runs at site-b', { siteB: fed.daemon('site-b').stderr.slice(-3000) })
+    t.ok(fed.daemon('site-b').events().slice(beforeB).some((e) => e.event === 'live-finished' && e.vm === vmId && e.by === 'source'), 'site-b Finished on the Source\'s signal')
+    t.not(await stateOf(x, vmId), 'running', 'meanwhile site-a\'s copy is not running (paused by Perform)')
+    await fed.start('site-a')
+    await atSourceOnly(t)
+    t.ok(fed.daemon('site-b').events().slice(beforeB).some((e) => e.event === 'transfer-aborted' && e.vm === vmId), 'site-b acted on the abort')
   })
   await t.test('a migration that does not complete within completionTimeoutMs is aborted: the VM keeps running at site-a', async (t) => {
     await fed.stop('site-a')

@@ -102,6 +102,27 @@ t.test('descriptor updates and run-state changes travel down the chain of delega
     for (const site of ['site-a', 'site-b', 'site-c']) t.equal(recorded(site)?.version, 2, `${site} still holds version 2`)
   })
 
+  await t.test('specifiers the agent would refuse: refused at A naming the field, no version moves; the next update is version 3', async (t) => {
+    const before = readFileSync(atC, 'utf8')
+    const patch = join(fed.root, 'patch-invalid.json')
+    await writeFile(patch, JSON.stringify({ monitoring: [usersRaw, { metric: ORDERS, monitoringIntervalMs: 0, deliveryIntervalMs: 1000, format: 'processed' }] }))
+    const refused = await vmCli('site-a', 'update', '--patch', patch)
+    t.equal(refused.code, 1)
+    t.match(refused.json, { outcome: 'failed', code: 'bad-request', detail: /^patch\.monitoring\[1\]\.function: processed format needs a function/ }, refused.raw.stdout + refused.raw.stderr)
+    t.equal(readFileSync(atC, 'utf8'), before, 'C\'s descriptor is unchanged')
+    for (const site of ['site-a', 'site-b', 'site-c']) t.equal(recorded(site)?.version, 2, `${site} still holds version 2`)
+    // Signed by B, C's neighbour, and sent straight to C (no check at A or B on the way): C refuses it the same way.
+    const direct = await post(fed, 'site-c', 'descriptor-update', await signAs(fed, 'site-b', 'site-c', 'descriptor-update', { vmId: VM, version: 3, patch: { monitoring: [{ ...usersRaw, format: 'bogus' }] } }))
+    t.equal(direct.status, 400)
+    t.match(direct.json, { code: 'bad-request', detail: /^patch\.monitoring\[0\]\.format: / })
+    t.equal(readFileSync(atC, 'utf8'), before)
+
+    await writeFile(patch, JSON.stringify({ monitoring: [usersRaw, { metric: ORDERS, monitoringIntervalMs: 0, deliveryIntervalMs: 1000, format: 'processed', function: 'max' }] }))
+    const fixed = await vmCli('site-a', 'update', '--patch', patch)
+    t.match(fixed.json, { outcome: 'applied', version: 3 }, 'the corrected update takes the next version: the refused one used none')
+    await agent.waitForLog(/descriptor is applied \(version 3\)/, 1, 30_000)
+  })
+
   await t.test('run state: suspend, resume, shut down and start by the same route; a directory host records it', async (t) => {
     const stateFile = join(fed.vmDir('site-c', 'c1'), '.run-state', VM)
     const suspended = await vmCli('site-a', 'suspend')

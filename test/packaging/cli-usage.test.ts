@@ -115,7 +115,7 @@ t.test('every flag a usage line shows is one its command takes', async (t) => {
     '--db': join(dir, 'kpi.db'), '--sync': 'sometimes', '--feed': `unix:${join(dir, 'feed.sock')}`,
     '--metric': 'cpu.time', '--since': '10m', '--until': '1m', '--output': 'table', '--limit': '5',
     '--to': join(dir, 'missing.pub'), '--key': join(dir, 'missing.key'), '--out': join(dir, 'keys'), '--site': 'site-q',
-    '--configuration': 'large', '--into': join(dir, 'missing.ovf'), '--host': 'h1',
+    '--configuration': 'large', '--consumer': 'c1', '--into': join(dir, 'missing.ovf'), '--host': 'h1',
     '--patch': join(dir, 'missing-patch.json'), '--version': '2', '--memory-mib': '512', '--vcpus': '2',
   }
   // Switches take no value.

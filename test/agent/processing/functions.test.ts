@@ -1,5 +1,6 @@
 import t from 'tap'
-import { applyFunction, PROCESSING_FUNCTIONS } from '../../../agent/processing/functions'
+import { applyFunction } from '../../../agent/processing/functions'
+import { PROCESSING_FUNCTIONS } from '../../../protocol/descriptor/specifier-schema'
 
 // "processed (min, max, mean, exact median over the delivery window)", a pure stage
 // whose tests pin every function and edge.

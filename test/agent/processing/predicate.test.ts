@@ -1,5 +1,6 @@
 import t from 'tap'
-import { holds, PREDICATE_OPS, type PredicateOp } from '../../../agent/processing/predicate'
+import { holds } from '../../../agent/processing/predicate'
+import { PREDICATE_OPS, type PredicateOp } from '../../../protocol/descriptor/specifier-schema'
 
 // Scheme (c) of the paper: deliver only when the predicate holds. Each op against a value below,
 // equal to and above its threshold.

@@ -99,6 +99,7 @@ t.test('a host delivers for its own VMs only', async (t) => {
   const refused = await post(s.url, other.body, other.headers)
   t.equal(refused.status, 403, 'h1 signs for vm-b, which runs on h2')
   t.match(refused.json, { code: 'not-permitted', detail: 'deliveries[1].vm: vm-b does not run on host h1' })
+  t.same(refused.json.refused, [{ index: 1, id: 'b1', code: 'not-permitted', retryable: false, detail: 'deliveries[1].vm: vm-b does not run on host h1' }], 'listed with its own code: a2 was fine')
   const h2 = await s.signed('h2', [delivery('b2', 'vm-b')])
   t.match(await post(s.url, h2.body, h2.headers), { status: 200 })
   t.same(s.stored(), ['a1', 'b2'], 'nothing of the refused batch is stored')
@@ -129,10 +130,32 @@ t.test('data times beyond the allowed clock skew are refused, naming the field',
   const answer = await post(s.url, ahead.body, ahead.headers)
   t.equal(answer.status, 400)
   t.match(answer.json, { code: 'bad-request', retryable: false, detail: /^deliveries\[1\]\.to: data time .* ahead of this site's clock; at most 60 s/ })
+  t.match(answer.json.refused, [{ index: 1, id: 'future', code: 'bad-request', retryable: false, detail: /^deliveries\[1\]\.to: data time/ }], 'the problem document lists the refused delivery: the other one was fine')
+  t.equal(answer.json.refused.length, 1)
   const raw = { id: 'raw-future', vm: 'vm-a', metric: 'kpi:users.current_users', format: 'raw', from: Date.now(), to: Date.now(), samples: [{ ts: Date.now() + 800_000, value: 5000 }] }
   const samples = await s.signed('h1', [raw])
   t.match(await post(s.url, samples.body, samples.headers), { status: 400, json: { detail: /^deliveries\[0\]\.samples: / } })
   const slightly = await s.signed('h1', [delivery('skewed', 'vm-a', Date.now() + 30_000)])
   t.match(await post(s.url, slightly.body, slightly.headers), { status: 200 }, 'within the skew: a host clock a little ahead is fine')
   t.same(s.stored(), ['skewed'])
+})
+
+t.test('every refused delivery of a batch is listed, whatever is wrong with it; nothing of the batch is stored', async (t) => {
+  const s = await setup(t)
+  const batch = [delivery('ok-1', 'vm-a'), { ...delivery('bad-value', 'vm-a'), value: 'x' }, delivery('ahead', 'vm-a', Date.now() + 400_000), delivery('ok-2', 'vm-a'), 'not a delivery']
+  const signed = await s.signed('h1', batch)
+  const answer = await post(s.url, signed.body, signed.headers)
+  t.equal(answer.status, 400)
+  t.match(answer.json, { code: 'bad-request', retryable: false, detail: /^deliveries\[1\]\.value: / }, 'the message is the first one\'s')
+  t.match(answer.json.refused, [
+    { index: 1, id: 'bad-value', code: 'bad-request', retryable: false, detail: /^deliveries\[1\]\.value: / },
+    { index: 2, id: 'ahead', detail: /^deliveries\[2\]\.to: data time/ },
+    { index: 4, detail: /^deliveries\[4\]/ },
+  ])
+  t.equal(answer.json.refused.length, 3)
+  t.notOk('id' in answer.json.refused[2], 'no id where the delivery had none')
+  t.same(s.stored(), [])
+  const rest = await s.signed('h1', batch.filter((_, i) => ![1, 2, 4].includes(i)))
+  t.match(await post(s.url, rest.body, rest.headers), { status: 200, json: { accepted: 2 } }, 'the others, sent again without those listed, are taken')
+  t.same(s.stored(), ['ok-1', 'ok-2'])
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { formatKpiMetric, parseKpiMetric } from '../../../agent/descriptor/kpi-metric'
+import { formatKpiMetric, parseKpiMetric } from '../../../protocol/descriptor/kpi-metric'
 
 // A KPI metric names exactly one table and column. guestfs takes any file name as a table and any
 // CSV label as a column, dots and quotes included: such names are quoted as SQL quotes identifiers.

@@ -1,0 +1,91 @@
+import type { Database as Db, Statement } from 'better-sqlite3'
+
+/** Why a receiver refused a delivery for good: what the dead-letter store keeps and the metric counts. */
+export interface DeadLetterReason {
+  /** The HTTP status of the refusal. */
+  status: number
+  /** The problem document's `code` (e.g. `bad-request`), else `http-STATUS`: the metric's `reason` label. */
+  code: string
+  /** The receiver's words (the field and what is wrong with it); never the delivery's payload. */
+  detail: string
+}
+
+/**
+ * Deliveries a receiver refused for good, set aside beside the outbox (`stateDir/agent.db`, table
+ * `dead_letters`) so the deliveries behind them go on: each with its consumer, its body as it was
+ * queued, when and why it was refused. The operator reads them with `fedvm agent dead-letters`.
+ */
+export const DEAD_LETTERS_DDL = `
+CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, vm TEXT,
+  body TEXT NOT NULL, refused_at INTEGER NOT NULL, status INTEGER NOT NULL, code TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (refused_at);
+`
+
+/** How much the store keeps: the oldest entries go first once either bound is passed (each removal is logged). */
+export interface DeadLetterLimits {
+  maxRows: number
+  maxAgeMs: number
+}
+
+export const DEFAULT_DEAD_LETTER_LIMITS: DeadLetterLimits = { maxRows: 10_000, maxAgeMs: 7 * 24 * 3600_000 }
+
+/**
+ * How long a delivery refused for where its VM is (the site does not place the VM on this host)
+ * is retried, counted from when it was queued, before it is set aside: twice a site's default
+ * tombstone (24 h), after which a site no longer hears a VM that left.
+ */
+export const DEFAULT_UNPLACED_AFTER_MS = 48 * 3600_000
+
+/** A delivery set aside, as the CLI prints it. */
+export interface DeadLetter {
+  seq: number
+  consumer: string
+  id: string
+  vm: string | null
+  refusedAt: number
+  status: number
+  code: string
+  detail: string
+  body: string
+}
+
+export interface DeadLetterEntry {
+  /** The delivery as the outbox held it. */
+  delivery: { id: string, vm: string | null, body: string }
+  reason: DeadLetterReason
+}
+
+/** The statements the agent's store writes the table with (inside its own transactions). */
+export class DeadLetterTable {
+  private readonly insert: Statement
+  private readonly dropOld: Statement
+  private readonly dropOver: Statement
+  private readonly count: Statement
+
+  constructor (db: Db, private readonly limits: DeadLetterLimits) {
+    db.exec(DEAD_LETTERS_DDL)
+    this.insert = db.prepare('INSERT INTO dead_letters (consumer, id, vm, body, refused_at, status, code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.dropOld = db.prepare('DELETE FROM dead_letters WHERE refused_at < ?')
+    this.dropOver = db.prepare('DELETE FROM dead_letters WHERE seq IN (SELECT seq FROM dead_letters ORDER BY seq DESC LIMIT -1 OFFSET ?)')
+    this.count = db.prepare('SELECT count(*) FROM dead_letters WHERE consumer = ?').pluck()
+  }
+
+  /** Inside a transaction: adds the entries, then drops what is past the limits; returns how many old entries were dropped. */
+  add (consumer: string, entries: readonly DeadLetterEntry[], now: number): number {
+    for (const { delivery: d, reason: r } of entries) this.insert.run(consumer, d.id, d.vm, d.body, now, r.status, r.code, r.detail)
+    return this.dropOld.run(now - this.limits.maxAgeMs).changes + this.dropOver.run(this.limits.maxRows).changes
+  }
+
+  length (consumer: string): number {
+    return this.count.get(consumer) as number
+  }
+}
+
+/** The dead-letter store of an agent's database, oldest first (read-only: the agent may be running beside it). */
+export function readDeadLetters (db: Db, options: { consumer?: string, limit: number }): DeadLetter[] {
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get() !== undefined
+  if (!hasTable) return []
+  const where = options.consumer === undefined ? '' : 'WHERE consumer = @consumer'
+  return db.prepare(`SELECT seq, consumer, id, vm, refused_at AS refusedAt, status, code, detail, body FROM dead_letters ${where} ORDER BY seq LIMIT @limit`)
+    .all({ limit: options.limit, ...(options.consumer === undefined ? {} : { consumer: options.consumer }) }) as DeadLetter[]
+}

@@ -1,0 +1,99 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type Database from 'better-sqlite3'
+import { PrimaryStore } from '../../../protocol/primary/primary-store'
+import { createIngestServer, INGEST_PATH } from '../../../protocol/relay/ingest-server'
+import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
+import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import type { Teardownable } from '../../support/teardownable'
+
+/** One POST the ingest saw: the delivery ids it carried (in order) and the status it answered. */
+export interface IngestRequest {
+  ids: string[]
+  status: number
+}
+
+/**
+ * A site's real monitoring ingest (relay, primary store on a real monitoring.db, HTTP server) for
+ * one VM placed on a host of this site, which is the VM's primary, so what it accepts is stored
+ * at once. In front of it a gate the test opens and closes: closed, every POST is answered 503 (a
+ * site restarting). Every POST and its answer is recorded.
+ */
+export class SiteIngest {
+  readonly requests: IngestRequest[] = []
+  /** While true, POSTs are answered 503 without reaching the ingest. */
+  closed = false
+  /** Whether the site's records place the VM on the host (not yet, for a moment after a migration). */
+  placed = true
+  /** A batch this says yes to is refused whole (400, a problem document that lists nothing), as an ingest that names no delivery would. */
+  refuseWhole?: (ids: string[]) => boolean
+
+  private constructor (private readonly front: Server, private readonly db: Database.Database) {}
+
+  static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000): Promise<SiteIngest> {
+    const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-ingest-'))
+    const db = openMonitoringDb(dir)
+    const relay = new MonitoringRelay({
+      siteId: 'site-a',
+      db,
+      state: {
+        location: (id) => (id === vm && site.placed ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
+        formerLocations: () => [],
+      },
+      primary: new PrimaryStore(db),
+      send: async () => {},
+      log: () => {},
+      lingerMs: 1,
+      tombstoneMs: 60_000,
+      maxBatchBytes: 64 * 1024,
+      maxClockSkewMs,
+    })
+    const ingest = createIngestServer({ relay, log: () => {} })
+    // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
+    const front = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (chunk: Buffer) => chunks.push(chunk))
+      req.on('end', () => {
+        const body = Buffer.concat(chunks)
+        const parsed = JSON.parse(body.toString('utf8')) as { id: string } | Array<{ id: string }>
+        const request: IngestRequest = { ids: (Array.isArray(parsed) ? parsed : [parsed]).map((d) => d.id), status: 0 }
+        site.requests.push(request)
+        res.on('finish', () => { request.status = res.statusCode })
+        if (site.closed) {
+          res.writeHead(503, { 'content-type': 'text/plain' }).end('the site is restarting')
+          return
+        }
+        if (site.refuseWhole?.(request.ids) === true) {
+          res.writeHead(400, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'urn:fedvm:problem:bad-request', title: 'The request is malformed', status: 400, code: 'bad-request', retryable: false, detail: 'a delivery is bad' }))
+          return
+        }
+        // The ingest reads the body from the request: hand it a request that replays what was read.
+        const replay = Object.assign(Object.create(req) as typeof req, {
+          [Symbol.asyncIterator]: async function * () { yield body },
+        })
+        ingest.emit('request', replay, res)
+      })
+    })
+    const site = new SiteIngest(front, db)
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
+    t.teardown(async () => {
+      await new Promise<void>((resolve) => { front.close(() => resolve()); front.closeAllConnections() })
+      await relay.close()
+      db.close()
+      await rm(dir, { recursive: true, force: true })
+    })
+    return site
+  }
+
+  get url (): string {
+    return `http://127.0.0.1:${(this.front.address() as AddressInfo).port}${INGEST_PATH}`
+  }
+
+  /** The ids the primary store holds, in the order they were stored. */
+  stored (): string[] {
+    return this.db.prepare('SELECT "id" FROM "deliveries" ORDER BY rowid').pluck().all() as string[]
+  }
+}
