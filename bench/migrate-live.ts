@@ -9,17 +9,12 @@
 // Usage: node dist/bench/migrate-live.js [--rounds 4] [--memory-mib 256] [--disk-mib 128]   (writes bench/results/migrate-live.json)
 import { randomBytes, randomFillSync } from 'node:crypto'
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:https'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { LiveDestination } from '../host/libvirt/live-destination'
-import { LIVE_CHANNELS, localSocketPath } from '../host/libvirt/live-params'
-import { LiveSource } from '../host/libvirt/live-source'
 import { readTlsIdentity, writeTlsIdentity } from '../protocol/crypto/tls-certificate'
-import { ProtocolError } from '../protocol/errors'
-import { StreamPark, StreamParker } from '../protocol/proxy/stream-relay'
 import { directMigrate, median, PingProbe, sharedNamespace } from './live-peer'
+import { relayedLiveMigrate } from './support/relayed-live-migration'
 import { ensureGuestImage } from '../test/support/vm/guest-image'
 import { chooseDomainType } from '../test/support/vm/kvm-probe'
 import { LibvirtHost } from '../test/support/vm/libvirt-host'
@@ -78,7 +73,7 @@ async function main (): Promise<void> {
       let downtime: number | undefined
       let elapsed: number | undefined
       if (mode === 'fedvm') {
-        ({ downtime, elapsed } = await fedvmMigrate(src, dst, name, dstDir, ids[0], ids[1]))
+        ({ downtime, elapsed } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1]))
       } else {
         ({ downtime, elapsed } = await directMigrate(src, dst, name, dstDir))
       }
@@ -101,39 +96,6 @@ async function main (): Promise<void> {
     await writeFile('bench/results/migrate-live.json', `${JSON.stringify(out, null, 2)}\n`)
   } finally {
     for (const c of cleanups) await c().catch((err) => console.error(`cleanup: ${(err as Error).message}`))
-  }
-}
-
-async function fedvmMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: { key: string, cert: string, fingerprint: string }, dstTls: { key: string, cert: string, fingerprint: string }): Promise<{ downtime?: number, elapsed?: number }> {
-  const id = randomBytes(8).toString('hex')
-  const token = randomBytes(16).toString('hex')
-  const park = new StreamPark((presented, _c, fingerprint) => {
-    if (presented !== token || fingerprint !== dstTls.fingerprint) throw new ProtocolError('token-foreign', 'not this migration')
-    return token
-  })
-  const server = createServer({ key: srcTls.key, cert: srcTls.cert, requestCert: true, rejectUnauthorized: false })
-  server.on('upgrade', (req, socket) => park.handleUpgrade(req, socket))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  const source = await LiveSource.begin({ uri: src.uri, domain: name, id })
-  let destination: LiveDestination | undefined
-  const parkers: StreamParker[] = []
-  try {
-    destination = await LiveDestination.prepare({ uri: dst.uri, id, domain: name, dir: dstDir, offer: source.offer })
-    for (const channel of LIVE_CHANNELS) await park.listen(token, channel, localSocketPath(src.uri, id, channel))
-    for (const channel of LIVE_CHANNELS) parkers.push(new StreamParker({ url: `https://127.0.0.1:${port}`, fingerprint: srcTls.fingerprint, token, channel, clientCert: dstTls, targetPath: destination.socketPath(channel) }))
-    const performed = await source.perform(destination.cookie)
-    const finished = await destination.finish(performed, false)
-    if (finished === undefined) throw new Error('Finish returned no domain')
-    await source.confirm(finished.cookie, false)
-    const stat = (key: string): number | undefined => { const m = new RegExp(`<${key}>(\\d+)</${key}>`).exec(performed.toString()); return m === null ? undefined : Number(m[1]) }
-    return { downtime: stat('downtime'), elapsed: stat('time_elapsed') }
-  } finally {
-    for (const p of parkers) p.close()
-    park.close()
-    server.close()
-    await destination?.close()
-    await source.close()
   }
 }
 

@@ -109,7 +109,7 @@ export class LiveSource {
     const poll = o.onProgress === undefined
       ? undefined
       : setInterval(() => {
-        jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats)) }, () => {})
+        jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats, false, this.offer.memoryBytes)) }, () => {})
       }, o.progressEveryMs ?? 1000)
     const ramp = RAMP_ON ? await this.startRamp(timeoutMs) : undefined
     try {

@@ -7,6 +7,7 @@ import { Virsh } from '../libvirt/lifecycle-virsh'
 import { backingFiles, relinkBackingFiles } from '../libvirt/lifecycle-disk-chain'
 import { domainResources, type Resources } from '../libvirt/lifecycle-resources'
 import { diskFiles, domainName, rewriteSourcePaths } from '../libvirt/lifecycle-xml'
+import { watchLiveArrival } from '../libvirt/arrival-watch'
 import { LiveDestination } from '../libvirt/live-destination'
 import { LiveSource, resumeAtSource, type LiveOffer } from '../libvirt/live-source'
 import { LibvirtControl } from './libvirt-control'
@@ -137,7 +138,11 @@ export class LibvirtVmHost implements VmHost {
     const arriving = this.marker('.arriving', vmId)
     await mkdir(dirname(arriving), { recursive: true })
     await writeFile(arriving, `${Date.now()}\n`)
-    return await LiveDestination.prepare({ uri: this.options.uri, id: migrationId, domain: vmId, dir: this.vmPath(vmId), offer })
+    const destination = await LiveDestination.prepare({ uri: this.options.uri, id: migrationId, domain: vmId, dir: this.vmPath(vmId), offer })
+    // Watched from Prepare on, so the watch listens before Finish resumes the domain here: a guest that
+    // resets or stops right after it arrived is then logged as that, not only found shut off later.
+    void watchLiveArrival({ uri: this.options.uri, domain: vmId, log: (line) => this.options.log?.(`host ${this.id}: ${line}`) }).done
+    return destination
   }
 
   async prepareForLeaving (vmId: string): Promise<void> {

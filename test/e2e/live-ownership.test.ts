@@ -21,10 +21,11 @@ t.test('a SIGKILL at a step of a live migration leaves the VM running at exactly
 
 // Pinned from a CI run (FEDVM_FAULT_SEED=671630647, run 2): the Destination killed at
 // destination:committing (its host had confirmed the arrival, the site had not recorded it) came back
-// to find its domain shut off. What stopped it was the guest: the small TCG guest, migrated a few seconds
-// after it started on a loaded machine, sometimes resets itself within two seconds of arriving (QEMU's
-// SHUTDOWN event, guest-reset; panic=-1 and on_reboot=destroy make that "shut off (shutdown)"), no
-// libvirt call and no close callback. A domain destroyed while the site is down stands in for it here.
+// to find its domain shut off. What stopped it was the guest: a TCG guest whose QEMU is starved of CPU
+// (a loaded machine) sometimes arrives with corrupted memory, on a direct `virsh migrate --live` as often
+// as on fedvm's path, and its kernel panics within ~150 ms (QEMU's SHUTDOWN event, guest-reset; panic=-1
+// and on_reboot=destroy make that "shut off (shutdown)"); the Destination logs such an arrival
+// (host/libvirt/arrival-watch.ts). A domain destroyed while the site is down stands in for it here.
 // The Controller's commit, repeated, must make it run there again.
 t.test('a Destination killed while committing runs the VM again though its domain stopped meanwhile', async (t) => {
   await runLibvirtOwnership(t, {

@@ -124,7 +124,9 @@ t.test('a live migration under a bandwidth cap: the live progress line, site sta
   t.ok(memory.every((l) => l.rateMiB <= CAP_MIBS * 1.25), `memory: no rate above the cap (${CAP_MIBS} MiB/s, 25% margin)`)
   const copyRate = disks[disks.length - 1].rateMiB
   t.ok(copyRate >= CAP_MIBS * 0.5 && copyRate <= CAP_MIBS * 1.25, `disks: the copy's average at its end, ${copyRate} MiB/s, is near the cap`)
-  t.ok(lines.every((l, i) => i === 0 || l.percent >= lines[i - 1].percent || l.phase !== lines[i - 1].phase), 'the percentage goes back only where the phase changes (libvirt\'s totals grow when the memory starts)')
+  // The memory is counted in from the start, so the change from disks to memory keeps the percentage; a point of slack
+  // for the mirror, which goes on sending the guest's writes while the memory moves.
+  t.ok(lines.every((l, i) => i === 0 || l.percent >= lines[i - 1].percent - 1), `the percentage never goes back (${lines.map((l) => `${l.phase} ${l.percent}`).join(', ')})`)
   t.match(output, /\rMigration: \[100 %\] done, 0\.0 MiB of [\d.]+ MiB left[^\r\n]*\r\n\{/, 'a last "done" line, then the outcome')
   const outcome = JSON.parse(output.slice(output.indexOf('{')).replaceAll('\r\n', '\n'))
   t.match(outcome, { vm: vmId, outcome: 'migrated', destination: 'site-b', path: 'live' })

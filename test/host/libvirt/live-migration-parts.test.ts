@@ -68,6 +68,12 @@ t.test('progress from job statistics, and its line', async (t) => {
   t.match(memory, { phase: 'memory', remainingBytes: 8388608, iteration: 2, dirtyPagesPerSecond: 250, etaMs: 500 })
   t.equal(progressLine(memory), 'Migration: [ 97 %] memory, 8.0 MiB of 384.0 MiB left, 16.0 MiB/s, ETA 1 s, pass 2, dirty 250 pages/s')
   t.match(liveProgress({}, true), { phase: 'done', remainingBytes: 0, etaMs: 0 })
+  // While the disks copy, QEMU's memory migration has not begun and libvirt's totals leave the memory out.
+  const early = liveProgress({ data_total: 134217728, data_remaining: 1048576, disk_total: 134217728, disk_remaining: 1048576, memory_total: 0, memory_iteration: 0 }, false, 268435456)
+  t.match(early, { phase: 'disks', totalBytes: 402653184, remainingBytes: 269484032 }, 'the memory counted in from the start')
+  const started = liveProgress({ data_total: 402653184, data_remaining: 268435456, memory_total: 268435456, memory_remaining: 268435456, memory_processed: 4096, memory_iteration: 1 }, false, 268435456)
+  t.match(started, { phase: 'memory', totalBytes: 402653184, remainingBytes: 268435456 }, 'once libvirt counts it, not twice')
+  t.ok(early.totalBytes - early.remainingBytes <= started.totalBytes - started.remainingBytes, 'the percentage does not drop at the change of phase')
   t.equal(liveProgress({}).etaMs, undefined, 'no rate yet: no ETA')
 })
 

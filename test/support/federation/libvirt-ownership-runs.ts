@@ -176,6 +176,10 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
       else if (answer.json?.outcome === 'failed' && target !== 'site-p') t.equal(owner, source, `fedvm migrate said it failed (${String(answer.json?.code)}): the VM stays at the source`)
       // A confirmed domain found stopped and run again (libvirt-host.ts keepRunning) says what stopped it.
       // Its guest's console at the Destination says why, when the guest itself stopped (an oops, a panic).
+      // A guest that reset or stopped right after its live arrival is reported by the Destination's host (arrival-watch.ts).
+      for (const site of [source, destination]) {
+        for (const e of fed.daemon(site).events()) if (e.event === 'host' && String(e.message).includes('arrived live and')) t.comment(`${site}: ${String(e.message)}`)
+      }
       for (const e of fed.daemon(target).events()) {
         if (e.event !== 'host' || !String(e.message).includes('though it was confirmed')) continue
         t.comment(`${target}: ${String(e.message)}`)
