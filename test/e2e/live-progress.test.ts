@@ -65,6 +65,7 @@ t.test('a live migration under a bandwidth cap: the live progress line, site sta
   // QEMU's downtime limit as the Source's libvirtd reports it, read while the migration runs (the ramp).
   const limits: number[] = []
   let migrating = true
+  t.teardown(() => { migrating = false })
   const limitsRead = (async () => {
     while (migrating) {
       const ms = await x.virsh('migrate-getmaxdowntime', vmId).then((out) => Number(out.trim()), () => undefined)
