@@ -58,7 +58,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'agent',
-    usage: 'fedvm agent run|dead-letters --config FILE',
+    usage: 'fedvm agent run|dead-letters --config FILE [--consumer NAME] [--limit N]',
     summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery; list deliveries refused for good',
     example: 'fedvm agent run --config /etc/fedvm/agent.json',
     load: () => import('../../agent/cli.js'),
