@@ -85,7 +85,7 @@ export class StreamPark {
       local.setNoDelay(true)
       this.take(`${key}/${channel}`).then((remote) => {
         remote.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${STREAM_UPGRADE}\r\nconnection: Upgrade\r\n\r\n`)
-        join(local, remote)
+        join(local, remote, channel)
         this.log({ event: 'stream-joined', channel })
       }, (err) => {
         this.log({ event: 'stream-unpaired', channel, error: (err as Error).message })
@@ -247,7 +247,7 @@ export class StreamParker {
       local.setNoDelay(true)
       local.once('connect', () => {
         if (rest.length > 0) local.write(rest)
-        join(socket, local)
+        join(socket, local, this.o.channel)
         socket.resume()
         this.joined++
       })
@@ -264,20 +264,27 @@ export class StreamParker {
 }
 
 /**
- * How much one direction may hold unsent before it stops reading. A stream's own high-water mark
- * (16 KiB) is smaller than one NBD write (QEMU's mirror sends up to 16 writes of up to 1 MiB at a
- * time): `pipe()` pauses and resumes its source many times per request, and on a busy machine each
- * resume waits for the loop's next turn. FEDVM_RELAY_BUFFER (bytes; 0: plain `pipe()`) lets a
- * benchmark compare the two.
+ * How much one direction of a channel may hold unsent before it stops reading.
+ * - The disks (`nbd`): 4 MiB. A stream's own high-water mark (16 KiB) is smaller than one NBD write
+ *   (QEMU's mirror sends up to 16 writes of up to 1 MiB at a time): `pipe()` pauses and resumes its
+ *   source many times per request, and on a busy machine each resume waits for the loop's next turn.
+ * - QEMU's migration stream: 256 KiB. QEMU counts what the relay holds as sent, so a deep buffer makes
+ *   its bandwidth estimate too high in the short late passes, and it pauses the guest with more left
+ *   than it expects (measured: pauses up to 382 ms against a 300 ms limit with 4 MiB).
+ * FEDVM_RELAY_BUFFER (bytes, every channel; 0: plain `pipe()`) lets a benchmark compare.
  */
-const RELAY_BUFFER_BYTES = Number(process.env.FEDVM_RELAY_BUFFER ?? 4 * 1024 * 1024)
+export function relayBufferBytes (channel: string): number {
+  const forced = process.env.FEDVM_RELAY_BUFFER
+  if (forced !== undefined) return Number(forced)
+  return channel === 'migration' ? 256 * 1024 : 4 * 1024 * 1024
+}
 
-/** Copies `from` into `to`, reading on while `to` holds less than RELAY_BUFFER_BYTES; `from`'s end ends `to`. */
-function forward (from: Duplex, to: Duplex): void {
-  if (RELAY_BUFFER_BYTES <= 0) { from.pipe(to); return }
+/** Copies `from` into `to`, reading on while `to` holds less than `bufferBytes`; `from`'s end ends `to`. */
+function forward (from: Duplex, to: Duplex, bufferBytes: number): void {
+  if (bufferBytes <= 0) { from.pipe(to); return }
   from.on('data', (chunk: Buffer) => {
     to.write(chunk)
-    if (to.writableLength < RELAY_BUFFER_BYTES) return
+    if (to.writableLength < bufferBytes) return
     from.pause()
     to.once('drain', () => from.resume())
   })
@@ -288,12 +295,13 @@ function forward (from: Duplex, to: Duplex): void {
 const FLUSH_TIMEOUT_MS = 30_000
 
 /**
- * Relays both ways. A side that closes after its end lets the other hand over what it still holds
- * (up to RELAY_BUFFER_BYTES) before closing; a failure destroys both at once.
+ * Relays both ways for `channel`. A side that closes after its end lets the other hand over what it
+ * still holds (up to the channel's buffer) before closing; a failure destroys both at once.
  */
-function join (a: Duplex, b: Duplex): void {
-  forward(a, b)
-  forward(b, a)
+function join (a: Duplex, b: Duplex, channel: string): void {
+  const bufferBytes = relayBufferBytes(channel)
+  forward(a, b, bufferBytes)
+  forward(b, a, bufferBytes)
   const fail = (): void => { a.destroy(); b.destroy() }
   a.on('error', fail)
   b.on('error', fail)
