@@ -24,7 +24,9 @@ t.test('a live migration broken at either end leaves the VM running at the Sourc
       { id: 'site-b', ip: '127.0.0.95', partners: ['site-a'] },
     ],
     libvirtds: 2,
-    hosts: ([x, y]) => ({ 'site-a': [{ id: 'a1', on: x }], 'site-b': [{ id: 'b1', on: y }] }),
+    // site-a's host caps its migrations at 32 MiB/s, so the disk's copy alone lasts ~3 s: a fault armed at the first
+    // progress report lands mid-stream, not after the Destination's in-band Finish (~20 ms after Perform ends).
+    hosts: ([x, y]) => ({ 'site-a': [{ id: 'a1', on: x, libvirt: { migrationBandwidthMiBs: 32 } }], 'site-b': [{ id: 'b1', on: y }] }),
     beforeStart: async (fed) => {
       await writeFile(join(fed.root, 'faults'), '')
       process.env.FEDVM_FAULT_POINT_FILE = join(fed.root, 'faults')
@@ -34,7 +36,7 @@ t.test('a live migration broken at either end leaves the VM running at the Sourc
   const { fed, libvirtds: [x, y] } = live
   const faults = join(fed.root, 'faults')
 
-  // 256 MiB of RAM and 96 MiB of disk data: Perform lasts long enough to be broken midway.
+  // 256 MiB of RAM and 96 MiB of disk data at the cap: Perform lasts long enough to be broken midway.
   const vmId = `livefault-${live.tag}`
   const uuid = await placeRunningGuest(live, { site: 'site-a', host: 'a1', on: x, vmId, memoryMiB: 256, disk: async (path) => await writeFile(path, randomBytes(96 * 1024 * 1024)) })
   const consoleA = join(fed.vmDir('site-a', 'a1'), vmId, 'console.log')
