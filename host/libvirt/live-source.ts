@@ -32,9 +32,9 @@ export const COMPLETION_MS_PER_GIB = 800_000
 const RAMP_POLL_MS = 50
 /**
  * FEDVM_LIVE_DOWNTIME_RAMP=1 ramps the downtime limit (downtime-ramp.ts); otherwise QEMU has the maximum
- * from the start. Off by default: on this loaded 2-core machine the ramp halved the Source's pause in
- * rounds that stopped after one more pass, but rounds that needed two more paused longer than without
- * it (once above the maximum: QEMU's rate estimate counts what the relay buffers as sent).
+ * from the start. Off by default: with it on, two of about ten live arrivals on the quiet test machine
+ * came with a broken guest (more memory passes, more of QEMU 7.2's TCG dirty-page syncs, where that
+ * corruption comes from), and under load some rounds paused longer than without it.
  */
 const RAMP_ON = process.env.FEDVM_LIVE_DOWNTIME_RAMP === '1'
 

@@ -38,13 +38,13 @@ export async function liveTransfer (deps: SettleDeps, chosen: Candidate, vmId: s
     if (deps.migrations.migration(migration.id)?.decision !== 'undecided') throw new ProtocolError('transfer-cancelled', 'the transfer was cancelled')
     // From here the VM may run at the Destination (it Finishes on the Source's in-band "Perform done"):
     // an abort must reach it before the Source resumes.
-    deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'finishing' })
+    markLive(deps, migration, 'finishing')
     let performed: LivePerformed
     try {
       performed = await handleLivePerform(deps, self, { vmId, token: source.token, cookie: prepared.cookie })
     } catch (err) {
       // The Source answered that Perform failed: it said nothing in-band, nothing runs at the Destination.
-      if (answeredBySource(toProtocolError(err))) deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'prepared' })
+      if (answeredBySource(toProtocolError(err))) markLive(deps, migration, 'prepared')
       throw err
     }
     faultPoint('controller:received')
@@ -54,7 +54,7 @@ export async function liveTransfer (deps: SettleDeps, chosen: Candidate, vmId: s
       finished = await destinationCall<LiveFinished>(deps, chosen, 'live-finish', { vmId, cookie: performed.cookie }, LiveFinishedSchema, handleLiveFinish)
     } catch (err) {
       // The Destination answered that Finish failed (nothing runs there): the Source may resume at once.
-      if (refusedByDestination(toProtocolError(err))) deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live: 'prepared' })
+      if (refusedByDestination(toProtocolError(err))) markLive(deps, migration, 'prepared')
       throw err
     }
     deps.live.finishCookies.set(migration.id, finished.cookie)
@@ -69,6 +69,11 @@ export async function liveTransfer (deps: SettleDeps, chosen: Candidate, vmId: s
     deps.log({ event: 'live-transfer-failed', vm: vmId, step, code: error.code, ms: Date.now() - started, causes: failureCauses(err) })
     return { agreed: false, error }
   }
+}
+
+/** Records how far the live path got (the record as it stands now: settling may have changed it since). */
+function markLive (deps: SettleDeps, migration: MigrationRecord, live: NonNullable<MigrationRecord['live']>): void {
+  deps.migrations.putMigration({ ...(deps.migrations.migration(migration.id) ?? migration), live })
 }
 
 /** A definite answer from the Source (not a lost or timed-out call): Perform did not run to its end there. */
