@@ -179,6 +179,10 @@ export class StreamParker {
   private readonly open = new Set<Duplex>()
   failed: ProtocolError | undefined
   joined = 0
+  /** Bytes the Source sent on this channel's joined streams (what its QEMU sends toward this site's), counted as they arrive. */
+  receivedBytes = 0
+  /** When the first of them arrived (ms since the epoch): a rate runs from there, not from the parking. */
+  firstByteAt: number | undefined
   /** The wait before parking again after a connection that was never answered (doubles up to 5 s: a Source that is down is not hammered). */
   private retryMs = RETRY_MIN_MS
 
@@ -186,9 +190,19 @@ export class StreamParker {
     this.park()
   }
 
+  get channel (): string {
+    return this.o.channel
+  }
+
   close (): void {
     this.closed = true
     for (const s of this.open) s.destroy()
+  }
+
+  private count (bytes: number): void {
+    if (bytes === 0) return
+    this.firstByteAt ??= Date.now()
+    this.receivedBytes += bytes
   }
 
   private park (): void {
@@ -247,7 +261,10 @@ export class StreamParker {
       local.setNoDelay(true)
       local.once('connect', () => {
         if (rest.length > 0) local.write(rest)
+        this.count(rest.length)
         join(socket, local, this.o.channel)
+        // A second reader of the same chunks: it only counts, the relay keeps its own flow control.
+        socket.on('data', (chunk: Buffer) => this.count(chunk.length))
         socket.resume()
         this.joined++
       })

@@ -6,6 +6,7 @@ import type { MigrationRecord } from '../../../protocol/roles/migration-record'
 import { handleMigrationProgress } from '../../../protocol/roles/progress-query'
 import { watchProgress } from '../../../protocol/roles/progress-watch'
 import type { RouteRecord } from '../../../protocol/roles/records'
+import { LiveSessions } from '../../../protocol/roles/live-sessions'
 import { ActiveMigrations } from '../../../protocol/roles/active-migrations'
 import type { TokenRecord } from '../../../protocol/proxy/token-record'
 import { showProgressWhile } from '../../../protocol/site/progress-display'
@@ -39,6 +40,10 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
       { vmId: 'vm-9', since: 1000, progress: { ...cold(2 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 180 } },
     ],
     transfers: [{ vmId: 'app-2', ...cold(15 * MiB) }],
+    arrivals: [
+      { vmId: 'app-4', since: 1400, phase: 'receiving', receivedBytes: { memory: 3 * MiB, disks: 12 * MiB }, rateBytesPerSecond: 5 * MiB, at: 4400 },
+      { vmId: 'app-5', since: 4000, phase: 'prepared', receivedBytes: { memory: 0, disks: 0 }, rateBytesPerSecond: 0, at: 4400 },
+    ],
     inDoubt: [{ vmId: 'app-3', state: 'incoming, in doubt' }],
   }
   t.equal(statusText(status, 4400), [
@@ -52,6 +57,9 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
     '  vm-9: Migration: [ 90 %] memory, 2.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 1 s, pass 2, dirty 180 pages/s',
     'data moving here:',
     '  app-2: Migration: [ 25 %] transfer, 15.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 4 s (cold)',
+    'arriving live here:',
+    '  app-4: Arrival: receiving, memory 3.0 MiB, disks 12.0 MiB received, 5.0 MiB/s (for 3 s)',
+    '  app-5: Arrival: prepared, waiting for the stream, memory 0.0 MiB, disks 0.0 MiB received, 0.0 MiB/s (for 0 s)',
     'arrived, waiting for the Controller\'s decision:',
     '  app-3: incoming, in doubt',
     '',
@@ -82,7 +90,7 @@ function watchDeps (partners: ScriptedPartners): { active: ActiveMigrations, eve
   return {
     active,
     events,
-    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), active, log: (e) => { events.push(e) } },
+    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), live: new LiveSessions(), active, log: (e) => { events.push(e) } },
   }
 }
 
@@ -177,7 +185,7 @@ t.test('migration-progress: answered from the board only for the site the offer 
   const routes = new Map<string, RouteRecord>([['route-ref', { ref: 'route-ref', kind: 'offer', vmId: 'web-1', partner: 'site-c', partnerRef: 'c-ref', requester: 'site-a', locationVersion: null, expiresAt: 0 }]])
   const board = new ProgressBoard()
   const partners = new ScriptedPartners()
-  const deps = { self: 'site-x', partners, tokens: { token: (k: string) => tokens.get(k) }, routes: { route: (k: string) => routes.get(k) }, progress: board }
+  const deps = { self: 'site-x', partners, tokens: { token: (k: string) => tokens.get(k) }, routes: { route: (k: string) => routes.get(k) }, progress: board, live: new LiveSessions() }
   const fromB = { sender: 'site-b' }
 
   t.same(await handleMigrationProgress(deps, fromB, { vmId: 'web-1', end: 'destination' }, 'destination-token'), { progress: null }, 'nothing moving yet: null')
