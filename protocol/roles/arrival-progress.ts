@@ -79,7 +79,7 @@ export function liveArrival (session: ArrivalCounters, now: number): LiveArrival
  * libvirt job has the real figures (what is left, the memory pass, the dirty rate) and the Controller
  * shows those (progress-watch.ts); these serve only when the Source has none. What is left is a
  * rough estimate: the expected amounts less what came, where the memory's later passes count as
- * progress and the disks' holes never come. So it has no pass, and never says 'done' before Finish.
+ * progress and the disks' holes never come. It has no memory pass, and no 'done': the Source says when it is.
  */
 export function arrivalFigures (session: ArrivalCounters, now: number): MigrationProgress {
   const arrival = liveArrival(session, now)

@@ -4,7 +4,7 @@ import { ProtocolError } from '../../../protocol/errors'
 import { coldProgress, ProgressBoard, type MigrationProgress } from '../../../protocol/roles/migration-progress'
 import type { MigrationRecord } from '../../../protocol/roles/migration-record'
 import { handleMigrationProgress } from '../../../protocol/roles/progress-query'
-import { watchProgress } from '../../../protocol/roles/progress-watch'
+import { chooseAnswer, watchProgress } from '../../../protocol/roles/progress-watch'
 import type { RouteRecord } from '../../../protocol/roles/records'
 import { LiveSessions } from '../../../protocol/roles/live-sessions'
 import { ActiveMigrations } from '../../../protocol/roles/active-migrations'
@@ -118,6 +118,54 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   await partners.made(5)
   t.same(new Set(partners.calls.slice(3).map((c) => c.to)), new Set(['site-b', 'site-s']), 'an end with nothing moving any more: both are asked again')
   t.same(active.list()[0].progress, null)
+})
+
+t.test('chooseAnswer: a cold transfer\'s figures are the Destination\'s; a live migration\'s the Source\'s, the Destination\'s only when the Source gives none', async (t) => {
+  const fromSource: MigrationProgress = { ...cold(3 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 40 }
+  const fromDestination: MigrationProgress = { ...cold(9 * MiB), path: 'live', phase: 'memory' }
+  const cases: Array<[string, boolean, Array<['destination' | 'source', MigrationProgress | null | undefined]>, ReturnType<typeof chooseAnswer>]> = [
+    ['cold: the Destination\'s pull', false, [['destination', cold(MiB)], ['source', null]], { end: 'destination', progress: cold(MiB) }],
+    ['cold: figures from either end over a null', false, [['destination', null], ['source', cold(MiB)]], { end: 'source', progress: cold(MiB) }],
+    ['cold: nothing moves', false, [['destination', null], ['source', undefined]], { end: 'destination', progress: null }],
+    ['cold: no answer keeps the last', false, [['destination', undefined], ['source', undefined]], undefined],
+    ['live: both have figures, the Source\'s libvirt job wins', true, [['destination', fromDestination], ['source', fromSource]], { end: 'source', progress: fromSource }],
+    ['live: the Source\'s job not begun or over, its null wins over the Destination\'s estimate', true, [['destination', fromDestination], ['source', null]], { end: 'source', progress: null }],
+    ['live: the Source unreachable, the Destination\'s figures stand in', true, [['destination', fromDestination], ['source', undefined]], { end: 'destination', progress: fromDestination }],
+    ['live: the Source unreachable, the Destination has nothing either', true, [['destination', null], ['source', undefined]], { end: 'destination', progress: null }],
+    ['live: only the Source asked (it answered last time), and it gave no answer', true, [['source', undefined]], undefined],
+  ]
+  for (const [what, live, answers, expected] of cases) {
+    t.same(chooseAnswer(live, answers.map(([end, progress]) => ({ end, progress }))), expected, what)
+  }
+})
+
+t.test('watchProgress, live: the Source\'s figures are kept over the Destination\'s, which serve only while the Source does not answer', async (t) => {
+  const partners = new ScriptedPartners()
+  const { active, deps } = watchDeps(partners)
+  active.enter('web-1', 1000)
+  const stop = watchProgress(deps, { ...migration, live: 'prepared' }, { intervalMs: 0 })
+  t.teardown(stop)
+  const fromSource: MigrationProgress = { ...cold(3 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 40 }
+  const fromDestination: MigrationProgress = { ...cold(9 * MiB), path: 'live', phase: 'memory' }
+  await partners.made(2)
+  partners.calls[0].answer({ progress: fromDestination })
+  partners.calls[1].answer({ progress: fromSource })
+  await partners.made(3)
+  t.same(active.list()[0].progress, fromSource, 'the Source\'s libvirt figures, with the pass, though the Destination (asked first) answered too')
+  t.equal(partners.calls[2].to, 'site-s', 'then only the Source is asked')
+  partners.calls[2].fail(new ProtocolError('partner-unreachable', 'site-s did not answer'))
+  await partners.made(5)
+  t.same(active.list()[0].progress, fromSource, 'a round without the Source\'s answer keeps its last figures')
+  t.same(partners.calls.slice(3).map((c) => c.to).sort(), ['site-b', 'site-s'], 'and the next round asks both')
+  partners.calls[3].answer({ progress: fromDestination })
+  partners.calls[4].fail(new ProtocolError('partner-unreachable', 'site-s did not answer'))
+  await partners.made(7)
+  t.same(active.list()[0].progress, fromDestination, 'the Source still silent: the Destination\'s figures stand in')
+  t.same(partners.calls.slice(5).map((c) => c.to).sort(), ['site-b', 'site-s'], 'and the Source is asked again')
+  partners.calls[5].answer({ progress: fromDestination })
+  partners.calls[6].answer({ progress: fromSource })
+  await partners.made(8)
+  t.same(active.list()[0].progress, fromSource, 'the Source back: its figures again')
 })
 
 t.test('watchProgress: a partner down costs only figures; one that does not know the query is not asked again; a malformed answer is no figures', async (t) => {
