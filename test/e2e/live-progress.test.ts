@@ -16,8 +16,10 @@ const DISK_MIB = 128
 
 // A live migration held to its host's bandwidth cap lasts long enough for the Controller's 500 ms poll
 // to see it: `fedvm migrate` under a real pseudo-terminal draws the live line (phase, amount left,
-// rate, ETA, memory pass), `fedvm site status` at both sites lists it while it runs, and Perform takes
-// at least as long as the cap allows for the data it had to move.
+// rate, ETA, memory pass: the Source's libvirt figures, though the Destination answers the progress
+// query too), `fedvm site status` at both sites lists it while it runs (at the Destination, the bytes
+// through its end of the relay, growing), and Perform takes at least as long as the cap allows for
+// the data it had to move.
 
 interface Drawn { percent: number, phase: string, leftMiB: number, rateMiB: number, etaS: number | undefined, pass: number | undefined }
 
@@ -92,6 +94,27 @@ t.test('a live migration under a bandwidth cap: the live progress line, site sta
   t.match(atA.transfers, [{ vmId, path: 'live' }], 'site-a, the Source: the libvirt job it runs')
   t.comment(`site-b, the Destination, meanwhile: ${JSON.stringify({ migrations: atB?.migrations, transfers: atB?.transfers, inDoubt: atB?.inDoubt })}`)
   t.match(atB, { id: 'site-b', locations: [] }, 'site-b answers while the migration runs, and does not hold the VM yet')
+  // site-b, the Destination: its libvirtd has no job for the incoming migration; its status shows what came through its end of the relay.
+  type Arrival = { vmId: string, phase: string, receivedBytes: { memory: number, disks: number }, rateBytesPerSecond: number }
+  const arrivalAtB = async (): Promise<{ arrival: Arrival, json: string } | undefined> => {
+    const status = (await fed.cli('site-b', 'status')).json
+    const arrival = status?.arrivals?.find((a: Arrival) => a.vmId === vmId)
+    return arrival === undefined ? undefined : { arrival, json: JSON.stringify(status.arrivals) }
+  }
+  const received = (a: Arrival): number => a.receivedBytes.memory + a.receivedBytes.disks
+  const first = await waitFor('site-b to list the arrival with bytes received', async () => {
+    const at = await arrivalAtB()
+    return at !== undefined && received(at.arrival) > 0 ? at : undefined
+  }, 30_000, 200, migrate.output)
+  const later = await waitFor('site-b\'s byte count to grow', async () => {
+    const at = await arrivalAtB()
+    return at !== undefined && received(at.arrival) > received(first.arrival) ? at : undefined
+  }, 30_000, 200, migrate.output)
+  t.comment(`site-b's arrival: ${first.json} then ${later.json}`)
+  t.equal(first.arrival.phase, 'receiving', 'site-b, the Destination: the arrival, receiving')
+  t.match(later.arrival, { phase: /^(receiving|finishing|verifying)$/, rateBytesPerSecond: Number }, 'then receiving still, or Finishing (a slow status may come late)')
+  t.ok(later.arrival.receivedBytes.disks >= first.arrival.receivedBytes.disks && later.arrival.receivedBytes.memory >= first.arrival.receivedBytes.memory, 'its byte counts per channel only grow')
+  t.notOk(/127\.0\.0\.161|site-a|"a1"/.test(later.json), 'nothing in it names the Source\'s site, host or address')
   t.equal(human.code, 0, human.output)
   t.match(human.output, new RegExp(`migrating \\(this site is the Controller\\):\\r\\n {2}${vmId}: Migration: \\[ *\\d+ %\\] (disks|memory), [\\d.]+ MiB of [\\d.]+ MiB left, [\\d.]+ MiB/s, ETA (\\d+ s|\\?), pass \\d+, dirty \\d+ pages/s\\r\\ndata moving here:\\r\\n {2}${vmId}: Migration: .*\\(live\\)\\r\\n`), 'site status on a terminal: the Controller\'s line and the Source\'s')
 
