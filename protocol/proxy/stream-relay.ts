@@ -271,11 +271,8 @@ export class StreamParker {
  * - QEMU's migration stream: 256 KiB. QEMU counts what the relay holds as sent, so a deep buffer makes
  *   its bandwidth estimate too high in the short late passes, and it pauses the guest with more left
  *   than it expects (measured: pauses up to 382 ms against a 300 ms limit with 4 MiB).
- * FEDVM_RELAY_BUFFER (bytes, every channel; 0: plain `pipe()`) lets a benchmark compare.
  */
 export function relayBufferBytes (channel: string): number {
-  const forced = process.env.FEDVM_RELAY_BUFFER
-  if (forced !== undefined) return Number(forced)
   return channel === 'migration' ? 256 * 1024 : 4 * 1024 * 1024
 }
 
