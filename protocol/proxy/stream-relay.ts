@@ -282,7 +282,6 @@ export function relayBufferBytes (channel: string): number {
  * 16 KiB pieces, and a system call for each cost the Destination's side about a tenth of its CPU.
  */
 function forward (from: Duplex, to: Duplex, bufferBytes: number): void {
-  if (bufferBytes <= 0) { from.pipe(to); return }
   let corked = false
   const uncork = (): void => { corked = false; to.uncork() }
   from.on('data', (chunk: Buffer) => {
