@@ -17,6 +17,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { rm } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { ProtocolError, toProtocolError } from '../errors'
+import { ByteMeter } from './byte-meter'
 import { TOKEN_HEADER } from './transfer-headers'
 
 export const STREAM_UPGRADE = 'fedvm-stream'
@@ -179,10 +180,8 @@ export class StreamParker {
   private readonly open = new Set<Duplex>()
   failed: ProtocolError | undefined
   joined = 0
-  /** Bytes the Source sent on this channel's joined streams (what its QEMU sends toward this site's), counted as they arrive. */
-  receivedBytes = 0
-  /** When the first of them arrived (ms since the epoch): a rate runs from there, not from the parking. */
-  firstByteAt: number | undefined
+  /** The bytes the Source sent on this channel's joined streams (what its QEMU sends toward this site's), counted as they arrive. */
+  readonly received = new ByteMeter()
   /** The wait before parking again after a connection that was never answered (doubles up to 5 s: a Source that is down is not hammered). */
   private retryMs = RETRY_MIN_MS
 
@@ -197,12 +196,6 @@ export class StreamParker {
   close (): void {
     this.closed = true
     for (const s of this.open) s.destroy()
-  }
-
-  private count (bytes: number): void {
-    if (bytes === 0) return
-    this.firstByteAt ??= Date.now()
-    this.receivedBytes += bytes
   }
 
   private park (): void {
@@ -261,10 +254,10 @@ export class StreamParker {
       local.setNoDelay(true)
       local.once('connect', () => {
         if (rest.length > 0) local.write(rest)
-        this.count(rest.length)
+        this.received.add(rest.length, Date.now())
         join(socket, local, this.o.channel)
         // A second reader of the same chunks: it only counts, the relay keeps its own flow control.
-        socket.on('data', (chunk: Buffer) => this.count(chunk.length))
+        socket.on('data', (chunk: Buffer) => this.received.add(chunk.length, Date.now()))
         socket.resume()
         this.joined++
       })

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { ByteMeter } from '../proxy/byte-meter'
 import type { MigrationProgress } from './migration-progress'
 
 const amount = z.number().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -24,7 +25,7 @@ export const LiveArrivalSchema = z.object({
   phase: z.enum(ARRIVAL_PHASES),
   /** memory: QEMU's migration stream (every pass, so more than the guest's memory); disks: the NBD stream (allocated data and NBD's own framing). */
   receivedBytes: z.object({ memory: amount, disks: amount }),
-  /** The average since the first byte came; 0 until RATE_AFTER. */
+  /** Over the last whole seconds (RATE_WINDOW_S), both channels together; until a whole second has passed since the first byte, the average since then (0 until RATE_AFTER). */
   rateBytesPerSecond: amount,
   /** Wall time of these figures. */
   at: amount,
@@ -32,7 +33,7 @@ export const LiveArrivalSchema = z.object({
 export type LiveArrival = z.infer<typeof LiveArrivalSchema>
 
 /** What of a stream parker the figures need (proxy/stream-relay.ts's StreamParker has it). */
-export interface ChannelCounter { channel: string, receivedBytes: number, firstByteAt: number | undefined }
+export interface ChannelCounter { channel: string, received: Pick<ByteMeter, 'total' | 'firstAt' | 'lastSeconds'> }
 
 /** What of a live arrival session the figures need (live-sessions.ts). */
 export interface ArrivalCounters {
@@ -50,28 +51,38 @@ const CHANNEL_FIGURE: Record<string, 'memory' | 'disks'> = { migration: 'memory'
 
 /** Before this much has come, or this long has passed, an average says little (the first NBD burst lands in a few ms). */
 const RATE_AFTER = { bytes: 1024 * 1024, ms: 1000 }
+/** The rate's window: long enough to smooth QEMU's bursts, short enough to show a change of phase (the disks' holes, the memory) within seconds. */
+const RATE_WINDOW_S = 2
 
 /** The arrival's figures at `now`. Pure: the counters are read, not changed. */
 export function liveArrival (session: ArrivalCounters, now: number): LiveArrival {
   const receivedBytes = { memory: 0, disks: 0 }
+  const meters = session.parkers.filter((p) => CHANNEL_FIGURE[p.channel] !== undefined)
   let first: number | undefined
-  for (const parker of session.parkers) {
-    const figure = CHANNEL_FIGURE[parker.channel]
-    if (figure === undefined) continue
-    receivedBytes[figure] += parker.receivedBytes
-    if (parker.firstByteAt !== undefined) first = Math.min(first ?? parker.firstByteAt, parker.firstByteAt)
+  for (const parker of meters) {
+    receivedBytes[CHANNEL_FIGURE[parker.channel]] += parker.received.total
+    const at = parker.received.firstAt
+    if (at !== undefined) first = Math.min(first ?? at, at)
   }
   const total = receivedBytes.memory + receivedBytes.disks
-  const elapsedMs = first === undefined ? 0 : Math.max(0, now - first)
-  const measurable = total >= RATE_AFTER.bytes || elapsedMs >= RATE_AFTER.ms
   return {
     vmId: session.vmId,
     since: session.since,
     phase: session.step !== 'prepared' ? session.step : total > 0 ? 'receiving' : 'prepared',
     receivedBytes,
-    rateBytesPerSecond: measurable && elapsedMs > 0 ? Math.round(total / (elapsedMs / 1000)) : 0,
+    rateBytesPerSecond: first === undefined ? 0 : recentRate(meters, total, first, now),
     at: now,
   }
+}
+
+/** Bytes per second over the last RATE_WINDOW_S whole seconds, counted from the first byte when that came within them. */
+function recentRate (meters: readonly ChannelCounter[], total: number, first: number, now: number): number {
+  const second = Math.floor(now / 1000) * 1000
+  const spanMs = second - Math.max(first, second - RATE_WINDOW_S * 1000)
+  if (spanMs >= 1000) return Math.round(meters.reduce((n, p) => n + p.received.lastSeconds(now, RATE_WINDOW_S), 0) / (spanMs / 1000))
+  const elapsedMs = Math.max(0, now - first)
+  const measurable = total >= RATE_AFTER.bytes || elapsedMs >= RATE_AFTER.ms
+  return measurable && elapsedMs > 0 ? Math.round(total / (elapsedMs / 1000)) : 0
 }
 
 /**
