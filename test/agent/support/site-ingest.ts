@@ -8,6 +8,7 @@ import { PrimaryStore } from '../../../protocol/primary/primary-store'
 import { createIngestServer, INGEST_PATH } from '../../../protocol/relay/ingest-server'
 import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
 import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import { MemoryReplayCache } from '../../../protocol/envelope/replay-cache'
 import type { Teardownable } from '../../support/teardownable'
 
 /** One POST the ingest saw: the delivery ids it carried (in order) and the status it answered. */
@@ -30,10 +31,13 @@ export class SiteIngest {
   placed = true
   /** A batch this says yes to is refused whole (400, a problem document that lists nothing), as an ingest that names no delivery would. */
   refuseWhole?: (ids: string[]) => boolean
+  /** With `hostAuth`, the hosts' public keys the site knows (its config's hosts[]), as the test sets them. */
+  readonly hostKeys = new Map<string, Uint8Array>()
 
   private constructor (private readonly front: Server, private readonly db: Database.Database) {}
 
-  static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000): Promise<SiteIngest> {
+  /** `hostAuth`: the ingest checks each batch's host signature against `hostKeys` (the VM runs on host h1). */
+  static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000, options: { hostAuth?: boolean } = {}): Promise<SiteIngest> {
     const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-ingest-'))
     const db = openMonitoringDb(dir)
     const relay = new MonitoringRelay({
@@ -51,7 +55,8 @@ export class SiteIngest {
       maxBatchBytes: 64 * 1024,
       maxClockSkewMs,
     })
-    const ingest = createIngestServer({ relay, log: () => {} })
+    const hosts = options.hostAuth === true ? { publicKey: (host: string) => site.hostKeys.get(host), windowMs: 30_000, replay: new MemoryReplayCache() } : undefined
+    const ingest = createIngestServer({ relay, log: () => {}, hosts })
     // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
     const front = createServer((req, res) => {
       const chunks: Buffer[] = []
