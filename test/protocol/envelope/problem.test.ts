@@ -19,3 +19,16 @@ t.test('a downstream failure keeps its code, never its detail', async (t) => {
   t.equal(wrapped.retryable, true)
   t.notMatch(JSON.stringify(wrapped), /h1|internal|example/, 'no internal host name leaks')
 })
+
+t.test('a partner\'s refused list survives the wire; malformed items are dropped', async (t) => {
+  const err = fromProblemDocument({ code: 'bad-request', detail: 'd', retryable: false, refused: [
+    { index: 1, id: 'b', code: 'bad-request', retryable: false, detail: 'deliveries[1].to: ahead' },
+    { index: 2, code: 'unknown-vm', retryable: true },
+    { index: -1, code: 'bad-request' }, { index: 1.5, code: 'bad-request' }, { index: 3, code: 'no-such-code' }, 'x', null,
+  ] }, 400)
+  t.same(err.refused, [
+    { index: 1, id: 'b', code: 'bad-request', retryable: false, detail: 'deliveries[1].to: ahead' },
+    { index: 2, code: 'unknown-vm', retryable: true, detail: '' },
+  ])
+  t.equal(fromProblemDocument({ code: 'bad-request', detail: 'd' }, 400).refused, undefined, 'none sent: none')
+})
