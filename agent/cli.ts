@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { Agent } from './agent'
-import { printDeadLetters } from './state/dead-letters-command'
+import { printDeadLetters } from './outputs/dead-letters-command'
 import { requeueDeadLettersCommand } from './outputs/requeue-dead-letters-command'
 
 /** A command line that cannot be run as given; fedvm's dispatcher knows it by its code and shows the usage. */

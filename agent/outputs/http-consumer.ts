@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import ms from 'ms'
 import { readHostSecretKey } from '../../protocol/crypto/host-key'
 import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
@@ -191,8 +192,7 @@ export class HttpConsumer implements OutboxConsumer {
     const now = Date.now()
     if (!this.refusedNow || now - this.refusalLoggedAt >= SIGNATURE_LOG_EVERY_MS) {
       const as = this.signAs === undefined ? 'unsigned batches' : `the signature of host ${this.signAs.host}`
-      const hours = Math.round(this.bounds.unauthenticatedAfterMs / 360_000) / 10
-      this.log(`consumer ${this.name}: the site refuses ${as} (HTTP 401 ${code}: ${detail}); deliveries stay in the outbox and are retried, each set aside ${hours} h after it was queued (deadLetters.unauthenticatedAfterMs); add this host's public key (fedvm host-key) to the site's hosts[]`)
+      this.log(`consumer ${this.name}: the site refuses ${as} (HTTP 401 ${code}: ${detail}); deliveries stay in the outbox and are retried, each set aside ${ms(this.bounds.unauthenticatedAfterMs)} after it was queued (deadLetters.unauthenticatedAfterMs); add this host's public key (fedvm host-key) to the site's hosts[]`)
       this.refusalLoggedAt = now
     }
     this.refusedNow = true
