@@ -1,4 +1,4 @@
-import { toProtocolError, type ProtocolError, type RefusedItem } from '../errors'
+import { toProtocolError, type ProblemCode, type ProtocolError, type RefusedItem } from '../errors'
 import type { Delivery } from './delivery'
 import type { QueuedBatch, RelayOutbox } from './relay-outbox'
 import { backoffMs } from '../backoff'
@@ -19,6 +19,12 @@ export interface ForwarderOptions {
 }
 
 const BACKOFF = { minMs: 100, maxMs: 10_000, jitter: true }
+/**
+ * Refusals about who sends, not what: the hop does not know this site's key yet, the clocks
+ * disagree, a message id seen before (the next request has a new one). Retried like a hop that is
+ * down: narrowing the batch by halves would set every delivery apart for a fault of none of them.
+ */
+const SENDER_CODES: ReadonlySet<ProblemCode> = new Set(['unknown-sender', 'bad-signature', 'stale-timestamp', 'replayed-message'])
 /** Requests in flight to one hop: while one waits for its answer the next batch is already on its way. */
 const MAX_IN_FLIGHT = 2
 
@@ -125,7 +131,7 @@ export class RelayForwarder {
         this.options.log({ event: 'monitoring-forward-failed', to: this.options.nextHop, deliveries: rest.length, code: problem.code, retryable: problem.retryable })
       }
       // bad-response: the answer could not be trusted (unsigned, cut short), which says nothing about the batch.
-      if (problem.retryable || problem.code === 'bad-response' || this.stopped) return 'retry'
+      if (problem.retryable || problem.code === 'bad-response' || SENDER_CODES.has(problem.code) || this.stopped) return 'retry'
       const listed = listedItems(problem.refused, rest)
       if (listed.length > 0) {
         let later = false

@@ -156,7 +156,7 @@ t.test('the next hop lists the deliveries it refuses: those are set apart, the o
   t.same((db.prepare('SELECT body FROM outbox WHERE dead = 1').pluck().all() as string[]).flatMap((b) => (JSON.parse(b) as Delivery[]).map((d) => d.id)), ['x', 'y'], 'kept apart')
 })
 
-t.test('part of a batch stored, the rest refused for now or unanswered: only the rest is sent again', async (t) => {
+t.test('part of a batch stored, the rest refused for now or unanswered: only the rest is sent again; a 401 is retried whole', async (t) => {
   const received: string[] = []
   let script: Array<(ds: Delivery[]) => void> = []
   const s = await setup(t, async (_to, ds) => {
@@ -184,5 +184,13 @@ t.test('part of a batch stored, the rest refused for now or unanswered: only the
   await relay.accept([delivery('d'), delivery('e'), delivery('f'), delivery('g')], 'site-c')
   await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
   t.same(received, ['d', 'e', 'f', 'g'], 'each stored once: d and e in the first half, f and g after the backoff')
+
+  // The hop does not know this site's key yet (401): about the sender, not the batch, so retried whole, never halved.
+  received.length = 0
+  const refuse = () => { throw new ProtocolError('unknown-sender', 'site-b is not a known partner') }
+  script = [refuse, refuse]
+  await relay.accept([delivery('h'), delivery('i')], 'site-c')
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
+  t.same(received, ['h', 'i'], 'both arrive once the hop knows the key')
   t.equal(db.prepare('SELECT count(*) FROM outbox WHERE dead = 1').pluck().get(), 0, 'nothing set apart')
 })
