@@ -123,8 +123,8 @@ export class HttpConsumer implements OutboxConsumer {
         return 'done'
       }
       const verdict = typeof answer === 'string' ? { kind: 'retry' as const, reason: answer } : judgeRefusal(answer, rest.length)
-      // No answer says nothing about the signature.
-      if (typeof answer !== 'string') this.heardSignature(verdict.kind === 'unauthenticated' ? verdict.reason : undefined)
+      // Another 4xx comes from past the site's signature check; no answer, or a 5xx (a proxy in front, a restart), says nothing about it.
+      if (typeof answer !== 'string' && answer.status >= 400 && answer.status < 500) this.heardSignature(verdict.kind === 'unauthenticated' ? verdict.reason : undefined)
       if (verdict.kind === 'unauthenticated') {
         this.unauthenticated(rest, verdict.reason, result)
         return 'unanswered'
@@ -179,7 +179,7 @@ export class HttpConsumer implements OutboxConsumer {
 
   /**
    * Counts a 401 (`refused`) and says so in the log when the site starts refusing this host's
-   * signature, then at most every SIGNATURE_LOG_EVERY_MS while it goes on; any other answer ends it.
+   * signature, then at most every SIGNATURE_LOG_EVERY_MS while it goes on; a 2xx or another 4xx ends it.
    */
   private heardSignature (refused: DeadLetterReason | undefined): void {
     if (refused === undefined) {
