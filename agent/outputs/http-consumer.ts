@@ -3,6 +3,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import ms from 'ms'
 import { readHostSecretKey } from '../../protocol/crypto/host-key'
+import { readLimited } from '../../protocol/http/read-body'
 import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import type { OutboxConsumer } from './outbox-consumer'
@@ -228,13 +229,11 @@ export class HttpConsumer implements OutboxConsumer {
           res.resume()
           res.on('end', () => resolve(undefined))
         } else {
-          const chunks: Buffer[] = []
-          let size = 0
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length
-            if (size <= MAX_PROBLEM_BYTES) chunks.push(chunk)
-          })
-          res.on('end', () => resolve({ status, problem: problemOf(res.headers['content-type'], Buffer.concat(chunks)) }))
+          // A longer body is not read on (its connection goes): the status alone decides.
+          const tooLarge = new Error(`the refusal's body exceeds ${MAX_PROBLEM_BYTES} bytes`)
+          readLimited(res, MAX_PROBLEM_BYTES, () => tooLarge).then(
+            (body) => resolve({ status, problem: problemOf(res.headers['content-type'], body) }),
+            (err) => resolve(err === tooLarge ? { status } : (err as Error).message))
         }
         res.on('error', (err) => resolve(err.message))
       })
