@@ -13,7 +13,8 @@ export interface DeadLetterReason {
 /**
  * Deliveries a receiver refused for good, set aside beside the outbox (`stateDir/agent.db`, table
  * `dead_letters`) so the deliveries behind them go on: each with its consumer, its body as it was
- * queued, when and why it was refused. The operator reads them with `fedvm agent dead-letters`.
+ * queued, when and why it was refused. The operator reads them with `fedvm agent dead-letters` and,
+ * once the cause is fixed, moves them back with its `--requeue`.
  */
 export const DEAD_LETTERS_DDL = `
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, vm TEXT,
