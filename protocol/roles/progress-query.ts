@@ -1,10 +1,10 @@
 import { ProtocolError } from '../errors'
 import type { TokenStore } from '../proxy/token-record'
-import { checkHolder, heldToken } from '../proxy/tokens'
+import { heldToken } from '../proxy/tokens'
 import { objectBody, stringField, vmIdField } from './body-fields'
 import { arrivalFigures } from './arrival-progress'
 import type { Caller } from './caller'
-import { passAlong, type PassAlongDeps } from './intermediary'
+import { intermediaryRoute, passAlongRoute, type PassAlongDeps } from './intermediary'
 import type { LiveSessions } from './live-sessions'
 import type { ProgressBoard } from './migration-progress'
 import { ProgressAnswerSchema, type ProgressAnswer } from './partner-answers'
@@ -35,11 +35,8 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
   const vmId = vmIdField(body)
   if (body.end === 'destination') {
     if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-    const route = deps.routes.route(ref)
-    if (route !== undefined && route.kind === 'offer') {
-      checkHolder(route, caller.sender, vmId, 'offer')
-      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { ref: route.partnerRef, timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
-    }
+    const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+    if (route !== undefined) return passAlongRoute(deps, caller, route, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     // Any state will do (a spent or cancelled token's migration simply has no progress left): only who holds it counts.
     heldToken(deps.tokens, ref, 'destination', caller.sender, vmId)
     const arriving = deps.live.arriving.get(ref)
@@ -47,11 +44,8 @@ export async function handleMigrationProgress (deps: ProgressQueryDeps, caller: 
   }
   if (body.end === 'source') {
     const token = stringField(body, 'token', 100)
-    const route = deps.routes.route(token)
-    if (route !== undefined && route.kind === 'source') {
-      checkHolder(route, caller.sender, vmId, 'transfer')
-      return passAlong(deps, caller, route.partner, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
-    }
+    const route = intermediaryRoute(deps, 'source', token, caller, vmId)
+    if (route !== undefined) return passAlongRoute(deps, caller, route, 'migration-progress', body, ProgressAnswerSchema, { timeoutMs: PROGRESS_QUERY_TIMEOUT_MS, quiet: true })
     heldToken(deps.tokens, token, 'source', caller.sender, vmId)
     return { progress: deps.progress.get(vmId) ?? null }
   }

@@ -1,4 +1,4 @@
-import { toProtocolError } from '../errors'
+import { originCode, toProtocolError } from '../errors'
 import type { Log } from '../log'
 import { askPartner } from './intermediary'
 import type { ActiveMigrations } from './active-migrations'
@@ -85,7 +85,7 @@ export function watchProgress (deps: ProgressWatchDeps, migration: MigrationReco
       return answer.progress
     } catch (err) {
       const e = toProtocolError(err)
-      const code = e.downstreamCode ?? e.code
+      const code = originCode(e)
       // Logged when the reason changes, not every round.
       if (failing.get(end) !== code) deps.log({ event: 'progress-unavailable', vm: vmId, end: end.end, code })
       failing.set(end, code)
