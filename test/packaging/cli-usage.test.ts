@@ -117,9 +117,10 @@ t.test('every flag a usage line shows is one its command takes', async (t) => {
     '--to': join(dir, 'missing.pub'), '--key': join(dir, 'missing.key'), '--out': join(dir, 'keys'), '--site': 'site-q',
     '--configuration': 'large', '--consumer': 'c1', '--into': join(dir, 'missing.ovf'), '--host': 'h1',
     '--patch': join(dir, 'missing-patch.json'), '--version': '2', '--memory-mib': '512', '--vcpus': '2',
+    '--id': '3', '--reason': 'bad-request',
   }
   // Switches take no value.
-  const switches = new Set(['--json'])
+  const switches = new Set(['--json', '--requeue', '--all'])
   // The demo runs a whole federation (test/packaging/demo.test.ts runs it with its flags).
   const lines = COMMANDS.filter((command) => command.name !== 'demo').flatMap((command) => (command.subcommands ?? [command]).map((help) => {
     const flags = [...new Set(help.usage.match(/--[a-z-]+/g) ?? [])]
