@@ -5,9 +5,12 @@
 // --copy-storage-all`, TCP on the namespace's loopback), then watches the Destination's domain for a few
 // seconds. Only the QEMUs are starved (a cgroup cpu quota, bench/support/qemu-starver.ts), not the machine.
 // QEMU's monitor events come from libvirtd's debug log: run with FEDVM_LIBVIRT_DEBUG_LOG=1 to have them.
+// The -ramp modes start QEMU's downtime limit low and raise it during the migration, as fedvm's
+// downtime ramp does (bench/support/downtime-ramp-driver.ts), so QEMU makes more memory passes; each
+// round records the passes (the Destination's completed job statistics) to split the counts by them.
 // Not part of the test suite: an experiment whose counts go into the notes.
-// Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30] [--modes relayed,direct]
-//          (modes: relayed, direct, stay = no migration, the control)
+// Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30 (0: no starvation)] [--modes relayed,direct]
+//          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
@@ -19,6 +22,8 @@ import { parseArgs } from 'node:util'
 import { readTlsIdentity, writeTlsIdentity } from '../protocol/crypto/tls-certificate'
 import { directMigrate, sharedNamespace } from './live-peer'
 import { Cleanups } from './support/cleanups'
+import { ExternalRamp, type RampTrace } from './support/downtime-ramp-driver'
+import { completedJobStats, type JobStats } from './support/job-stats'
 import { qemuPidFiles, QemuStarver } from './support/qemu-starver'
 import { relayedLiveMigrate } from './support/relayed-live-migration'
 import { ensureGuestImage, READY_MARKER } from '../test/support/vm/guest-image'
@@ -27,7 +32,8 @@ import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
 const MiB = 1024 * 1024
 /** 'stay': no migration, the control: the guest is watched where it started. */
-type Mode = 'relayed' | 'direct' | 'stay'
+type Mode = 'relayed' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'stay'
+const MODES: Mode[] = ['relayed', 'direct', 'relayed-ramp', 'direct-ramp', 'stay']
 
 interface Round {
   round: number
@@ -49,7 +55,24 @@ interface Round {
   qemuEvents?: string[]
   /** The guest failed to boot before any migration (under starvation its boot-time timer check can fail). */
   bootFailed?: string
+  /** The Destination's `domjobinfo --completed` (memory passes as memoryIterations, downtime). */
+  job?: JobStats
+  /** The -ramp modes: the highest pass seen while ramping, the limits set ([ms, limit]), failed reads. */
+  ramp?: Pick<RampTrace, 'maxIterationSeen' | 'limits' | 'errors' | 'firstError'>
   load: number
+}
+
+/** A round's memory passes: libvirt's completed count, else the highest the ramp saw. */
+function passes (r: Round): number | undefined {
+  return r.job?.memoryIterations ?? (r.ramp?.maxIterationSeen || undefined)
+}
+
+/** How many of `rounds` migrated, and how many of those arrived broken (stopped, or oopsed and lived on). */
+function tally (rounds: Round[]): { migrated: number, stopped: number, oopsOnly: number, broken: number } {
+  const migrated = rounds.filter((r) => r.migrated)
+  const stopped = migrated.filter((r) => r.stoppedAfterMs !== undefined).length
+  const oopsOnly = migrated.filter((r) => r.stoppedAfterMs === undefined && r.oops !== undefined).length
+  return { migrated: migrated.length, stopped, oopsOnly, broken: stopped + oopsOnly }
 }
 
 async function main (): Promise<void> {
@@ -69,6 +92,8 @@ async function main (): Promise<void> {
   const rounds = Number(values.rounds)
   const quota = Number(values['quota-pct'])
   const modes = values.modes.split(',') as Mode[]
+  for (const mode of modes) if (!MODES.includes(mode)) throw new Error(`--modes: unknown mode "${mode}" (known: ${MODES.join(', ')})`)
+  if (!(quota >= 0 && quota <= 200)) throw new Error(`--quota-pct ${values['quota-pct']}: must be 0 (no starvation) to 200`)
   const delays = values['delays-ms'].split(',').map(Number)
   const watchMs = Number(values['watch-ms'])
   const tag = randomBytes(2).toString('hex')
@@ -81,8 +106,8 @@ async function main (): Promise<void> {
     cleanups.add(await sharedNamespace(netns))
     const hosts = await Promise.all([`${tag}a`, `${tag}b`].map(async (t) => await LibvirtHost.start({ tag: t, netns })))
     for (const h of hosts) cleanups.add(async () => await h.stop())
-    const starver = await QemuStarver.start(tag, quota, async () => [...await qemuPidFiles(hosts[0].dir), ...await qemuPidFiles(hosts[1].dir)])
-    cleanups.add(async () => await starver.stop())
+    const starver = quota === 0 ? undefined : await QemuStarver.start(tag, quota, async () => [...await qemuPidFiles(hosts[0].dir), ...await qemuPidFiles(hosts[1].dir)])
+    if (starver !== undefined) cleanups.add(async () => await starver.stop())
     const image = await ensureGuestImage()
     const tlsDir = join(work, 'tls')
     const ids = await Promise.all(['source', 'destination'].map(async (n) => { await mkdir(join(tlsDir, n), { recursive: true }); await writeTlsIdentity(join(tlsDir, n), n); return await readTlsIdentity(join(tlsDir, n)) }))
@@ -91,9 +116,10 @@ async function main (): Promise<void> {
     for (let i = 0; i < rounds; i++) {
       cleanups.check()
       const mode = modes[i % modes.length]
-      const delayMs = delays[Math.floor(i / modes.length) % delays.length]
-      // Alternate the direction too, so neither libvirtd is always the Destination.
-      const [src, dst] = i % 2 === 0 ? hosts : [hosts[1], hosts[0]]
+      // Each mode in turn, then the direction, then the delay: every mode sees every delay in both directions.
+      const cycle = Math.floor(i / modes.length)
+      const delayMs = delays[Math.floor(cycle / 2) % delays.length]
+      const [src, dst] = cycle % 2 === 0 ? hosts : [hosts[1], hosts[0]]
       const name = `rst${tag}r${i}`
       const srcDir = join(src.dir, 'vms', name)
       const dstDir = join(dst.dir, 'vms', name)
@@ -120,12 +146,24 @@ async function main (): Promise<void> {
       const dstLog = join(at.dir, 'log', 'libvirtd.log')
       const logFrom = (await stat(dstLog).catch(() => undefined))?.size ?? 0
       if (bootFailed === undefined) try {
-        if (mode === 'relayed') await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1])
-        else if (mode === 'direct') await directMigrate(src, dst, name, dstDir)
+        if (mode === 'relayed' || mode === 'relayed-ramp') {
+          const { ramp } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp' })
+          if (ramp !== undefined) round.ramp = ramp
+        } else if (mode === 'direct' || mode === 'direct-ramp') {
+          // The limit is set low before `virsh migrate` starts its job; the job keeps it, and the ramp raises it.
+          const ramp = mode === 'direct-ramp' ? await ExternalRamp.start(src.uri, name) : undefined
+          try {
+            await directMigrate(src, dst, name, dstDir)
+          } finally {
+            const trace = await ramp?.stop()
+            if (trace !== undefined) round.ramp = trace
+          }
+        }
         round.migrated = mode !== 'stay'
       } catch (err) {
         round.error = (err as Error).message.slice(0, 300)
       }
+      if (round.migrated) round.job = await completedJobStats(dst, name).catch(() => undefined)
       if (round.migrated || (mode === 'stay' && round.error === undefined && bootFailed === undefined)) {
         const arrived = Date.now()
         while (Date.now() - arrived < watchMs) {
@@ -153,16 +191,18 @@ async function main (): Promise<void> {
     }
     const summary = Object.fromEntries(modes.map((mode) => {
       const mine = results.filter((r) => r.mode === mode)
+      const byPasses = Object.fromEntries([...new Set(mine.filter((r) => r.migrated).map((r) => passes(r) ?? 0))].sort((a, b) => a - b)
+        .map((n) => [n === 0 ? 'unknown' : String(n), tally(mine.filter((r) => r.migrated && (passes(r) ?? 0) === n))]))
       return [mode, {
         rounds: mine.length,
-        migrated: mine.filter((r) => r.migrated).length,
-        bootFailed: mine.filter((r) => r.bootFailed !== undefined).length,
-        stopped: mine.filter((r) => r.stoppedAfterMs !== undefined).length,
+        ...tally(mine),
         oops: mine.filter((r) => r.oops !== undefined).length,
+        bootFailed: mine.filter((r) => r.bootFailed !== undefined).length,
         migratedDuringBoot: mine.filter((r) => r.migrated && !r.bootedAtStart).length,
+        byPasses
       }]
     }))
-    console.log(JSON.stringify({ quotaPercent: quota, summary, throttling: await starver.stats(), qemusStarved: starver.starved, loadAverage: loadavg().map((l) => Number(l.toFixed(2))), when: new Date().toISOString() }))
+    console.log(JSON.stringify({ quotaPercent: quota, summary, throttling: await starver?.stats(), qemusStarved: starver?.starved, loadAverage: loadavg().map((l) => Number(l.toFixed(2))), when: new Date().toISOString() }))
   } finally {
     await cleanups.run()
   }
