@@ -13,6 +13,8 @@
 //          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
+//          [--tick-ms N (the booted guest prints a numbered line every N ms: a guest that arrived booted
+//           and prints none at the Destination during the watch has hung)]
 //        (prints one JSON line per round and a summary; run as root, like the libvirt tests)
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises'
@@ -55,6 +57,8 @@ interface Round {
   qemuEvents?: string[]
   /** The guest failed to boot before any migration (under starvation its boot-time timer check can fail). */
   bootFailed?: string
+  /** With --tick-ms: the guest's tick lines on the Destination's console by the end of the watch. */
+  ticksAfterArrival?: number
   /** The Destination's `domjobinfo --completed` (memory passes as memoryIterations, downtime). */
   job?: JobStats
   /** The -ramp modes: the highest pass seen while ramping, the limits set ([ms, limit]), failed reads. */
@@ -67,12 +71,18 @@ function passes (r: Round): number | undefined {
   return r.job?.memoryIterations ?? (r.ramp?.maxIterationSeen || undefined)
 }
 
-/** How many of `rounds` migrated, and how many of those arrived broken (stopped, or oopsed and lived on). */
-function tally (rounds: Round[]): { migrated: number, stopped: number, oopsOnly: number, broken: number } {
+/** A guest that arrived booted, kept running, and printed no tick at the Destination (only with --tick-ms). */
+function hung (r: Round): boolean {
+  return r.ticksAfterArrival === 0 && r.bootedAtStart && r.stoppedAfterMs === undefined && r.oops === undefined
+}
+
+/** How many of `rounds` migrated, and how many of those arrived broken (stopped, oopsed and lived on, or hung). */
+function tally (rounds: Round[]): { migrated: number, stopped: number, oopsOnly: number, hung: number, broken: number } {
   const migrated = rounds.filter((r) => r.migrated)
   const stopped = migrated.filter((r) => r.stoppedAfterMs !== undefined).length
   const oopsOnly = migrated.filter((r) => r.stoppedAfterMs === undefined && r.oops !== undefined).length
-  return { migrated: migrated.length, stopped, oopsOnly, broken: stopped + oopsOnly }
+  const hungs = migrated.filter(hung).length
+  return { migrated: migrated.length, stopped, oopsOnly, hung: hungs, broken: stopped + oopsOnly + hungs }
 }
 
 async function main (): Promise<void> {
@@ -87,6 +97,7 @@ async function main (): Promise<void> {
       'cmdline-extra': { type: 'string', default: '' },
       'features-acpi': { type: 'boolean', default: false },
       emulator: { type: 'string', default: '' },
+      'tick-ms': { type: 'string', default: '0' },
     }
   })
   const rounds = Number(values.rounds)
@@ -130,7 +141,8 @@ async function main (): Promise<void> {
       await handle.truncate(8 * MiB)
       await handle.close()
       const consoleLog = join(srcDir, `${name}.console.log`)
-      let xml = domainXml({ name, type: 'qemu', image, memoryMiB: 96, disk, consoleLog })
+      const tickMs = Number(values['tick-ms'])
+      let xml = domainXml({ name, type: 'qemu', image, memoryMiB: 96, disk, consoleLog, tickMs: tickMs > 0 ? tickMs : undefined })
       if (values['cmdline-extra'] !== '') xml = xml.replace('</cmdline>', ` ${values['cmdline-extra']}</cmdline>`)
       if (values.emulator !== '') xml = xml.replace(/<emulator>[^<]*<\/emulator>/, `<emulator>${values.emulator}</emulator>`)
       if (values['features-acpi']) xml = xml.replace('  </os>\n', '  </os>\n  <features><acpi/></features>\n')
@@ -174,6 +186,7 @@ async function main (): Promise<void> {
         const console = await readFile(join(atDir, `${name}.console.log`), 'utf8').catch(() => '')
         const oops = console.split('\n').filter((line) => /Oops|panic|BUG|RIP:|Comm:/.test(line))
         if (oops.length > 0) round.oops = oops.join(' | ').slice(0, 600)
+        if (Number(values['tick-ms']) > 0) round.ticksAfterArrival = console.split('\n').filter((line) => /fedvm-tick \d+/.test(line)).length
         const events = (await readFile(dstLog).catch(() => Buffer.alloc(0))).subarray(logFrom).toString().split('\n')
           .filter((line) => line.includes('QEMU_MONITOR_RECV_EVENT') && /"event": "(SHUTDOWN|RESET|GUEST_PANICKED)"/.test(line))
           .map((line) => /"event": "(\w+)"(?:, "data": \{"guest": (\w+), "reason": "([\w-]+)"\})?/.exec(line)?.slice(1).filter(Boolean).join(' ') ?? line)
