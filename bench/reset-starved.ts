@@ -10,7 +10,8 @@
 // round records the passes (the Destination's completed job statistics) to split the counts by them.
 // Not part of the test suite: an experiment whose counts go into the notes.
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30 (0: no starvation)] [--modes relayed,direct]
-//          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control)
+//          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control;
+//           direct-hold: the ramp's calls at the ramp's moments, each setting the maximum)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
 //          [--tick-ms N (the booted guest prints a numbered line every N ms: a guest that arrived booted
@@ -34,8 +35,8 @@ import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
 const MiB = 1024 * 1024
 /** 'stay': no migration, the control: the guest is watched where it started. */
-type Mode = 'relayed' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'stay'
-const MODES: Mode[] = ['relayed', 'direct', 'relayed-ramp', 'direct-ramp', 'stay']
+type Mode = 'relayed' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'direct-hold' | 'stay'
+const MODES: Mode[] = ['relayed', 'direct', 'relayed-ramp', 'direct-ramp', 'direct-hold', 'stay']
 
 interface Round {
   round: number
@@ -161,9 +162,9 @@ async function main (): Promise<void> {
         if (mode === 'relayed' || mode === 'relayed-ramp') {
           const { ramp } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp' })
           if (ramp !== undefined) round.ramp = ramp
-        } else if (mode === 'direct' || mode === 'direct-ramp') {
+        } else if (mode === 'direct' || mode === 'direct-ramp' || mode === 'direct-hold') {
           // The limit is set low before `virsh migrate` starts its job; the job keeps it, and the ramp raises it.
-          const ramp = mode === 'direct-ramp' ? await ExternalRamp.start(src.uri, name) : undefined
+          const ramp = mode === 'direct' ? undefined : await ExternalRamp.start(src.uri, name, { hold: mode === 'direct-hold' })
           try {
             await directMigrate(src, dst, name, dstDir)
           } finally {

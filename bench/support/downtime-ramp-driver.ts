@@ -29,13 +29,14 @@ export class ExternalRamp {
   private ticking: Promise<void> = Promise.resolve()
   private readonly trace: RampTrace = { limits: [], maxIterationSeen: 0, errors: 0 }
 
-  private constructor (private readonly conn: RpcConnection, private readonly ramp: DowntimeRamp, private readonly startedAtMs: number, private current: number, private readonly maxMs: number) {}
+  private constructor (private readonly conn: RpcConnection, private readonly ramp: DowntimeRamp, private readonly startedAtMs: number, private current: number, private readonly maxMs: number, private readonly hold: boolean) {}
 
   /**
    * Sets the start limit on `domain` at the libvirtd `uri` (before or during the migration job) and
-   * starts raising it; `fullByMs` from now it is at `maxMs` whatever the statistics say.
+   * starts raising it; `fullByMs` from now it is at `maxMs` whatever the statistics say. `hold`: the
+   * same calls at the same moments, each setting `maxMs` (a control: the calls without the low limit).
    */
-  static async start (uri: string, domain: string, o: { maxMs?: number, fullByMs?: number } = {}): Promise<ExternalRamp> {
+  static async start (uri: string, domain: string, o: { maxMs?: number, fullByMs?: number, hold?: boolean } = {}): Promise<ExternalRamp> {
     const target = rpcTarget(uri)
     const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: 10_000 })
     try {
@@ -43,9 +44,10 @@ export class ExternalRamp {
       const maxMs = o.maxMs ?? 300
       const startedAtMs = Date.now()
       const ramp = new DowntimeRamp({ maxDowntimeMs: maxMs, startedAtMs, fullByMs: o.fullByMs ?? 30_000 })
-      await setMaxDowntime(conn, dom, ramp.startLimitMs, { timeoutMs: 5000 })
-      const driver = new ExternalRamp(conn, ramp, startedAtMs, ramp.startLimitMs, maxMs)
-      driver.trace.limits.push([0, ramp.startLimitMs])
+      const hold = o.hold === true
+      await setMaxDowntime(conn, dom, hold ? maxMs : ramp.startLimitMs, { timeoutMs: 5000 })
+      const driver = new ExternalRamp(conn, ramp, startedAtMs, ramp.startLimitMs, maxMs, hold)
+      driver.trace.limits.push([0, hold ? maxMs : ramp.startLimitMs])
       driver.timer = setInterval(() => { driver.ticking = driver.ticking.then(async () => await driver.tick(dom)) }, POLL_MS)
       return driver
     } catch (err) {
@@ -70,9 +72,9 @@ export class ExternalRamp {
       const now = Date.now()
       const next = this.ramp.limitAt(now, progress)
       if (next !== this.current) {
-        await setMaxDowntime(this.conn, dom, next, { timeoutMs: 5000 })
+        await setMaxDowntime(this.conn, dom, this.hold ? this.maxMs : next, { timeoutMs: 5000 })
         this.current = next
-        this.trace.limits.push([now - this.startedAtMs, next])
+        this.trace.limits.push([now - this.startedAtMs, this.hold ? this.maxMs : next])
       }
     } catch (err) {
       // Once the domain has left this libvirtd there is nothing more to ramp or to read.
