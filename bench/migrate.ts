@@ -10,7 +10,9 @@
 // times larger, for the downtime's independence of disk size.
 // --max-downtime-ms sets QEMU's downtime limit on both paths (fedvm: the hosts' maxDowntimeMs; direct:
 // `virsh migrate-setmaxdowntime` before each migration); without it both run at the default, 300 ms.
-// Usage: node dist/bench/migrate.js [--rounds 3] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10] [--max-downtime-ms N]
+// --downtime-ramp sets the hosts' downtimeRamp, so fedvm's Source ramps the limit up to that maximum; the direct
+// peer has no ramp (virsh has none), so this compares fedvm with the ramp against a plain direct migration.
+// Usage: node dist/bench/migrate.js [--rounds 3] [--memory-mib 256] [--disk-mib 128] [--large-factor 4] [--tick-ms 10] [--max-downtime-ms N] [--downtime-ramp]
 // (writes bench/results/migrate.json)
 import { execFileSync } from 'node:child_process'
 import { randomBytes, randomFillSync } from 'node:crypto'
@@ -57,13 +59,15 @@ async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
       rounds: { type: 'string', default: '3' }, 'memory-mib': { type: 'string', default: '256' }, 'disk-mib': { type: 'string', default: '128' },
-      'large-factor': { type: 'string', default: '4' }, 'tick-ms': { type: 'string', default: '10' }, 'max-downtime-ms': { type: 'string' }
+      'large-factor': { type: 'string', default: '4' }, 'tick-ms': { type: 'string', default: '10' }, 'max-downtime-ms': { type: 'string' },
+      'downtime-ramp': { type: 'boolean', default: false }
     }
   })
   const rounds = Number(values.rounds)
   const diskMiB = Number(values['disk-mib'])
   const factor = Number(values['large-factor'])
   const maxDowntimeMs = values['max-downtime-ms'] === undefined ? undefined : Number(values['max-downtime-ms'])
+  const downtimeRamp = values['downtime-ramp']
   for (const [name, v] of Object.entries({ rounds, diskMiB, factor })) if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`)
   const cleanups = new Cleanups()
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void cleanups.run().finally(() => process.exit(130)) })
@@ -84,7 +88,7 @@ async function main (): Promise<void> {
     const hostIds: [string, string] = [`a-hv-${tag}`, `b-hv-${tag}`]
     // The guests not moving are paused, so each host is declared larger than this machine.
     for (const i of [0, 1]) {
-      await fed.reconfigure(SITES[i], (c) => { c.hosts = [{ id: hostIds[i], vmDir: fed.vmDir(SITES[i], hostIds[i]), maxVms: 8, memoryMiB: 16384, vcpus: 16, libvirt: { uri: hosts[i].uri, ...(maxDowntimeMs === undefined ? {} : { maxDowntimeMs }) } }] })
+      await fed.reconfigure(SITES[i], (c) => { c.hosts = [{ id: hostIds[i], vmDir: fed.vmDir(SITES[i], hostIds[i]), maxVms: 8, memoryMiB: 16384, vcpus: 16, libvirt: { uri: hosts[i].uri, downtimeRamp, ...(maxDowntimeMs === undefined ? {} : { maxDowntimeMs }) } }] })
     }
     cleanups.check()
     await fed.start()
@@ -115,8 +119,8 @@ async function main (): Promise<void> {
     const report = summarise(migrations, diskMiB, factor)
     printTable(report)
     const out = {
-      command: `node dist/bench/migrate.js --rounds ${rounds} --memory-mib ${bench.memoryMiB} --disk-mib ${diskMiB} --large-factor ${factor} --tick-ms ${bench.tickMs}${maxDowntimeMs === undefined ? '' : ` --max-downtime-ms ${maxDowntimeMs}`}`,
-      maxDowntimeMs: maxDowntimeMs ?? 300, memoryMiB: bench.memoryMiB, diskMiB, largeDiskMiB: diskMiB * factor, tickMs: bench.tickMs, domainType: type,
+      command: `node dist/bench/migrate.js --rounds ${rounds} --memory-mib ${bench.memoryMiB} --disk-mib ${diskMiB} --large-factor ${factor} --tick-ms ${bench.tickMs}${maxDowntimeMs === undefined ? '' : ` --max-downtime-ms ${maxDowntimeMs}`}${downtimeRamp ? ' --downtime-ramp' : ''}`,
+      maxDowntimeMs: maxDowntimeMs ?? 300, downtimeRamp, memoryMiB: bench.memoryMiB, diskMiB, largeDiskMiB: diskMiB * factor, tickMs: bench.tickMs, domainType: type,
       ...report, migrations,
       uptimeBefore: load, uptimeAfter: uptime(), when: new Date().toISOString()
     }

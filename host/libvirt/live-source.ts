@@ -30,13 +30,6 @@ const NEUTRAL_DIR = '/fedvm-vm'
 export const COMPLETION_MS_PER_GIB = 800_000
 /** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
 const RAMP_POLL_MS = 50
-/**
- * FEDVM_LIVE_DOWNTIME_RAMP=1 ramps the downtime limit (downtime-ramp.ts); otherwise QEMU has the maximum
- * from the start. Off by default: with it on, two of about ten live arrivals on the quiet test machine
- * came with a broken guest (more memory passes, more of QEMU 7.2's TCG dirty-page syncs, where that
- * corruption comes from), and under load some rounds paused longer than without it.
- */
-const RAMP_ON = process.env.FEDVM_LIVE_DOWNTIME_RAMP === '1'
 
 export interface LiveOffer {
   /** The domain's migratable XML (its paths are the Destination's to rewrite). */
@@ -44,6 +37,25 @@ export interface LiveOffer {
   cookie: Buffer
   disks: Array<Pick<LiveDisk, 'name' | 'format' | 'bytes'>>
   memoryBytes: number
+}
+
+export interface BeginOptions {
+  uri: string
+  domain: string
+  id: string
+  /** QEMU's downtime limit for the switchover (default DEFAULT_MAX_DOWNTIME_MS). */
+  maxDowntimeMs?: number
+  bandwidthMiBs?: number
+  /** Default: COMPLETION_MS_PER_GIB per GiB of memory and disks. */
+  completionTimeoutMs?: number
+  /**
+   * Perform ramps the downtime limit up to the maximum (downtime-ramp.ts); otherwise QEMU has the
+   * maximum from the start. Off by default: with it on, two of about ten live arrivals on the quiet
+   * test machine came with a broken guest (more memory passes, more of QEMU 7.2's TCG dirty-page
+   * syncs, where that corruption comes from), and under load some rounds paused longer than without it.
+   */
+  downtimeRamp?: boolean
+  callTimeoutMs?: number
 }
 
 export interface PerformOptions {
@@ -62,10 +74,11 @@ export class LiveSource {
     private readonly params: TypedParams,
     readonly offer: LiveOffer,
     private readonly completionTimeoutMs: number | undefined,
-    private readonly maxDowntimeMs: number
+    private readonly maxDowntimeMs: number,
+    private readonly downtimeRamp: boolean
   ) {}
 
-  static async begin (o: { uri: string, domain: string, id: string, maxDowntimeMs?: number, bandwidthMiBs?: number, completionTimeoutMs?: number, callTimeoutMs?: number }): Promise<LiveSource> {
+  static async begin (o: BeginOptions): Promise<LiveSource> {
     const target = rpcTarget(o.uri)
     const conn = await RpcConnection.open(target.socketPath, target.uri, { timeoutMs: o.callTimeoutMs ?? 60_000 })
     try {
@@ -77,7 +90,7 @@ export class LiveSource {
       const maxDowntimeMs = o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
       await setMaxDowntime(conn, dom, maxDowntimeMs)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs)
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, o.downtimeRamp ?? false)
     } catch (err) {
       await conn.close(true)
       throw err
@@ -111,7 +124,7 @@ export class LiveSource {
       : setInterval(() => {
         jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats, false, this.offer.memoryBytes)) }, () => {})
       }, o.progressEveryMs ?? 1000)
-    const ramp = RAMP_ON ? await this.startRamp(timeoutMs) : undefined
+    const ramp = this.downtimeRamp ? await this.startRamp(timeoutMs) : undefined
     try {
       const cookie = await performMigration(this.conn, this.dom, this.params, destinationCookie, LIVE_COPY_ALL, { timeoutMs: timeoutMs + 60_000 })
       return neutraliseCookie(cookie)

@@ -37,6 +37,8 @@ export interface LibvirtVmHostOptions {
   completionTimeoutMs?: number
   /** Live migration: the most it sends, in MiB/s, for the memory and for each disk (default: unlimited). */
   migrationBandwidthMiBs?: number
+  /** Live migration: the downtime limit ramps up to maxDowntimeMs while the memory moves (default: off, the maximum from the start). */
+  downtimeRamp?: boolean
   /** How long a guest gets to power off before it is destroyed ('shutdown' only). */
   shutdownTimeoutMs?: number
   /** How long a defined VM gets to reach the running state. */
@@ -126,7 +128,7 @@ export class LibvirtVmHost implements VmHost {
     await mkdir(dirname(leaving), { recursive: true })
     await writeFile(leaving, `${LEFT_LIVE}\n`)
     try {
-      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, bandwidthMiBs: this.options.migrationBandwidthMiBs, completionTimeoutMs: this.options.completionTimeoutMs })
+      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, bandwidthMiBs: this.options.migrationBandwidthMiBs, completionTimeoutMs: this.options.completionTimeoutMs, downtimeRamp: this.options.downtimeRamp })
     } catch (err) {
       // Nothing started: the VM runs on here as before.
       await rm(leaving, { force: true })

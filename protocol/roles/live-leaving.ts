@@ -29,9 +29,6 @@ export interface LiveLeavingDeps {
   log: Log
 }
 
-/** FEDVM_LIVE_FINISH_IN_BAND=0 leaves Finish to the Controller's live-finish alone (a benchmark compares the two). */
-const FINISH_IN_BAND = process.env.FEDVM_LIVE_FINISH_IN_BAND !== '0'
-
 /** Begin, for a prepared source token: what the sealed ticket carries to the Destination. */
 export async function beginLiveLeaving (deps: LiveLeavingDeps, host: VmHost, vmId: string, token: string): Promise<NonNullable<SourceTicket['live']>> {
   if (host.beginLiveLeaving === undefined) throw new ProtocolError('unsupported-vm', 'the VM\'s host cannot migrate it live')
@@ -71,7 +68,7 @@ export async function performLive (deps: LiveLeavingDeps, record: TokenRecord, d
     })
     session.performed = performed
     // The Destination Finishes on this at once, before this answer has reached the Controller.
-    const signalled = FINISH_IN_BAND && await park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
+    const signalled = await park.signal(record.token, PERFORMED_CHANNEL, signalFrame(performed.toString('base64')))
     deps.log({ event: 'live-performed', vm: record.vmId, ms: Date.now() - started, downtimeMs: downtimeOf(performed) ?? null, signalled })
     return performedAnswer(performed)
   } catch (err) {

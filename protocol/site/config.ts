@@ -76,6 +76,11 @@ const HostSchema = (base: string) => object({
     completionTimeoutMs: integer(1).optional(),
     /** Live migration: the most it sends, in MiB/s (libvirt's migration bandwidth: the memory stream and each disk's copy); unset: unlimited. */
     migrationBandwidthMiBs: bandwidthMiBs.optional(),
+    /**
+     * Live migration: QEMU's downtime limit starts small and rises to maxDowntimeMs while the memory moves
+     * (host/libvirt/downtime-ramp.ts). Off by default: on TCG hosts the extra memory passes came with broken arrivals.
+     */
+    downtimeRamp: z.boolean({ error: 'must be true or false' }).default(false),
   }).optional(),
   /** What VMs may use in all (default for libvirt hosts: the machine's, from `virsh nodeinfo`). */
   memoryMiB: integer(0).optional(),

@@ -10,7 +10,6 @@ import { chunkHasher } from '../proxy/chunk-hasher'
 import { DaemonNoAnswerError, DaemonUnreachableError, probeDaemon } from './daemon-probe'
 import { loadSiteConfig } from './load-config'
 import { callSite, UnansweredError } from './signed-call'
-import { startSite } from './site-daemon'
 import type { SiteConfig } from './config'
 import { showProgressWhile } from './progress-display'
 import { SiteStatusSchema, statusText } from './site-status'
@@ -73,6 +72,8 @@ export { admin as askOwnDaemon }
 
 async function serve (config: SiteConfig): Promise<void> {
   const log = (event: Record<string, unknown>): void => { process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), site: config.id, ...event })}\n`) }
+  // Loaded here, not at the top: the daemon's modules cost the other sub-commands (migrate, status, ...) a few hundred ms to load.
+  const { startSite } = await import('./site-daemon.js')
   const running = await startSite(config, log)
   process.stdout.write(`${JSON.stringify({ event: 'listening', id: config.id, url: `https://${config.listen}`, proxies: running.site.proxies.urls, tlsFingerprint: running.site.tls.fingerprint })}\n`)
   await new Promise<void>((resolve) => {

@@ -14,7 +14,7 @@ export class SiteHosts implements HostDirectory {
   constructor (configs: readonly HostConfig[], log: Log) {
     this.hosts = new Map(configs.map((h): [string, VmHost] => [h.id, h.libvirt === undefined
       ? new DirHost(h.id, h.vmDir, h.maxVms)
-      : new LibvirtVmHost({ id: h.id, uri: h.libvirt.uri, leaveBy: h.libvirt.leaveBy, maxDowntimeMs: h.libvirt.maxDowntimeMs, completionTimeoutMs: h.libvirt.completionTimeoutMs, migrationBandwidthMiBs: h.libvirt.migrationBandwidthMiBs, vmDir: h.vmDir, maxVms: h.maxVms, memoryMiB: h.memoryMiB, vcpus: h.vcpus, log: (message) => log({ event: 'host', host: h.id, message }) })]))
+      : new LibvirtVmHost({ id: h.id, uri: h.libvirt.uri, leaveBy: h.libvirt.leaveBy, maxDowntimeMs: h.libvirt.maxDowntimeMs, completionTimeoutMs: h.libvirt.completionTimeoutMs, migrationBandwidthMiBs: h.libvirt.migrationBandwidthMiBs, downtimeRamp: h.libvirt.downtimeRamp, vmDir: h.vmDir, maxVms: h.maxVms, memoryMiB: h.memoryMiB, vcpus: h.vcpus, log: (message) => log({ event: 'host', host: h.id, message }) })]))
   }
 
   get (hostId: string, vmId: string): VmHost {

@@ -55,8 +55,18 @@ t.test('a running VM moves live between two libvirtds through the stream relay',
   t.same(source.offer.disks, [{ name: `${name}.img`, format: 'raw', bytes: 16 * 1024 * 1024 }], 'the disk travels as a name, a format and a size')
   const started = Date.now()
   const progress: LiveProgress[] = []
-  const performed = await source.perform(destination.cookie, { onProgress: (p) => progress.push(p), progressEveryMs: 200 })
+  // QEMU's downtime limit as the Source's libvirtd reports it at each progress sample, i.e. while the job runs.
+  const limits: Array<Promise<number | undefined>> = []
+  const performed = await source.perform(destination.cookie, {
+    onProgress: (p) => {
+      progress.push(p)
+      limits.push(a.virsh('migrate-getmaxdowntime', name).then((out) => Number(out.trim()), () => undefined))
+    },
+    progressEveryMs: 200,
+  })
   crossing.push(performed)
+  const seen = (await Promise.all(limits)).filter((ms) => ms !== undefined)
+  t.ok(seen.length > 0 && seen.every((ms) => ms === 300), `without the host's downtimeRamp QEMU has the maximum, 300 ms, all through Perform (read ${seen.join(', ')} ms)`)
   const finished = await destination.finish(performed, false)
   if (finished === undefined) throw new Error('Finish returned no domain')
   crossing.push(finished.cookie)

@@ -11,12 +11,12 @@ t.test('a host with a libvirt connection', async (t) => {
     { id: 'h1', vmDir: 'vms', maxVms: 8, libvirt: { uri: 'qemu+unix:///system?socket=/run/x/libvirt-sock', leaveBy: 'shutdown' }, memoryMiB: 4096, vcpus: 4 },
     { id: 'h2', vmDir: '/srv/vms', maxVms: 2, libvirt: { uri: 'qemu:///system' } },
     { id: 'd1', vmDir: 'plain', maxVms: 1 },
-    { id: 'h3', vmDir: 'vms3', maxVms: 2, libvirt: { uri: 'qemu:///system', maxDowntimeMs: 150, completionTimeoutMs: 600000, migrationBandwidthMiBs: 100 } },
+    { id: 'h3', vmDir: 'vms3', maxVms: 2, libvirt: { uri: 'qemu:///system', maxDowntimeMs: 150, completionTimeoutMs: 600000, migrationBandwidthMiBs: 100, downtimeRamp: true } },
   ]), '/etc/fedvm/site.json')
-  t.same(config.hosts[0], { id: 'h1', vmDir: '/etc/fedvm/vms', maxVms: 8, libvirt: { uri: 'qemu+unix:///system?socket=/run/x/libvirt-sock', leaveBy: 'shutdown', maxDowntimeMs: 300 }, memoryMiB: 4096, vcpus: 4 })
-  t.same(config.hosts[1], { id: 'h2', vmDir: '/srv/vms', maxVms: 2, libvirt: { uri: 'qemu:///system', leaveBy: 'live', maxDowntimeMs: 300 } }, 'leaveBy defaults to live, its max downtime to 300 ms (the completion timeout by size); memory and vCPUs to the machine\'s')
+  t.same(config.hosts[0], { id: 'h1', vmDir: '/etc/fedvm/vms', maxVms: 8, libvirt: { uri: 'qemu+unix:///system?socket=/run/x/libvirt-sock', leaveBy: 'shutdown', maxDowntimeMs: 300, downtimeRamp: false }, memoryMiB: 4096, vcpus: 4 })
+  t.same(config.hosts[1], { id: 'h2', vmDir: '/srv/vms', maxVms: 2, libvirt: { uri: 'qemu:///system', leaveBy: 'live', maxDowntimeMs: 300, downtimeRamp: false } }, 'leaveBy defaults to live, its max downtime to 300 ms without a ramp (the completion timeout by size); memory and vCPUs to the machine\'s')
   t.same(config.hosts[2], { id: 'd1', vmDir: '/etc/fedvm/plain', maxVms: 1 }, 'without libvirt: a directory host')
-  t.same(config.hosts[3].libvirt, { uri: 'qemu:///system', leaveBy: 'live', maxDowntimeMs: 150, completionTimeoutMs: 600000, migrationBandwidthMiBs: 100 }, 'a live migration\'s bounds, as given (no bandwidth cap unless set)')
+  t.same(config.hosts[3].libvirt, { uri: 'qemu:///system', leaveBy: 'live', maxDowntimeMs: 150, completionTimeoutMs: 600000, migrationBandwidthMiBs: 100, downtimeRamp: true }, 'a live migration\'s bounds and its downtime ramp, as given (no bandwidth cap unless set)')
 })
 
 t.test('bad host values are refused, naming the field', async (t) => {
@@ -31,6 +31,8 @@ t.test('bad host values are refused, naming the field', async (t) => {
     ['migrationBandwidthMiBs fraction', { libvirt: { uri: 'qemu:///system', migrationBandwidthMiBs: 2.5 } }, /^hosts\[0\]\.libvirt\.migrationBandwidthMiBs: must be an integer of MiB\/s/],
     ['migrationBandwidthMiBs beyond libvirt\'s', { libvirt: { uri: 'qemu:///system', migrationBandwidthMiBs: 2 ** 43 } }, /^hosts\[0\]\.libvirt\.migrationBandwidthMiBs: must be an integer of MiB\/s/],
     ['migrationBandwidthMiBs a string', { libvirt: { uri: 'qemu:///system', migrationBandwidthMiBs: '10M' } }, /^hosts\[0\]\.libvirt\.migrationBandwidthMiBs: must be an integer of MiB\/s/],
+    ['downtimeRamp a string', { libvirt: { uri: 'qemu:///system', downtimeRamp: 'yes' } }, /^hosts\[0\]\.libvirt\.downtimeRamp: must be true or false/],
+    ['downtimeRamp a number', { libvirt: { uri: 'qemu:///system', downtimeRamp: 1 } }, /^hosts\[0\]\.libvirt\.downtimeRamp: must be true or false/],
     ['unknown libvirt key', { libvirt: { uri: 'qemu:///system', socket: '/x' } }, /^hosts\[0\]\.libvirt\.socket: is not a known setting/],
     ['memory', { libvirt: { uri: 'qemu:///system' }, memoryMiB: -1 }, /^hosts\[0\]\.memoryMiB: must be an integer/],
     ['vcpus', { libvirt: { uri: 'qemu:///system' }, vcpus: 1.5 }, /^hosts\[0\]\.vcpus: must be an integer/],
