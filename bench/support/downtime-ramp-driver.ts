@@ -3,8 +3,7 @@
  * own connection to the Source's libvirtd sets the start limit, then reads the job statistics every
  * 50 ms and raises the limit as DowntimeRamp says, as LiveSource's ramp does on Perform's connection.
  * QEMU sees the same limits either way, so one driver serves a direct `virsh migrate` and fedvm's
- * relayed path alike, and the bench can alternate ramped and unramped rounds in one process (LiveSource
- * reads FEDVM_LIVE_DOWNTIME_RAMP once, at load).
+ * relayed path alike: the ramped rounds of both paths differ only in the path.
  */
 import { rpcTarget } from '../../host/libvirt/guest-clock'
 import { DowntimeRamp } from '../../host/libvirt/downtime-ramp'

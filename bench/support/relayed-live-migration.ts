@@ -18,8 +18,8 @@ export interface TlsIdentity { key: string, cert: string, fingerprint: string }
 
 /**
  * Moves the running domain `name` from `src` to `dst` (its files into `dstDir`); libvirt's downtime and
- * elapsed time. `o.ramp`: the downtime limit ramps during Perform (downtime-ramp-driver.ts), as with
- * FEDVM_LIVE_DOWNTIME_RAMP=1, whatever that variable says.
+ * elapsed time. `o.ramp`: the downtime limit ramps during Perform (downtime-ramp-driver.ts), as on a
+ * host with `downtimeRamp: true`, driven from outside like the direct path's ramped rounds.
  */
 export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace }> {
   const id = randomBytes(8).toString('hex')
