@@ -58,6 +58,8 @@ interface Round {
   qemuEvents?: string[]
   /** The guest failed to boot before any migration (under starvation its boot-time timer check can fail). */
   bootFailed?: string
+  /** The run was stopped (a signal) during this round: its outcome says nothing. */
+  interrupted?: boolean
   /** With --tick-ms: the guest's tick lines on the Destination's console by the end of the watch. */
   ticksAfterArrival?: number
   /** The Destination's `domjobinfo --completed` (memory passes as memoryIterations, downtime). */
@@ -79,7 +81,7 @@ function hung (r: Round): boolean {
 
 /** How many of `rounds` migrated, and how many of those arrived broken (stopped, oopsed and lived on, or hung). */
 function tally (rounds: Round[]): { migrated: number, stopped: number, oopsOnly: number, hung: number, broken: number } {
-  const migrated = rounds.filter((r) => r.migrated)
+  const migrated = rounds.filter((r) => r.migrated && r.interrupted !== true)
   const stopped = migrated.filter((r) => r.stoppedAfterMs !== undefined).length
   const oopsOnly = migrated.filter((r) => r.stoppedAfterMs === undefined && r.oops !== undefined).length
   const hungs = migrated.filter(hung).length
@@ -194,6 +196,8 @@ async function main (): Promise<void> {
         if (events.length > 0) round.qemuEvents = events
         if (round.stoppedAfterMs !== undefined) round.qemuLog = (await readFile(join(at.dir, 'log', 'qemu', `${name}.log`), 'utf8').catch(() => '')).split('\n').slice(-4).join(' | ')
       }
+      // A signal's cleanup stops the hosts under a round being watched: that round's end is the bench's, not the guest's.
+      try { cleanups.check() } catch { round.interrupted = true }
       results.push(round)
       console.log(JSON.stringify(round))
       for (const host of [src, dst]) {
