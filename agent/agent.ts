@@ -209,7 +209,7 @@ export class Agent {
     }
     for (const [name, c] of wanted) {
       if (this.consumers.has(name)) continue
-      const consumer = createConsumer(c, this.store, this.log, this.config.deadLetters.unplacedAfterMs)
+      const consumer = createConsumer(c, this.store, this.log, this.config.deadLetters)
       this.consumers.set(name, consumer)
       this.consumerConfigs.set(name, JSON.stringify(c))
       consumer.start()

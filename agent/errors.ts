@@ -1,5 +1,5 @@
 /** Agent errors with a stable code, for the CLI's exit status and the logs. */
-export type AgentErrorCode = 'CONFIG_INVALID' | 'DESCRIPTOR_INVALID'
+export type AgentErrorCode = 'CONFIG_INVALID' | 'DESCRIPTOR_INVALID' | 'DEAD_LETTER_NOT_FOUND'
 
 export class AgentError extends Error {
   constructor (readonly code: AgentErrorCode, message: string, options?: { cause?: unknown }) {

@@ -185,10 +185,12 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
     await sleep(SETTLE_MS)
     const dirty = new DirtyPages()
     const started = performance.now()
+    const startedAt = Date.now()
     let controllerMs: number | undefined
     let answeredDowntimeMs: number | undefined
     let phases: Record<string, number> | undefined
     let siteCpuMs: Record<string, number> | undefined
+    let timeline: Migration['timeline']
     const logged = SITES.map((site) => b.fed.daemon(site).events().length)
     const cpuBefore = await Promise.all(SITES.map(async (site) => await processCpuMs(b.fed.daemon(site).child.pid as number)))
     if (guest.mode === 'fedvm') {
@@ -200,14 +202,17 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
       siteCpuMs = {}
       for (const [i, site] of SITES.entries()) siteCpuMs[site] = await processCpuMs(b.fed.daemon(site).child.pid as number) - cpuBefore[i]
       const at: Record<string, number> = {}
+      timeline = []
       for (const [i, site] of SITES.entries()) {
         for (const e of b.fed.daemon(site).events().slice(logged[i])) {
+          if (typeof e.event === 'string' && typeof e.ts === 'string') timeline.push({ site, event: e.event, atMs: Date.parse(e.ts) - startedAt, ...durationsOf(e) })
           if (e.vm === guest.name && typeof e.event === 'string' && e.event.startsWith('live-') && typeof e.ms === 'number') {
             phases[e.event.slice(5)] = e.ms
             if (typeof e.ts === 'string') at[e.event.slice(5)] = Date.parse(e.ts)
           }
         }
       }
+      timeline.sort((x, y) => x.atMs - y.atMs)
       // From Perform's return at the Source to Finish's start at the Destination (both daemons log on this machine's clock).
       if (at.performed !== undefined && at.finished !== undefined) phases.handover = at.finished - phases.finished - at.performed
     } else {
@@ -218,7 +223,7 @@ async function migrate (b: Bench, guest: Guest, diskMiB: number): Promise<Migrat
     const dirtyPages = dirty.stop()
     await sleep(SETTLE_MS)
     const m: Migration = {
-      diskMiB, mode: guest.mode, from: guest.at === 0 ? 'A' : 'B', wallMs, controllerMs, answeredDowntimeMs, phases, siteCpuMs,
+      diskMiB, mode: guest.mode, from: guest.at === 0 ? 'A' : 'B', wallMs, controllerMs, answeredDowntimeMs, phases, timeline, siteCpuMs,
       libvirt: await completedJobStats(b.hosts[to], guest.name), probe: probe.summary(windowStart, performance.now(), 'source', 'destination'), dirty: dirtyPages, load1: Number(loadavg()[0].toFixed(2))
     }
     guest.at = to
@@ -247,3 +252,8 @@ async function sleep (ms: number): Promise<void> {
 }
 
 main().catch((err) => { console.error(err); process.exit(1) })
+
+/** The durations an event reports (ms, confirmMs, releaseMs, …), for the timeline. */
+function durationsOf (event: Record<string, unknown>): Record<string, number> {
+  return Object.fromEntries(Object.entries(event).filter(([key, value]) => /^(ms|[a-z]+Ms)$/.test(key) && typeof value === 'number')) as Record<string, number>
+}

@@ -82,6 +82,15 @@ export function isProblemCode (value: unknown): value is ProblemCode {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(PROBLEMS, value)
 }
 
+/**
+ * The code of the site where the failure happened: the partner's own code when a chain passed it on
+ * as downstream-failed, else this error's code. What a site decides on an answer (refused, cancelled,
+ * unknown operation) depends on that code, not on how many hops wrapped it.
+ */
+export function originCode (err: ProtocolError): string {
+  return err.code === 'downstream-failed' ? (err.downstreamCode ?? err.code) : err.code
+}
+
 /** Anything thrown becomes a ProtocolError; unknown failures are `internal` with no detail shown. */
 export function toProtocolError (err: unknown): ProtocolError {
   if (err instanceof ProtocolError) return err

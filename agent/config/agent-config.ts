@@ -5,7 +5,7 @@ import { AgentError } from '../errors'
 import { describeIssues } from '../../protocol/zod-issues'
 import { listenSchema, parseListenAddress } from '../../protocol/http/listen-address'
 import { NatsConsumerSchema } from './nats-consumer-config'
-import { DEFAULT_DEAD_LETTER_LIMITS, DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
+import { DEFAULT_DEAD_LETTER_LIMITS, DEFAULT_UNAUTHENTICATED_AFTER_MS, DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
 
 export const DEFAULTS = {
   listen: '127.0.0.1:9464',
@@ -65,6 +65,8 @@ const DeadLettersSchema = z.object({
   maxAgeMs: z.number().int().min(60_000).default(DEFAULT_DEAD_LETTER_LIMITS.maxAgeMs),
   /** A delivery the site refuses for where its VM is is retried this long after it was queued, then set aside. */
   unplacedAfterMs: z.number().int().min(1000).default(DEFAULT_UNPLACED_AFTER_MS),
+  /** A delivery the site refuses for this host's signature (401) is retried this long after it was queued, then set aside. */
+  unauthenticatedAfterMs: z.number().int().min(1000).default(DEFAULT_UNAUTHENTICATED_AFTER_MS),
 }).strict()
 
 const ConfigSchema = z.object({
@@ -76,7 +78,7 @@ const ConfigSchema = z.object({
   consumers: z.array(ConsumerSchema).default([]),
   hypervisor: HypervisorSchema.optional(),
   discover: DiscoverSchema.optional(),
-  deadLetters: DeadLettersSchema.default({ ...DEFAULT_DEAD_LETTER_LIMITS, unplacedAfterMs: DEFAULT_UNPLACED_AFTER_MS }),
+  deadLetters: DeadLettersSchema.default({ ...DEFAULT_DEAD_LETTER_LIMITS, unplacedAfterMs: DEFAULT_UNPLACED_AFTER_MS, unauthenticatedAfterMs: DEFAULT_UNAUTHENTICATED_AFTER_MS }),
 }).strict().superRefine((config, ctx) => {
   const names = new Set<string>()
   config.vms.forEach((vm, i) => {

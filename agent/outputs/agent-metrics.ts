@@ -93,6 +93,20 @@ export function createAgentRegistry (sources: MetricsSources): Registry {
       for (const c of sources.consumers()) this.inc({ consumer: c.name }, c.stats.deadLettersDropped)
     },
   })
+  new Counter({
+    name: 'fedvm_delivery_signature_refusals_total', help: 'POSTs the site answered 401: it refuses this host\'s signature (unknown-sender: it does not know the host or its key; bad-signature; stale-timestamp: the clocks disagree), per consumer and code.', labelNames: ['consumer', 'code'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) for (const [code, count] of c.signature?.counts ?? []) this.inc({ consumer: c.name, code }, count)
+    },
+  })
+  new Gauge({
+    name: 'fedvm_delivery_signature_refused', help: '1 while the site\'s latest answer to the consumer was a 401 (it refuses this host\'s signature; deliveries wait in the outbox), else 0.', labelNames: ['consumer'], registers,
+    collect () {
+      this.reset()
+      for (const c of sources.consumers()) if (c.signature !== undefined) this.set({ consumer: c.name }, c.signature.refusedNow ? 1 : 0)
+    },
+  })
   new Gauge({
     name: 'fedvm_delivery_dead_letter_length', help: 'Deliveries in the dead-letter store (fedvm agent dead-letters lists them), per consumer.', labelNames: ['consumer'], registers,
     collect () {

@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto'
 import { Agent as HttpAgent, request as httpRequest } from 'node:http'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import ms from 'ms'
 import { readHostSecretKey } from '../../protocol/crypto/host-key'
+import { readLimited } from '../../protocol/http/read-body'
 import { signIngestRequest } from '../../protocol/relay/host-signature'
 import type { AgentStore, QueuedDelivery } from '../state/agent-store'
 import type { OutboxConsumer } from './outbox-consumer'
 import { OutboxSender, type BatchResult } from './outbox-sender'
 import { judgeRefusal, UNPLACED_CODES, type Refusal } from './refusal'
-import { DEFAULT_UNPLACED_AFTER_MS } from '../state/dead-letters'
+import { DEFAULT_UNAUTHENTICATED_AFTER_MS, DEFAULT_UNPLACED_AFTER_MS, type DeadLetterReason } from '../state/dead-letters'
 
 const BATCH = 500
 /**
@@ -23,6 +25,25 @@ interface PartResult {
   failed: QueuedDelivery[]
   refused: Array<NonNullable<BatchResult['refused']>[number]>
   reason?: string
+}
+
+/** While the site refuses this host's signature, it is said in the log at most this often (and when it stops). */
+const SIGNATURE_LOG_EVERY_MS = 10 * 60_000
+
+/** How long a consumer retries deliveries the site refuses, before it sets them aside (agent config's deadLetters). */
+export interface RetryBounds {
+  /** Refused for where its VM is (403 not-permitted, 404 unknown-vm), counted from when the delivery was queued. */
+  unplacedAfterMs: number
+  /** Refused for this host's signature (401), counted from when the delivery was queued. */
+  unauthenticatedAfterMs: number
+}
+
+/** The site refusing this host's signature, as /metrics shows it. */
+export interface SignatureRefusals {
+  /** POSTs answered 401, per the problem's code (`unknown-sender`, `bad-signature`, `stale-timestamp`). */
+  readonly counts: ReadonlyMap<string, number>
+  /** True while the latest answer was a 401. */
+  readonly refusedNow: boolean
 }
 
 /** The most answer body read from a refusal (a problem document listing up to 1000 refused deliveries fits). */
@@ -43,16 +64,19 @@ export class HttpConsumer implements OutboxConsumer {
   private readonly sender: OutboxSender
   /** The host key, read once at the first send (a missing file fails sends, and is named in the reason). */
   private secretKey?: Promise<Uint8Array>
+  private readonly refusals = new Map<string, number>()
+  private refusedNow = false
+  private refusalLoggedAt = Number.NEGATIVE_INFINITY
 
   constructor (
     readonly name: string,
     url: string,
     store: AgentStore,
-    log: (line: string) => void,
+    private readonly log: (line: string) => void,
     /** Signs each batch as this host (protocol/relay/host-signature.ts). */
     private readonly signAs?: { host: string, keyFile: string },
-    /** A delivery refused for where its VM is, queued longer ago than this, is set aside instead of retried. */
-    private readonly unplacedAfterMs = DEFAULT_UNPLACED_AFTER_MS,
+    /** A delivery refused for these reasons, queued longer ago than its bound, is set aside instead of retried. */
+    private readonly bounds: RetryBounds = { unplacedAfterMs: DEFAULT_UNPLACED_AFTER_MS, unauthenticatedAfterMs: DEFAULT_UNAUTHENTICATED_AFTER_MS },
   ) {
     this.target = new URL(url)
     this.agent = this.target.protocol === 'https:' ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true })
@@ -61,6 +85,10 @@ export class HttpConsumer implements OutboxConsumer {
 
   get stats (): OutboxSender['stats'] {
     return this.sender.stats
+  }
+
+  get signature (): SignatureRefusals {
+    return { counts: this.refusals, refusedNow: this.refusedNow }
   }
 
   start (): void {
@@ -91,8 +119,17 @@ export class HttpConsumer implements OutboxConsumer {
     while (rest.length > 0) {
       const body = rest.length === 1 ? rest[0].body : `[${rest.map((d) => d.body).join(',')}]`
       const answer = await this.post(rest.map((d) => d.id), body)
-      if (answer === undefined) return 'done'
+      if (answer === undefined) {
+        this.heardSignature(undefined)
+        return 'done'
+      }
       const verdict = typeof answer === 'string' ? { kind: 'retry' as const, reason: answer } : judgeRefusal(answer, rest.length)
+      // Another 4xx comes from past the site's signature check; no answer, or a 5xx (a proxy in front, a restart), says nothing about it.
+      if (typeof answer !== 'string' && answer.status >= 400 && answer.status < 500) this.heardSignature(verdict.kind === 'unauthenticated' ? verdict.reason : undefined)
+      if (verdict.kind === 'unauthenticated') {
+        this.unauthenticated(rest, verdict.reason, result)
+        return 'unanswered'
+      }
       if (verdict.kind === 'retry') {
         result.failed.push(...rest)
         result.reason = verdict.reason
@@ -111,7 +148,7 @@ export class HttpConsumer implements OutboxConsumer {
         }
         return this.sendPart(rest.slice(half), result)
       }
-      const oldest = Date.now() - this.unplacedAfterMs
+      const oldest = Date.now() - this.bounds.unplacedAfterMs
       for (const { index, reason, later } of verdict.items) {
         // Refused for now for longer than a site remembers a VM that left: it will not be placed here again.
         const queuedAt = rest[index].queuedAt
@@ -125,6 +162,41 @@ export class HttpConsumer implements OutboxConsumer {
       rest = rest.filter((_, i) => !named.has(i))
     }
     return 'done'
+  }
+
+  /**
+   * The site refuses this host's signature for the whole batch: deliveries queued longer ago than
+   * unauthenticatedAfterMs are set aside (the operator requeues them once the site has the key),
+   * the others retried with backoff.
+   */
+  private unauthenticated (part: readonly QueuedDelivery[], reason: DeadLetterReason, result: PartResult): void {
+    const oldest = Date.now() - this.bounds.unauthenticatedAfterMs
+    for (const d of part) {
+      if (d.queuedAt !== null && d.queuedAt < oldest) result.refused.push({ delivery: d, reason })
+      else result.failed.push(d)
+    }
+    result.reason = `HTTP 401 ${reason.code}: ${reason.detail}`
+  }
+
+  /**
+   * Counts a 401 (`refused`) and says so in the log when the site starts refusing this host's
+   * signature, then at most every SIGNATURE_LOG_EVERY_MS while it goes on; a 2xx or another 4xx ends it.
+   */
+  private heardSignature (refused: DeadLetterReason | undefined): void {
+    if (refused === undefined) {
+      if (this.refusedNow) this.log(`consumer ${this.name}: the site accepts this host's signature again`)
+      this.refusedNow = false
+      return
+    }
+    const { code, detail } = refused
+    this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1)
+    const now = Date.now()
+    if (!this.refusedNow || now - this.refusalLoggedAt >= SIGNATURE_LOG_EVERY_MS) {
+      const as = this.signAs === undefined ? 'unsigned batches' : `the signature of host ${this.signAs.host}`
+      this.log(`consumer ${this.name}: the site refuses ${as} (HTTP 401 ${code}: ${detail}); deliveries stay in the outbox and are retried, each set aside ${ms(this.bounds.unauthenticatedAfterMs)} after it was queued (deadLetters.unauthenticatedAfterMs); add this host's public key (fedvm host-key) to the site's hosts[]`)
+      this.refusalLoggedAt = now
+    }
+    this.refusedNow = true
   }
 
   /**
@@ -157,13 +229,11 @@ export class HttpConsumer implements OutboxConsumer {
           res.resume()
           res.on('end', () => resolve(undefined))
         } else {
-          const chunks: Buffer[] = []
-          let size = 0
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length
-            if (size <= MAX_PROBLEM_BYTES) chunks.push(chunk)
-          })
-          res.on('end', () => resolve({ status, problem: problemOf(res.headers['content-type'], Buffer.concat(chunks)) }))
+          // A longer body is not read on (its connection goes): the status alone decides.
+          const tooLarge = new Error(`the refusal's body exceeds ${MAX_PROBLEM_BYTES} bytes`)
+          readLimited(res, MAX_PROBLEM_BYTES, () => tooLarge).then(
+            (body) => resolve({ status, problem: problemOf(res.headers['content-type'], body) }),
+            (err) => resolve(err === tooLarge ? { status } : (err as Error).message))
         }
         res.on('error', (err) => resolve(err.message))
       })

@@ -8,6 +8,8 @@ import type { ConsumerConfig } from '../config/agent-config'
 export interface OutboxConsumer {
   readonly name: string
   readonly stats: { sent: number, failedAttempts: number, deadLettered: ReadonlyMap<string, number>, deadLettersDropped: number }
+  /** POSTs the site answered 401 (it refuses this host's signature), for consumers that sign. */
+  readonly signature?: { readonly counts: ReadonlyMap<string, number>, readonly refusedNow: boolean }
   start (): void
   kick (): void
   stop (): void

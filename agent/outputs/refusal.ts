@@ -12,6 +12,12 @@ export type Verdict =
   | { kind: 'refused-items', items: ReadonlyArray<{ index: number, reason: DeadLetterReason, later: boolean }> }
   /** The batch as a whole is refused for good, without saying which delivery: one delivery alone is refused; a larger batch is split to find out. */
   | { kind: 'refused-batch', reason: DeadLetterReason }
+  /**
+   * 401: the site refuses this host's signature (it does not know the host or its key yet, or the
+   * clocks disagree), whatever the batch holds. Retried, until a delivery was queued longer ago
+   * than the consumer's unauthenticatedAfterMs: then it is set aside with this reason.
+   */
+  | { kind: 'unauthenticated', reason: DeadLetterReason }
 
 /** An answer other than 2xx: its status and, when it sent one, its problem document (RFC 9457, with fedvm's `code`, `retryable`, `refused`). */
 export interface Refusal {
@@ -21,12 +27,11 @@ export interface Refusal {
 
 /**
  * Statuses that say when or who, not what: sending the same batch again can succeed. 408 and 429
- * (the receiver's time or rate), 401 (the site does not know this host's key yet, or the clocks
- * disagree), 403 and 404 (the site's records do not place the VM on this host yet: they follow a
+ * (the receiver's time or rate), 403 and 404 (the site's records do not place the VM on this host yet: they follow a
  * migration a moment after the VM's files arrive), 409 (a signature's nonce seen before; the next
  * POST has a new one).
  */
-const RETRIED_4XX = new Set([401, 403, 404, 408, 409, 429])
+const RETRIED_4XX = new Set([403, 404, 408, 409, 429])
 /**
  * A delivery refused with these codes is refused for where its VM is (RETRIED_4XX's 403 and 404):
  * for now, until it has waited longer than a site remembers a VM that left (the consumer's
@@ -35,7 +40,8 @@ const RETRIED_4XX = new Set([401, 403, 404, 408, 409, 429])
 export const UNPLACED_CODES: ReadonlySet<string> = new Set(['not-permitted', 'unknown-vm'])
 
 /**
- * Judges a refusal (a pure function, so each case is tested on its own). A 4xx whose problem
+ * Judges a refusal (a pure function, so each case is tested on its own). A 401 is about this
+ * host's signature, never the batch (`unauthenticated`). A 4xx whose problem
  * document lists deliveries under `refused` is judged per delivery: for now when the receiver marks
  * it `retryable` or refuses it for where its VM is (UNPLACED_CODES), else for good; the rest were
  * fine. Otherwise 5xx and the 4xx of RETRIED_4XX are retried, and so is any answer whose problem
@@ -50,6 +56,7 @@ export function judgeRefusal (refusal: Refusal, batchSize: number): Verdict {
   const listed = status >= 400 && status < 500 && problem?.retryable !== true
     ? (problem?.refused ?? []).filter((item) => Number.isInteger(item.index) && item.index >= 0 && item.index < batchSize)
     : []
+  if (status === 401) return { kind: 'unauthenticated', reason }
   if (listed.length > 0) {
     const items = new Map<number, { index: number, reason: DeadLetterReason, later: boolean }>()
     for (const item of listed) {

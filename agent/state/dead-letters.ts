@@ -13,7 +13,8 @@ export interface DeadLetterReason {
 /**
  * Deliveries a receiver refused for good, set aside beside the outbox (`stateDir/agent.db`, table
  * `dead_letters`) so the deliveries behind them go on: each with its consumer, its body as it was
- * queued, when and why it was refused. The operator reads them with `fedvm agent dead-letters`.
+ * queued, when and why it was refused. The operator reads them with `fedvm agent dead-letters` and,
+ * once the cause is fixed, moves them back with its `--requeue`.
  */
 export const DEAD_LETTERS_DDL = `
 CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, consumer TEXT NOT NULL, id TEXT NOT NULL, vm TEXT,
@@ -35,6 +36,13 @@ export const DEFAULT_DEAD_LETTER_LIMITS: DeadLetterLimits = { maxRows: 10_000, m
  * tombstone (24 h), after which a site no longer hears a VM that left.
  */
 export const DEFAULT_UNPLACED_AFTER_MS = 48 * 3600_000
+
+/**
+ * How long a delivery the site refuses for this host's signature (401: it does not know the host
+ * or its key yet, or the clocks disagree) is retried, counted from when it was queued, before it is
+ * set aside: as long as unplaced ones, time for an operator to add the host's key at the site.
+ */
+export const DEFAULT_UNAUTHENTICATED_AFTER_MS = 48 * 3600_000
 
 /** A delivery set aside, as the CLI prints it. */
 export interface DeadLetter {
@@ -88,4 +96,45 @@ export function readDeadLetters (db: Db, options: { consumer?: string, limit: nu
   const where = options.consumer === undefined ? '' : 'WHERE consumer = @consumer'
   return db.prepare(`SELECT seq, consumer, id, vm, refused_at AS refusedAt, status, code, detail, body FROM dead_letters ${where} ORDER BY seq LIMIT @limit`)
     .all({ limit: options.limit, ...(options.consumer === undefined ? {} : { consumer: options.consumer }) }) as DeadLetter[]
+}
+
+/** Which dead letters to put back: these seqs (else every entry), narrowed to the given consumers and reason. */
+export interface RequeueSelection {
+  seqs?: readonly number[]
+  /** Only entries of these consumers (the config's: an entry of a consumer the agent no longer has would wait forever). */
+  consumers: readonly string[]
+  /** Only entries refused with this code (the `reason` label of fedvm_delivery_dead_lettered_total). */
+  code?: string
+}
+
+/**
+ * Moves the selected dead letters back to the end of the outbox, in one write transaction: a
+ * delivery is in exactly one of the two tables before and after, whatever happens in between.
+ * Each is queued afresh (no attempts, due at once, `queued_at` now: the bounds on retrying a
+ * refusal count from the requeue). The running agent's idle poll sees the rows within a second.
+ * Returns the entries moved, oldest first.
+ */
+export function requeueDeadLetters (db: Db, selection: RequeueSelection, now: number): DeadLetter[] {
+  const params: Record<string, unknown> = { consumers: JSON.stringify(selection.consumers) }
+  const where = ['consumer IN (SELECT value FROM json_each(@consumers))']
+  if (selection.seqs !== undefined) {
+    where.push('seq IN (SELECT value FROM json_each(@seqs))')
+    params.seqs = JSON.stringify(selection.seqs)
+  }
+  if (selection.code !== undefined) {
+    where.push('code = @code')
+    params.code = selection.code
+  }
+  const select = db.prepare(`SELECT seq, consumer, id, vm, refused_at AS refusedAt, status, code, detail, body FROM dead_letters WHERE ${where.join(' AND ')} ORDER BY seq`)
+  // The outbox's columns as agent-store.ts declares them; attempts and next_attempt take their defaults.
+  const enqueue = db.prepare('INSERT INTO outbox (consumer, id, body, vm, queued_at) VALUES (?, ?, ?, ?, ?)')
+  const remove = db.prepare('DELETE FROM dead_letters WHERE seq = ?')
+  return db.transaction(() => {
+    const letters = select.all(params) as DeadLetter[]
+    for (const l of letters) {
+      enqueue.run(l.consumer, l.id, l.body, l.vm, now)
+      remove.run(l.seq)
+    }
+    return letters
+  }).immediate()
 }

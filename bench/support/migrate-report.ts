@@ -20,6 +20,8 @@ export interface Migration {
    * handover: from Perform's return at the Source to Finish's start at the Destination.
    */
   phases?: Record<string, number>
+  /** Every event the site daemons logged during a fedvm migration, ms after the command started (where fedvm's time goes). */
+  timeline?: Array<{ site: string, event: string, atMs: number, [duration: string]: number | string }>
   /** CPU time each site daemon (its proxies, roles and the virsh it ran) used during the migration, ms. */
   siteCpuMs?: Record<string, number>
   libvirt: JobStats

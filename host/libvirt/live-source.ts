@@ -7,7 +7,7 @@
 import type { DomainRef } from '../hypervisor'
 import { HypervisorError } from '../errors'
 import { rpcTarget } from './guest-clock'
-import { DowntimeRamp } from './downtime-ramp'
+import { DowntimeRamp, rampAllowedFor } from './downtime-ramp'
 import { liveDisks, type LiveDisk } from './live-disks'
 import { liveProgress, type LiveProgress } from './live-progress'
 import { liveParams, localSocketPath, type LiveChannel } from './live-params'
@@ -50,11 +50,13 @@ export interface BeginOptions {
   completionTimeoutMs?: number
   /**
    * Perform ramps the downtime limit up to the maximum (downtime-ramp.ts); otherwise QEMU has the
-   * maximum from the start. Off by default: with it on, two of about ten live arrivals on the quiet
-   * test machine came with a broken guest (more memory passes, more of QEMU 7.2's TCG dirty-page
-   * syncs, where that corruption comes from), and under load some rounds paused longer than without it.
+   * maximum from the start. Off by default, and a TCG domain never ramps (`rampAllowedFor`: more
+   * memory passes corrupt TCG guests); `log` says so once for the migration.
    */
   downtimeRamp?: boolean
+  /** Which domains may ramp (default `rampAllowedFor`: KVM ones); a test stands in for a KVM host with it. */
+  rampAllowed?: (domainXml: string) => boolean
+  log?: (message: string) => void
   callTimeoutMs?: number
 }
 
@@ -90,7 +92,9 @@ export class LiveSource {
       const maxDowntimeMs = o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
       await setMaxDowntime(conn, dom, maxDowntimeMs)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, o.downtimeRamp ?? false)
+      const ramps = (o.downtimeRamp ?? false) && (o.rampAllowed ?? rampAllowedFor)(begun.xml)
+      if (o.downtimeRamp === true && !ramps) o.log?.(`downtimeRamp is set, but ${o.domain} runs under TCG, not KVM: no ramp (extra memory passes corrupt TCG guests)`)
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, ramps)
     } catch (err) {
       await conn.close(true)
       throw err

@@ -128,7 +128,7 @@ export class LibvirtVmHost implements VmHost {
     await mkdir(dirname(leaving), { recursive: true })
     await writeFile(leaving, `${LEFT_LIVE}\n`)
     try {
-      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, bandwidthMiBs: this.options.migrationBandwidthMiBs, completionTimeoutMs: this.options.completionTimeoutMs, downtimeRamp: this.options.downtimeRamp })
+      return await LiveSource.begin({ uri: this.options.uri, domain: vmId, id: migrationId, maxDowntimeMs: this.options.maxDowntimeMs, bandwidthMiBs: this.options.migrationBandwidthMiBs, completionTimeoutMs: this.options.completionTimeoutMs, downtimeRamp: this.options.downtimeRamp, log: (line) => this.options.log?.(`host ${this.id}: ${line}`) })
     } catch (err) {
       // Nothing started: the VM runs on here as before.
       await rm(leaving, { force: true })

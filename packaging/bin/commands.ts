@@ -58,8 +58,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'agent',
-    usage: 'fedvm agent run|dead-letters --config FILE [--consumer NAME] [--limit N]',
-    summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery; list deliveries refused for good',
+    usage: 'fedvm agent run|dead-letters --config FILE [--consumer NAME] [--limit N] [--requeue (--id N ...|--all) [--reason CODE]]',
+    summary: 'run the host agent: KPI feeds, monitoring specifiers, /metrics, push delivery; list or requeue deliveries refused for good',
     example: 'fedvm agent run --config /etc/fedvm/agent.json',
     load: () => import('../../agent/cli.js'),
     subcommands: [{
@@ -70,12 +70,16 @@ export const COMMANDS: readonly Command[] = [
       example: 'fedvm agent run --config /etc/fedvm/agent.json',
     }, {
       name: 'dead-letters',
-      usage: 'fedvm agent dead-letters --config FILE [--consumer NAME] [--limit N]',
-      summary: 'print the deliveries a receiver refused for good (the dead-letter store beside the outbox), oldest first, one JSON object a line; read-only, beside the running agent',
+      usage: 'fedvm agent dead-letters --config FILE [--consumer NAME] [--limit N] [--requeue (--id N ...|--all) [--reason CODE]]',
+      summary: 'print the deliveries a receiver refused for good (the dead-letter store beside the outbox), oldest first, one JSON object a line, beside the running agent; --requeue moves them back into the outbox once their cause is fixed',
       options: [
         ['--config FILE', 'the agent\'s config (its stateDir holds agent.db)'],
         ['--consumer NAME', 'only this consumer\'s (its name, else its URL)'],
-        ['--limit N', 'at most N (default 1000)'],
+        ['--limit N', 'print at most N (default 1000)'],
+        ['--requeue', 'move the chosen entries back to the end of the outbox in one transaction (running agent or not); prints each moved'],
+        ['--id N', 'with --requeue: the entry whose seq the listing printed (repeat for more; an id not found moves nothing)'],
+        ['--all', 'with --requeue: every entry (of configured consumers)'],
+        ['--reason CODE', 'with --requeue: only entries refused with this code (e.g. bad-signature)'],
       ],
       example: 'fedvm agent dead-letters --config /etc/fedvm/agent.json',
     }],

@@ -36,7 +36,27 @@ export function fromProblemDocument (value: unknown, status: number): ProtocolEr
   return new ProtocolError(code, typeof doc.detail === 'string' ? doc.detail : `HTTP ${status}`, {
     retryable: typeof doc.retryable === 'boolean' ? doc.retryable : status >= 500,
     downstreamCode: doc.downstreamCode,
+    refused: refusedItems(doc.refused),
   })
+}
+
+/** The items of a partner's `refused` list that are well formed (a place, a known code); undefined when it sent none. */
+function refusedItems (value: unknown): RefusedItem[] | undefined {
+  if (!Array.isArray(value)) return undefined
+  const items: RefusedItem[] = []
+  for (const v of value as unknown[]) {
+    if (typeof v !== 'object' || v === null) continue
+    const item = v as Partial<Record<keyof RefusedItem, unknown>>
+    if (typeof item.index !== 'number' || !Number.isInteger(item.index) || item.index < 0 || !isProblemCode(item.code)) continue
+    items.push({
+      index: item.index,
+      ...(typeof item.id === 'string' ? { id: item.id } : {}),
+      code: item.code,
+      retryable: item.retryable === true,
+      detail: typeof item.detail === 'string' ? item.detail : '',
+    })
+  }
+  return items
 }
 
 /**

@@ -9,8 +9,8 @@ export async function readBody (req: IncomingMessage, limit: number): Promise<Bu
   return readLimited(req, limit, () => new ProtocolError('request-too-large', `the body exceeds ${limit} bytes`))
 }
 
-/** All of a stream, or the error `tooLarge` gives once more than `limit` bytes came. */
-export async function readLimited (stream: AsyncIterable<unknown>, limit: number, tooLarge: () => ProtocolError): Promise<Buffer> {
+/** All of a stream, or the error `tooLarge` gives once more than `limit` bytes came (the stream is destroyed then, its rest never read). */
+export async function readLimited (stream: AsyncIterable<unknown>, limit: number, tooLarge: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of stream) {

@@ -17,6 +17,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { rm } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { ProtocolError, toProtocolError } from '../errors'
+import { ByteMeter } from './byte-meter'
 import { TOKEN_HEADER } from './transfer-headers'
 
 export const STREAM_UPGRADE = 'fedvm-stream'
@@ -179,11 +180,17 @@ export class StreamParker {
   private readonly open = new Set<Duplex>()
   failed: ProtocolError | undefined
   joined = 0
+  /** The bytes the Source sent on this channel's joined streams (what its QEMU sends toward this site's), counted as they arrive. */
+  readonly received = new ByteMeter()
   /** The wait before parking again after a connection that was never answered (doubles up to 5 s: a Source that is down is not hammered). */
   private retryMs = RETRY_MIN_MS
 
   constructor (private readonly o: ParkOptions) {
     this.park()
+  }
+
+  get channel (): string {
+    return this.o.channel
   }
 
   close (): void {
@@ -247,7 +254,10 @@ export class StreamParker {
       local.setNoDelay(true)
       local.once('connect', () => {
         if (rest.length > 0) local.write(rest)
+        this.received.add(rest.length, Date.now())
         join(socket, local, this.o.channel)
+        // A second reader of the same chunks: it only counts, the relay keeps its own flow control.
+        socket.on('data', (chunk: Buffer) => this.received.add(chunk.length, Date.now()))
         socket.resume()
         this.joined++
       })

@@ -20,7 +20,7 @@ export class RelayOutbox {
   private readonly insert: Database.Statement
   private readonly selectDue: Database.Statement
   private readonly deleteSeq: Database.Statement
-  private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: Delivery[]) => void
+  private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: readonly Delivery[], again: readonly Delivery[]) => void
 
   constructor (private readonly db: Database.Database, private readonly maxRowBytes: number) {
     db.exec(`
@@ -30,9 +30,10 @@ export class RelayOutbox {
     this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, ?)')
     this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 AND "seq" > ? ORDER BY "seq" LIMIT ?')
     this.deleteSeq = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
-    this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: Delivery[]) => {
+    this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: readonly Delivery[], again: readonly Delivery[]) => {
       for (const seq of batch.seqs) this.deleteSeq.run(seq)
       if (dead.length > 0) this.add(nextHop, dead, 1)
+      if (again.length > 0) this.add(nextHop, again, 0)
     })
   }
 
@@ -55,9 +56,12 @@ export class RelayOutbox {
     return batch
   }
 
-  /** The next hop acknowledged the batch except `dead` (refused for good): forget the rest. */
-  settle (nextHop: string, batch: QueuedBatch, dead: Delivery[] = []): void {
-    this.settleTx(batch, nextHop, dead)
+  /**
+   * The next hop acknowledged the batch except `dead` (refused for good, kept apart) and `again`
+   * (to be sent again: queued anew at the end), in one transaction: forget the rest.
+   */
+  settle (nextHop: string, batch: QueuedBatch, dead: readonly Delivery[] = [], again: readonly Delivery[] = []): void {
+    this.settleTx(batch, nextHop, dead, again)
   }
 
   /** Next hops with deliveries waiting (at start, after a restart). */

@@ -13,7 +13,7 @@ import { objectBody, stringField, stringListField, vmIdField, descriptorField } 
 import type { Caller } from './caller'
 import type { HostDirectory } from './host-directory'
 import type { IncomingTransfers } from './incoming-transfers'
-import { askPartners, exposeOffers, mayForward, passAlong, type DelegationDeps } from './intermediary'
+import { askPartners, exposeOffers, intermediaryRoute, mayForward, passAlongRoute, type DelegationDeps } from './intermediary'
 import { faultPoint } from './fault-point'
 import { endLiveArrival, joinLiveFinish, prepareLiveArrival, type LiveArrivalDeps } from './live-arrival'
 import {
@@ -112,12 +112,11 @@ export async function handleInitiateTransfer (deps: DestinationDeps, caller: Cal
   const vmId = vmIdField(body)
   const ticket = stringField(body, 'ticket', 8192)
   if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-  const route = deps.routes.route(ref)
-  if (route !== undefined && route.kind === 'offer') {
-    checkHolder(route, caller.sender, vmId, 'offer')
+  const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+  if (route !== undefined) {
     const relayed = await deps.relay?.reseal(route.ref, ticket, vmId)
     // A relayed ticket goes in a request of this site's own: a forward carries the origin's signed body unchanged.
-    const answer = await passAlong(deps, relayed === undefined ? caller : { sender: deps.self }, route.partner, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+    const answer = await passAlongRoute(deps, relayed === undefined ? caller : { sender: deps.self }, route, 'initiate-transfer', relayed === undefined ? body : { ...body, ticket: relayed }, TransferStatusSchema, { timeoutMs: deps.limits.transferTimeoutMs })
     faultPoint('intermediary:initiate')
     return answer
   }
@@ -195,10 +194,9 @@ export async function handleTransferCommit (deps: DestinationDeps, caller: Calle
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-  const route = deps.routes.route(ref)
-  if (route !== undefined && route.kind === 'offer') {
-    checkHolder(route, caller.sender, vmId, 'offer')
-    const answer = await passAlong(deps, caller, route.partner, 'transfer-commit', body, CommitAnswerSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
+  const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+  if (route !== undefined) {
+    const answer = await passAlongRoute(deps, caller, route, 'transfer-commit', body, CommitAnswerSchema, { timeoutMs: deps.limits.transferTimeoutMs })
     faultPoint('intermediary:commit')
     recordPassedOn(deps, caller.sender, vmId, route.partner)
     return answer
@@ -235,11 +233,8 @@ export async function handleTransferAbort (deps: DestinationDeps, caller: Caller
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-  const route = deps.routes.route(ref)
-  if (route !== undefined && route.kind === 'offer') {
-    checkHolder(route, caller.sender, vmId, 'offer')
-    return await passAlong(deps, caller, route.partner, 'transfer-abort', body, AbortAnswerSchema, { ref: route.partnerRef })
-  }
+  const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+  if (route !== undefined) return await passAlongRoute(deps, caller, route, 'transfer-abort', body, AbortAnswerSchema)
   destinationToken(deps, ref, caller.sender, vmId)
   return deps.settling.run(ref, async () => {
     const token = destinationToken(deps, ref, caller.sender, vmId)
@@ -267,11 +262,8 @@ export async function handleLivePrepare (deps: DestinationDeps, caller: Caller, 
   const vmId = vmIdField(body)
   const sealed = stringField(body, 'ticket', 65536)
   if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-  const route = deps.routes.route(ref)
-  if (route !== undefined && route.kind === 'offer') {
-    checkHolder(route, caller.sender, vmId, 'offer')
-    return await passAlong(deps, caller, route.partner, 'live-prepare', body, LivePreparedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
-  }
+  const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+  if (route !== undefined) return await passAlongRoute(deps, caller, route, 'live-prepare', body, LivePreparedSchema, { timeoutMs: deps.limits.transferTimeoutMs })
   const token = usableToken(deps.tokens, ref, 'destination', undefined)
   checkHolder(token, caller.sender, vmId, 'offer')
   if (token.state !== 'open') throw new ProtocolError('transfer-cancelled', `the offer was ${token.state} here`)
@@ -292,11 +284,8 @@ export async function handleLiveFinish (deps: DestinationDeps, caller: Caller, r
   const vmId = vmIdField(body)
   const cookie = stringField(body, 'cookie', 65536)
   if (ref === undefined) throw new ProtocolError('token-unknown', 'the request names no offer')
-  const route = deps.routes.route(ref)
-  if (route !== undefined && route.kind === 'offer') {
-    checkHolder(route, caller.sender, vmId, 'offer')
-    return await passAlong(deps, caller, route.partner, 'live-finish', body, LiveFinishedSchema, { ref: route.partnerRef, timeoutMs: deps.limits.transferTimeoutMs })
-  }
+  const route = intermediaryRoute(deps, 'offer', ref, caller, vmId)
+  if (route !== undefined) return await passAlongRoute(deps, caller, route, 'live-finish', body, LiveFinishedSchema, { timeoutMs: deps.limits.transferTimeoutMs })
   destinationToken(deps, ref, caller.sender, vmId)
   // Joins the Finish the Source's in-band "Perform done" may have started already.
   return await joinLiveFinish(deps, ref, vmId, cookie, 'controller')

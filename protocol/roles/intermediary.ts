@@ -3,11 +3,11 @@ import { toProtocolError, type ProtocolError } from '../errors'
 import { wrapDownstream } from '../http/problem'
 import type { Log } from '../log'
 import type { RelayTransfers } from '../proxy/relay-transfers'
-import { newToken } from '../proxy/tokens'
+import { checkHolder, newToken } from '../proxy/tokens'
 import type { Caller } from './caller'
 import { OffersSchema, parseAnswer, type Offer } from './partner-answers'
 import type { PartnerClient, SendOptions } from './partner-client'
-import type { RouteStore } from './records'
+import type { RouteRecord, RouteStore } from './records'
 
 /**
  * The Intermediary (paper III-C): a site that passes a request along the chain of delegation and
@@ -40,6 +40,26 @@ export async function passAlong<T> (deps: PassAlongDeps, caller: Caller, to: str
   } catch (err) {
     throw wrapDownstream(toProtocolError(err), op)
   }
+}
+
+/**
+ * The route this site recorded when it passed `ref` on (an offer's ref, or a Source's token), once
+ * `caller` is checked to be the site it answered, for this VM. Undefined when `ref` is not routed
+ * through here: then it names this site's own offer or token.
+ */
+export function intermediaryRoute (deps: { routes: Pick<RouteStore, 'route'> }, kind: RouteRecord['kind'], ref: string, caller: Caller, vmId: string): RouteRecord | undefined {
+  const route = deps.routes.route(ref)
+  if (route === undefined || route.kind !== kind) return undefined
+  checkHolder(route, caller.sender, vmId, kind === 'offer' ? 'offer' : 'transfer')
+  return route
+}
+
+/**
+ * passAlong to the partner `route` leads to: an offer under the partner's own ref; a Source's token
+ * is the same at every hop and travels in the body.
+ */
+export async function passAlongRoute<T> (deps: PassAlongDeps, caller: Caller, route: RouteRecord, op: string, body: unknown, schema: z.ZodType<T>, options: SendOptions = {}): Promise<T> {
+  return passAlong(deps, caller, route.partner, op, body, schema, route.kind === 'offer' ? { ...options, ref: route.partnerRef } : options)
 }
 
 export interface DelegationDeps extends PassAlongDeps {

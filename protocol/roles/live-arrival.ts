@@ -57,7 +57,8 @@ export async function prepareLiveArrival (deps: LiveArrivalDeps, host: VmHost, t
       ).catch((err) => deps.log({ event: 'live-finish-failed', vm: vmId, by: 'source', code: toProtocolError(err).code }))
     },
   }))
-  deps.live.arriving.set(token, { destination, parkers })
+  const expected = { memory: ticket.live.memoryBytes, disks: ticket.live.disks.reduce((n, d) => n + d.bytes, 0) }
+  deps.live.arriving.set(token, { vmId, since: Date.now(), step: 'prepared', expected, destination, parkers })
   deps.log({ event: 'live-prepared', vm: vmId, ms: Date.now() - started })
   return { cookie: destination.cookie.toString('base64') }
 }
@@ -95,6 +96,7 @@ async function finishLiveArrival (deps: LiveArrivalDeps, token: string, vmId: st
   if (session === undefined) throw new ProtocolError('transfer-failed', 'the destination no longer holds this live migration (it restarted)', { retryable: false })
   const started = Date.now()
   let finished: { uuid: string, cookie: Buffer } | undefined
+  session.step = 'finishing'
   try {
     finished = await session.destination.finish(Buffer.from(performCookie, 'base64'), false)
   } catch (err) {
@@ -103,6 +105,7 @@ async function finishLiveArrival (deps: LiveArrivalDeps, token: string, vmId: st
     throw new ProtocolError('transfer-failed', 'the destination could not finish the live migration', { cause: err, retryable: false })
   }
   if (finished === undefined) throw new ProtocolError('transfer-failed', 'the destination could not finish the live migration', { retryable: false })
+  session.step = 'verifying'
   const status = await session.destination.status().catch((err: Error) => {
     deps.log({ event: 'live-status-failed', vm: vmId, error: err.message })
     return { uuid: finished!.uuid, disks: [], job: 'incomplete' as const }

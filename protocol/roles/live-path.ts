@@ -1,5 +1,5 @@
 import { liveStatusesAgree, type LiveStatus } from '../../host/libvirt/live-status'
-import { ProtocolError, toProtocolError } from '../errors'
+import { originCode, ProtocolError, toProtocolError } from '../errors'
 import { failureCauses } from '../proxy/failure-cause'
 import type { Candidate } from './benefit'
 import type { Caller } from './caller'
@@ -78,7 +78,7 @@ function markLive (deps: SettleDeps, migration: MigrationRecord, live: NonNullab
 
 /** A definite answer from the Source (not a lost or timed-out call): Perform did not run to its end there. */
 function answeredBySource (err: ProtocolError): boolean {
-  const code = err.code === 'downstream-failed' ? err.downstreamCode : err.code
+  const code = originCode(err)
   return (code === 'transfer-failed' && !err.retryable) || code === 'transfer-cancelled'
 }
 

@@ -4,6 +4,7 @@ import type { LiveProgress } from '../../host/libvirt/live-progress'
 import type { LiveSource } from '../../host/libvirt/live-source'
 import type { ProtocolError } from '../errors'
 import type { StreamParker } from '../proxy/stream-relay'
+import type { ArrivalCounters } from './arrival-progress'
 import type { MigrationProgress } from './migration-progress'
 import type { LiveFinished } from './partner-answers'
 
@@ -16,8 +17,8 @@ import type { LiveFinished } from './partner-answers'
 export class LiveSessions {
   /** The Source's side, by its source token; `performed` holds Perform's cookie once it returned. */
   readonly leaving = new Map<string, { source: LiveSource, performed?: Buffer }>()
-  /** The Destination's side, by its destination token, with the stream parkers at the Source's proxy. */
-  readonly arriving = new Map<string, { destination: LiveDestination, parkers: StreamParker[] }>()
+  /** The Destination's side, by its destination token, with the stream parkers at the Source's proxy (whose counters `fedvm site status` reads). */
+  readonly arriving = new Map<string, ArrivingSession>()
   /**
    * The Destination's Finish outcome by destination token, until the decision: Finish runs once,
    * on the Source's in-band "Perform done" or the Controller's live-finish, and the later one gets it.
@@ -25,6 +26,12 @@ export class LiveSessions {
   readonly finished = new Map<string, LiveFinished | ProtocolError>()
   /** The Controller's: Finish's cookie by migration id, for the Source's Confirm. */
   readonly finishCookies = new Map<string, string>()
+}
+
+/** The Destination's live arrival: its libvirt connection, the parkers, and what site status shows of it (arrival-progress.ts). */
+export interface ArrivingSession extends ArrivalCounters {
+  destination: LiveDestination
+  parkers: StreamParker[]
 }
 
 /**

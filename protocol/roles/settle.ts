@@ -1,4 +1,4 @@
-import { ProtocolError, toProtocolError } from '../errors'
+import { originCode, ProtocolError, toProtocolError } from '../errors'
 import type { Caller } from './caller'
 import { handleTransferAbort, handleTransferCommit, recordPassedOn, type DestinationDeps } from './destination'
 import { faultPoint } from './fault-point'
@@ -116,7 +116,7 @@ export async function settleMigration (deps: SettleDeps, id: string, options: { 
  * refusals: trying another destination would undo a cancel.
  */
 export function refusedByDestination (err: ProtocolError): boolean {
-  const code = err.code === 'downstream-failed' ? err.downstreamCode : err.code
+  const code = originCode(err)
   return code === 'no-room' || (code === 'transfer-failed' && !err.retryable)
 }
 

@@ -14,7 +14,7 @@ import { objectBody, stringField, vmIdField } from './body-fields'
 import type { Caller } from './caller'
 import type { VmHost } from '../../host/vm-folder/vm-host'
 import { hostIdOf, type HostDirectory } from './host-directory'
-import { passAlong, type PassAlongDeps } from './intermediary'
+import { intermediaryRoute, passAlong, passAlongRoute, type PassAlongDeps } from './intermediary'
 import { faultPoint } from './fault-point'
 import { beginLiveLeaving, confirmLive, performLive, verifyLive, type LiveLeavingDeps } from './live-leaving'
 import {
@@ -122,10 +122,9 @@ export async function handleTransferVerification (deps: SourceDeps, caller: Call
   // A live migration's dstat is what the Destination's libvirtd says arrived; a cold one's, the manifest.
   const liveStatus = LiveStatusSchema.safeParse(body.dstat)
   const dstat = liveStatus.success ? undefined : parseManifest(body.dstat, vmId)
-  const route = deps.routes.route(token)
-  if (route !== undefined && route.kind === 'source') {
-    checkHolder(route, caller.sender, vmId, 'transfer')
-    const answer = await passAlong(deps, caller, route.partner, 'transfer-verification', body, VerificationAnswerSchema)
+  const route = intermediaryRoute(deps, 'source', token, caller, vmId)
+  if (route !== undefined) {
+    const answer = await passAlongRoute(deps, caller, route, 'transfer-verification', body, VerificationAnswerSchema)
     if (route.requester !== deps.self) faultPoint('intermediary:verification')
     return answer
   }
@@ -154,10 +153,9 @@ export async function handleTransferConfirm (deps: SourceDeps, caller: Caller, r
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   const token = stringField(body, 'token', 100)
-  const route = deps.routes.route(token)
-  if (route !== undefined && route.kind === 'source') {
-    checkHolder(route, caller.sender, vmId, 'transfer')
-    const answer = await passAlong(deps, caller, route.partner, 'transfer-confirm', body, ConfirmAnswerSchema)
+  const route = intermediaryRoute(deps, 'source', token, caller, vmId)
+  if (route !== undefined) {
+    const answer = await passAlongRoute(deps, caller, route, 'transfer-confirm', body, ConfirmAnswerSchema)
     if (route.requester !== deps.self) faultPoint('intermediary:confirm')
     if (route.locationVersion !== null) deps.locations.dropLocationIf(vmId, route.locationVersion)
     return answer
@@ -186,11 +184,8 @@ export async function handleTransferCancel (deps: SourceDeps, caller: Caller, ra
   const body = objectBody(rawBody)
   const vmId = vmIdField(body)
   const token = stringField(body, 'token', 100)
-  const route = deps.routes.route(token)
-  if (route !== undefined && route.kind === 'source') {
-    checkHolder(route, caller.sender, vmId, 'transfer')
-    return await passAlong(deps, caller, route.partner, 'transfer-cancel', body, CancelAnswerSchema)
-  }
+  const route = intermediaryRoute(deps, 'source', token, caller, vmId)
+  if (route !== undefined) return await passAlongRoute(deps, caller, route, 'transfer-cancel', body, CancelAnswerSchema)
   cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
   return deps.settling.run(token, async () => {
     const record = cancellableSourceToken(deps.tokens, token, caller.sender, vmId)
@@ -214,11 +209,8 @@ export async function handleLivePerform (deps: SourceDeps, caller: Caller, rawBo
   const vmId = vmIdField(body)
   const token = stringField(body, 'token', 100)
   const cookie = stringField(body, 'cookie', 65536)
-  const route = deps.routes.route(token)
-  if (route !== undefined && route.kind === 'source') {
-    checkHolder(route, caller.sender, vmId, 'transfer')
-    return await passAlong(deps, caller, route.partner, 'live-perform', body, LivePerformedSchema, { timeoutMs: deps.limits.transferTimeoutMs })
-  }
+  const route = intermediaryRoute(deps, 'source', token, caller, vmId)
+  if (route !== undefined) return await passAlongRoute(deps, caller, route, 'live-perform', body, LivePerformedSchema, { timeoutMs: deps.limits.transferTimeoutMs })
   const record = sourceTokenOf(deps, token, caller.sender, vmId)
   if (record.state !== 'open') throw new ProtocolError('transfer-cancelled', `the transfer was ${record.state} here`)
   checkNotExpired(record)

@@ -78,7 +78,8 @@ const HostSchema = (base: string) => object({
     migrationBandwidthMiBs: bandwidthMiBs.optional(),
     /**
      * Live migration: QEMU's downtime limit starts small and rises to maxDowntimeMs while the memory moves
-     * (host/libvirt/downtime-ramp.ts). Off by default: on TCG hosts the extra memory passes came with broken arrivals.
+     * (host/libvirt/downtime-ramp.ts). Off by default, and for KVM domains only: under TCG the extra memory passes
+     * corrupt guests, so a TCG domain never ramps (the host log says so).
      */
     downtimeRamp: z.boolean({ error: 'must be true or false' }).default(false),
   }).optional(),

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { progressLine } from '../../host/libvirt/live-progress'
+import { arrivalLine, liveArrival, LiveArrivalSchema } from '../roles/arrival-progress'
 import { MigrationProgressSchema } from '../roles/migration-progress'
 import type { SiteParts } from './site-parts'
 
@@ -15,17 +16,23 @@ export const SiteStatusSchema = z.object({
   migrations: z.array(z.object({ vmId: z.string(), since: z.number(), progress: MigrationProgressSchema.nullable() })),
   /** The migrations whose data moves at this site now: a cold pull as Destination, a live job as Source. */
   transfers: z.array(MigrationProgressSchema.extend({ vmId: z.string() })),
+  /**
+   * The live migrations arriving here, as this site sees them (the bytes through its end of the stream
+   * relay: its libvirtd reports no job for an incoming migration). Absent in an older daemon's answer.
+   */
+  arrivals: z.array(LiveArrivalSchema).default([]),
   /** Arrivals complete here but not this site's until the Controller's decision reaches it. */
   inDoubt: z.array(z.object({ vmId: z.string(), state: z.string() })),
 })
 export type SiteStatus = z.infer<typeof SiteStatusSchema>
 
-export function siteStatus (site: Pick<SiteParts, 'self' | 'state' | 'active' | 'progress'>): SiteStatus {
+export function siteStatus (site: Pick<SiteParts, 'self' | 'state' | 'active' | 'progress' | 'live'>, now = Date.now()): SiteStatus {
   return {
     id: site.self,
     locations: site.state.locations().map(({ vmId, kind, target, upstream }) => ({ vmId, kind, target, upstream })),
     migrations: site.active.list(),
     transfers: site.progress.list(),
+    arrivals: [...site.live.arriving.values()].map((session) => liveArrival(session, now)),
     inDoubt: site.state.inDoubtTokens().filter((t) => t.role === 'destination').map((t) => ({ vmId: t.vmId, state: 'incoming, in doubt' })),
   }
 }
@@ -45,6 +52,8 @@ export function statusText (status: SiteStatus, now = Date.now()): string {
   for (const m of status.migrations) lines.push(`  ${m.vmId}: ${migrationLine(m, now)}`)
   if (status.transfers.length > 0) lines.push('data moving here:')
   for (const p of status.transfers) lines.push(`  ${p.vmId}: ${progressLine(p)} (${p.path})`)
+  if (status.arrivals.length > 0) lines.push('arriving live here:')
+  for (const a of status.arrivals) lines.push(`  ${a.vmId}: ${arrivalLine(a)}`)
   if (status.inDoubt.length > 0) lines.push('arrived, waiting for the Controller\'s decision:')
   for (const d of status.inDoubt) lines.push(`  ${d.vmId}: ${d.state}`)
   return `${lines.join('\n')}\n`

@@ -49,6 +49,8 @@ const BAD: Array<[what: string, json: unknown, message: RegExp]> = [
   ['discover.vmDir empty', { discover: { vmDir: '' } }, /discover\.vmDir: /],
   ['discover.intervalMs too short', { discover: { vmDir: 'vms', intervalMs: 10 } }, /discover\.intervalMs: /],
   ['discover unknown key', { discover: { vmDir: 'vms', dir: 'x' } }, /discover\.dir: is not a known setting/],
+  ['deadLetters.unauthenticatedAfterMs too short', { deadLetters: { unauthenticatedAfterMs: 10 } }, /deadLetters\.unauthenticatedAfterMs: .*1000/],
+  ['deadLetters.unauthenticatedAfterMs not a whole number', { deadLetters: { unauthenticatedAfterMs: '48h' } }, /deadLetters\.unauthenticatedAfterMs: .*expected number/],
 ]
 
 for (const [what, json, message] of BAD) {
@@ -74,6 +76,8 @@ t.test('defaults: listen, stateDir, no VMs, no consumers', async (t) => {
   t.equal(config.stateDir, DEFAULTS.stateDir)
   t.strictSame(config.vms, [])
   t.strictSame(config.consumers, [])
+  t.equal(config.deadLetters.unauthenticatedAfterMs, 48 * 3600_000, 'a delivery the site refuses for the host\'s signature is retried 48 h')
+  t.equal(parseConfig({ deadLetters: { maxRows: 5 } }, FILE).deadLetters.unauthenticatedAfterMs, 48 * 3600_000, 'also when deadLetters sets only another bound')
 })
 
 t.test('relative paths are taken from the config file\'s folder; absolute ones are kept', async (t) => {

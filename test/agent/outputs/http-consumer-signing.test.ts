@@ -1,6 +1,5 @@
 import t from 'tap'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HttpConsumer } from '../../../agent/outputs/http-consumer'
@@ -8,10 +7,7 @@ import { AgentStore } from '../../../agent/state/agent-store'
 import { decodeKey } from '../../../protocol/crypto/key-files'
 import { HOST_PUBLIC_FILE, writeHostKeyPair } from '../../../protocol/crypto/host-key'
 import { MemoryReplayCache } from '../../../protocol/envelope/replay-cache'
-import { PrimaryStore } from '../../../protocol/primary/primary-store'
-import { createIngestServer, INGEST_PATH } from '../../../protocol/relay/ingest-server'
-import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
-import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import { startSiteIngestServer } from '../../support/site-ingest-server'
 import { waitFor } from '../../support/wait'
 
 // The agent's http consumer signing with a host key from `fedvm host-key`'s files, against the real
@@ -27,25 +23,17 @@ t.test('an agent signs its batches with its host key; a wrong key is refused and
   await mkdir(other)
   await writeHostKeyPair(other)
 
-  const db = openMonitoringDb(join(dir, 'site'))
-  const relay = new MonitoringRelay({
-    siteId: 'site-a', db, primary: new PrimaryStore(db), send: async () => {}, log: () => {}, lingerMs: 1, tombstoneMs: 60_000, maxBatchBytes: 64 * 1024,
-    state: { location: (vm) => vm === 'vm-a' ? { vmId: vm, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined, formerLocations: () => [] },
+  const { url, stored } = await startSiteIngestServer(t, {
+    location: (vm) => vm === 'vm-a' ? { kind: 'host', target: 'h1', upstream: null } : undefined,
+    hosts: { publicKey: (host) => host === 'h1' ? decodeKey('h1', publicKey) : undefined, windowMs: 30_000, replay: new MemoryReplayCache() },
   })
-  const server = createIngestServer({ relay, log: () => {}, hosts: { publicKey: (host) => host === 'h1' ? decodeKey('h1', publicKey) : undefined, windowMs: 30_000, replay: new MemoryReplayCache() } })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${INGEST_PATH}`
   const store = new AgentStore(join(dir, 'agent'))
   const logs: string[] = []
   const consumers: HttpConsumer[] = []
-  t.teardown(async () => {
+  t.teardown(() => {
     for (const c of consumers) c.stop()
-    await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })
-    await relay.close()
-    db.close()
     store.close()
   })
-  const stored = (): string[] => db.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all() as string[]
   const now = Date.now()
   const delivery = (id: string) => ({ id, vm: 'vm-a', metric: 'kpi:users.current_users', format: 'processed' as const, function: 'max' as const, from: now - 1000, to: now, value: 7 })
 

@@ -6,13 +6,18 @@ import { judgeRefusal } from '../../../agent/outputs/refusal'
 const problem = (code: string, retryable: boolean, extra: Record<string, unknown> = {}) => ({ type: `urn:fedvm:problem:${code}`, code, retryable, detail: `${code} detail`, ...extra })
 
 t.test('when or who, not what: retried', async (t) => {
-  for (const status of [500, 502, 503, 504, 408, 429, 401, 403, 404, 409]) {
+  for (const status of [500, 502, 503, 504, 408, 429, 403, 404, 409]) {
     t.equal(judgeRefusal({ status }, 3).kind, 'retry', `HTTP ${status}`)
   }
   t.match(judgeRefusal({ status: 403, problem: problem('not-permitted', false) }, 1), { kind: 'retry', reason: 'HTTP 403 not-permitted: not-permitted detail' }, 'the site\'s records may not place the VM here yet')
-  t.match(judgeRefusal({ status: 401, problem: problem('bad-signature', false) }, 1), { kind: 'retry' }, 'a key the site does not know yet')
   t.match(judgeRefusal({ status: 400, problem: problem('bad-request', true) }, 1), { kind: 'retry' }, 'a 4xx the receiver marks retryable')
   t.match(judgeRefusal({ status: 302 }, 1), { kind: 'retry', reason: 'HTTP 302' }, 'a redirect says nothing about the batch')
+})
+
+t.test('401: the site refuses this host\'s signature, whatever the batch holds or says', async (t) => {
+  t.same(judgeRefusal({ status: 401, problem: problem('unknown-sender', false) }, 3), { kind: 'unauthenticated', reason: { status: 401, code: 'unknown-sender', detail: 'unknown-sender detail' } }, 'a host key the site does not know yet')
+  t.same(judgeRefusal({ status: 401 }, 1), { kind: 'unauthenticated', reason: { status: 401, code: 'http-401', detail: 'HTTP 401' } }, 'no problem document')
+  t.match(judgeRefusal({ status: 401, problem: problem('bad-signature', true, { refused: [{ index: 0, detail: 'x' }] }) }, 1), { kind: 'unauthenticated' }, 'a list or retryable changes nothing: the signature is refused, not a delivery')
 })
 
 t.test('for good, naming the deliveries: those only, each with its own reason', async (t) => {

@@ -1,13 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type Database from 'better-sqlite3'
-import { PrimaryStore } from '../../../protocol/primary/primary-store'
-import { createIngestServer, INGEST_PATH } from '../../../protocol/relay/ingest-server'
-import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
-import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import { MemoryReplayCache } from '../../../protocol/envelope/replay-cache'
+import { INGEST_PATH } from '../../../protocol/relay/ingest-server'
+import { startSiteIngestServer, type SiteIngestServer } from '../../support/site-ingest-server'
 import type { Teardownable } from '../../support/teardownable'
 
 /** One POST the ingest saw: the delivery ids it carried (in order) and the status it answered. */
@@ -30,29 +25,19 @@ export class SiteIngest {
   placed = true
   /** A batch this says yes to is refused whole (400, a problem document that lists nothing), as an ingest that names no delivery would. */
   refuseWhole?: (ids: string[]) => boolean
+  /** With `hostAuth`, the hosts' public keys the site knows (its config's hosts[]), as the test sets them. */
+  readonly hostKeys = new Map<string, Uint8Array>()
 
-  private constructor (private readonly front: Server, private readonly db: Database.Database) {}
+  private constructor (private readonly front: Server, private readonly ingest: SiteIngestServer) {}
 
-  static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000): Promise<SiteIngest> {
-    const dir = await mkdtemp(join(tmpdir(), 'fedvm-site-ingest-'))
-    const db = openMonitoringDb(dir)
-    const relay = new MonitoringRelay({
-      siteId: 'site-a',
-      db,
-      state: {
-        location: (id) => (id === vm && site.placed ? { vmId: id, kind: 'host', target: 'h1', upstream: null, descriptor: null, version: 'v' } : undefined),
-        formerLocations: () => [],
-      },
-      primary: new PrimaryStore(db),
-      send: async () => {},
-      log: () => {},
-      lingerMs: 1,
-      tombstoneMs: 60_000,
-      maxBatchBytes: 64 * 1024,
+  /** `hostAuth`: the ingest checks each batch's host signature against `hostKeys` (the VM runs on host h1). */
+  static async start (t: Teardownable, vm: string, maxClockSkewMs = 60_000, options: { hostAuth?: boolean } = {}): Promise<SiteIngest> {
+    // The records and the front read the site's switches (placed, closed, refuseWhole, hostKeys) as the test sets them.
+    const ingest = await startSiteIngestServer(t, {
+      location: (id) => (id === vm && site.placed ? { kind: 'host', target: 'h1', upstream: null } : undefined),
       maxClockSkewMs,
+      hosts: options.hostAuth === true ? { publicKey: (host: string) => site.hostKeys.get(host), windowMs: 30_000, replay: new MemoryReplayCache() } : undefined,
     })
-    const ingest = createIngestServer({ relay, log: () => {} })
-    // The records and the front read the site's switches (placed, closed, refuseWhole) as the test sets them.
     const front = createServer((req, res) => {
       const chunks: Buffer[] = []
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -74,17 +59,13 @@ export class SiteIngest {
         const replay = Object.assign(Object.create(req) as typeof req, {
           [Symbol.asyncIterator]: async function * () { yield body },
         })
-        ingest.emit('request', replay, res)
+        ingest.server.emit('request', replay, res)
       })
     })
-    const site = new SiteIngest(front, db)
+    const site = new SiteIngest(front, ingest)
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
-    t.teardown(async () => {
-      await new Promise<void>((resolve) => { front.close(() => resolve()); front.closeAllConnections() })
-      await relay.close()
-      db.close()
-      await rm(dir, { recursive: true, force: true })
-    })
+    // Teardowns run last first: the front closes before the ingest behind it.
+    t.teardown(() => new Promise<void>((resolve) => { front.close(() => resolve()); front.closeAllConnections() }))
     return site
   }
 
@@ -94,6 +75,6 @@ export class SiteIngest {
 
   /** The ids the primary store holds, in the order they were stored. */
   stored (): string[] {
-    return this.db.prepare('SELECT "id" FROM "deliveries" ORDER BY rowid').pluck().all() as string[]
+    return this.ingest.stored()
   }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { DowntimeRamp, RAMP_STEP_MS, RAMP_STEPS } from '../../../host/libvirt/downtime-ramp'
+import { DowntimeRamp, RAMP_STEP_MS, RAMP_STEPS, rampAllowedFor } from '../../../host/libvirt/downtime-ramp'
 
 const disks = { phase: 'disks', iteration: 0 } as const
 const pass = (iteration: number): { phase: 'memory', iteration: number } => ({ phase: 'memory', iteration })
@@ -38,4 +38,11 @@ t.test('a small maximum never goes below 1 ms nor above the maximum', async (t) 
   t.equal(ramp.startLimitMs, 1)
   const seen = [0, 100, 200, 300, 400, 500, 600].map((ms) => ramp.limitAt(ms, pass(2)))
   t.same(seen, [1, 1, 1, 3, 5, 10, 20])
+})
+
+t.test('only a KVM domain may ramp, by its XML\'s root element', async (t) => {
+  t.ok(rampAllowedFor("<domain type='kvm' id='3'>\n  <name>vm</name>\n</domain>"), 'type=\'kvm\'')
+  t.ok(rampAllowedFor('<?xml version="1.0"?>\n<domain id="3" type="kvm"><name>vm</name></domain>'), 'double quotes, after an XML declaration and another attribute')
+  t.notOk(rampAllowedFor("<domain type='qemu'>\n  <name>kvm</name>\n</domain>"), 'type=\'qemu\' (TCG), even with kvm elsewhere')
+  t.notOk(rampAllowedFor("<!-- type='kvm' -->\n<domain type='qemu'/>"), 'not from a comment')
 })

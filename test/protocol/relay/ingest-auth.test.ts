@@ -1,17 +1,12 @@
 import t from 'tap'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { request } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { generateSigningKeyPair, type SigningKeyPair } from '../../../protocol/crypto/signing-keys'
 import { MemoryReplayCache } from '../../../protocol/envelope/replay-cache'
-import { PrimaryStore } from '../../../protocol/primary/primary-store'
 import { signIngestRequest } from '../../../protocol/relay/host-signature'
-import { createIngestServer, INGEST_PATH } from '../../../protocol/relay/ingest-server'
-import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
-import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
+import { INGEST_PATH } from '../../../protocol/relay/ingest-server'
 import type { LocationRecord } from '../../../protocol/roles/records'
+import { startSiteIngestServer } from '../../support/site-ingest-server'
+import type { Teardownable } from '../../support/teardownable'
 
 // The site's monitoring ingest on a real HTTP listener, relay and monitoring.db, with the site's
 // location records played by the test: vm-a runs on host h1, vm-b on host h2. Each host signs
@@ -35,46 +30,21 @@ function delivery (id: string, vm: string, to = Date.now()) {
   return { id, vm, metric: 'kpi:users.current_users', format: 'processed', function: 'max', from: to - 1000, to, value: 5000 }
 }
 
-async function setup (t: { teardown (fn: () => unknown): void }) {
-  const dir = await mkdtemp(join(tmpdir(), 'fedvm-ingest-auth-'))
+async function setup (t: Teardownable) {
   const keys: Record<string, SigningKeyPair> = { h1: await generateSigningKeyPair(), h2: await generateSigningKeyPair(), h3: await generateSigningKeyPair() }
   const locations = new Map<string, Pick<LocationRecord, 'kind' | 'target' | 'upstream'>>([
     ['vm-a', { kind: 'host', target: 'h1', upstream: null }],
     ['vm-b', { kind: 'host', target: 'h2', upstream: null }],
   ])
-  const db = openMonitoringDb(dir)
-  const relay = new MonitoringRelay({
-    siteId: 'site-a',
-    db,
-    state: {
-      location: (vm) => { const l = locations.get(vm); return l && { vmId: vm, descriptor: null, version: 'v', ...l } },
-      formerLocations: () => [],
-    },
-    primary: new PrimaryStore(db),
-    send: async () => {},
-    log: () => {},
-    lingerMs: 1,
-    tombstoneMs: 60_000,
-    maxBatchBytes: 64 * 1024,
-    maxClockSkewMs: 60_000,
-  })
   const events: Array<Record<string, unknown>> = []
   // h3 is listed in the site config without a public key: it cannot deliver.
   const listed: Record<string, Uint8Array | undefined> = { h1: keys.h1.publicKey, h2: keys.h2.publicKey, h3: undefined }
-  const server = createIngestServer({
-    relay,
+  const { url, stored } = await startSiteIngestServer(t, {
+    location: (vm) => locations.get(vm),
     log: (e) => events.push(e),
     hosts: { publicKey: (host) => listed[host], windowMs: 30_000, replay: new MemoryReplayCache() },
+    maxClockSkewMs: 60_000,
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() })
-    await relay.close()
-    db.close()
-    await rm(dir, { recursive: true, force: true })
-  })
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${INGEST_PATH}`
-  const stored = (): string[] => db.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all() as string[]
   const signed = async (host: string, payload: unknown, secretKey = keys[host].secretKey) => {
     const body = Buffer.from(JSON.stringify(payload))
     return { body, headers: await signIngestRequest(INGEST_PATH, host, secretKey, body) }

@@ -2,7 +2,8 @@ import t from 'tap'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ProtocolError } from '../../../protocol/errors'
+import { ProtocolError, toProtocolError } from '../../../protocol/errors'
+import { fromProblemDocument, toProblemDocument } from '../../../protocol/http/problem'
 import type { Delivery } from '../../../protocol/relay/delivery'
 import { openMonitoringDb } from '../../../protocol/relay/monitoring-db'
 import { LOCAL, MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
@@ -117,4 +118,79 @@ t.test('a hop down: kept and retried with backoff; a delivery refused for good i
   t.same(received.sort(), ['a', 'b', 'c'], 'every delivery but the refused one arrived')
   t.ok(s.events.some((e) => e.event === 'monitoring-delivery-refused' && e.id === 'x'), 'the refused one is logged')
   t.equal(second.db.prepare('SELECT sum(count) FROM outbox WHERE dead = 1').pluck().get(), 1, 'and kept apart, never sent again')
+})
+
+t.test('the next hop lists the deliveries it refuses: those are set apart, the others sent again at once, no halving', async (t) => {
+  // The next hop is a real relay (site-a, the VMs' primary) whose refusals reach this site as a
+  // problem document does on the wire: its `refused` list names the future-dated deliveries.
+  const upstreamDir = await mkdtemp(join(tmpdir(), 'fedvm-relay-upstream-'))
+  const upstreamDb = openMonitoringDb(upstreamDir)
+  const upstream = new MonitoringRelay({
+    siteId: 'site-a', db: upstreamDb, primary: new PrimaryStore(upstreamDb), send: async () => {}, log: () => {}, lingerMs: 1, tombstoneMs: 60_000, maxBatchBytes: 64 * 1024,
+    // Stricter about clocks than this site (60 s): deliveries 30 s ahead pass here and are refused there.
+    maxClockSkewMs: 1000,
+    state: { location: (vm) => ({ vmId: vm, kind: 'partner', target: 'site-b', upstream: null, descriptor: null, version: 'v' }), formerLocations: () => [] },
+  })
+  t.teardown(async () => { await upstream.close(); upstreamDb.close(); await rm(upstreamDir, { recursive: true, force: true }) })
+  const requests: Array<{ ids: string[], status: number }> = []
+  const s = await setup(t, async (_to, ds) => {
+    const request = { ids: ds.map((d) => d.id), status: 200 }
+    requests.push(request)
+    try {
+      return await upstream.accept(JSON.parse(JSON.stringify(ds)) as unknown[], 'site-b')
+    } catch (err) {
+      const problem = toProblemDocument(toProtocolError(err))
+      request.status = problem.status
+      throw fromProblemDocument(JSON.parse(JSON.stringify(problem)), problem.status)
+    }
+  })
+  s.locations.set('vm1', { kind: 'partner', target: 'site-c', upstream: 'site-a' })
+  const { relay, db } = s.open()
+  const future = Date.now() + 30_000
+  await relay.accept([delivery('a'), delivery('x', 'vm1', { to: future }), delivery('b'), delivery('y', 'vm1', { to: future }), delivery('c')], 'site-c')
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
+  t.same(requests, [{ ids: ['a', 'x', 'b', 'y', 'c'], status: 400 }, { ids: ['a', 'b', 'c'], status: 200 }], 'one refusal naming x and y, then the other three at once')
+  t.same(upstreamDb.prepare('SELECT id FROM deliveries ORDER BY id').pluck().all(), ['a', 'b', 'c'])
+  t.same(s.events.filter((e) => e.event === 'monitoring-delivery-refused').map((e) => [e.id, e.code]), [['x', 'bad-request'], ['y', 'bad-request']])
+  t.match(s.events.find((e) => e.id === 'x'), { detail: /deliveries\[1\]\.to: data time .* ahead/ }, 'the hop\'s words for that delivery')
+  t.same((db.prepare('SELECT body FROM outbox WHERE dead = 1').pluck().all() as string[]).flatMap((b) => (JSON.parse(b) as Delivery[]).map((d) => d.id)), ['x', 'y'], 'kept apart')
+})
+
+t.test('part of a batch stored, the rest refused for now or unanswered: only the rest is sent again; a 401 is retried whole', async (t) => {
+  const received: string[] = []
+  let script: Array<(ds: Delivery[]) => void> = []
+  const s = await setup(t, async (_to, ds) => {
+    const step = script.shift()
+    step?.(ds)
+    received.push(...ds.map((d) => d.id))
+  })
+  s.locations.set('vm1', { kind: 'partner', target: 'site-c', upstream: 'site-a' })
+  const { relay, db } = s.open()
+
+  // The hop refuses b for now (retryable), naming it: a and c are stored, b goes again after a backoff.
+  script = [(ds) => { throw new ProtocolError('bad-request', 'b later', { refused: [{ index: ds.findIndex((d) => d.id === 'b'), id: 'b', code: 'unknown-vm', retryable: true, detail: 'not yet' }] }) }]
+  await relay.accept([delivery('a'), delivery('b'), delivery('c')], 'site-c')
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
+  t.same(received, ['a', 'c', 'b'], 'a and c once, b once more after the backoff')
+
+  // A list that names nothing usable (an id that is not at that place): narrowed by halves; the hop goes away
+  // after the first half was stored, so only the second half is sent again.
+  received.length = 0
+  script = [
+    () => { throw new ProtocolError('bad-request', 'one is bad', { refused: [{ index: 0, id: 'not-d', code: 'bad-request', retryable: false, detail: 'x' }] }) },
+    () => {},
+    () => { throw new ProtocolError('partner-unreachable', 'down') },
+  ]
+  await relay.accept([delivery('d'), delivery('e'), delivery('f'), delivery('g')], 'site-c')
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
+  t.same(received, ['d', 'e', 'f', 'g'], 'each stored once: d and e in the first half, f and g after the backoff')
+
+  // The hop does not know this site's key yet (401): about the sender, not the batch, so retried whole, never halved.
+  received.length = 0
+  const refuse = () => { throw new ProtocolError('unknown-sender', 'site-b is not a known partner') }
+  script = [refuse, refuse]
+  await relay.accept([delivery('h'), delivery('i')], 'site-c')
+  await waitFor('the outbox to empty', () => Object.keys(relay.queued()).length === 0, 5000)
+  t.same(received, ['h', 'i'], 'both arrive once the hop knows the key')
+  t.equal(db.prepare('SELECT count(*) FROM outbox WHERE dead = 1').pluck().get(), 0, 'nothing set apart')
 })

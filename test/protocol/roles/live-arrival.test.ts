@@ -1,5 +1,10 @@
 import t, { type Test } from 'tap'
-import { rm } from 'node:fs/promises'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, connect as netConnect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { LiveDestination } from '../../../host/libvirt/live-destination'
 import type { VmHost } from '../../../host/vm-folder/vm-host'
 import { ProtocolError } from '../../../protocol/errors'
@@ -10,6 +15,10 @@ import type { TokenState } from '../../../protocol/proxy/token-record'
 import { endLiveArrival, joinLiveFinish, prepareLiveArrival, type LiveArrivalDeps } from '../../../protocol/roles/live-arrival'
 import { LiveSessions } from '../../../protocol/roles/live-sessions'
 import { TokenLocks } from '../../../protocol/roles/token-locks'
+import { ActiveMigrations } from '../../../protocol/roles/active-migrations'
+import { ProgressBoard } from '../../../protocol/roles/migration-progress'
+import { handleMigrationProgress } from '../../../protocol/roles/progress-query'
+import { siteStatus, type SiteStatus } from '../../../protocol/site/site-status'
 import { identities, sourceProxy, waitFor, waitUntil } from '../../host/libvirt/support/live-pair'
 
 // The Destination's half of the in-band "Perform done": the Source's proxy answers the parked
@@ -19,9 +28,11 @@ import { identities, sourceProxy, waitFor, waitUntil } from '../../host/libvirt/
 // Real TLS and the real stream park; libvirt's Finish is a stand-in that records its calls and
 // returns when the test lets it (the libvirt side is test/e2e/live-faults.test.ts).
 
+const MiB = 1024 * 1024
 const SOURCE_TOKEN = 'source-token-of-the-transfer'
 const TOKEN = 'destination-token'
 const VM = 'vm-inband'
+const CONTROLLER = 'site-c'
 const COOKIE = Buffer.from('<qemu-migration><name>vm-inband</name></qemu-migration>').toString('base64')
 
 interface Gate { promise: Promise<void>, open: () => void }
@@ -36,7 +47,8 @@ class FakeDestination {
   readonly calls: Array<{ cookie: string, cancelled: boolean }> = []
   readonly finishGate = gate()
   readonly cookie = Buffer.from('prepare-cookie')
-  socketPath (): string { return '/nonexistent/fedvm-test.sock' }
+  constructor (private readonly sockets: Record<string, string> = {}) {}
+  socketPath (channel: string): string { return this.sockets[channel] ?? '/nonexistent/fedvm-test.sock' }
   async finish (performCookie: Buffer, cancelled: boolean): Promise<{ uuid: string, cookie: Buffer } | undefined> {
     this.calls.push({ cookie: performCookie.toString('base64'), cancelled })
     if (cancelled) return undefined
@@ -48,7 +60,14 @@ class FakeDestination {
   async close (): Promise<void> {}
 }
 
-async function setup (t: Test): Promise<{ deps: LiveArrivalDeps, park: StreamPark, destination: FakeDestination, state: () => TokenState, lockCalls: () => number, events: Array<Record<string, unknown>> }> {
+interface SetupOptions {
+  /** The Destination QEMU's unix socket per channel (default: none there). */
+  sockets?: Record<string, string>
+  /** The ticket's memory and disks (default: none). */
+  expected?: { memoryBytes: number, disks: Array<{ name: string, format: 'raw', bytes: number }> }
+}
+
+async function setup (t: Test, options: SetupOptions = {}): Promise<{ deps: LiveArrivalDeps, park: StreamPark, destination: FakeDestination, state: () => TokenState, lockCalls: () => number, events: Array<Record<string, unknown>>, proxyUrl: string, fingerprint: string }> {
   const ids = await identities()
   t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
   const park = new StreamPark((presented, _channel, fingerprint) => {
@@ -64,18 +83,18 @@ async function setup (t: Test): Promise<{ deps: LiveArrivalDeps, park: StreamPar
   const deps: LiveArrivalDeps = {
     live: new LiveSessions(),
     tokens: {
-      token: (token) => token === TOKEN ? { token, state } as ReturnType<LiveArrivalDeps['tokens']['token']> : undefined,
+      token: (token) => token === TOKEN ? { token, state, role: 'destination', vmId: VM, requester: CONTROLLER } as ReturnType<LiveArrivalDeps['tokens']['token']> : undefined,
       setTokenState: (_token, next) => { state = next },
     },
     settling: { run: async (token, action) => { locked++; return await locks.run(token, action) } },
     log: (e) => events.push(e),
   }
-  const destination = new FakeDestination()
+  const destination = new FakeDestination(options.sockets)
   const host = { prepareLiveArrival: async () => destination as unknown as LiveDestination } as unknown as VmHost
-  const ticket = { kind: 'fedvm-source-ticket', vmId: VM, uri: proxy.url, fingerprint: ids.source.fingerprint, token: SOURCE_TOKEN, live: { xml: '<domain/>', cookie: '', disks: [], memoryBytes: 0 } } as unknown as SourceTicket
+  const ticket = { kind: 'fedvm-source-ticket', vmId: VM, uri: proxy.url, fingerprint: ids.source.fingerprint, token: SOURCE_TOKEN, live: { xml: '<domain/>', cookie: '', disks: [], memoryBytes: 0, ...options.expected } } as unknown as SourceTicket
   await prepareLiveArrival(deps, host, TOKEN, VM, ticket, ids.destination)
   t.teardown(async () => await endLiveArrival(deps, TOKEN))
-  return { deps, park, destination, state: () => state, lockCalls: () => locked, events }
+  return { deps, park, destination, state: () => state, lockCalls: () => locked, events, proxyUrl: proxy.url, fingerprint: ids.source.fingerprint }
 }
 
 /** The Source's side once Perform returned: answers the Destination's parked `performed` connection (parked shortly after Prepare). */
@@ -157,4 +176,70 @@ t.test('a signal cut short starts no Finish', async (t) => {
   t.same(destination.calls, [], 'nothing resumed here')
   destination.finishGate.open()
   t.equal((await joinLiveFinish(deps, TOKEN, VM, COOKIE, 'controller')).status.uuid, 'uuid-1', 'the Controller\'s live-finish still Finishes')
+})
+
+/** The Destination QEMU's stand-in: a unix socket per channel that reads everything and counts it. */
+async function qemuListening (t: Test, dir: string, channel: string): Promise<{ path: string, received: () => number }> {
+  const path = join(dir, `dst-${channel}.sock`)
+  let received = 0
+  const server = createServer((socket) => socket.on('data', (chunk: Buffer) => { received += chunk.length }))
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return { path, received: () => received }
+}
+
+/** The Source QEMU's stand-in: connects to the Source's relay socket of `channel`; `send` resolves once the Destination's QEMU has it all. */
+async function qemuSending (t: Test, park: StreamPark, dir: string, channel: string, target: { received: () => number }): Promise<(bytes: number) => Promise<void>> {
+  const path = join(dir, `src-${channel}.sock`)
+  const server = await park.listen(SOURCE_TOKEN, channel, path)
+  t.teardown(() => server.close())
+  const socket = netConnect(path)
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  let sent = 0
+  return async (bytes) => {
+    socket.write(randomBytes(bytes))
+    sent += bytes
+    await waitFor(() => target.received() === sent, 10_000)
+  }
+}
+
+t.test('while the streams come in, site status lists the arrival with the bytes received per channel; the Controller\'s fallback figures come from them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'fedvm-arrival-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const [memoryQemu, disksQemu] = await Promise.all([qemuListening(t, dir, 'migration'), qemuListening(t, dir, 'nbd')])
+  const { deps, park, destination, proxyUrl, fingerprint } = await setup(t, {
+    sockets: { migration: memoryQemu.path, nbd: disksQemu.path },
+    expected: { memoryBytes: 64 * MiB, disks: [{ name: 'vda', format: 'raw', bytes: 32 * MiB }] },
+  })
+  const site = { self: 'site-b', state: { locations: () => [], inDoubtTokens: () => [] }, active: new ActiveMigrations(), progress: new ProgressBoard(), live: deps.live } as unknown as Parameters<typeof siteStatus>[0]
+  const arrivals = (): SiteStatus['arrivals'] => siteStatus(site).arrivals
+  t.match(arrivals(), [{ vmId: VM, phase: 'prepared', receivedBytes: { memory: 0, disks: 0 }, rateBytesPerSecond: 0 }], 'Prepare done, nothing came yet')
+
+  const sendDisks = await qemuSending(t, park, dir, 'nbd', disksQemu)
+  await sendDisks(2 * MiB)
+  t.match(arrivals(), [{ vmId: VM, phase: 'receiving', receivedBytes: { memory: 0, disks: 2 * MiB } }], 'the disks\' stream counted as it came')
+  await sendDisks(3 * MiB)
+  const sendMemory = await qemuSending(t, park, dir, 'migration', memoryQemu)
+  await sendMemory(MiB)
+  const [listed] = arrivals()
+  t.same(listed.receivedBytes, { memory: MiB, disks: 5 * MiB }, 'both grow, each channel on its own')
+  // The rate counts whole seconds: the one the last bytes came in counts once it is over.
+  await waitFor(() => arrivals()[0].rateBytesPerSecond > 0, 5000)
+  t.pass(`a rate once a MiB came (${arrivals()[0].rateBytesPerSecond} B/s)`)
+  const json = JSON.stringify(siteStatus(site))
+  for (const [what, secret] of [['the Source proxy\'s address', new URL(proxyUrl).host], ['its fingerprint', fingerprint], ['the source token', SOURCE_TOKEN], ['the destination token', TOKEN]] as const) {
+    t.notOk(json.includes(secret), `site status does not show ${what}`)
+  }
+
+  const answer = await handleMigrationProgress({ self: 'site-b', partners: undefined as never, tokens: deps.tokens, routes: { route: () => undefined }, progress: new ProgressBoard(), live: deps.live }, { sender: CONTROLLER }, { vmId: VM, end: 'destination' }, TOKEN)
+  t.match(answer.progress, { path: 'live', phase: 'memory', totalBytes: 96 * MiB, remainingBytes: 90 * MiB, iteration: undefined }, 'the Controller\'s progress query: what came against the ticket\'s amounts, no memory pass')
+
+  // Finish runs (held by the stand-in): the arrival says so until it is over, then it is no longer listed.
+  await waitForAsync(async () => await park.signal(SOURCE_TOKEN, PERFORMED_CHANNEL, signalFrame(COOKIE)))
+  await waitFor(() => destination.calls.length === 1, 10_000)
+  t.match(arrivals(), [{ vmId: VM, phase: 'finishing', receivedBytes: { memory: MiB, disks: 5 * MiB } }], 'Finish running')
+  destination.finishGate.open()
+  await waitFor(() => deps.live.arriving.size === 0, 10_000)
+  t.same(arrivals(), [], 'Finish done: no longer arriving')
 })

@@ -4,8 +4,9 @@ import { ProtocolError } from '../../../protocol/errors'
 import { coldProgress, ProgressBoard, type MigrationProgress } from '../../../protocol/roles/migration-progress'
 import type { MigrationRecord } from '../../../protocol/roles/migration-record'
 import { handleMigrationProgress } from '../../../protocol/roles/progress-query'
-import { watchProgress } from '../../../protocol/roles/progress-watch'
+import { chooseAnswer, watchProgress } from '../../../protocol/roles/progress-watch'
 import type { RouteRecord } from '../../../protocol/roles/records'
+import { LiveSessions } from '../../../protocol/roles/live-sessions'
 import { ActiveMigrations } from '../../../protocol/roles/active-migrations'
 import type { TokenRecord } from '../../../protocol/proxy/token-record'
 import { showProgressWhile } from '../../../protocol/site/progress-display'
@@ -39,6 +40,10 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
       { vmId: 'vm-9', since: 1000, progress: { ...cold(2 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 180 } },
     ],
     transfers: [{ vmId: 'app-2', ...cold(15 * MiB) }],
+    arrivals: [
+      { vmId: 'app-4', since: 1400, phase: 'receiving', receivedBytes: { memory: 3 * MiB, disks: 12 * MiB }, rateBytesPerSecond: 5 * MiB, at: 4400 },
+      { vmId: 'app-5', since: 4000, phase: 'prepared', receivedBytes: { memory: 0, disks: 0 }, rateBytesPerSecond: 0, at: 4400 },
+    ],
     inDoubt: [{ vmId: 'app-3', state: 'incoming, in doubt' }],
   }
   t.equal(statusText(status, 4400), [
@@ -52,6 +57,9 @@ t.test('statusText: a line per VM and per running migration, as on a terminal', 
     '  vm-9: Migration: [ 90 %] memory, 2.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 1 s, pass 2, dirty 180 pages/s',
     'data moving here:',
     '  app-2: Migration: [ 25 %] transfer, 15.0 MiB of 20.0 MiB left, 4.0 MiB/s, ETA 4 s (cold)',
+    'arriving live here:',
+    '  app-4: Arrival: receiving, memory 3.0 MiB, disks 12.0 MiB received, 5.0 MiB/s (for 3 s)',
+    '  app-5: Arrival: prepared, waiting for the stream, memory 0.0 MiB, disks 0.0 MiB received, 0.0 MiB/s (for 0 s)',
     'arrived, waiting for the Controller\'s decision:',
     '  app-3: incoming, in doubt',
     '',
@@ -82,7 +90,7 @@ function watchDeps (partners: ScriptedPartners): { active: ActiveMigrations, eve
   return {
     active,
     events,
-    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), active, log: (e) => { events.push(e) } },
+    deps: { self: 'site-a', partners, tokens: { token: () => undefined }, routes: { route: () => undefined }, progress: new ProgressBoard(), live: new LiveSessions(), active, log: (e) => { events.push(e) } },
   }
 }
 
@@ -110,6 +118,54 @@ t.test('watchProgress: asks both ends along their chains, then only the end that
   await partners.made(5)
   t.same(new Set(partners.calls.slice(3).map((c) => c.to)), new Set(['site-b', 'site-s']), 'an end with nothing moving any more: both are asked again')
   t.same(active.list()[0].progress, null)
+})
+
+t.test('chooseAnswer: a cold transfer\'s figures are the Destination\'s; a live migration\'s the Source\'s, the Destination\'s only when the Source gives none', async (t) => {
+  const fromSource: MigrationProgress = { ...cold(3 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 40 }
+  const fromDestination: MigrationProgress = { ...cold(9 * MiB), path: 'live', phase: 'memory' }
+  const cases: Array<[string, boolean, Array<['destination' | 'source', MigrationProgress | null | undefined]>, ReturnType<typeof chooseAnswer>]> = [
+    ['cold: the Destination\'s pull', false, [['destination', cold(MiB)], ['source', null]], { end: 'destination', progress: cold(MiB) }],
+    ['cold: figures from either end over a null', false, [['destination', null], ['source', cold(MiB)]], { end: 'source', progress: cold(MiB) }],
+    ['cold: nothing moves', false, [['destination', null], ['source', undefined]], { end: 'destination', progress: null }],
+    ['cold: no answer keeps the last', false, [['destination', undefined], ['source', undefined]], undefined],
+    ['live: both have figures, the Source\'s libvirt job wins', true, [['destination', fromDestination], ['source', fromSource]], { end: 'source', progress: fromSource }],
+    ['live: the Source\'s job not begun or over, its null wins over the Destination\'s estimate', true, [['destination', fromDestination], ['source', null]], { end: 'source', progress: null }],
+    ['live: the Source unreachable, the Destination\'s figures stand in', true, [['destination', fromDestination], ['source', undefined]], { end: 'destination', progress: fromDestination }],
+    ['live: the Source unreachable, the Destination has nothing either', true, [['destination', null], ['source', undefined]], { end: 'destination', progress: null }],
+    ['live: only the Source asked (it answered last time), and it gave no answer', true, [['source', undefined]], undefined],
+  ]
+  for (const [what, live, answers, expected] of cases) {
+    t.same(chooseAnswer(live, answers.map(([end, progress]) => ({ end, progress }))), expected, what)
+  }
+})
+
+t.test('watchProgress, live: the Source\'s figures are kept over the Destination\'s, which serve only while the Source does not answer', async (t) => {
+  const partners = new ScriptedPartners()
+  const { active, deps } = watchDeps(partners)
+  active.enter('web-1', 1000)
+  const stop = watchProgress(deps, { ...migration, live: 'prepared' }, { intervalMs: 0 })
+  t.teardown(stop)
+  const fromSource: MigrationProgress = { ...cold(3 * MiB), path: 'live', phase: 'memory', iteration: 2, dirtyPagesPerSecond: 40 }
+  const fromDestination: MigrationProgress = { ...cold(9 * MiB), path: 'live', phase: 'memory' }
+  await partners.made(2)
+  partners.calls[0].answer({ progress: fromDestination })
+  partners.calls[1].answer({ progress: fromSource })
+  await partners.made(3)
+  t.same(active.list()[0].progress, fromSource, 'the Source\'s libvirt figures, with the pass, though the Destination (asked first) answered too')
+  t.equal(partners.calls[2].to, 'site-s', 'then only the Source is asked')
+  partners.calls[2].fail(new ProtocolError('partner-unreachable', 'site-s did not answer'))
+  await partners.made(5)
+  t.same(active.list()[0].progress, fromSource, 'a round without the Source\'s answer keeps its last figures')
+  t.same(partners.calls.slice(3).map((c) => c.to).sort(), ['site-b', 'site-s'], 'and the next round asks both')
+  partners.calls[3].answer({ progress: fromDestination })
+  partners.calls[4].fail(new ProtocolError('partner-unreachable', 'site-s did not answer'))
+  await partners.made(7)
+  t.same(active.list()[0].progress, fromDestination, 'the Source still silent: the Destination\'s figures stand in')
+  t.same(partners.calls.slice(5).map((c) => c.to).sort(), ['site-b', 'site-s'], 'and the Source is asked again')
+  partners.calls[5].answer({ progress: fromDestination })
+  partners.calls[6].answer({ progress: fromSource })
+  await partners.made(8)
+  t.same(active.list()[0].progress, fromSource, 'the Source back: its figures again')
 })
 
 t.test('watchProgress: a partner down costs only figures; one that does not know the query is not asked again; a malformed answer is no figures', async (t) => {
@@ -177,7 +233,7 @@ t.test('migration-progress: answered from the board only for the site the offer 
   const routes = new Map<string, RouteRecord>([['route-ref', { ref: 'route-ref', kind: 'offer', vmId: 'web-1', partner: 'site-c', partnerRef: 'c-ref', requester: 'site-a', locationVersion: null, expiresAt: 0 }]])
   const board = new ProgressBoard()
   const partners = new ScriptedPartners()
-  const deps = { self: 'site-x', partners, tokens: { token: (k: string) => tokens.get(k) }, routes: { route: (k: string) => routes.get(k) }, progress: board }
+  const deps = { self: 'site-x', partners, tokens: { token: (k: string) => tokens.get(k) }, routes: { route: (k: string) => routes.get(k) }, progress: board, live: new LiveSessions() }
   const fromB = { sender: 'site-b' }
 
   t.same(await handleMigrationProgress(deps, fromB, { vmId: 'web-1', end: 'destination' }, 'destination-token'), { progress: null }, 'nothing moving yet: null')

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LiveDestination } from '../../../../host/libvirt/live-destination'
 import { LIVE_CHANNELS, localSocketPath } from '../../../../host/libvirt/live-params'
-import { LiveSource } from '../../../../host/libvirt/live-source'
+import { LiveSource, type BeginOptions } from '../../../../host/libvirt/live-source'
 import { readTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../../../../protocol/crypto/tls-certificate'
 import { ProtocolError } from '../../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../../protocol/proxy/stream-relay'
@@ -38,10 +38,10 @@ export async function sourceProxy (tls: TlsIdentity, park: StreamPark): Promise<
 }
 
 /** Both ends of one live migration, the relay between them; each started part is stopped at t's teardown. */
-export async function liveMigration (t: Teardownable, a: LibvirtHost, b: LibvirtHost, ids: Identities, name: string): Promise<{ source: LiveSource, destination: LiveDestination, parkers: StreamParker[], crossing: Buffer[] }> {
+export async function liveMigration (t: Teardownable, a: LibvirtHost, b: LibvirtHost, ids: Identities, name: string, options: Pick<BeginOptions, 'downtimeRamp' | 'rampAllowed' | 'log'> = {}): Promise<{ source: LiveSource, destination: LiveDestination, parkers: StreamParker[], crossing: Buffer[] }> {
   const id = randomBytes(8).toString('hex')
   const crossing: Buffer[] = []
-  const source = await LiveSource.begin({ uri: a.uri, domain: name, id })
+  const source = await LiveSource.begin({ uri: a.uri, domain: name, id, ...options })
   t.teardown(async () => await source.close())
   crossing.push(source.offer.cookie)
   const destination = await LiveDestination.prepare({ uri: b.uri, id, domain: name, dir: join(b.dir, 'vms', name), offer: source.offer })

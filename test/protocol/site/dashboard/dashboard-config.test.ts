@@ -37,7 +37,7 @@ t.test('off loopback, the web config must ask for credentials: the site stops at
   writeFileSync(join(dir, 'web.yml'), '# TLS only would be here; no basic_auth_users\n')
   const deps = {
     config: { listen: '10.1.2.3:9480', webConfig: join(dir, 'web.yml'), sealed: false }, stateDir: dir, keysDir: dir, rules: [], log: () => {},
-    status: () => ({ id: 'site-a', locations: [], migrations: [], transfers: [], inDoubt: [] }), location: () => undefined,
+    status: () => ({ id: 'site-a', locations: [], migrations: [], transfers: [], arrivals: [], inDoubt: [] }), location: () => undefined,
   }
   await t.rejects(openDashboard(deps), { name: 'ConfigError', message: /^dashboard\.webConfig: .*web\.yml lists no basic_auth_users: a dashboard off loopback \(10\.1\.2\.3:9480\) needs them/ })
 })

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { loadConfig } from '../config/agent-config'
-import { readDeadLetters } from './dead-letters'
+import { readDeadLetters } from '../state/dead-letters'
 
 /**
  * `fedvm agent dead-letters --config FILE [--consumer NAME] [--limit N]`: prints the deliveries
