@@ -71,7 +71,8 @@ export async function directMigrate (src: LibvirtHost, dst: LibvirtHost, name: s
   await fd.close()
   await src.virsh('migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource', '--xml', xmlFile, name, dst.uri,
     '--migrateuri', 'tcp://127.0.0.1', '--disks-uri', 'tcp://127.0.0.1', '--listen-address', '127.0.0.1')
-  const info = await dst.virsh('domjobinfo', name, '--completed')
+  // --keep-completed: a caller may read the completed job's other figures (memory passes) after this.
+  const info = await dst.virsh('domjobinfo', name, '--completed', '--keep-completed')
   const ms = (label: string): number | undefined => { const m = new RegExp(`${label}:\\s+(\\d+)\\s+ms`).exec(info); return m === null ? undefined : Number(m[1]) }
   if (ms('Total downtime') === undefined) console.error(`no downtime in the Destination's completed job:\n${info}`)
   return { downtime: ms('Total downtime'), elapsed: ms('Time elapsed') }

@@ -12,11 +12,16 @@ import { LiveSource } from '../../host/libvirt/live-source'
 import { ProtocolError } from '../../protocol/errors'
 import { StreamPark, StreamParker } from '../../protocol/proxy/stream-relay'
 import type { LibvirtHost } from '../../test/support/vm/libvirt-host'
+import { ExternalRamp, type RampTrace } from './downtime-ramp-driver'
 
 export interface TlsIdentity { key: string, cert: string, fingerprint: string }
 
-/** Moves the running domain `name` from `src` to `dst` (its files into `dstDir`); libvirt's downtime and elapsed time. */
-export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity): Promise<{ downtime?: number, elapsed?: number }> {
+/**
+ * Moves the running domain `name` from `src` to `dst` (its files into `dstDir`); libvirt's downtime and
+ * elapsed time. `o.ramp`: the downtime limit ramps during Perform (downtime-ramp-driver.ts), as on a
+ * host with `downtimeRamp: true`, driven from outside like the direct path's ramped rounds.
+ */
+export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace }> {
   const id = randomBytes(8).toString('hex')
   const token = randomBytes(16).toString('hex')
   const park = new StreamPark((presented, _c, fingerprint) => {
@@ -34,12 +39,20 @@ export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, na
     destination = await LiveDestination.prepare({ uri: dst.uri, id, domain: name, dir: dstDir, offer: source.offer })
     for (const channel of LIVE_CHANNELS) await park.listen(token, channel, localSocketPath(src.uri, id, channel))
     for (const channel of LIVE_CHANNELS) parkers.push(new StreamParker({ url: `https://127.0.0.1:${port}`, fingerprint: srcTls.fingerprint, token, channel, clientCert: dstTls, targetPath: destination.socketPath(channel) }))
-    const performed = await source.perform(destination.cookie)
+    // Begin set the maximum; the ramp lowers it to its start limit right before Perform, as LiveSource's does.
+    const ramp = o.ramp === true ? await ExternalRamp.start(src.uri, name, { fullByMs: source.defaultCompletionTimeoutMs / 2 }) : undefined
+    let performed: Buffer
+    let rampTrace: RampTrace | undefined
+    try {
+      performed = await source.perform(destination.cookie)
+    } finally {
+      rampTrace = await ramp?.stop()
+    }
     const finished = await destination.finish(performed, false)
     if (finished === undefined) throw new Error('Finish returned no domain')
     await source.confirm(finished.cookie, false)
     const stat = (key: string): number | undefined => { const m = new RegExp(`<${key}>(\\d+)</${key}>`).exec(performed.toString()); return m === null ? undefined : Number(m[1]) }
-    return { downtime: stat('downtime'), elapsed: stat('time_elapsed') }
+    return { downtime: stat('downtime'), elapsed: stat('time_elapsed'), ramp: rampTrace }
   } finally {
     for (const p of parkers) p.close()
     park.close()
