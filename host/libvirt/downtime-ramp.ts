@@ -18,8 +18,8 @@ export const RAMP_STEP_MS = 100
 /**
  * Whether a domain may ramp: only under KVM (`<domain type='kvm'>`), never under TCG (`type='qemu'`).
  * With QEMU 7.2's TCG every dirty-page sync while the vCPUs run risks corrupting the guest, and the
- * ramp exists to add passes: on this project's TCG hosts, 0 of 205 arrivals with libvirt's usual 3
- * passes broke, against 70 of 190 with 4 or more, on a direct `virsh migrate` as much as on fedvm's path.
+ * ramp exists to add passes: on this project's TCG hosts, 0 of 249 arrivals with libvirt's usual 3
+ * passes broke, against 73 of 214 with 4 or more, on a direct `virsh migrate` as much as on fedvm's path.
  */
 export function rampAllowedFor (domainXml: string): boolean {
   return /^\s*(<\?xml[^>]*>\s*)?<domain\b[^>]*\btype=['"]kvm['"]/.test(domainXml)
