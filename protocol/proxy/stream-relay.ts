@@ -286,20 +286,9 @@ export function relayBufferBytes (channel: string): number {
   return channel === 'migration' ? 256 * 1024 : 4 * 1024 * 1024
 }
 
-/**
- * Copies `from` into `to`, reading on while `to` holds less than `bufferBytes`; `from`'s end ends `to`.
- * What arrives in one turn of the event loop leaves in one write: a TLS socket hands its reads over in
- * 16 KiB pieces, and a system call for each cost the Destination's side about a tenth of its CPU.
- */
+/** Copies `from` into `to`, reading on while `to` holds less than `bufferBytes`; `from`'s end ends `to`. */
 function forward (from: Duplex, to: Duplex, bufferBytes: number): void {
-  let corked = false
-  const uncork = (): void => { corked = false; to.uncork() }
   from.on('data', (chunk: Buffer) => {
-    if (!corked) {
-      corked = true
-      to.cork()
-      setImmediate(uncork)
-    }
     to.write(chunk)
     if (to.writableLength < bufferBytes) return
     from.pause()
