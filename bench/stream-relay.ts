@@ -3,11 +3,14 @@
  * header and its payload, a 16-byte reply; QEMU's mirror job keeps up to 16 writes of up to 1 MiB in
  * flight, MAX_IN_FLIGHT and MAX_IO_BYTES in block/mirror.c) over a unix socket straight to the
  * server, then through StreamPark and StreamParker (unix socket, TLS on loopback, unix socket), each
- * side in its own thread. Shows how much of the direct rate the relay keeps.
+ * side in its own thread. Shows how much of the direct rate the relay keeps, and the CPU each side's
+ * thread spends per GiB relayed (a 2-core host shares it with both QEMUs). Writes
+ * bench/results/stream-relay.json.
  *
  *   node dist/bench/stream-relay.js [--mib 512] [--request-kib 1024] [--in-flight 16] [--rounds 3]
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { createServer as createHttpsServer } from 'node:https'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
@@ -80,8 +83,15 @@ function writeLoad (path: string, total: number, size: number, inFlight: number)
 
 interface RelayRole { role: 'park' | 'parker', work: string, serverPath: string, relayPath: string, port?: number }
 
+/** This thread's CPU time (user + system), ms, from /proc (clock ticks of 10 ms). */
+function threadCpuMs (): number {
+  const fields = readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
 /** Each side of the relay runs in its own thread (its own event loop), as the two sites' daemons do. */
 async function runRole (o: RelayRole): Promise<void> {
+  parentPort?.on('message', (m: unknown) => { if (m === 'cpu') parentPort?.postMessage({ cpuMs: threadCpuMs() }) })
   const ids = await Promise.all(['source', 'destination'].map(async (n) => await readTlsIdentity(join(o.work, n))))
   const token = 'bench-token'
   if (o.role === 'park') {
@@ -92,8 +102,7 @@ async function runRole (o: RelayRole): Promise<void> {
     await park.listen(token, 'nbd', o.relayPath)
     parentPort?.postMessage({ port: (https.address() as { port: number }).port })
   } else {
-    const parker = new StreamParker({ url: `https://127.0.0.1:${o.port as number}`, fingerprint: ids[0].fingerprint, token, channel: 'nbd', clientCert: ids[1], targetPath: o.serverPath })
-    parentPort?.once('message', () => parker.close())
+    new StreamParker({ url: `https://127.0.0.1:${o.port as number}`, fingerprint: ids[0].fingerprint, token, channel: 'nbd', clientCert: ids[1], targetPath: o.serverPath })
     parentPort?.postMessage({ parked: true })
   }
 }
@@ -121,15 +130,32 @@ async function main (): Promise<void> {
     const parker = await startRole({ role: 'parker', work, serverPath, relayPath, port: park.answer.port as number })
     workers.push(parker.worker)
     await new Promise((resolve) => setTimeout(resolve, 500))
+    const cpuMs = async (): Promise<number[]> => await Promise.all(workers.map(async (w) => await new Promise<number>((resolve) => {
+      w.once('message', (m: { cpuMs: number }) => resolve(m.cpuMs))
+      w.postMessage('cpu')
+    })))
     console.log(`${values.mib} MiB as ${values['request-kib']} KiB writes, ${inFlight} in flight`)
+    const results: Array<{ mode: string, ms: number, mibPerS: number, cpuMsPerGiB?: { source: number, destination: number }, load: number }> = []
     for (let round = 0; round < Number(values.rounds); round++) {
       for (const [mode, path] of [['direct', serverPath], ['relay', relayPath]] as const) {
+        const before = await cpuMs()
         const ms = await writeLoad(path, total, size, inFlight)
-        console.log(`${mode.padEnd(6)} ${ms.toFixed(0).padStart(6)} ms  ${(total / 1048576 / (ms / 1000)).toFixed(0).padStart(5)} MiB/s  load ${loadavg()[0].toFixed(2)}`)
+        const after = await cpuMs()
+        const perGiB = (i: number): number => Math.round((after[i] - before[i]) / (total / 2 ** 30))
+        const cpu = mode === 'relay' ? { source: perGiB(0), destination: perGiB(1) } : undefined
+        const result = { mode, ms: Math.round(ms), mibPerS: Math.round(total / 1048576 / (ms / 1000)), ...(cpu === undefined ? {} : { cpuMsPerGiB: cpu }), load: Number(loadavg()[0].toFixed(2)) }
+        results.push(result)
+        console.log(`${mode.padEnd(6)} ${ms.toFixed(0).padStart(6)} ms  ${String(result.mibPerS).padStart(5)} MiB/s${cpu === undefined ? '' : `  CPU per GiB: source side ${cpu.source} ms, destination side ${cpu.destination} ms`}  load ${result.load}`)
         await new Promise((resolve) => setTimeout(resolve, 300))
       }
     }
     server.close()
+    const median = (mode: string): number => { const v = results.filter((r) => r.mode === mode).map((r) => r.mibPerS).sort((a, b) => a - b); return v[Math.floor(v.length / 2)] }
+    const out = { command: `node dist/bench/stream-relay.js --mib ${values.mib} --request-kib ${values['request-kib']} --in-flight ${inFlight} --rounds ${values.rounds}`, medianMibPerS: { direct: median('direct'), relay: median('relay') }, relayToDirect: Number((median('relay') / median('direct')).toFixed(2)), results, when: new Date().toISOString() }
+    console.log(`relay / direct (median rates): ${out.relayToDirect}`)
+    await mkdir('bench/results', { recursive: true })
+    await writeFile('bench/results/stream-relay.json', `${JSON.stringify(out, null, 2)}\n`)
+    console.log('wrote bench/results/stream-relay.json')
   } finally {
     for (const w of workers) await w.terminate()
     await rm(work, { recursive: true, force: true })
