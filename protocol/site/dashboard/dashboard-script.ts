@@ -69,8 +69,10 @@ function runDashboard (): void {
         detail = m.phase + (typeof m.iteration === 'number' ? ' (pass ' + m.iteration + ')' : '') + ': ' + bytes(m.doneBytes) + ' of ' + bytes(m.totalBytes) + ' (' + Math.floor(100 * m.doneBytes / m.totalBytes) + '%)'
         if (m.rateBytesPerSecond > 0) detail += ', ' + bytes(m.rateBytesPerSecond) + '/s'
         if (typeof m.etaMs === 'number') detail += ', ' + Math.ceil(m.etaMs / 1000) + ' s left'
+      } else if (typeof m.doneBytes === 'number') {
+        detail = m.phase + ': ' + bytes(m.doneBytes) + ' received' + (m.rateBytesPerSecond > 0 ? ', ' + bytes(m.rateBytesPerSecond) + '/s' : '')
       }
-      detail += m.role === 'controller' ? ' · controlled here' : ' · controlled by another site'
+      detail += m.role === 'controller' ? ' · controlled here' : m.role === 'arrival' ? ' · arriving here, controlled by another site' : ' · controlled by another site'
       const tr = row([m.vmId, m.path ?? '', bar, detail])
       tr.dataset.vm = m.vmId
       return tr

@@ -8,14 +8,19 @@ import { SealedOpener } from '../../../../protocol/primary/sealed-opener'
 import { kpiSeries } from '../../../../protocol/site/dashboard/kpi-series'
 import { runningMigrations } from '../../../../protocol/site/dashboard/running-migrations'
 
-t.test('running migrations: one per VM; figures of data moving here first, then what the Controller learnt', async (t) => {
+t.test('running migrations: one per VM; figures of data moving here first, then what the Controller learnt, then live arrivals', async (t) => {
   const live = { path: 'live' as const, phase: 'memory' as const, totalBytes: 1000, remainingBytes: 250, rateBytesPerSecond: 100, etaMs: 2500, iteration: 2, at: 1 }
   const cold = { path: 'cold' as const, phase: 'transfer' as const, totalBytes: 1200, remainingBytes: 900, rateBytesPerSecond: 300, etaMs: 3000, at: 1 }
   const reported = { ...cold, remainingBytes: 1000, at: 0 }
   t.same(runningMigrations({
     migrations: [{ vmId: 'here-1', since: 0, progress: reported }, { vmId: 'partner-1', since: 0, progress: live }, { vmId: 'waiting-1', since: 0, progress: null }],
     transfers: [{ vmId: 'here-1', ...cold }, { vmId: 'for-another-1', ...cold }],
+    arrivals: [
+      { vmId: 'arriving-1', since: 0, phase: 'receiving', receivedBytes: { memory: 100, disks: 400 }, rateBytesPerSecond: 50, at: 1 },
+      { vmId: 'here-1', since: 0, phase: 'finishing', receivedBytes: { memory: 1, disks: 1 }, rateBytesPerSecond: 0, at: 1 },
+    ],
   }), [
+    { vmId: 'arriving-1', role: 'arrival', path: 'live', phase: 'receiving', doneBytes: 500, rateBytesPerSecond: 50 },
     { vmId: 'for-another-1', role: 'transfer', path: 'cold', phase: 'transfer', totalBytes: 1200, doneBytes: 300, rateBytesPerSecond: 300, etaMs: 3000 },
     { vmId: 'here-1', role: 'controller', path: 'cold', phase: 'transfer', totalBytes: 1200, doneBytes: 300, rateBytesPerSecond: 300, etaMs: 3000 },
     { vmId: 'partner-1', role: 'controller', path: 'live', phase: 'memory', totalBytes: 1000, doneBytes: 750, rateBytesPerSecond: 100, etaMs: 2500, iteration: 2 },
