@@ -1,7 +1,8 @@
 // Reads tap's output on stdin and prints tap's own closing totals, `# { total: N, pass: P, fail: F, … }`,
 // as the line CI reads: "P passed, F failed[, S skipped]". No totals line (tap crashed) is a failure.
 // Above it, every failed assertion with the test file and subtests it sits in: CI keeps only the end of
-// the output, and a count alone does not say what to look at.
+// the output, and a count alone does not say what to look at. tap's exit status is the first argument:
+// a run tap failed whose totals count no failure (a subtest ended by a broken TAP stream) still says so.
 'use strict'
 let text = ''
 process.stdin.setEncoding('utf8')
@@ -23,7 +24,9 @@ process.stdin.on('end', () => {
   const count = (name) => Number((new RegExp(`\\b${name}: (\\d+)`).exec(lines[lines.length - 1]) || [])[1] || 0)
   const skipped = count('skip') + count('todo')
   const tail = skipped ? `, ${skipped} skipped` : ''
-  process.stdout.write(`${count('pass')} passed, ${count('fail')} failed${tail}\n`)
+  const tapFailed = Number(process.argv[2] ?? 0) !== 0
+  const failed = tapFailed ? Math.max(count('fail'), failures.length, 1) : count('fail')
+  process.stdout.write(`${count('pass')} passed, ${failed} failed${tail}\n`)
 })
 
 // The innermost "not ok" lines, each named by the "# Subtest:" headers open above it (by indentation).
