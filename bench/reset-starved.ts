@@ -10,8 +10,7 @@
 // round records the passes (the Destination's completed job statistics) to split the counts by them.
 // Not part of the test suite: an experiment whose counts go into the notes.
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30 (0: no starvation)] [--modes relayed,direct]
-//          (modes: relayed (fedvm's path as it ships: a TCG guest not converged after its first pass is paused),
-//           relayed-qemu (the same path with QEMU's own switchover), direct, relayed-ramp, direct-ramp, stay = no migration, the control;
+//          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control;
 //           direct-hold: the ramp's calls at the ramp's moments, each setting the maximum)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
@@ -36,8 +35,8 @@ import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
 const MiB = 1024 * 1024
 /** 'stay': no migration, the control: the guest is watched where it started. */
-type Mode = 'relayed' | 'relayed-qemu' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'direct-hold' | 'stay'
-const MODES: Mode[] = ['relayed', 'relayed-qemu', 'direct', 'relayed-ramp', 'direct-ramp', 'direct-hold', 'stay']
+type Mode = 'relayed' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'direct-hold' | 'stay'
+const MODES: Mode[] = ['relayed', 'direct', 'relayed-ramp', 'direct-ramp', 'direct-hold', 'stay']
 
 interface Round {
   round: number
@@ -65,8 +64,6 @@ interface Round {
   ticksAfterArrival?: number
   /** The Destination's `domjobinfo --completed` (memory passes as memoryIterations, downtime). */
   job?: JobStats
-  /** The relayed modes: whether the Source paused the guest for the switchover (host/libvirt/tcg-switchover.ts). */
-  pausedForSwitchover?: boolean
   /** The -ramp modes: the highest pass seen while ramping, the limits set ([ms, limit]), failed reads. */
   ramp?: Pick<RampTrace, 'maxIterationSeen' | 'limits' | 'errors' | 'firstError'>
   load: number
@@ -164,10 +161,9 @@ async function main (): Promise<void> {
       const dstLog = join(at.dir, 'log', 'libvirtd.log')
       const logFrom = (await stat(dstLog).catch(() => undefined))?.size ?? 0
       if (bootFailed === undefined) try {
-        if (mode === 'relayed' || mode === 'relayed-qemu' || mode === 'relayed-ramp') {
-          const { ramp, pausedForSwitchover } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp', qemuSwitchover: mode !== 'relayed' })
+        if (mode === 'relayed' || mode === 'relayed-ramp') {
+          const { ramp } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp' })
           if (ramp !== undefined) round.ramp = ramp
-          round.pausedForSwitchover = pausedForSwitchover
         } else if (mode === 'direct' || mode === 'direct-ramp' || mode === 'direct-hold') {
           // The limit is set low before `virsh migrate` starts its job; the job keeps it, and the ramp raises it.
           const ramp = mode === 'direct' ? undefined : await ExternalRamp.start(src.uri, name, { hold: mode === 'direct-hold' })
@@ -221,7 +217,6 @@ async function main (): Promise<void> {
         oops: mine.filter((r) => r.oops !== undefined).length,
         bootFailed: mine.filter((r) => r.bootFailed !== undefined).length,
         migratedDuringBoot: mine.filter((r) => r.migrated && !r.bootedAtStart).length,
-        pausedForSwitchover: mine.filter((r) => r.pausedForSwitchover === true).length,
         byPasses
       }]
     }))

@@ -20,9 +20,8 @@ export interface TlsIdentity { key: string, cert: string, fingerprint: string }
  * Moves the running domain `name` from `src` to `dst` (its files into `dstDir`); libvirt's downtime and
  * elapsed time. `o.ramp`: the downtime limit ramps during Perform (downtime-ramp-driver.ts), as on a
  * host with `downtimeRamp: true`, driven from outside like the direct path's ramped rounds.
- * `o.qemuSwitchover`: a TCG guest is not paused after its first pass (tcg-switchover.ts).
  */
-export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean, qemuSwitchover?: boolean } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace, pausedForSwitchover: boolean }> {
+export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace }> {
   const id = randomBytes(8).toString('hex')
   const token = randomBytes(16).toString('hex')
   const park = new StreamPark((presented, _c, fingerprint) => {
@@ -33,9 +32,7 @@ export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, na
   server.on('upgrade', (req, socket) => park.handleUpgrade(req, socket))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
-  let pausedForSwitchover = false
-  // qemuSwitchover (and the ramp, driven from outside): as on KVM, QEMU alone decides when to stop the guest.
-  const source = await LiveSource.begin({ uri: src.uri, domain: name, id, underKvm: o.qemuSwitchover === true || o.ramp === true ? () => true : undefined, log: (line) => { if (line.includes('paused for the switchover')) pausedForSwitchover = true } })
+  const source = await LiveSource.begin({ uri: src.uri, domain: name, id })
   let destination: LiveDestination | undefined
   const parkers: StreamParker[] = []
   try {
@@ -55,7 +52,7 @@ export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, na
     if (finished === undefined) throw new Error('Finish returned no domain')
     await source.confirm(finished.cookie, false)
     const stat = (key: string): number | undefined => { const m = new RegExp(`<${key}>(\\d+)</${key}>`).exec(performed.toString()); return m === null ? undefined : Number(m[1]) }
-    return { downtime: stat('downtime'), elapsed: stat('time_elapsed'), ramp: rampTrace, pausedForSwitchover }
+    return { downtime: stat('downtime'), elapsed: stat('time_elapsed'), ramp: rampTrace }
   } finally {
     for (const p of parkers) p.close()
     park.close()

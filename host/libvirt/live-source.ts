@@ -7,21 +7,21 @@
 import type { DomainRef } from '../hypervisor'
 import { HypervisorError } from '../errors'
 import { rpcTarget } from './guest-clock'
-import { DowntimeRamp } from './downtime-ramp'
-import { underKvm } from './domain-type'
+import { DowntimeRamp, rampAllowedFor } from './downtime-ramp'
 import { liveDisks, type LiveDisk } from './live-disks'
 import { liveProgress, type LiveProgress } from './live-progress'
 import { liveParams, localSocketPath, type LiveChannel } from './live-params'
 import { performCompleted, type LiveStatus } from './live-status'
-import { needsPausedSwitchover, SWITCHOVER_POLL_MS } from './tcg-switchover'
 import { rewriteSourcePaths } from './lifecycle-xml'
 import { neutraliseCookie } from './migration-cookie'
 import type { TypedParams } from './rpc/migration-params'
 import {
-  abortJob, beginMigration, blockCapacity, confirmMigration, domainState, DomainState, JOB_STATS_COMPLETED, JOB_STATS_KEEP_COMPLETED, jobStats, LIVE_COPY_ALL,
-  lookupDomain, performMigration, resumeDomain, setMaxDowntime, suspendDomain
+  abortJob, beginMigration, blockCapacity, confirmMigration, JOB_STATS_COMPLETED, JOB_STATS_KEEP_COMPLETED, jobStats, LIVE_COPY_ALL, lookupDomain,
+  performMigration, setMaxDowntime
 } from './rpc/migration-phases'
 import { RpcConnection } from './rpc/rpc-connection'
+import { writeDomain } from './rpc/remote-types'
+import { XdrWriter } from './rpc/xdr'
 
 export const DEFAULT_MAX_DOWNTIME_MS = 300
 /** Where the offered XML's paths point: the Source's own folders never leave it (the Destination moves every path into its VM folder). */
@@ -30,7 +30,6 @@ const NEUTRAL_DIR = '/fedvm-vm'
 export const COMPLETION_MS_PER_GIB = 800_000
 /** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
 const RAMP_POLL_MS = 50
-const MiB = 1024 * 1024
 
 export interface LiveOffer {
   /** The domain's migratable XML (its paths are the Destination's to rewrite). */
@@ -51,17 +50,12 @@ export interface BeginOptions {
   completionTimeoutMs?: number
   /**
    * Perform ramps the downtime limit up to the maximum (downtime-ramp.ts); otherwise QEMU has the
-   * maximum from the start. Off by default, and a TCG domain never ramps (more memory passes
-   * corrupt TCG guests); `log` says so once for the migration.
+   * maximum from the start. Off by default, and a TCG domain never ramps (`rampAllowedFor`: more
+   * memory passes corrupt TCG guests); `log` says so once for the migration.
    */
   downtimeRamp?: boolean
-  /**
-   * Whether the domain runs under KVM (default: its XML says so, `underKvm`). KVM domains may ramp;
-   * TCG ones are paused for the switchover once QEMU needs a second pass (tcg-switchover.ts). A test
-   * stands in for a KVM host with it, and a benchmark's control round gives TCG QEMU's own switchover.
-   */
-  underKvm?: (domainXml: string) => boolean
-  /** The host's log: why a domain does not ramp, and when a guest was paused for the switchover. */
+  /** Which domains may ramp (default `rampAllowedFor`: KVM ones); a test stands in for a KVM host with it. */
+  rampAllowed?: (domainXml: string) => boolean
   log?: (message: string) => void
   callTimeoutMs?: number
 }
@@ -83,9 +77,7 @@ export class LiveSource {
     readonly offer: LiveOffer,
     private readonly completionTimeoutMs: number | undefined,
     private readonly maxDowntimeMs: number,
-    private readonly kvm: boolean,
-    private readonly downtimeRamp: boolean,
-    private readonly log: (message: string) => void
+    private readonly downtimeRamp: boolean
   ) {}
 
   static async begin (o: BeginOptions): Promise<LiveSource> {
@@ -100,10 +92,9 @@ export class LiveSource {
       const maxDowntimeMs = o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
       await setMaxDowntime(conn, dom, maxDowntimeMs)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      const kvm = (o.underKvm ?? underKvm)(begun.xml)
-      if (o.downtimeRamp === true && !kvm) o.log?.(`downtimeRamp is set, but ${o.domain} runs under TCG, not KVM: no ramp (extra memory passes corrupt TCG guests)`)
-      const offer = { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }
-      return new LiveSource(conn, o.uri, o.id, dom, params, offer, o.completionTimeoutMs, maxDowntimeMs, kvm, kvm && o.downtimeRamp === true, o.log ?? (() => {}))
+      const ramps = (o.downtimeRamp ?? false) && (o.rampAllowed ?? rampAllowedFor)(begun.xml)
+      if (o.downtimeRamp === true && !ramps) o.log?.(`downtimeRamp is set, but ${o.domain} runs under TCG, not KVM: no ramp (extra memory passes corrupt TCG guests)`)
+      return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, ramps)
     } catch (err) {
       await conn.close(true)
       throw err
@@ -138,7 +129,6 @@ export class LiveSource {
         jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 }).then((s) => { if (s.type !== 0) o.onProgress?.(liveProgress(s.stats, false, this.offer.memoryBytes)) }, () => {})
       }, o.progressEveryMs ?? 1000)
     const ramp = this.downtimeRamp ? await this.startRamp(timeoutMs) : undefined
-    const switchover = this.kvm ? undefined : this.watchTcgSwitchover()
     try {
       const cookie = await performMigration(this.conn, this.dom, this.params, destinationCookie, LIVE_COPY_ALL, { timeoutMs: timeoutMs + 60_000 })
       return neutraliseCookie(cookie)
@@ -149,37 +139,7 @@ export class LiveSource {
       clearTimeout(abort)
       if (poll !== undefined) clearInterval(poll)
       ramp?.stop()
-      switchover?.stop()
     }
-  }
-
-  /**
-   * A TCG guest is paused as soon as the job statistics show QEMU past its first check with memory
-   * left to send (tcg-switchover.ts), so nothing more is copied while it runs. libvirt records the
-   * pause as the migration's: the Destination's Finish resumes the guest there, and a migration that
-   * fails afterwards resumes it here (libvirt restores the state the domain had before it began).
-   */
-  private watchTcgSwitchover (): { stop: () => void } {
-    let busy = false
-    const tick = async (): Promise<void> => {
-      const s = await jobStats(this.conn, this.dom, 0, { timeoutMs: 5000 })
-      if (s.type === 0) return
-      const p = liveProgress(s.stats)
-      if (!needsPausedSwitchover(p)) return
-      clearInterval(timer)
-      // QEMU may have stopped the guest itself meanwhile (its own switchover): then there is nothing to do.
-      if (await domainState(this.conn, this.dom, { timeoutMs: 5000 }) !== DomainState.RUNNING) return
-      await suspendDomain(this.conn, this.dom, { timeoutMs: 5000 })
-      const dirty = (p.remainingBytes / MiB).toFixed(1)
-      const expected = p.rateBytesPerSecond > 0 ? `, about ${Math.round(p.remainingBytes / p.rateBytesPerSecond * 1000)} ms at ${(p.rateBytesPerSecond / MiB).toFixed(0)} MiB/s` : ''
-      this.log(`${this.dom.name} runs under TCG and its memory did not converge in the first pass: paused for the switchover with ${dirty} MiB left to send${expected} (the downtime may exceed ${this.maxDowntimeMs} ms; copying on while it runs corrupts TCG guests)`)
-    }
-    const timer = setInterval(() => {
-      if (busy) return
-      busy = true
-      tick().catch(() => {}).finally(() => { busy = false })
-    }, SWITCHOVER_POLL_MS)
-    return { stop: () => clearInterval(timer) }
   }
 
   /**
@@ -238,6 +198,10 @@ export class LiveSource {
   }
 }
 
+const DOMAIN_RESUME = 28
+const DOMAIN_GET_STATE = 212
+const STATE_PAUSED = 3
+
 /**
  * The Source's recovery when the process that ran Perform died before Confirm and the Destination
  * did not Finish (its in-doubt side cancelled): libvirt lets the job run to its end and leaves the
@@ -254,8 +218,9 @@ export async function resumeAtSource (o: { uri: string, domain: string, timeoutM
       if (Date.now() > until) throw new HypervisorError('TIMEOUT', `the migration job of ${o.domain} did not end within ${o.timeoutMs ?? 120_000} ms`)
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
-    if (await domainState(conn, dom) === DomainState.PAUSED) await resumeDomain(conn, dom)
-    return await domainState(conn, dom) === DomainState.RUNNING
+    const state = (): Promise<number> => conn.call(DOMAIN_GET_STATE, writeDomain(new XdrWriter(), dom).uint(0).toBuffer()).then((b) => b.readInt32BE(0))
+    if (await state() === STATE_PAUSED) await conn.call(DOMAIN_RESUME, writeDomain(new XdrWriter(), dom).toBuffer())
+    return await state() === 1
   } finally {
     await conn.close()
   }

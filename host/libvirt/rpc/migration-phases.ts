@@ -127,28 +127,6 @@ export async function abortJob (conn: RpcConnection, dom: DomainRef, options: Ca
   await conn.call(MigrationProc.DOMAIN_ABORT_JOB, writeDomain(new XdrWriter(), dom).toBuffer(), options)
 }
 
-/** virDomainState values this code acts on (libvirt-domain.h). */
-export const DomainState = { RUNNING: 1, PAUSED: 3 } as const
-
-const DOMAIN_RESUME = 28
-const DOMAIN_SUSPEND = 34
-const DOMAIN_GET_STATE = 212
-
-/** virDomainGetState: the domain's state (DomainState), without its reason. */
-export async function domainState (conn: RpcConnection, dom: DomainRef, options: CallOptions = {}): Promise<number> {
-  return (await conn.call(DOMAIN_GET_STATE, writeDomain(new XdrWriter(), dom).uint(0).toBuffer(), options)).readInt32BE(0)
-}
-
-/** virDomainSuspend: during an outgoing migration libvirt records the pause as the migration's ("paused (migrating)"). */
-export async function suspendDomain (conn: RpcConnection, dom: DomainRef, options: CallOptions = {}): Promise<void> {
-  await conn.call(DOMAIN_SUSPEND, writeDomain(new XdrWriter(), dom).toBuffer(), options)
-}
-
-/** virDomainResume. */
-export async function resumeDomain (conn: RpcConnection, dom: DomainRef, options: CallOptions = {}): Promise<void> {
-  await conn.call(DOMAIN_RESUME, writeDomain(new XdrWriter(), dom).toBuffer(), options)
-}
-
 /** virDomainMigrateSetMaxDowntime: the longest pause QEMU may take for the switchover. */
 export async function setMaxDowntime (conn: RpcConnection, dom: DomainRef, ms: number, options: CallOptions = {}): Promise<void> {
   const hyper = Buffer.alloc(8)
