@@ -10,7 +10,7 @@
 // round records the passes (the Destination's completed job statistics) to split the counts by them.
 // Not part of the test suite: an experiment whose counts go into the notes.
 // Usage: node dist/bench/reset-starved.js [--rounds 30] [--quota-pct 30 (0: no starvation)] [--modes relayed,direct]
-//          (modes: relayed, direct, relayed-ramp, direct-ramp, stay = no migration, the control;
+//          (modes: relayed, relayed-2s (a 2000 ms downtime limit), direct, relayed-ramp, direct-ramp, stay = no migration, the control;
 //           direct-hold: the ramp's calls at the ramp's moments, each setting the maximum)
 //          [--delays-ms 0,500,1000,2000] [--watch-ms 5000] [--wait-ready] [--cmdline-extra ...] [--features-acpi]
 //          [--emulator PATH (a QEMU wrapper, e.g. bench/support/qemu-tcg-single)]
@@ -35,8 +35,8 @@ import { domainXml, waitGuestReady } from '../test/support/vm/test-domain'
 
 const MiB = 1024 * 1024
 /** 'stay': no migration, the control: the guest is watched where it started. */
-type Mode = 'relayed' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'direct-hold' | 'stay'
-const MODES: Mode[] = ['relayed', 'direct', 'relayed-ramp', 'direct-ramp', 'direct-hold', 'stay']
+type Mode = 'relayed' | 'relayed-2s' | 'direct' | 'relayed-ramp' | 'direct-ramp' | 'direct-hold' | 'stay'
+const MODES: Mode[] = ['relayed', 'relayed-2s', 'direct', 'relayed-ramp', 'direct-ramp', 'direct-hold', 'stay']
 
 interface Round {
   round: number
@@ -161,8 +161,8 @@ async function main (): Promise<void> {
       const dstLog = join(at.dir, 'log', 'libvirtd.log')
       const logFrom = (await stat(dstLog).catch(() => undefined))?.size ?? 0
       if (bootFailed === undefined) try {
-        if (mode === 'relayed' || mode === 'relayed-ramp') {
-          const { ramp } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp' })
+        if (mode === 'relayed' || mode === 'relayed-2s' || mode === 'relayed-ramp') {
+          const { ramp } = await relayedLiveMigrate(src, dst, name, dstDir, ids[0], ids[1], { ramp: mode === 'relayed-ramp', maxDowntimeMs: mode === 'relayed-2s' ? 2000 : undefined })
           if (ramp !== undefined) round.ramp = ramp
         } else if (mode === 'direct' || mode === 'direct-ramp' || mode === 'direct-hold') {
           // The limit is set low before `virsh migrate` starts its job; the job keeps it, and the ramp raises it.

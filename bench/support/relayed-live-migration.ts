@@ -20,8 +20,9 @@ export interface TlsIdentity { key: string, cert: string, fingerprint: string }
  * Moves the running domain `name` from `src` to `dst` (its files into `dstDir`); libvirt's downtime and
  * elapsed time. `o.ramp`: the downtime limit ramps during Perform (downtime-ramp-driver.ts), as on a
  * host with `downtimeRamp: true`, driven from outside like the direct path's ramped rounds.
+ * `o.maxDowntimeMs`: QEMU's downtime limit (default 300 ms, the hosts' default).
  */
-export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace }> {
+export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, name: string, dstDir: string, srcTls: TlsIdentity, dstTls: TlsIdentity, o: { ramp?: boolean, maxDowntimeMs?: number } = {}): Promise<{ downtime?: number, elapsed?: number, ramp?: RampTrace }> {
   const id = randomBytes(8).toString('hex')
   const token = randomBytes(16).toString('hex')
   const park = new StreamPark((presented, _c, fingerprint) => {
@@ -32,7 +33,7 @@ export async function relayedLiveMigrate (src: LibvirtHost, dst: LibvirtHost, na
   server.on('upgrade', (req, socket) => park.handleUpgrade(req, socket))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as { port: number }).port
-  const source = await LiveSource.begin({ uri: src.uri, domain: name, id })
+  const source = await LiveSource.begin({ uri: src.uri, domain: name, id, maxDowntimeMs: o.maxDowntimeMs })
   let destination: LiveDestination | undefined
   const parkers: StreamParker[] = []
   try {
