@@ -11,6 +11,7 @@ import { makeIntake, rowOf } from '../support/federation/kpi-vm'
 import { runFedvmIn } from '../support/federation/netns-fedvm'
 import { SiteNetwork } from '../support/federation/site-network'
 import { VmSite } from '../support/federation/vm-site'
+import { tellingConsoleLines } from '../support/vm/console-lines'
 import { waitFor } from '../support/wait'
 
 // A VM of packaging/vm-image (guestfs + a sample app writing a KPI row every second) migrates live
@@ -90,7 +91,11 @@ t.test('a KPI-writing VM migrates live between two sites in their own network na
   t.equal((await b.libvirt.virsh('domuuid', vmId)).trim(), uuid, 'same UUID')
   t.equal((await a.libvirt.virsh('list', '--all', '--name')).trim(), '', 'no domain left at A')
   t.same((await readdir(a.vmDir)).filter((n) => !n.startsWith('.')), [], 'no VM directory at A')
-  await waitFor('KPI rows from B\'s agent', () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, 90_000, 250, context)
+  // If none come, whether the guest broke on arriving (its console at B) and how many memory passes it took say why.
+  const arrivalContext = async (): Promise<string> => [await context(),
+    `B console: ${tellingConsoleLines(await readFile(join(b.vmDir, vmId, 'console.log'), 'utf8').catch(() => ''))}`,
+    `B's completed job: ${(await b.libvirt.virsh('domjobinfo', '--completed', vmId).catch((err: Error) => err.message)).replace(/\s+/g, ' ')}`].join('\n')
+  await waitFor('KPI rows from B\'s agent', () => rows().some((r) => r.path.endsWith('/site-b') && r.seq > before + 3) || undefined, 90_000, 250, arrivalContext)
   // B's QEMU opened the serial console file in B's VM folder: a boot there would print the kernel's banner into it.
   const consoleB = await readFile(join(b.vmDir, vmId, 'console.log'), 'utf8')
   // On a boot, what the guest printed before it (a panic's reason) and after goes to the test's output.

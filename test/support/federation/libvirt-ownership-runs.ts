@@ -25,6 +25,7 @@ import { runFedvm, type CliResult } from '../../protocol/support/fedvm-process'
 import { startWithFaultFile } from './fault-file'
 import { describeViews, settled, siteView, type SiteView } from './ownership'
 import { seededRandom, shuffled } from '../seeded-random'
+import { tellingConsoleLines } from '../vm/console-lines'
 import { ensureGuestImage } from '../vm/guest-image'
 import { chooseDomainType } from '../vm/kvm-probe'
 import { LibvirtHost } from '../vm/libvirt-host'
@@ -184,10 +185,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
         if (e.event !== 'host' || !String(e.message).includes('though it was confirmed')) continue
         t.comment(`${target}: ${String(e.message)}`)
         const console = await readFile(join(fed.vmDir(target, hostOf[target]), vm, 'console.log'), 'utf8').catch(() => '')
-        // A serial console's lines end in \r and may hold escape sequences: as a TAP comment, control characters
-        // could read as line breaks and what follows as TAP itself (a kernel's "---[ end trace" as a YAML block).
-        const telling = console.split('\n').filter((line) => /Oops|panic|BUG|RIP:|Comm:|reboot|fedvm-guest/.test(line)).map((line) => line.replace(/[\x00-\x1f\x7f]/g, ' ').trim())
-        t.comment(`${target}'s guest console since the arrival: ${telling.length === 0 ? '(nothing telling)' : telling.join(' | ')}`)
+        t.comment(`${target}'s guest console since the arrival: ${tellingConsoleLines(console)}`)
       }
       t.comment(`${point}: ${answer.code === 0 ? 'migrated' : `failed (${String(answer.json?.code ?? answer.stderr.trim().slice(0, 80))})`}, VM at ${owner}, ${samples} samples, ${Date.now() - runStarted} ms`)
     })
