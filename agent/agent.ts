@@ -14,6 +14,7 @@ import type { StatsFrame } from '../protocol/kpi-feed/frames'
 import { createAgentRegistry } from './outputs/agent-metrics'
 import { consumerName, type OutboxConsumer } from './outputs/outbox-consumer'
 import { createConsumer } from './outputs/create-consumer'
+import type { RetryBounds } from './outputs/http-consumer'
 import { startMetricsServer } from './outputs/metrics-server'
 import { loadWebConfig } from '../protocol/http/web-config'
 import { AgentStore } from './state/agent-store'
@@ -39,7 +40,8 @@ interface RunningVm {
 /**
  * The host agent: follows each VM's KPI feed, runs its descriptor's monitoring specifiers, serves
  * /metrics and pushes deliveries through the durable outbox. `reload()` (SIGHUP) re-reads the
- * config and descriptors; changed specifiers take effect at once, nothing queued is lost.
+ * config and descriptors; changed specifiers and deadLetters bounds take effect at once, nothing
+ * queued is lost.
  */
 export class Agent {
   private readonly vms = new Map<string, RunningVm>()
@@ -53,6 +55,11 @@ export class Agent {
   private discovery?: VmDiscovery
   private discovered: ReadonlyMap<string, DiscoveredVm> = new Map()
   private configuredDescriptors = new Map<string, VmDescriptor>()
+  /**
+   * How long http consumers retry refusals before setting deliveries aside: one object every
+   * consumer holds and reads at each refusal, so a reload changes its fields in place.
+   */
+  private readonly retryBounds: RetryBounds
 
   private constructor (
     private readonly configFile: string,
@@ -62,6 +69,7 @@ export class Agent {
     private readonly log: (line: string) => void,
   ) {
     this.config = config
+    this.retryBounds = { unplacedAfterMs: config.deadLetters.unplacedAfterMs, unauthenticatedAfterMs: config.deadLetters.unauthenticatedAfterMs }
   }
 
   static async start (configFile: string, log: (line: string) => void): Promise<Agent> {
@@ -108,6 +116,8 @@ export class Agent {
       if (config.listen !== this.config.listen || config.stateDir !== this.config.stateDir) {
         this.log('agent: listen and stateDir changes take effect at the next restart')
       }
+      // First: a store that cannot apply the new bounds refuses the reload before anything else changed.
+      this.applyDeadLetters(config.deadLetters)
       this.apply(config, descriptors)
       const restartDiscovery = JSON.stringify(config.discover) !== JSON.stringify(this.config.discover)
       this.config = config
@@ -116,6 +126,22 @@ export class Agent {
     } catch (err) {
       this.log(`agent: reload refused, keeping the running configuration: ${(err as Error).message}`)
     }
+  }
+
+  /**
+   * A changed `deadLetters` section, live: the store's bounds (what is past them now is dropped at
+   * once, logged) and the consumers' retry bounds (each reads them at its next refusal, so a
+   * delivery queued longer ago than a shortened bound is set aside then).
+   */
+  private applyDeadLetters (next: AgentConfig['deadLetters']): void {
+    const before = this.config.deadLetters
+    const changed = (Object.keys(next) as Array<keyof typeof next>).filter((key) => next[key] !== before[key])
+    if (changed.length === 0) return
+    const dropped = this.store.setDeadLetterLimits({ maxRows: next.maxRows, maxAgeMs: next.maxAgeMs }, Date.now())
+    this.retryBounds.unplacedAfterMs = next.unplacedAfterMs
+    this.retryBounds.unauthenticatedAfterMs = next.unauthenticatedAfterMs
+    this.log(`agent: deadLetters changed: ${changed.map((key) => `${key} ${before[key]} → ${next[key]}`).join(', ')}`)
+    if (dropped > 0) this.log(`agent: the dead-letter store dropped ${dropped} old entr${dropped === 1 ? 'y' : 'ies'} (past the new deadLetters.maxRows or maxAgeMs)`)
   }
 
   async stop (): Promise<void> {
@@ -209,7 +235,7 @@ export class Agent {
     }
     for (const [name, c] of wanted) {
       if (this.consumers.has(name)) continue
-      const consumer = createConsumer(c, this.store, this.log, this.config.deadLetters)
+      const consumer = createConsumer(c, this.store, this.log, this.retryBounds)
       this.consumers.set(name, consumer)
       this.consumerConfigs.set(name, JSON.stringify(c))
       consumer.start()

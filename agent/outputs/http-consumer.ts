@@ -75,7 +75,7 @@ export class HttpConsumer implements OutboxConsumer {
     private readonly log: (line: string) => void,
     /** Signs each batch as this host (protocol/relay/host-signature.ts). */
     private readonly signAs?: { host: string, keyFile: string },
-    /** A delivery refused for these reasons, queued longer ago than its bound, is set aside instead of retried. */
+    /** A delivery refused for these reasons, queued longer ago than its bound, is set aside instead of retried (read at each refusal: a reload changes them in place). */
     private readonly bounds: RetryBounds = { unplacedAfterMs: DEFAULT_UNPLACED_AFTER_MS, unauthenticatedAfterMs: DEFAULT_UNAUTHENTICATED_AFTER_MS },
   ) {
     this.target = new URL(url)

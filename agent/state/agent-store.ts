@@ -240,6 +240,11 @@ export class AgentStore {
     }, 'deadletter')
   }
 
+  /** Applies new dead-letter store bounds (SIGHUP); returns how many entries past them were dropped. */
+  setDeadLetterLimits (limits: DeadLetterLimits, now: number): number {
+    return this.transaction(() => this.deadLetters.setLimits(limits, now), 'deadletter')
+  }
+
   /** Deliveries of the consumer in the dead-letter store. */
   deadLetterLength (consumer: string): number {
     return this.deadLetters.length(consumer)

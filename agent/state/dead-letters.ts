@@ -70,7 +70,7 @@ export class DeadLetterTable {
   private readonly dropOver: Statement
   private readonly count: Statement
 
-  constructor (db: Db, private readonly limits: DeadLetterLimits) {
+  constructor (db: Db, private limits: DeadLetterLimits) {
     db.exec(DEAD_LETTERS_DDL)
     this.insert = db.prepare('INSERT INTO dead_letters (consumer, id, vm, body, refused_at, status, code, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     this.dropOld = db.prepare('DELETE FROM dead_letters WHERE refused_at < ?')
@@ -86,6 +86,15 @@ export class DeadLetterTable {
 
   length (consumer: string): number {
     return this.count.get(consumer) as number
+  }
+
+  /**
+   * Inside a transaction: new bounds (a reloaded config) hold from now on, and what is already past
+   * them is dropped at once rather than at the next entry; returns how many were dropped.
+   */
+  setLimits (limits: DeadLetterLimits, now: number): number {
+    this.limits = { ...limits }
+    return this.dropOld.run(now - limits.maxAgeMs).changes + this.dropOver.run(limits.maxRows).changes
   }
 }
 

@@ -108,8 +108,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'site',
-    usage: 'fedvm site run|migrate|place|evict|cancel|status --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE] [--json]',
-    summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer',
+    usage: 'fedvm site run|migrate|place|evict|cancel|status|dead-letters --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE] [--json] [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all)]',
+    summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer; list or requeue relayed deliveries the next hop refused for good',
     example: 'fedvm site status --config /etc/fedvm/site.json',
     load: () => import('../../protocol/site/site-command.js'),
     subcommands: [
@@ -154,6 +154,20 @@ export const COMMANDS: readonly Command[] = [
         summary: 'list the VMs this site is responsible for, where each is (a host, or only the partner it went to), and the migrations running with their progress',
         options: [CONFIG_SITE, ['--json', 'print the status as JSON (as when stdout is not a terminal); on a terminal it is a line each']],
         example: 'fedvm site status --config /etc/fedvm/site.json',
+      },
+      {
+        name: 'dead-letters',
+        usage: 'fedvm site dead-letters --config FILE [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all)]',
+        summary: 'print the relayed deliveries the next hop refused for good (dead rows of the relay outbox), oldest first, one JSON object a line, beside the running daemon; --requeue moves them back to the end of the queue once their cause is fixed',
+        options: [
+          ['--config FILE', 'the site\'s config (its stateDir holds monitoring.db)'],
+          ['--next-hop SITE', 'only rows for this next hop (a partner\'s id)'],
+          ['--limit N', 'print at most N (default 1000)'],
+          ['--requeue', 'move the chosen rows back to the end of their hop\'s queue in one transaction (daemon running or not); prints each moved'],
+          ['--id N', 'with --requeue: the row whose seq the listing printed (repeat for more; a seq not found moves nothing)'],
+          ['--all', 'with --requeue: every dead row (for partners the config has)'],
+        ],
+        example: 'fedvm site dead-letters --config /etc/fedvm/site.json --next-hop site-a',
       },
     ],
   },

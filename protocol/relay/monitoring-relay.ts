@@ -36,7 +36,11 @@ export interface RelayOptions {
   maxClockSkewMs?: number
   /** Wall time (ms); Date.now unless a test drives it. */
   now?: () => number
+  /** How often the outbox is looked at for rows another process queued (`fedvm site dead-letters --requeue`); default 1 s. */
+  requeuePollMs?: number
 }
+
+const DEFAULT_REQUEUE_POLL_MS = 1000
 
 /** The primary site's store as the relay writes to it: inserts a batch, returns the deliveries new to it. */
 export interface PrimarySink {
@@ -58,17 +62,45 @@ export class MonitoringRelay {
   private readonly listeners: Array<(fresh: Delivery[]) => void> = []
   private readonly store: (primary: Delivery[], forward: Map<string, Delivery[]>, observed: Delivery[]) => Delivery[]
   private closed = false
+  private requeueWatch?: NodeJS.Timeout
 
   constructor (private readonly options: RelayOptions) {
-    this.outbox = new RelayOutbox(options.db, options.maxBatchBytes)
+    this.outbox = new RelayOutbox(options.db, options.maxBatchBytes, options.now)
     this.store = options.db.transaction((primary: Delivery[], forward: Map<string, Delivery[]>, observed: Delivery[]) => {
       for (const [hop, list] of forward) this.outbox.enqueue(hop, list)
       return options.primary.insert(observed.length === 0 ? primary : [...primary, ...observed])
     })
   }
 
-  /** Sends what a previous run left queued. */
+  /** Sends what a previous run left queued, and from then on what another process queues. */
   start (): void {
+    this.kickAll()
+    this.watchRequeues()
+  }
+
+  /**
+   * Rows another process put into the outbox (the operator's requeue of dead rows, beside the
+   * running daemon) are sent without a restart: SQLite's data_version changes exactly when another
+   * connection committed, so a poll that finds it unchanged costs one pragma and nothing else.
+   */
+  private watchRequeues (): void {
+    const db = this.options.db
+    let seen = db.pragma('data_version', { simple: true })
+    this.requeueWatch = setInterval(() => {
+      try {
+        const version = db.pragma('data_version', { simple: true })
+        if (version === seen) return
+        seen = version
+        this.kickAll()
+      } catch (err) {
+        this.options.log({ event: 'monitoring-outbox-poll-failed', error: String(err) })
+      }
+    }, this.options.requeuePollMs ?? DEFAULT_REQUEUE_POLL_MS)
+    // Never keeps the process up by itself.
+    this.requeueWatch.unref()
+  }
+
+  private kickAll (): void {
     for (const hop of this.outbox.nextHops()) this.forwarder(hop).kick()
   }
 
@@ -133,6 +165,7 @@ export class MonitoringRelay {
 
   async close (): Promise<void> {
     this.closed = true
+    clearInterval(this.requeueWatch)
     await Promise.all([...this.forwarders.values()].map((f) => f.stop()))
   }
 

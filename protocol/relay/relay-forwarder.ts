@@ -1,6 +1,6 @@
 import { toProtocolError, type ProblemCode, type ProtocolError, type RefusedItem } from '../errors'
 import type { Delivery } from './delivery'
-import type { QueuedBatch, RelayOutbox } from './relay-outbox'
+import type { DeadDelivery, QueuedBatch, RelayOutbox } from './relay-outbox'
 import { backoffMs } from '../backoff'
 
 /**
@@ -83,7 +83,7 @@ export class RelayForwarder {
       await this.sendAll(batch.deliveries, outcome)
       // What the hop took or refused for good leaves the queue; the rest of the batch is queued anew, so nothing goes twice.
       if (outcome.accepted.size > 0 || outcome.dead.length > 0) {
-        const gone = new Set<Delivery>([...outcome.accepted, ...outcome.dead])
+        const gone = new Set<Delivery>([...outcome.accepted, ...outcome.dead.map((d) => d.delivery)])
         const again = batch.deliveries.filter((d) => !gone.has(d))
         this.options.outbox.settle(this.options.nextHop, batch, outcome.dead, again)
         this.stats.sent += outcome.accepted.size
@@ -161,7 +161,7 @@ export class RelayForwarder {
 
   /** A delivery the hop refused for good: kept apart (never sent again, never blocking the rest) and logged by id. */
   private setAside (outcome: BatchOutcome, delivery: Delivery, code: string, detail: string): void {
-    outcome.dead.push(delivery)
+    outcome.dead.push({ delivery, code, detail })
     this.stats.dead++
     this.options.log({ event: 'monitoring-delivery-refused', to: this.options.nextHop, id: delivery.id, code, detail })
   }
@@ -170,7 +170,7 @@ export class RelayForwarder {
 /** What a batch came to so far: the deliveries the hop stored, and those it refused for good. */
 interface BatchOutcome {
   accepted: Set<Delivery>
-  dead: Delivery[]
+  dead: DeadDelivery[]
 }
 
 /**

@@ -8,38 +8,76 @@ export interface QueuedBatch {
   deliveries: Delivery[]
 }
 
+/** A delivery the next hop refused for good, with that hop's words: its problem `code` and `detail`. */
+export interface DeadDelivery {
+  delivery: Delivery
+  code: string
+  detail: string
+}
+
+/**
+ * The outbox table. A dead row keeps when it was set apart and why (`dead_at`, `code`, `detail`),
+ * so the operator sees it with `fedvm site dead-letters`; rows set apart before those columns
+ * existed have them NULL.
+ */
+const OUTBOX_DDL = `
+  CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY AUTOINCREMENT, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0,
+    "dead_at" INTEGER, "code" TEXT, "detail" TEXT);
+  CREATE INDEX IF NOT EXISTS "outbox_hop" ON "outbox" ("next_hop", "dead", "seq");
+`
+
+/** Columns added after the table first shipped: a database made before them gets them (NULL in its existing rows). */
+const ADDED_COLUMNS = [['dead_at', 'INTEGER'], ['code', 'TEXT'], ['detail', 'TEXT']] as const
+
+/** Makes the outbox table, or brings an older one up to OUTBOX_DDL, in one transaction. */
+export function migrateOutbox (db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(OUTBOX_DDL)
+    const present = new Set((db.prepare('PRAGMA table_info("outbox")').all() as Array<{ name: string }>).map((c) => c.name))
+    for (const [name, type] of ADDED_COLUMNS) {
+      if (!present.has(name)) db.exec(`ALTER TABLE "outbox" ADD COLUMN "${name}" ${type}`)
+    }
+  }).immediate()
+}
+
 /**
  * Deliveries this site holds for a next hop until that hop acknowledged them (at-least-once per
  * hop). A row holds a run of deliveries accepted together (one JSON array, at most `maxRowBytes`),
  * so a batch costs one row to store, read and delete whatever its size: per-delivery rows cost
  * twice as much CPU here, and repeats are dropped at the primary anyway (its key is the delivery id).
  * Rows are deleted only after the next hop's verified 2xx; deliveries the next hop refused for good
- * are kept in a row marked dead, never sent again.
+ * are kept in rows marked dead with the hop's reason, never sent again (unless the operator requeues
+ * them: relay-dead-rows.ts).
  */
 export class RelayOutbox {
   private readonly insert: Database.Statement
   private readonly selectDue: Database.Statement
   private readonly deleteSeq: Database.Statement
-  private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: readonly Delivery[], again: readonly Delivery[]) => void
+  private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: readonly DeadDelivery[], again: readonly Delivery[]) => void
 
-  constructor (private readonly db: Database.Database, private readonly maxRowBytes: number) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY AUTOINCREMENT, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0);
-      CREATE INDEX IF NOT EXISTS "outbox_hop" ON "outbox" ("next_hop", "dead", "seq");
-    `)
-    this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, ?)')
+  constructor (private readonly db: Database.Database, private readonly maxRowBytes: number, private readonly now: () => number = Date.now) {
+    migrateOutbox(db)
+    this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead", "dead_at", "code", "detail") VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 AND "seq" > ? ORDER BY "seq" LIMIT ?')
     this.deleteSeq = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
-    this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: readonly Delivery[], again: readonly Delivery[]) => {
+    this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: readonly DeadDelivery[], again: readonly Delivery[]) => {
       for (const seq of batch.seqs) this.deleteSeq.run(seq)
-      if (dead.length > 0) this.add(nextHop, dead, 1)
-      if (again.length > 0) this.add(nextHop, again, 0)
+      // One dead row per reason: each row keeps the hop's words for every delivery in it.
+      const byReason = new Map<string, DeadDelivery[]>()
+      for (const d of dead) {
+        const key = JSON.stringify([d.code, d.detail])
+        const list = byReason.get(key)
+        if (list === undefined) byReason.set(key, [d])
+        else list.push(d)
+      }
+      for (const list of byReason.values()) this.add(nextHop, list.map((d) => d.delivery), { code: list[0].code, detail: list[0].detail })
+      if (again.length > 0) this.add(nextHop, again)
     })
   }
 
   /** Queues deliveries for a next hop (call inside the batch's transaction). */
   enqueue (nextHop: string, deliveries: readonly Delivery[]): void {
-    this.add(nextHop, deliveries, 0)
+    this.add(nextHop, deliveries)
   }
 
   /** The oldest queued rows for a hop after `afterSeq`, as many as fit in `maxBytes` of JSON (at least one row). */
@@ -60,7 +98,7 @@ export class RelayOutbox {
    * The next hop acknowledged the batch except `dead` (refused for good, kept apart) and `again`
    * (to be sent again: queued anew at the end), in one transaction: forget the rest.
    */
-  settle (nextHop: string, batch: QueuedBatch, dead: readonly Delivery[] = [], again: readonly Delivery[] = []): void {
+  settle (nextHop: string, batch: QueuedBatch, dead: readonly DeadDelivery[] = [], again: readonly Delivery[] = []): void {
     this.settleTx(batch, nextHop, dead, again)
   }
 
@@ -75,13 +113,17 @@ export class RelayOutbox {
     return Object.fromEntries(rows.map((r) => [r.next_hop, r.n]))
   }
 
-  /** Runs of deliveries, each row's JSON at most maxRowBytes (a single larger delivery gets a row of its own). */
-  private add (nextHop: string, deliveries: readonly Delivery[], dead: 0 | 1): void {
+  /**
+   * Runs of deliveries, each row's JSON at most maxRowBytes (a single larger delivery gets a row of
+   * its own); rows set apart (dead) when a refusal is given.
+   */
+  private add (nextHop: string, deliveries: readonly Delivery[], refusal?: { code: string, detail: string }): void {
     let parts: string[] = []
     let bytes = 2
+    const deadAt = refusal === undefined ? null : this.now()
     const flush = () => {
       if (parts.length === 0) return
-      this.insert.run(nextHop, parts.length, bytes, `[${parts.join(',')}]`, dead)
+      this.insert.run(nextHop, parts.length, bytes, `[${parts.join(',')}]`, refusal === undefined ? 0 : 1, deadAt, refusal?.code ?? null, refusal?.detail ?? null)
       parts = []
       bytes = 2
     }

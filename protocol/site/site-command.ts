@@ -37,9 +37,11 @@ const PLACEHOLDER: Record<string, string> = { config: 'FILE', vm: 'ID', dir: 'DI
  */
 export async function run (argv: string[]): Promise<void> {
   const [sub, ...rest] = argv
+  // Reads and writes the site's own monitoring.db, daemon running or not: its flags are its own.
+  if (sub === 'dead-letters') return (await import('./relay-dead-letters-command.js')).run(rest)
   const spec = sub === undefined ? undefined : SUBCOMMANDS[sub]
   if (sub === undefined || spec === undefined || !Object.hasOwn(SUBCOMMANDS, sub)) {
-    throw new UsageError(sub === undefined ? `a sub-command is missing (${Object.keys(SUBCOMMANDS).join(', ')})` : `unknown site sub-command ${JSON.stringify(sub)}`)
+    throw new UsageError(sub === undefined ? `a sub-command is missing (${[...Object.keys(SUBCOMMANDS), 'dead-letters'].join(', ')})` : `unknown site sub-command ${JSON.stringify(sub)}`)
   }
   const options: Record<string, { type: 'string' | 'boolean' }> = Object.fromEntries([
     ...spec.flags.map((flag) => [flag, { type: 'string' as const }]),

@@ -52,7 +52,7 @@ t.test('a usage error: a message, exactly one usage line (the command line\'s ow
     [['site', 'migrate', '--config', config], /^fedvm site: --vm ID is required$/m, 'fedvm site migrate --config FILE --vm ID [--to SITE|HOST] [--json]'],
     [['site', 'status', '--config', config, '--vm', 'web-1'], /Unknown option '--vm'/, 'fedvm site status --config FILE [--json]'],
     [['site', 'place', '--config', config, '--vm', 'web-1'], /--dir DIR is required/, 'fedvm site place --config FILE --vm ID --dir DIR [--descriptor FILE]'],
-    [['site'], /a sub-command is missing \(run, migrate, place, evict, cancel, status\)/, COMMANDS.find((c) => c.name === 'site')!.usage],
+    [['site'], /a sub-command is missing \(run, migrate, place, evict, cancel, status, dead-letters\)/, COMMANDS.find((c) => c.name === 'site')!.usage],
     [['site', 'bogus', '--config', config], /unknown site sub-command "bogus"/, COMMANDS.find((c) => c.name === 'site')!.usage],
     [['monitor', 'query', '--config', config, '--vm', 'web-1', '--since', 'yesterday'], /--since "yesterday" is neither/, COMMANDS.find((c) => c.name === 'monitor')!.usage],
     [['monitor', 'query', '--config', config], /--vm ID is required/, COMMANDS.find((c) => c.name === 'monitor')!.usage],
@@ -117,7 +117,7 @@ t.test('every flag a usage line shows is one its command takes', async (t) => {
     '--to': join(dir, 'missing.pub'), '--key': join(dir, 'missing.key'), '--out': join(dir, 'keys'), '--site': 'site-q',
     '--configuration': 'large', '--consumer': 'c1', '--into': join(dir, 'missing.ovf'), '--host': 'h1',
     '--patch': join(dir, 'missing-patch.json'), '--version': '2', '--memory-mib': '512', '--vcpus': '2',
-    '--id': '3', '--reason': 'bad-request',
+    '--id': '3', '--reason': 'bad-request', '--next-hop': 'site-q',
   }
   // Switches take no value.
   const switches = new Set(['--json', '--requeue', '--all'])
@@ -127,7 +127,7 @@ t.test('every flag a usage line shows is one its command takes', async (t) => {
     for (const flag of flags) if (values[flag] === undefined && !switches.has(flag)) t.fail(`${help.usage}: no test value for ${flag}`)
     // The command's words: the usage line up to its first flag or placeholder.
     const rest = help.usage.split(' ').slice(1)
-    const first = rest.findIndex((word) => !/^[a-z]+$/.test(word))
+    const first = rest.findIndex((word) => !/^[a-z][a-z-]*$/.test(word))
     const words = first === -1 ? rest : rest.slice(0, first)
     const positional = help.usage.includes('MOUNTPOINT') ? [join(dir, 'kpi')] : []
     return { usage: help.usage, args: [...words, ...positional, ...flags.flatMap((flag) => switches.has(flag) ? [flag] : [flag, values[flag]])] }
