@@ -10,6 +10,7 @@ import { StreamPark, StreamParker } from '../../../protocol/proxy/stream-relay'
 import { ensureGuestImage } from '../../support/vm/guest-image'
 import { chooseDomainType } from '../../support/vm/kvm-probe'
 import { LibvirtHost } from '../../support/vm/libvirt-host'
+import { liveTestLimits } from '../../support/vm/tcg-live-downtime'
 import { startTestDomain, waitGuestReady } from '../../support/vm/test-domain'
 import { BOOT_MARKER, identities, liveMigration, sourceProxy, waitFor } from './support/live-pair'
 
@@ -53,25 +54,27 @@ t.test('a running VM moves live between two libvirtds through the stream relay',
 
   // The host asks for the downtime ramp; a TCG domain (this machine has no KVM) must not get it.
   const hostLog: string[] = []
-  const { source, destination, parkers, crossing } = await liveMigration(t, a, b, ids, name, { downtimeRamp: true, log: (line) => hostLog.push(line) })
+  const limits = liveTestLimits(type)
+  const maxDowntimeMs = limits.maxDowntimeMs ?? 300
+  const { source, destination, parkers, crossing } = await liveMigration(t, a, b, ids, name, { downtimeRamp: true, log: (line) => hostLog.push(line), ...limits })
   t.same(source.offer.disks, [{ name: `${name}.img`, format: 'raw', bytes: 16 * 1024 * 1024 }], 'the disk travels as a name, a format and a size')
   const started = Date.now()
   const progress: LiveProgress[] = []
   // QEMU's downtime limit as the Source's libvirtd reports it at each progress sample, i.e. while the job runs.
-  const limits: Array<Promise<number | undefined>> = []
+  const read: Array<Promise<number | undefined>> = []
   const performed = await source.perform(destination.cookie, {
     onProgress: (p) => {
       progress.push(p)
-      limits.push(a.virsh('migrate-getmaxdowntime', name).then((out) => Number(out.trim()), () => undefined))
+      read.push(a.virsh('migrate-getmaxdowntime', name).then((out) => Number(out.trim()), () => undefined))
     },
     progressEveryMs: 200,
   })
   crossing.push(performed)
-  const seen = (await Promise.all(limits)).filter((ms) => ms !== undefined)
+  const seen = (await Promise.all(read)).filter((ms) => ms !== undefined)
   if (type === 'kvm') {
     t.ok(seen.includes(5), `a KVM domain ramps: the limit starts at 5 ms (read ${seen.join(', ')} ms)`)
   } else {
-    t.ok(seen.length > 0 && seen.every((ms) => ms === 300), `a TCG domain does not ramp: QEMU has the maximum, 300 ms, all through Perform (read ${seen.join(', ')} ms)`)
+    t.ok(seen.length > 0 && seen.every((ms) => ms === maxDowntimeMs), `a TCG domain does not ramp: QEMU has the maximum, ${maxDowntimeMs} ms, all through Perform (read ${seen.join(', ')} ms)`)
     t.match(hostLog, [/downtimeRamp is set, but .* runs under TCG, not KVM: no ramp/], 'and the host log says why')
   }
   const finished = await destination.finish(performed, false)

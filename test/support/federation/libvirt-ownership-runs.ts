@@ -26,6 +26,7 @@ import { startWithFaultFile } from './fault-file'
 import { describeViews, settled, siteView, type SiteView } from './ownership'
 import { seededRandom, shuffled } from '../seeded-random'
 import { tellingConsoleLines } from '../vm/console-lines'
+import { liveTestLimits } from '../vm/tcg-live-downtime'
 import { ensureGuestImage } from '../vm/guest-image'
 import { chooseDomainType } from '../vm/kvm-probe'
 import { LibvirtHost } from '../vm/libvirt-host'
@@ -76,7 +77,7 @@ export async function runLibvirtOwnership (t: Test, o: OwnershipRuns): Promise<v
   ])
   t.teardown(async () => { await keepConsoles(fed.root); await fed.close() })
   for (const site of ['site-c', 'site-d']) {
-    await fed.reconfigure(site, (c) => { c.hosts = [{ id: hostOf[site], vmDir: fed.vmDir(site, hostOf[site]), maxVms: 1, libvirt: { uri: libvirtOf[site].uri, leaveBy: o.leaveBy } }] })
+    await fed.reconfigure(site, (c) => { c.hosts = [{ id: hostOf[site], vmDir: fed.vmDir(site, hostOf[site]), maxVms: 1, libvirt: { uri: libvirtOf[site].uri, leaveBy: o.leaveBy, ...(o.leaveBy === 'live' ? liveTestLimits(type) : {}) } }] })
   }
   const faultFile = (id: string): string => join(fed.root, `${id}.fault`)
   for (const id of SITES) await writeFile(faultFile(id), '')

@@ -11,9 +11,10 @@ import type { Teardownable } from '../teardownable'
 import { ensureGuestImage, type GuestImage } from '../vm/guest-image'
 import { chooseDomainType } from '../vm/kvm-probe'
 import { LibvirtHost } from '../vm/libvirt-host'
+import { liveTestLimits } from '../vm/tcg-live-downtime'
 import { domainXml, waitGuestReady } from '../vm/test-domain'
 
-/** One host of a site on one of the started libvirtds; `libvirt` adds host settings (maxDowntimeMs, migrationBandwidthMiBs, …). */
+/** One host of a site on one of the started libvirtds; `libvirt` adds host settings (maxDowntimeMs, migrationBandwidthMiBs, …) over the TCG test limits (vm/tcg-live-downtime.ts). */
 export interface LiveHostSpec {
   id: string
   on: LibvirtHost
@@ -49,7 +50,7 @@ export async function startLiveSites (t: Teardownable, o: {
   t.teardown(() => fed.close())
   for (const [site, hosts] of Object.entries(o.hosts(libvirtds, tag))) {
     await fed.reconfigure(site, (c) => {
-      c.hosts = hosts.map((h) => ({ id: h.id, vmDir: fed.vmDir(site, h.id), maxVms: h.maxVms ?? 1, libvirt: { uri: h.on.uri, ...h.libvirt } }))
+      c.hosts = hosts.map((h) => ({ id: h.id, vmDir: fed.vmDir(site, h.id), maxVms: h.maxVms ?? 1, libvirt: { uri: h.on.uri, ...liveTestLimits(type), ...h.libvirt } }))
     })
   }
   await o.beforeStart?.(fed)

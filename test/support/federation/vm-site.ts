@@ -13,6 +13,7 @@ import { LibvirtHost } from '../vm/libvirt-host'
 import { type CliResult } from '../../protocol/support/fedvm-process'
 import { NetnsDaemon, runFedvmIn } from './netns-fedvm'
 import type { SiteNetns } from './site-network'
+import { liveTestLimits } from '../vm/tcg-live-downtime'
 
 export interface SiteKeys { id: string, publicKey: string, tlsFingerprint: string, sealPublicKey: string }
 
@@ -58,7 +59,8 @@ export class VmSite {
       keys: 'keys',
       partners: partners.map((p) => ({ id: p.id, url: p.url, publicKey: p.keys.publicKey, tlsFingerprint: p.keys.tlsFingerprint })),
       policy: { delegate: true, expose: 'all' },
-      hosts: [{ id: this.hostId, vmDir: this.vmDir, maxVms: 2, libvirt: { uri: this.libvirt.uri } }],
+      // The VM image's domain runs under TCG (packaging/vm-image/domain.xml.in).
+      hosts: [{ id: this.hostId, vmDir: this.vmDir, maxVms: 2, libvirt: { uri: this.libvirt.uri, ...liveTestLimits('qemu') } }],
       proxies: [{ listen: `${this.net.address}:${PROXY_PORT}` }],
       stateDir: 'state',
       // The agents of these tests post unsigned (no host keys).

@@ -38,7 +38,7 @@ export async function sourceProxy (tls: TlsIdentity, park: StreamPark): Promise<
 }
 
 /** Both ends of one live migration, the relay between them; each started part is stopped at t's teardown. */
-export async function liveMigration (t: Teardownable, a: LibvirtHost, b: LibvirtHost, ids: Identities, name: string, options: Pick<BeginOptions, 'downtimeRamp' | 'rampAllowed' | 'log'> = {}): Promise<{ source: LiveSource, destination: LiveDestination, parkers: StreamParker[], crossing: Buffer[] }> {
+export async function liveMigration (t: Teardownable, a: LibvirtHost, b: LibvirtHost, ids: Identities, name: string, options: Pick<BeginOptions, 'downtimeRamp' | 'rampAllowed' | 'log' | 'maxDowntimeMs'> = {}): Promise<{ source: LiveSource, destination: LiveDestination, parkers: StreamParker[], crossing: Buffer[] }> {
   const id = randomBytes(8).toString('hex')
   const crossing: Buffer[] = []
   const source = await LiveSource.begin({ uri: a.uri, domain: name, id, ...options })
