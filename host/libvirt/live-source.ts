@@ -28,6 +28,12 @@ export const DEFAULT_MAX_DOWNTIME_MS = 300
 const NEUTRAL_DIR = '/fedvm-vm'
 /** Like Nova's default: 800 s per GiB of memory and disk before a migration that does not converge is aborted. */
 export const COMPLETION_MS_PER_GIB = 800_000
+/**
+ * The downtime limit at which QEMU switches a TCG guest over after its first memory pass even on a
+ * loaded host: with 300 ms, 5 of 26 starved guests took 4 or more passes and arrived corrupt, with
+ * 2000 ms none of 26 (bench/reset-starved.ts, modes relayed and relayed-2s, under a 30 % CPU quota).
+ */
+const TCG_SAFE_DOWNTIME_MS = 2000
 /** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
 const RAMP_POLL_MS = 50
 
@@ -94,6 +100,8 @@ export class LiveSource {
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
       const ramps = (o.downtimeRamp ?? false) && (o.rampAllowed ?? rampAllowedFor)(begun.xml)
       if (o.downtimeRamp === true && !ramps) o.log?.(`downtimeRamp is set, but ${o.domain} runs under TCG, not KVM: no ramp (extra memory passes corrupt TCG guests)`)
+      const underTcg = !rampAllowedFor(begun.xml)
+      if (underTcg && maxDowntimeMs < TCG_SAFE_DOWNTIME_MS) o.log?.(`${o.domain} runs under TCG with maxDowntimeMs ${maxDowntimeMs}: on a loaded host QEMU may need more memory passes, after which a TCG guest may arrive corrupt; ${TCG_SAFE_DOWNTIME_MS} ms lets it switch over after its first pass`)
       return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, ramps)
     } catch (err) {
       await conn.close(true)
