@@ -3,11 +3,10 @@ import { parseExact } from '../exact-json'
 import type { Delivery } from './delivery'
 
 /**
- * A row of the relay outbox set apart because the next hop refused its deliveries for good, as the
- * operator sees it: which hop, how many deliveries (their ids and VMs, never their values), and the
- * hop's reason. `deadAt`, `code` and `detail` are null for rows set apart before the outbox kept them.
+ * The columns of a dead row as stored: which hop, how many deliveries, and the hop's reason.
+ * `deadAt`, `code` and `detail` are null for rows set apart before the outbox kept them.
  */
-export interface DeadRow {
+interface DeadRowColumns {
   seq: number
   nextHop: string
   count: number
@@ -15,6 +14,13 @@ export interface DeadRow {
   deadAt: number | null
   code: string | null
   detail: string | null
+}
+
+/**
+ * A row of the relay outbox set apart because the next hop refused its deliveries for good, as the
+ * operator sees it: its columns, and its deliveries' ids and VMs (never their values).
+ */
+export interface DeadRow extends DeadRowColumns {
   ids: string[]
   vms: string[]
 }
@@ -29,14 +35,8 @@ export class DeadRowsNotFoundError extends Error {
   }
 }
 
-interface StoredRow {
-  seq: number
-  nextHop: string
-  count: number
-  bytes: number
-  deadAt: number | null
-  code: string | null
-  detail: string | null
+/** A dead row as read, with its deliveries' JSON. */
+interface StoredRow extends DeadRowColumns {
   body: string
 }
 

@@ -10,6 +10,7 @@ import { LOCAL, MonitoringRelay } from '../../../protocol/relay/monitoring-relay
 import { PrimaryStore } from '../../../protocol/primary/primary-store'
 import type { LocationRecord } from '../../../protocol/roles/records'
 import { waitFor } from '../../support/wait'
+import { openTestRelay } from './support/test-relay'
 
 // The relay on a real monitoring.db with the location records and the next hop played by the test:
 // routing by upstream, refusals, tombstones, retries, refused deliveries set apart, a restart.
@@ -27,21 +28,14 @@ async function setup (t: { teardown (fn: () => unknown): void }, send: (to: stri
   const events: Array<Record<string, unknown>> = []
   const open = () => {
     const db = openMonitoringDb(dir)
-    const relay = new MonitoringRelay({
-      siteId: 'site-b',
-      db,
+    const relay = openTestRelay(t, db, {
       state: {
         location: (vm) => { const l = locations.get(vm); return l && { vmId: vm, descriptor: null, version: 'v', ...l } },
         formerLocations: (vm, since) => (former.get(vm) ?? []).filter((f) => f.leftAt >= since),
       },
-      primary: new PrimaryStore(db),
       send,
-      log: (e) => events.push(e),
-      lingerMs: 1,
-      tombstoneMs: 60_000,
-      maxBatchBytes: 64 * 1024,
+      events,
     })
-    t.teardown(async () => { await relay.close(); if (db.open) db.close() })
     return { relay, db }
   }
   t.teardown(() => rm(dir, { recursive: true, force: true }))

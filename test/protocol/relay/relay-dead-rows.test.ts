@@ -6,10 +6,9 @@ import Database from 'better-sqlite3'
 import { ProtocolError } from '../../../protocol/errors'
 import type { Delivery } from '../../../protocol/relay/delivery'
 import { MONITORING_DB_FILE, openMonitoringDb } from '../../../protocol/relay/monitoring-db'
-import { MonitoringRelay } from '../../../protocol/relay/monitoring-relay'
 import { DeadRowsNotFoundError, readDeadRows, requeueDeadRows } from '../../../protocol/relay/relay-dead-rows'
-import { PrimaryStore } from '../../../protocol/primary/primary-store'
 import { waitFor } from '../../support/wait'
+import { openTestRelay } from './support/test-relay'
 
 // The relay outbox's dead rows on a real monitoring.db: a database made before the outbox kept
 // the reason still works (its old dead rows listed with no reason, new ones with the hop's words);
@@ -37,20 +36,11 @@ async function tempDir (t: { teardown (fn: () => unknown): void }): Promise<stri
 function startRelay (t: { teardown (fn: () => unknown): void }, dir: string, send: (to: string, ds: Delivery[]) => Promise<unknown>) {
   const db = openMonitoringDb(dir)
   const events: Array<Record<string, unknown>> = []
-  const relay = new MonitoringRelay({
-    siteId: 'site-b',
-    db,
+  const relay = openTestRelay(t, db, {
     state: { location: (vm) => ({ vmId: vm, kind: 'partner', target: 'site-c', upstream: 'site-a', descriptor: null, version: 'v' }), formerLocations: () => [] },
-    primary: new PrimaryStore(db),
     send,
-    log: (e) => events.push(e),
-    lingerMs: 1,
-    tombstoneMs: 60_000,
-    maxBatchBytes: 64 * 1024,
-    now: () => NOW,
-    requeuePollMs: 50,
-  })
-  t.teardown(async () => { await relay.close(); if (db.open) db.close() })
+    events,
+  }, { now: () => NOW, requeuePollMs: 50 })
   relay.start()
   return { db, relay, events }
 }
