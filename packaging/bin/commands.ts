@@ -108,7 +108,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'site',
-    usage: 'fedvm site run|migrate|place|evict|cancel|status|dead-letters --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE] [--json] [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all)]',
+    usage: 'fedvm site run|migrate|place|evict|cancel|status|dead-letters --config FILE [--vm ID] [--to SITE|HOST] [--dir DIR] [--descriptor FILE] [--json] [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all) [--reason CODE]]',
     summary: 'run a site daemon (federation protocol, transfer proxies), or ask it to migrate, place, evict a VM or cancel its transfer; list or requeue relayed deliveries the next hop refused for good',
     example: 'fedvm site status --config /etc/fedvm/site.json',
     load: () => import('../../protocol/site/site-command.js'),
@@ -157,7 +157,7 @@ export const COMMANDS: readonly Command[] = [
       },
       {
         name: 'dead-letters',
-        usage: 'fedvm site dead-letters --config FILE [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all)]',
+        usage: 'fedvm site dead-letters --config FILE [--next-hop SITE] [--limit N] [--requeue (--id N ...|--all) [--reason CODE]]',
         summary: 'print the relayed deliveries the next hop refused for good (dead rows of the relay outbox), oldest first, one JSON object a line, beside the running daemon; --requeue moves them back to the end of the queue once their cause is fixed',
         options: [
           ['--config FILE', 'the site\'s config (its stateDir holds monitoring.db)'],
@@ -166,6 +166,7 @@ export const COMMANDS: readonly Command[] = [
           ['--requeue', 'move the chosen rows back to the end of their hop\'s queue in one transaction (daemon running or not); prints each moved'],
           ['--id N', 'with --requeue: the row whose seq the listing printed (repeat for more; a seq not found moves nothing)'],
           ['--all', 'with --requeue: every dead row (for partners the config has)'],
+          ['--reason CODE', 'with --requeue: only rows the hop refused with this code (e.g. bad-request; none with it: nothing moves, stderr says so)'],
         ],
         example: 'fedvm site dead-letters --config /etc/fedvm/site.json --next-hop site-a',
       },

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { Server } from 'node:http'
+import type { Registry } from 'prom-client'
 import type { Log } from '../log'
 import type { Delivery } from '../relay/delivery'
 import type { Rule } from './rules/rules-config'
@@ -42,6 +43,8 @@ export interface PrimaryViewsDeps {
   log: Log
   /** What the /metrics listener allows an idle or half-open connection (the site's limits). */
   connectionLimits?: ConnectionLimits
+  /** Adds the site's other families to /metrics (the relay's: relay/relay-metrics.ts). */
+  addMetrics?: (registry: Registry) => void
 }
 
 export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<RunningPrimaryViews> {
@@ -63,7 +66,9 @@ export async function startPrimaryViews (deps: PrimaryViewsDeps): Promise<Runnin
     const latest = new PrimaryLatest()
     onStored(latest.update)
     latest.update(latestDeliveries(db))
-    server = await startPrimaryMetricsServer(createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log }), metricsListen, { web, limits: deps.connectionLimits })
+    const registry = createPrimaryRegistry({ latest, opener, includeSealed: metricsSealed, log })
+    deps.addMetrics?.(registry)
+    server = await startPrimaryMetricsServer(registry, metricsListen, { web, limits: deps.connectionLimits })
   }
   let remoteWrite: RemoteWriter | undefined
   if (deps.config.remoteWrite !== undefined) {

@@ -80,8 +80,9 @@ export class MonitoringRelay {
 
   /**
    * Rows another process put into the outbox (the operator's requeue of dead rows, beside the
-   * running daemon) are sent without a restart: SQLite's data_version changes exactly when another
-   * connection committed, so a poll that finds it unchanged costs one pragma and nothing else.
+   * running daemon) are sent without a restart, and the dead ones counted anew: SQLite's
+   * data_version changes exactly when another connection committed, so a poll that finds it
+   * unchanged costs one pragma and nothing else.
    */
   private watchRequeues (): void {
     const db = this.options.db
@@ -91,6 +92,7 @@ export class MonitoringRelay {
         const version = db.pragma('data_version', { simple: true })
         if (version === seen) return
         seen = version
+        this.outbox.recountDead()
         this.kickAll()
       } catch (err) {
         this.options.log({ event: 'monitoring-outbox-poll-failed', error: String(err) })
@@ -161,6 +163,16 @@ export class MonitoringRelay {
   /** Deliveries waiting for each next hop. */
   queued (): Record<string, number> {
     return this.outbox.counts()
+  }
+
+  /**
+   * Deliveries kept apart as dead for each next hop (refused for good), as of the last change this
+   * process made or the last poll that saw another's; a hop this run sends to is there at 0.
+   */
+  deadDeliveries (): Record<string, number> {
+    const counts: Record<string, number> = Object.fromEntries([...this.forwarders.keys()].map((hop) => [hop, 0]))
+    for (const [hop, n] of this.outbox.deadCounts()) counts[hop] = n
+    return counts
   }
 
   async close (): Promise<void> {

@@ -29,7 +29,7 @@ export interface DeadRow extends DeadRowColumns {
 export class DeadRowsNotFoundError extends Error {
   readonly code = 'dead-rows-not-found'
 
-  constructor (readonly seqs: readonly number[], message = `no dead row ${seqs.join(', ')} to requeue (not in the outbox, already requeued, or not for the next hops chosen); nothing requeued`) {
+  constructor (readonly seqs: readonly number[], message = `no dead row ${seqs.join(', ')} to requeue (not in the outbox, already requeued, or not for the next hops and reason chosen); nothing requeued`) {
     super(message)
     this.name = 'DeadRowsNotFoundError'
   }
@@ -44,13 +44,17 @@ function hasOutbox (db: Database.Database): boolean {
   return db.prepare('SELECT 1 FROM "sqlite_master" WHERE "type" = \'table\' AND "name" = \'outbox\'').get() !== undefined
 }
 
+function outboxColumns (db: Database.Database): Set<string> {
+  return new Set((db.prepare('PRAGMA table_info("outbox")').all() as Array<{ name: string }>).map((c) => c.name))
+}
+
 /**
  * The dead rows, oldest first (read-only: the daemon may be running beside it). An outbox the
  * daemon has not brought up to date yet (no reason columns) is read too, its reasons null.
  */
 export function readDeadRows (db: Database.Database, options: { nextHop?: string, limit: number }): DeadRow[] {
   if (!hasOutbox(db)) return []
-  const columns = new Set((db.prepare('PRAGMA table_info("outbox")').all() as Array<{ name: string }>).map((c) => c.name))
+  const columns = outboxColumns(db)
   const column = (name: string, as: string): string => columns.has(name) ? `"${name}" AS "${as}"` : `NULL AS "${as}"`
   const where = options.nextHop === undefined ? '' : 'AND "next_hop" = @nextHop'
   const rows = db.prepare(`SELECT "seq", "next_hop" AS "nextHop", "count", "bytes", ${column('dead_at', 'deadAt')}, ${column('code', 'code')}, ${column('detail', 'detail')}, "body"
@@ -62,11 +66,13 @@ export function readDeadRows (db: Database.Database, options: { nextHop?: string
   })
 }
 
-/** Which dead rows to put back: these seqs (else every one), of these next hops only. */
+/** Which dead rows to put back: these seqs (else every one), of these next hops only, refused with this code only. */
 export interface DeadRowSelection {
   seqs?: readonly number[]
   /** The hops a requeued row may go to (the site's partners: a row for a site it no longer knows would wait forever). */
   nextHops: readonly string[]
+  /** Only rows the hop refused with this problem code (a row set apart before the outbox kept codes has none: never chosen). */
+  code?: string
 }
 
 /** A dead row moved back: its seq as listed, and the seq it has now at the end of the queue. */
@@ -86,7 +92,8 @@ export interface RequeuedRow {
  * from the start are written: an outbox the daemon has not brought up to date works too.
  */
 export function requeueDeadRows (db: Database.Database, selection: DeadRowSelection): RequeuedRow[] {
-  if (!hasOutbox(db)) {
+  // An outbox the daemon has not brought up to date has no codes: no row of it is refused with one.
+  if (!hasOutbox(db) || (selection.code !== undefined && !outboxColumns(db).has('code'))) {
     if (selection.seqs !== undefined && selection.seqs.length > 0) throw new DeadRowsNotFoundError(selection.seqs)
     return []
   }
@@ -95,6 +102,10 @@ export function requeueDeadRows (db: Database.Database, selection: DeadRowSelect
   if (selection.seqs !== undefined) {
     where.push('"seq" IN (SELECT value FROM json_each(@seqs))')
     params.seqs = JSON.stringify(selection.seqs)
+  }
+  if (selection.code !== undefined) {
+    where.push('"code" = @code')
+    params.code = selection.code
   }
   const select = db.prepare(`SELECT "seq", "next_hop" AS "nextHop", "count", "bytes", "body" FROM "outbox" WHERE ${where.join(' AND ')} ORDER BY "seq"`)
   const insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, 0)')

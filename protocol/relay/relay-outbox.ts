@@ -18,12 +18,14 @@ export interface DeadDelivery {
 /**
  * The outbox table. A dead row keeps when it was set apart and why (`dead_at`, `code`, `detail`),
  * so the operator sees it with `fedvm site dead-letters`; rows set apart before those columns
- * existed have them NULL.
+ * existed have them NULL. `outbox_dead` holds only the dead rows: counting them reads none of the
+ * queue, however long it grew while a hop was down.
  */
 const OUTBOX_DDL = `
   CREATE TABLE IF NOT EXISTS "outbox" ("seq" INTEGER PRIMARY KEY AUTOINCREMENT, "next_hop" TEXT NOT NULL, "count" INTEGER NOT NULL, "bytes" INTEGER NOT NULL, "body" TEXT NOT NULL, "dead" INTEGER NOT NULL DEFAULT 0,
     "dead_at" INTEGER, "code" TEXT, "detail" TEXT);
   CREATE INDEX IF NOT EXISTS "outbox_hop" ON "outbox" ("next_hop", "dead", "seq");
+  CREATE INDEX IF NOT EXISTS "outbox_dead" ON "outbox" ("next_hop") WHERE "dead" = 1;
 `
 
 /** Columns added after the table first shipped: a database made before them gets them (NULL in its existing rows). */
@@ -53,6 +55,9 @@ export class RelayOutbox {
   private readonly insert: Database.Statement
   private readonly selectDue: Database.Statement
   private readonly deleteSeq: Database.Statement
+  private readonly countDead: Database.Statement
+  /** Dead deliveries per next hop: counted at start and after another process's change, added to as rows are set apart here. */
+  private readonly dead = new Map<string, number>()
   private readonly settleTx: (batch: QueuedBatch, nextHop: string, dead: readonly DeadDelivery[], again: readonly Delivery[]) => void
 
   constructor (private readonly db: Database.Database, private readonly maxRowBytes: number, private readonly now: () => number = Date.now) {
@@ -60,6 +65,7 @@ export class RelayOutbox {
     this.insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead", "dead_at", "code", "detail") VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     this.selectDue = db.prepare('SELECT "seq", "bytes", "body" FROM "outbox" WHERE "next_hop" = ? AND "dead" = 0 AND "seq" > ? ORDER BY "seq" LIMIT ?')
     this.deleteSeq = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
+    this.countDead = db.prepare('SELECT "next_hop", sum("count") AS n FROM "outbox" WHERE "dead" = 1 GROUP BY "next_hop"')
     this.settleTx = db.transaction((batch: QueuedBatch, nextHop: string, dead: readonly DeadDelivery[], again: readonly Delivery[]) => {
       for (const seq of batch.seqs) this.deleteSeq.run(seq)
       // One dead row per reason: each row keeps the hop's words for every delivery in it.
@@ -73,6 +79,7 @@ export class RelayOutbox {
       for (const list of byReason.values()) this.add(nextHop, list.map((d) => d.delivery), { code: list[0].code, detail: list[0].detail })
       if (again.length > 0) this.add(nextHop, again)
     })
+    this.recountDead()
   }
 
   /** Queues deliveries for a next hop (call inside the batch's transaction). */
@@ -100,6 +107,21 @@ export class RelayOutbox {
    */
   settle (nextHop: string, batch: QueuedBatch, dead: readonly DeadDelivery[] = [], again: readonly Delivery[] = []): void {
     this.settleTx(batch, nextHop, dead, again)
+    if (dead.length > 0) this.dead.set(nextHop, (this.dead.get(nextHop) ?? 0) + dead.length)
+  }
+
+  /** Dead deliveries per next hop (of this process's writes and of those another process made before the last recountDead). */
+  deadCounts (): ReadonlyMap<string, number> {
+    return this.dead
+  }
+
+  /**
+   * Counts the dead deliveries anew, after another process changed the outbox (the operator's
+   * requeue): a hop whose dead rows all went back to the queue stays, at 0.
+   */
+  recountDead (): void {
+    for (const hop of this.dead.keys()) this.dead.set(hop, 0)
+    for (const row of this.countDead.all() as Array<{ next_hop: string, n: number }>) this.dead.set(row.next_hop, row.n)
   }
 
   /** Next hops with deliveries waiting (at start, after a restart). */

@@ -8,6 +8,7 @@ import { createIngestServer } from '../relay/ingest-server'
 import type { HostVerifier } from '../relay/host-signature'
 import { openMonitoringDb } from '../relay/monitoring-db'
 import { hostSender, LOCAL, MonitoringRelay } from '../relay/monitoring-relay'
+import { registerRelayMetrics } from '../relay/relay-metrics'
 import { ProtocolError } from '../errors'
 import { NatsIngest } from '../relay/nats-ingest'
 import { runController } from '../roles/controller'
@@ -51,6 +52,7 @@ export async function startMonitoring (site: SiteParts, listen: (server: Server,
     views = await startPrimaryViews({
       config: monitoring, keysDir: keys, db, onStored: (listener) => relay.onStored(listener),
       forceMigration: (vmId) => runController(site, vmId, []), log: site.log, connectionLimits: limits,
+      addMetrics: (registry) => registerRelayMetrics(registry, relay),
     })
     if (monitoring.ingest !== undefined) {
       server = createIngestServer({ relay, log: site.log, hosts: monitoring.ingestAuth === 'none' ? undefined : hostVerifier(site, limits.timestampWindowMs) })

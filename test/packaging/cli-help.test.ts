@@ -62,6 +62,7 @@ t.test('a usage error shows one usage line: the sub-command\'s when one was name
   t.notMatch(line(['migrate', '--config', 'x']), /fedvm site/, '`fedvm migrate` never shows `fedvm site`')
   t.match(line(['site', 'migrate']), /^usage: fedvm site migrate --config FILE --vm ID \[--to SITE\|HOST\] \[--json\]\n/)
   t.match(line(['site', 'bogus']), /^usage: fedvm site run\|migrate\|place\|evict\|cancel\|status\|dead-letters /)
+  t.match(line(['site', 'dead-letters']), /^usage: fedvm site dead-letters --config FILE .*\[--requeue \(--id N \.\.\.\|--all\) \[--reason CODE\]\]\n/, 'the site\'s requeue chooses by code too')
   t.match(line(['guestfs']), /^usage: fedvm guestfs mount MOUNTPOINT --db FILE /, 'the only sub-command stands for its command')
   t.match(line(['agent']), /^usage: fedvm agent run\|dead-letters --config FILE \[--consumer NAME\] \[--limit N\] \[--requeue \(--id N \.\.\.\|--all\) \[--reason CODE\]\]\n/, 'several sub-commands: the command\'s line')
   for (const { words } of entries) t.equal(line(words).match(/usage:/g)?.length, 1, `${words.join(' ')}: one usage line`)

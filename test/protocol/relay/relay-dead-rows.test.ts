@@ -75,6 +75,7 @@ t.test('a monitoring.db from before the outbox kept reasons: opened, its rows se
   t.match(rows[0], { nextHop: 'site-a', count: 1, deadAt: null, code: null, detail: null, vms: ['vm1'] }, 'set apart before reasons were kept: none shown')
   t.match(rows[1], { nextHop: 'site-a', count: 1, deadAt: NOW, code: 'bad-request', detail: 'deliveries[0].value: not a number', vms: ['vm1'] }, 'the hop\'s code and words, and when')
   t.notOk(received.includes('bad') || received.includes('old-dead'), 'dead rows are not sent')
+  t.same(relay.deadDeliveries(), { 'site-a': 2 }, 'counted at start, then as set apart')
 
   // A reader of a file no daemon brought up to date (the listing, beside a daemon of the older version).
   const dir2 = await tempDir(t)
@@ -85,6 +86,11 @@ t.test('a monitoring.db from before the outbox kept reasons: opened, its rows se
   const readOnly = new Database(join(dir2, MONITORING_DB_FILE), { readonly: true })
   t.teardown(() => readOnly.close())
   t.match(readDeadRows(readOnly, { limit: 10 }), [{ ids: ['d'], code: null }], 'an outbox without the new columns is read too')
+  const writer = cliConnection(t, dir2)
+  const [d] = readDeadRows(writer, { limit: 10 })
+  t.same(requeueDeadRows(writer, { nextHops: ['site-a'], code: 'bad-request' }), [], 'its rows have no code: --reason chooses none')
+  t.throws(() => requeueDeadRows(writer, { seqs: [d.seq], nextHops: ['site-a'], code: 'bad-request' }), DeadRowsNotFoundError)
+  t.equal(readDeadRows(writer, { limit: 10 }).length, 1, 'still dead')
 })
 
 t.test('a requeue by another connection: all or nothing, only for the hops chosen; the running relay sends the rows without a restart', async (t) => {
@@ -110,17 +116,22 @@ t.test('a requeue by another connection: all or nothing, only for the hops chose
   const cli = cliConnection(t, dir)
   t.throws(() => requeueDeadRows(cli, { seqs: [a.seq, 999], nextHops: ['site-a'] }), DeadRowsNotFoundError, 'an unknown seq')
   t.throws(() => requeueDeadRows(cli, { seqs: [a.seq, gone.seq], nextHops: ['site-a'] }), /no dead row .* to requeue/, 'a row of another hop')
-  t.equal(readDeadRows(db, { limit: 10 }).length, 3, 'nothing moved by either')
+  t.throws(() => requeueDeadRows(cli, { seqs: [a.seq], nextHops: ['site-a'], code: 'bad-request' }), DeadRowsNotFoundError, 'a seq refused with another code')
+  t.same(requeueDeadRows(cli, { nextHops: ['site-a', 'site-gone'], code: 'bad-request' }), [], 'a code no dead row has: nothing chosen')
+  t.equal(readDeadRows(db, { limit: 10 }).length, 3, 'nothing moved by any')
   t.same(db.prepare('SELECT count(*) FROM "outbox" WHERE "dead" = 0').pluck().get(), 0, 'and nothing queued')
+  t.same(relay.deadDeliveries(), { 'site-a': 2 }, 'the gauge\'s counts: those set apart here (the row written beside the outbox is not seen until a recount)')
 
   const moved = requeueDeadRows(cli, { seqs: [a.seq], nextHops: ['site-a'] })
   t.match(moved, [{ seq: a.seq, nextHop: 'site-a', count: 1 }])
   t.ok(moved[0].queuedAs > gone.seq, 'queued anew at the end')
   await waitFor('the running relay to send the requeued row', () => received.includes('a'), 5000)
   t.same(readDeadRows(db, { limit: 10 }).map((r) => r.ids), [['b'], ['g']], 'gone from the dead rows')
+  t.same(relay.deadDeliveries(), { 'site-a': 1, 'site-gone': 1 }, 'counted anew after another connection\'s requeue')
 
-  t.same(requeueDeadRows(cli, { nextHops: ['site-a'] }).map((r) => r.seq), [b.seq], '--all: every dead row of the partners')
+  t.same(requeueDeadRows(cli, { nextHops: ['site-a', 'site-gone'], code: 'not-permitted' }).map((r) => r.seq), [b.seq], '--all --reason: the rows refused with that code only')
   await waitFor('b sent', () => received.includes('b'), 5000)
+  t.same(relay.deadDeliveries(), { 'site-a': 0, 'site-gone': 1 }, 'a hop with none left stays at 0')
   t.same(received, ['a', 'b'], 'each sent once')
   t.same(readDeadRows(db, { limit: 10 }).map((r) => r.ids), [['g']], 'the row for a hop that is not a partner stays')
   t.same(db.prepare('SELECT sum("count") FROM "outbox"').pluck().get(), 1, 'no copies left behind')
