@@ -1,4 +1,5 @@
 import type { Database as Db, Statement } from 'better-sqlite3'
+import { requeueConditions, type RequeueChoice } from '../../protocol/requeue-conditions'
 
 /** Why a receiver refused a delivery for good: what the dead-letter store keeps and the metric counts. */
 export interface DeadLetterReason {
@@ -108,12 +109,9 @@ export function readDeadLetters (db: Db, options: { consumer?: string, limit: nu
 }
 
 /** Which dead letters to put back: these seqs (else every entry), narrowed to the given consumers and reason. */
-export interface RequeueSelection {
-  seqs?: readonly number[]
+export interface RequeueSelection extends RequeueChoice {
   /** Only entries of these consumers (the config's: an entry of a consumer the agent no longer has would wait forever). */
   consumers: readonly string[]
-  /** Only entries refused with this code (the `reason` label of fedvm_delivery_dead_lettered_total). */
-  code?: string
 }
 
 /**
@@ -124,17 +122,8 @@ export interface RequeueSelection {
  * Returns the entries moved, oldest first.
  */
 export function requeueDeadLetters (db: Db, selection: RequeueSelection, now: number): DeadLetter[] {
-  const params: Record<string, unknown> = { consumers: JSON.stringify(selection.consumers) }
-  const where = ['consumer IN (SELECT value FROM json_each(@consumers))']
-  if (selection.seqs !== undefined) {
-    where.push('seq IN (SELECT value FROM json_each(@seqs))')
-    params.seqs = JSON.stringify(selection.seqs)
-  }
-  if (selection.code !== undefined) {
-    where.push('code = @code')
-    params.code = selection.code
-  }
-  const select = db.prepare(`SELECT seq, consumer, id, vm, refused_at AS refusedAt, status, code, detail, body FROM dead_letters WHERE ${where.join(' AND ')} ORDER BY seq`)
+  const { where, params } = requeueConditions('consumer', selection.consumers, selection)
+  const select = db.prepare(`SELECT seq, consumer, id, vm, refused_at AS refusedAt, status, code, detail, body FROM dead_letters WHERE ${where} ORDER BY seq`)
   // The outbox's columns as agent-store.ts declares them; attempts and next_attempt take their defaults.
   const enqueue = db.prepare('INSERT INTO outbox (consumer, id, body, vm, queued_at) VALUES (?, ?, ?, ?, ?)')
   const remove = db.prepare('DELETE FROM dead_letters WHERE seq = ?')

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { parseExact } from '../exact-json'
+import { requeueConditions, type RequeueChoice } from '../requeue-conditions'
 import type { Delivery } from './delivery'
 
 /**
@@ -66,13 +67,13 @@ export function readDeadRows (db: Database.Database, options: { nextHop?: string
   })
 }
 
-/** Which dead rows to put back: these seqs (else every one), of these next hops only, refused with this code only. */
-export interface DeadRowSelection {
-  seqs?: readonly number[]
+/**
+ * Which dead rows to put back: these seqs (else every one), of these next hops only, refused with
+ * this code only (a row set apart before the outbox kept codes has none: never chosen by one).
+ */
+export interface DeadRowSelection extends RequeueChoice {
   /** The hops a requeued row may go to (the site's partners: a row for a site it no longer knows would wait forever). */
   nextHops: readonly string[]
-  /** Only rows the hop refused with this problem code (a row set apart before the outbox kept codes has none: never chosen). */
-  code?: string
 }
 
 /** A dead row moved back: its seq as listed, and the seq it has now at the end of the queue. */
@@ -97,17 +98,8 @@ export function requeueDeadRows (db: Database.Database, selection: DeadRowSelect
     if (selection.seqs !== undefined && selection.seqs.length > 0) throw new DeadRowsNotFoundError(selection.seqs)
     return []
   }
-  const params: Record<string, unknown> = { hops: JSON.stringify(selection.nextHops) }
-  const where = ['"dead" = 1', '"next_hop" IN (SELECT value FROM json_each(@hops))']
-  if (selection.seqs !== undefined) {
-    where.push('"seq" IN (SELECT value FROM json_each(@seqs))')
-    params.seqs = JSON.stringify(selection.seqs)
-  }
-  if (selection.code !== undefined) {
-    where.push('"code" = @code')
-    params.code = selection.code
-  }
-  const select = db.prepare(`SELECT "seq", "next_hop" AS "nextHop", "count", "bytes", "body" FROM "outbox" WHERE ${where.join(' AND ')} ORDER BY "seq"`)
+  const { where, params } = requeueConditions('next_hop', selection.nextHops, selection)
+  const select = db.prepare(`SELECT "seq", "next_hop" AS "nextHop", "count", "bytes", "body" FROM "outbox" WHERE "dead" = 1 AND ${where} ORDER BY "seq"`)
   const insert = db.prepare('INSERT INTO "outbox" ("next_hop", "count", "bytes", "body", "dead") VALUES (?, ?, ?, ?, 0)')
   const remove = db.prepare('DELETE FROM "outbox" WHERE "seq" = ?')
   return db.transaction(() => {
