@@ -30,8 +30,9 @@ const NEUTRAL_DIR = '/fedvm-vm'
 export const COMPLETION_MS_PER_GIB = 800_000
 /**
  * The downtime limit at which QEMU switches a TCG guest over after its first memory pass even on a
- * loaded host: with 300 ms, 5 of 26 starved guests took 4 or more passes and arrived corrupt, with
- * 2000 ms none of 26 (bench/reset-starved.ts, modes relayed and relayed-2s, under a 30 % CPU quota).
+ * loaded host: with 300 ms, 9 of 45 starved guests arrived corrupt (26 took 4 to 6 passes), with
+ * 2000 ms none of 45 (4 took 4 passes; bench/reset-starved.ts, modes relayed and relayed-2s, under a
+ * 30 % CPU quota; Fisher p = 0.0025).
  */
 const TCG_SAFE_DOWNTIME_MS = 2000
 /** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
