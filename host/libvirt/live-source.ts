@@ -34,7 +34,7 @@ export const COMPLETION_MS_PER_GIB = 800_000
  * 2000 ms none of 45 (4 took 4 passes; bench/reset-starved.ts, modes relayed and relayed-2s, under a
  * 30 % CPU quota; Fisher p = 0.0025).
  */
-const TCG_SAFE_DOWNTIME_MS = 2000
+export const TCG_SAFE_DOWNTIME_MS = 2000
 /** How often Perform reads libvirt's job statistics while the downtime limit ramps up. */
 const RAMP_POLL_MS = 50
 
@@ -99,10 +99,10 @@ export class LiveSource {
       const maxDowntimeMs = o.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
       await setMaxDowntime(conn, dom, maxDowntimeMs)
       const memoryKiB = Number(/<memory\b[^>]*>(\d+)<\/memory>/.exec(begun.xml)?.[1] ?? 0)
-      const ramps = (o.downtimeRamp ?? false) && (o.rampAllowed ?? rampAllowedFor)(begun.xml)
+      const underKvm = rampAllowedFor(begun.xml)
+      const ramps = (o.downtimeRamp ?? false) && (o.rampAllowed?.(begun.xml) ?? underKvm)
       if (o.downtimeRamp === true && !ramps) o.log?.(`downtimeRamp is set, but ${o.domain} runs under TCG, not KVM: no ramp (extra memory passes corrupt TCG guests)`)
-      const underTcg = !rampAllowedFor(begun.xml)
-      if (underTcg && maxDowntimeMs < TCG_SAFE_DOWNTIME_MS) o.log?.(`${o.domain} runs under TCG with maxDowntimeMs ${maxDowntimeMs}: on a loaded host QEMU may need more memory passes, after which a TCG guest may arrive corrupt; ${TCG_SAFE_DOWNTIME_MS} ms lets it switch over after its first pass`)
+      if (!underKvm && maxDowntimeMs < TCG_SAFE_DOWNTIME_MS) o.log?.(`${o.domain} runs under TCG with maxDowntimeMs ${maxDowntimeMs}: on a loaded host QEMU may need more memory passes, after which a TCG guest may arrive corrupt; ${TCG_SAFE_DOWNTIME_MS} ms lets it switch over after its first pass`)
       return new LiveSource(conn, o.uri, o.id, dom, params, { xml: rewriteSourcePaths(begun.xml, NEUTRAL_DIR), cookie: neutraliseCookie(begun.cookie), disks, memoryBytes: memoryKiB * 1024 }, o.completionTimeoutMs, maxDowntimeMs, ramps)
     } catch (err) {
       await conn.close(true)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { readFile, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LiveDestination } from '../../../host/libvirt/live-destination'
 import { LIVE_CHANNELS, localSocketPath } from '../../../host/libvirt/live-params'
@@ -10,25 +10,13 @@ import { resumeAtSource } from '../../../host/libvirt/live-source'
 import { liveStatusesAgree } from '../../../host/libvirt/live-status'
 import { ProtocolError } from '../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../protocol/proxy/stream-relay'
-import { ensureGuestImage } from '../../support/vm/guest-image'
-import { chooseDomainType } from '../../support/vm/kvm-probe'
-import { LibvirtHost } from '../../support/vm/libvirt-host'
-import { startTestDomain, waitGuestReady } from '../../support/vm/test-domain'
-import { BOOT_MARKER, identities, liveMigration, sourceProxy, waitUntil } from './support/live-pair'
+import { BOOT_MARKER, bootedGuestOnPair, liveMigration, sourceProxy, waitUntil } from './support/live-pair'
 
 // A live migration's failure semantics are Confirm's: until the Destination's Finish succeeded the
 // VM runs at the Source, and it never runs at both. Each case kills one part mid-stream.
 
 t.test('the Destination\'s libvirtd killed mid-stream: the VM runs at the Source only', async (t) => {
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
-  const ids = await identities()
-  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
-  const name = `fedvm-${tag}-kill`
-  const domain = await startTestDomain(a, { name, image, type, memoryMiB: 256, diskMiB: 64 })
-  await waitGuestReady(domain, 120_000)
+  const { a, b, ids, name, domain } = await bootedGuestOnPair(t, 'kill', { memoryMiB: 256, diskMiB: 64 })
   const { source, destination } = await liveMigration(t, a, b, ids, name)
 
   // Killed as soon as libvirt reports the running job: the streams are then under way.
@@ -61,15 +49,7 @@ t.test('the Destination\'s libvirtd killed mid-stream: the VM runs at the Source
 })
 
 t.test('the Source\'s process SIGKILLed mid-Perform: the VM runs at the Source only', async (t) => {
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
-  const ids = await identities()
-  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
-  const name = `fedvm-${tag}-srckill`
-  const domain = await startTestDomain(a, { name, image, type, memoryMiB: 256, diskMiB: 64 })
-  await waitGuestReady(domain, 120_000)
+  const { a, b, ids, name, domain } = await bootedGuestOnPair(t, 'srckill', { memoryMiB: 256, diskMiB: 64 })
 
   const id = randomBytes(8).toString('hex')
   const child = fork(join(__dirname, 'support', 'live-source-child.ts'), [a.uri, name, id], { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

@@ -4,15 +4,12 @@ import { hostname, loadavg } from 'node:os'
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type LiveProgress, progressLine } from '../../../host/libvirt/live-progress'
+import { DEFAULT_MAX_DOWNTIME_MS } from '../../../host/libvirt/live-source'
 import { liveStatusesAgree, performCompleted } from '../../../host/libvirt/live-status'
 import { ProtocolError } from '../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../protocol/proxy/stream-relay'
-import { ensureGuestImage } from '../../support/vm/guest-image'
-import { chooseDomainType } from '../../support/vm/kvm-probe'
-import { LibvirtHost } from '../../support/vm/libvirt-host'
 import { liveTestLimits } from '../../support/vm/tcg-live-downtime'
-import { startTestDomain, waitGuestReady } from '../../support/vm/test-domain'
-import { BOOT_MARKER, identities, liveMigration, sourceProxy, waitFor } from './support/live-pair'
+import { BOOT_MARKER, bootedGuestOnPair, identities, liveMigration, sourceProxy, waitFor } from './support/live-pair'
 
 // Live migration as libvirt's five phases, each on its own side's libvirtd (never one libvirtd
 // talking to the other), the cookies neutralised between them, and QEMU's migration and NBD
@@ -42,20 +39,12 @@ t.test('the stream channel refuses a token for another VM and another certificat
 })
 
 t.test('a running VM moves live between two libvirtds through the stream relay', async (t) => {
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
-  const ids = await identities()
-  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
-  const name = `fedvm-${tag}-live`
-  const domain = await startTestDomain(a, { name, image, type, memoryMiB: 128, diskMiB: 16 })
-  await waitGuestReady(domain, 120_000)
+  const { a, b, ids, name, domain, type } = await bootedGuestOnPair(t, 'live', { memoryMiB: 128, diskMiB: 16 })
 
   // The host asks for the downtime ramp; a TCG domain (this machine has no KVM) must not get it.
   const hostLog: string[] = []
   const limits = liveTestLimits(type)
-  const maxDowntimeMs = limits.maxDowntimeMs ?? 300
+  const maxDowntimeMs = limits.maxDowntimeMs ?? DEFAULT_MAX_DOWNTIME_MS
   const { source, destination, parkers, crossing } = await liveMigration(t, a, b, ids, name, { downtimeRamp: true, log: (line) => hostLog.push(line), ...limits })
   t.same(source.offer.disks, [{ name: `${name}.img`, format: 'raw', bytes: 16 * 1024 * 1024 }], 'the disk travels as a name, a format and a size')
   const started = Date.now()
@@ -108,14 +97,7 @@ t.test('a running VM moves live between two libvirtds through the stream relay',
 // one, so it checks only what the ramp does to QEMU's limit while the job runs and that the migration
 // completes, not how the guest fares after arriving (extra passes corrupt TCG guests).
 t.test('with the host\'s downtimeRamp on a KVM domain, Perform starts at 1/64 of the maximum and the limit only rises', async (t) => {
-  const image = await ensureGuestImage()
-  const type = await chooseDomainType(image)
-  const tag = randomBytes(3).toString('hex')
-  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}c` }, { tag: `${tag}d` }])
-  const ids = await identities()
-  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
-  const name = `fedvm-${tag}-ramp`
-  await waitGuestReady(await startTestDomain(a, { name, image, type, memoryMiB: 128, diskMiB: 16 }), 120_000)
+  const { a, b, ids, name, type } = await bootedGuestOnPair(t, 'ramp', { memoryMiB: 128, diskMiB: 16 })
   const hostLog: string[] = []
   const { source, destination } = await liveMigration(t, a, b, ids, name, { downtimeRamp: true, rampAllowed: () => true, log: (line) => hostLog.push(line) })
   if (type === 'qemu') t.match(hostLog, [new RegExp(`${name} runs under TCG with maxDowntimeMs 300: .* 2000 ms lets it switch over after its first pass`)], 'the host warns that 300 ms may make a TCG guest do more memory passes')

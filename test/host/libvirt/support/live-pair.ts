@@ -1,6 +1,6 @@
 /** Shared by the live-migration tests: TLS identities, a Source proxy serving only the stream channel, both ends of one migration with the relay between them. */
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +10,10 @@ import { LiveSource, type BeginOptions } from '../../../../host/libvirt/live-sou
 import { readTlsIdentity, writeTlsIdentity, type TlsIdentity } from '../../../../protocol/crypto/tls-certificate'
 import { ProtocolError } from '../../../../protocol/errors'
 import { StreamPark, StreamParker } from '../../../../protocol/proxy/stream-relay'
-import type { LibvirtHost } from '../../../support/vm/libvirt-host'
+import { ensureGuestImage } from '../../../support/vm/guest-image'
+import { chooseDomainType } from '../../../support/vm/kvm-probe'
+import { LibvirtHost } from '../../../support/vm/libvirt-host'
+import { startTestDomain, waitGuestReady, type TestDomain } from '../../../support/vm/test-domain'
 import type { Teardownable } from '../../../support/teardownable'
 
 export const BOOT_MARKER = 'fedvm-guest: modules loaded'
@@ -35,6 +38,23 @@ export async function sourceProxy (tls: TlsIdentity, park: StreamPark): Promise<
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   return { server, url: `https://127.0.0.1:${address.port}` }
+}
+
+/**
+ * Two libvirtds of their own, TLS identities for both ends, and a booted test guest `fedvm-TAG-SUFFIX`
+ * running on the first (a); each is stopped or removed at t's teardown.
+ */
+export async function bootedGuestOnPair (t: Teardownable, suffix: string, size: { memoryMiB: number, diskMiB: number }): Promise<{ a: LibvirtHost, b: LibvirtHost, ids: Identities, name: string, domain: TestDomain, type: 'qemu' | 'kvm' }> {
+  const image = await ensureGuestImage()
+  const type = await chooseDomainType(image)
+  const tag = randomBytes(3).toString('hex')
+  const [a, b] = await LibvirtHost.startAll(t, [{ tag: `${tag}a` }, { tag: `${tag}b` }])
+  const ids = await identities()
+  t.teardown(async () => await rm(ids.dir, { recursive: true, force: true }))
+  const name = `fedvm-${tag}-${suffix}`
+  const domain = await startTestDomain(a, { name, image, type, ...size })
+  await waitGuestReady(domain, 120_000)
+  return { a, b, ids, name, domain, type }
 }
 
 /** Both ends of one live migration, the relay between them; each started part is stopped at t's teardown. */
